@@ -1,0 +1,163 @@
+/*
+ * One asynchronous PostgreSQL connection, shared by many coroutines.
+ *
+ * The connection runs libpq in nonblocking pipeline mode. Statements submitted by coroutines
+ * during one loop turn are sent together as one sync segment (up to max_segment statements),
+ * which PostgreSQL runs as one implicit transaction. Results are released only when the
+ * segment's Sync arrives: if a statement fails, its caller alone gets the error, and the
+ * siblings PostgreSQL rolled back are re-run in a new segment, so each statement takes effect
+ * exactly once. Statements that may not share a transaction (transaction control, SET,
+ * LISTEN, VACUUM ...) travel alone; COPY is refused (pipeline mode cannot carry it).
+ *
+ * A statement in flight when the connection dies fails with LG_ECONNLOST and is never sent
+ * again: its outcome is unknown to the caller, and writes are never replayed silently.
+ * A statement whose deadline passes returns LG_ETIMEDOUT at once; if it was already sent, a
+ * cancel request is sent to the server (from libuv's thread pool, since PQcancel blocks) and
+ * its result is discarded when it arrives.
+ *
+ * Transaction control on a shared connection affects every coroutine using it: use one
+ * connection per transaction (the pool pins connections for that).
+ *
+ * Every call works inside a coroutine of the connection's runtime, or outside any coroutine
+ * (then it runs the loop until done). The connection belongs to one runtime and one thread.
+ */
+#ifndef LIBGUARD_CONN_H
+#define LIBGUARD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libguard/error.h"
+#include "libguard/result.h"
+#include "libguard/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct lg_conn;
+
+/* A server notice or warning (RAISE NOTICE, say). Strings are Borrowed for the hook call. */
+struct lg_notice {
+	const char *severity; /* "NOTICE", "WARNING", ... */
+	const char *sqlstate;
+	const char *message;
+};
+
+struct lg_conn_config {
+	const char *conninfo;            /* libpq keyword/value string or URI. Copied. */
+	uint64_t connect_timeout_ms;     /* 0 = 10,000 */
+	uint64_t statement_timeout_ms;   /* default deadline per statement; 0 = none */
+	unsigned max_segment;            /* statements per sync segment; 0 = 64 */
+	unsigned max_in_flight;          /* statements sent and unanswered; 0 = 4,096 */
+	unsigned prepared_cache_max;     /* cached prepared statements; 0 = 1,024 */
+	/* Called on the loop for every notice; NULL drops them. */
+	void (*notice_hook)(void *ud, const struct lg_notice *notice);
+	void *notice_ud;                 /* Borrowed until the connection is closed. */
+};
+
+/*
+ * Connects to PostgreSQL. Host names are resolved with uv_getaddrinfo (never blocking the
+ * loop); libpq's own connect_timeout is replaced by connect_timeout_ms. On success *out is
+ * Owned by the caller and released with lg_conn_close(). Errors: LG_ERESOLVE, LG_ECONNECT
+ * (refused, authentication, ...), LG_ETIMEDOUT, LG_ECANCELED, LG_EINVAL (bad conninfo).
+ */
+LG_API int lg_conn_connect(struct lg_runtime *rt, const struct lg_conn_config *config,
+			   struct lg_conn **out, struct lg_error *err);
+
+/*
+ * Closes the connection. Statements still queued or in flight complete with LG_ECANCELED;
+ * the memory is released once libuv has closed the socket handle. NULL is a no-op.
+ */
+LG_API void lg_conn_close(struct lg_conn *conn);
+
+/* A bound parameter. Build it with the lg_param_* constructors below. */
+struct lg_param {
+	const void *value;   /* Borrowed until the call returns; unused for inline values */
+	int length;          /* bytes */
+	int format;          /* 0 text, 1 binary */
+	uint32_t oid;        /* type OID; 0 lets the server infer it */
+	bool is_null;
+	bool is_inline;      /* value lives in inline_buf */
+	unsigned char inline_buf[16];
+};
+
+LG_API struct lg_param lg_param_null(void);
+LG_API struct lg_param lg_param_text(const char *s);            /* NUL-terminated UTF-8 */
+LG_API struct lg_param lg_param_textn(const char *s, size_t len);
+LG_API struct lg_param lg_param_int32(int32_t v);               /* int4 */
+LG_API struct lg_param lg_param_int64(int64_t v);               /* int8 */
+LG_API struct lg_param lg_param_double(double v);               /* float8 */
+LG_API struct lg_param lg_param_bool(bool v);
+LG_API struct lg_param lg_param_bytea(const void *data, size_t len);
+LG_API struct lg_param lg_param_uuid(const uint8_t uuid[16]);
+LG_API struct lg_param lg_param_timestamptz(int64_t us_since_unix_epoch);
+LG_API struct lg_param lg_param_jsonb(const char *json);        /* text JSON, sent as jsonb */
+
+#define LG_QUERY_PREPARE 0x1u /* use the connection's prepared statement cache */
+#define LG_QUERY_BINARY  0x2u /* ask for binary result columns */
+#define LG_QUERY_ALONE   0x4u /* send in a sync segment of its own */
+
+struct lg_query_opts {
+	uint64_t deadline;    /* absolute (lg_deadline_in); 0 = the connection's default */
+	unsigned flags;       /* LG_QUERY_* */
+};
+
+/*
+ * Runs one statement with nparams bound parameters (params Borrowed until the call returns;
+ * opts may be NULL). On success *out (may be NULL to discard) is an Owned result freed with
+ * lg_result_free(). Errors: LG_ESERVER (err carries SQLSTATE and the server message),
+ * LG_ECONNLOST (outcome unknown), LG_ETIMEDOUT, LG_ECANCELED, LG_ECLOSED, LG_EINVAL (COPY,
+ * or more parameters than the protocol allows).
+ */
+LG_API int lg_conn_query(struct lg_conn *conn, const char *sql, const struct lg_param *params,
+			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+			 struct lg_error *err);
+
+/* lg_conn_query without parameters or result. */
+LG_API int lg_conn_exec(struct lg_conn *conn, const char *sql, struct lg_error *err);
+
+/* True while the connection is usable (connected and not lost). */
+LG_API bool lg_conn_ok(const struct lg_conn *conn);
+
+/* LISTEN / UNLISTEN on channel (quoted as an identifier; Borrowed for the call). */
+LG_API int lg_conn_listen(struct lg_conn *conn, const char *channel, struct lg_error *err);
+LG_API int lg_conn_unlisten(struct lg_conn *conn, const char *channel, struct lg_error *err);
+
+struct lg_notification {
+	char *channel;
+	char *payload;
+	int backend_pid;
+};
+
+/*
+ * Waits for the next notification received on conn (queued in arrival order; at most one
+ * waiter at a time: LG_EBUSY otherwise). *out is Owned: free with lg_notification_free().
+ * LG_ECONNLOST once the connection is lost (notifications sent meanwhile are gone).
+ */
+LG_API int lg_conn_notification(struct lg_conn *conn, uint64_t deadline,
+				struct lg_notification **out, struct lg_error *err);
+LG_API void lg_notification_free(struct lg_notification *n);
+
+struct lg_conn_stats {
+	uint64_t statements;   /* completed, with success or failure */
+	uint64_t failed;
+	uint64_t segments;     /* sync segments sent */
+	uint64_t reruns;       /* statements re-run after a sibling failed */
+	uint64_t prepares;     /* Parse messages sent */
+	uint64_t cancels;      /* cancel requests sent */
+	size_t pending;        /* queued, not sent */
+	size_t in_flight;      /* sent, unanswered */
+};
+
+LG_API void lg_conn_get_stats(const struct lg_conn *conn, struct lg_conn_stats *out);
+
+/* The server's process id for this session (0 if not connected). */
+LG_API int lg_conn_backend_pid(const struct lg_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBGUARD_CONN_H */

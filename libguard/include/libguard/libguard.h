@@ -1,0 +1,11 @@
+/* libguard: coroutine-native PostgreSQL data layer. Include this one header. */
+#ifndef LIBGUARD_H
+#define LIBGUARD_H
+
+#include "libguard/alloc.h"
+#include "libguard/conn.h"
+#include "libguard/error.h"
+#include "libguard/result.h"
+#include "libguard/runtime.h"
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * Private layout of a PostgreSQL connection and the pieces shared by its files:
+ * pg_connect.c (resolve + connect state machine), pg_pipeline.c (segments and results),
+ * pg_conn.c (public calls, poll dispatch, close), pg_notify.c (LISTEN/notifications),
+ * pg_prep.c-like cache helpers inside pg_pipeline.c.
+ */
+#ifndef LG_PG_CONN_INT_H
+#define LG_PG_CONN_INT_H
+
+#include <libpq-fe.h>
+
+#include "libguard/conn.h"
+#include "sched_int.h"
+
+enum conn_state {
+	LG__CONN_RESOLVING,
+	LG__CONN_CONNECTING,
+	LG__CONN_READY,
+	LG__CONN_BROKEN, /* lost: every call fails with LG_ECONNLOST */
+	LG__CONN_CLOSED,
+};
+
+enum stmt_outcome {
+	LG__STMT_QUEUED,
+	LG__STMT_SENT,
+	LG__STMT_OK,
+	LG__STMT_FAILED,  /* the server rejected it: its caller gets the error */
+	LG__STMT_ABORTED, /* skipped or rolled back because a sibling failed */
+};
+
+enum prep_state {
+	LG__PREP_NONE,
+	LG__PREP_PREPARING, /* Parse sent, answer not yet read */
+	LG__PREP_READY,
+};
+
+struct lg__prep {
+	struct lg__prep *next; /* hash chain */
+	uint64_t hash;
+	char *sql;
+	uint32_t *types;
+	int nparams;
+	enum prep_state state;
+	char name[24];
+};
+
+struct lg__stmt {
+	struct lg__stmt *next;
+	struct lg__stmt *prev;
+	struct lg_conn *conn;
+	const char *sql;
+	int nparams;
+	const char **values;   /* arrays built at submit time, pointing at Borrowed params */
+	int *lengths;
+	int *formats;
+	uint32_t *types;
+	int result_format;
+	unsigned flags;
+	bool alone;
+	bool abandoned;        /* the caller left (deadline/cancel); the connection frees it */
+	bool cancel_victim;    /* a cancel request was sent for it */
+	struct lg__prep *prep;
+	bool sent_prepare;
+	enum stmt_outcome outcome;
+	PGresult *result;
+	PGresult *error;
+	int fail_code;         /* LG_ECONNLOST, LG_ECANCELED ... when not a server error */
+	char fail_msg[200];
+	struct lg__waiter *waiter;
+	struct lg__segment *segment;
+};
+
+struct lg__segment {
+	struct lg__segment *next;
+	struct lg__stmt *head;
+	struct lg__stmt *tail;
+	struct lg__stmt *cursor; /* statement whose results come next; NULL: awaiting Sync */
+	bool cursor_in_prepare;  /* the Parse answer of cursor comes first */
+	bool awaiting_null;      /* the current query's results ended; a NULL follows */
+	bool failed;
+	size_t count;
+};
+
+struct lg__stmtq {
+	struct lg__stmt *head;
+	struct lg__stmt *tail;
+	size_t len;
+};
+
+struct lg__conn_poll {
+	uv_poll_t handle; /* first: freed in the close callback */
+	struct lg_conn *conn;
+	int fd;
+};
+
+struct lg__notify_item {
+	struct lg__notify_item *next;
+	struct lg_notification n;
+};
+
+struct lg_conn {
+	struct lg_runtime *rt;
+	struct lg__resource resource;
+	struct lg__flush flush;
+	enum conn_state state;
+	PGconn *pg;
+	struct lg__conn_poll *poll;
+	int poll_events;
+	int refs; /* the conn itself, the poll handle, cancel requests in flight */
+
+	/* connect */
+	char **kw;
+	char **vals;
+	struct lg__waiter *connect_waiter;
+	int connect_rc;
+	char connect_msg[LG_ERROR_MSG_SIZE];
+	uv_getaddrinfo_t *resolver;
+
+	/* config */
+	uint64_t statement_timeout_ms;
+	unsigned max_segment;
+	unsigned max_in_flight;
+	unsigned prepared_cache_max;
+	void (*notice_hook)(void *ud, const struct lg_notice *notice);
+	void *notice_ud;
+
+	/* pipeline */
+	struct lg__stmtq pending;
+	struct lg__segment *seg_head;
+	struct lg__segment *seg_tail;
+	size_t in_flight;
+	bool cancel_pending;     /* a cancel request may still hit a statement */
+	bool cancel_victim_live; /* its target's segment has not completed yet */
+	int cancel_works;        /* cancel requests running on the thread pool */
+	struct lg__prep **prep_buckets;
+	size_t prep_nbuckets;
+	size_t prep_count;
+	unsigned prep_seq;
+	char lost_msg[LG_ERROR_MSG_SIZE];
+
+	/* notifications */
+	struct lg__notify_item *notify_head;
+	struct lg__notify_item *notify_tail;
+	struct lg__waiter *notify_waiter;
+
+	struct lg_conn_stats stats;
+};
+
+/* pg_conn.c */
+void lg__conn_poll_update(struct lg_conn *c);
+int lg__conn_poll_open(struct lg_conn *c);
+void lg__conn_unref(struct lg_conn *c);
+void lg__conn_fail(struct lg_conn *c, int code, const char *why);
+
+/* pg_connect.c */
+int lg__conn_start(struct lg_conn *c, const char *conninfo, struct lg_error *err);
+void lg__conn_connect_on_event(struct lg_conn *c);
+void lg__conn_connect_abort(struct lg__waiter *w, int status);
+
+/* pg_pipeline.c */
+void lg__pipe_submit(struct lg_conn *c, struct lg__stmt *s);
+void lg__pipe_on_flush(struct lg__flush *f);
+int lg__pipe_on_readable(struct lg_conn *c);
+int lg__pipe_on_writable(struct lg_conn *c);
+void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why);
+void lg__pipe_abandon(struct lg_conn *c, struct lg__stmt *s);
+void lg__stmt_free(struct lg__stmt *s);
+void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s);
+void lg__prep_free_all(struct lg_conn *c);
+
+/* pg_notify.c */
+void lg__notify_drain(struct lg_conn *c);
+void lg__notify_fail(struct lg_conn *c, int code);
+void lg__notify_free_all(struct lg_conn *c);
+
+/* pg_result.c */
+struct lg_result *lg__result_wrap(PGresult *pg);
+
+/* Copies libpq's message without its trailing newline into buf. */
+void lg__pg_message(char *buf, size_t size, const char *msg);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * Pipeline mode: sync segments, result matching, failure isolation.
+ * (libpq documentation, "Pipeline Mode"; protocol: Extended Query, Sync.)
+ *
+ * Happy path:
+ *   1. At the end of a loop turn the flush takes the queued statements in order and sends
+ *      them as segments of at most max_segment statements, each closed by PQpipelineSync.
+ *      A statement marked alone (transaction control, SET, LISTEN, VACUUM ...) gets a
+ *      segment of its own. With the prepared cache, the first use of a text sends Parse
+ *      (PQsendPrepare) ahead of its execution in the same segment.
+ *   2. Readable socket: PQconsumeInput, then PQgetResult while libpq is not busy. Results
+ *      arrive in send order: per query its result(s), then NULL; per segment one
+ *      PGRES_PIPELINE_SYNC. Each result is stored on its statement; nothing is released yet,
+ *      because PostgreSQL commits a segment's implicit transaction only at Sync.
+ *   3. At Sync every statement of the segment is released to its caller.
+ *
+ * Failure modes:
+ *   - A statement fails: PostgreSQL aborts the segment's implicit transaction. The rest of
+ *     the segment comes back PGRES_PIPELINE_ABORTED and the earlier statements were rolled
+ *     back. The failing statement's caller gets the error; every sibling is queued again at
+ *     the front, in order, and re-sent in a fresh segment (nothing of it committed).
+ *   - A Parse fails or is skipped: the cache entry returns to "not prepared".
+ *   - A statement whose caller left (deadline/cancel) is dropped, never re-sent; when it is
+ *     the one the server is executing, a cancel request is sent. A cancel can land on the
+ *     next statement instead (57014); such a statement is treated as a rolled-back sibling.
+ *   - The connection is lost: every statement in flight fails with LG_ECONNLOST (its
+ *     segment may or may not have committed: never replayed); queued ones fail as not sent.
+ */
+#include "pg_conn_int.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_int.h"
+
+_Static_assert(sizeof(Oid) == sizeof(uint32_t), "Oid is 32 bits");
+
+#define PIPE_PREP_BUCKETS 256
+
+void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s)
+{
+	if (s->prev != NULL) {
+		s->prev->next = s->next;
+	} else {
+		q->head = s->next;
+	}
+	if (s->next != NULL) {
+		s->next->prev = s->prev;
+	} else {
+		q->tail = s->prev;
+	}
+	s->next = s->prev = NULL;
+	q->len--;
+}
+
+static void stmtq_push(struct lg__stmtq *q, struct lg__stmt *s)
+{
+	s->next = NULL;
+	s->prev = q->tail;
+	if (q->tail != NULL) {
+		q->tail->next = s;
+	} else {
+		q->head = s;
+	}
+	q->tail = s;
+	q->len++;
+}
+
+void lg__stmt_free(struct lg__stmt *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	PQclear(s->result);
+	PQclear(s->error);
+	lg__free(s);
+}
+
+/* Prepared statement cache, keyed by SQL text and parameter types. */
+
+static uint64_t prep_hash(const char *sql, const uint32_t *types, int n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)sql; *p != '\0'; p++) {
+		h = (h ^ *p) * 1099511628211ull;
+	}
+	for (int i = 0; i < n; i++) {
+		h = (h ^ types[i]) * 1099511628211ull;
+	}
+	return h;
+}
+
+static struct lg__prep *prep_get(struct lg_conn *c, const struct lg__stmt *s)
+{
+	if (c->prep_buckets == NULL) {
+		c->prep_buckets = lg__calloc(PIPE_PREP_BUCKETS, sizeof(*c->prep_buckets));
+		if (c->prep_buckets == NULL) {
+			return NULL;
+		}
+		c->prep_nbuckets = PIPE_PREP_BUCKETS;
+	}
+	uint64_t h = prep_hash(s->sql, s->types, s->nparams);
+	struct lg__prep **b = &c->prep_buckets[h % c->prep_nbuckets];
+	for (struct lg__prep *p = *b; p != NULL; p = p->next) {
+		if (p->hash == h && p->nparams == s->nparams && strcmp(p->sql, s->sql) == 0 &&
+		    memcmp(p->types, s->types, sizeof(uint32_t) * (size_t)s->nparams) == 0) {
+			return p;
+		}
+	}
+	if (c->prep_count >= c->prepared_cache_max) {
+		return NULL; /* full: run unprepared rather than evict under the server's feet */
+	}
+	size_t sql_len = strlen(s->sql) + 1;
+	size_t types_len = sizeof(uint32_t) * (size_t)s->nparams;
+	struct lg__prep *p = lg__calloc(1, sizeof(*p) + types_len + sql_len);
+	if (p == NULL) {
+		return NULL;
+	}
+	p->types = (uint32_t *)(p + 1);
+	p->sql = (char *)p->types + types_len;
+	memcpy(p->types, s->types, types_len);
+	memcpy(p->sql, s->sql, sql_len);
+	p->nparams = s->nparams;
+	p->hash = h;
+	snprintf(p->name, sizeof(p->name), "lg_%u", ++c->prep_seq);
+	p->next = *b;
+	*b = p;
+	c->prep_count++;
+	return p;
+}
+
+void lg__prep_free_all(struct lg_conn *c)
+{
+	for (size_t i = 0; i < c->prep_nbuckets; i++) {
+		struct lg__prep *p = c->prep_buckets[i];
+		while (p != NULL) {
+			struct lg__prep *next = p->next;
+			lg__free(p);
+			p = next;
+		}
+	}
+	lg__free(c->prep_buckets);
+	c->prep_buckets = NULL;
+	c->prep_nbuckets = 0;
+	c->prep_count = 0;
+}
+
+/* Sending. */
+
+static int pipe_send_stmt(struct lg_conn *c, struct lg__stmt *s)
+{
+	s->prep = (s->flags & LG_QUERY_PREPARE) ? prep_get(c, s) : NULL;
+	s->sent_prepare = false;
+	if (s->prep == NULL) {
+		return PQsendQueryParams(c->pg, s->sql, s->nparams, (const Oid *)s->types,
+					 s->values, s->lengths, s->formats, s->result_format);
+	}
+	if (s->prep->state == LG__PREP_NONE) {
+		if (!PQsendPrepare(c->pg, s->prep->name, s->sql, s->nparams,
+				   (const Oid *)s->types)) {
+			return 0;
+		}
+		s->prep->state = LG__PREP_PREPARING;
+		s->sent_prepare = true;
+		c->stats.prepares++;
+	}
+	return PQsendQueryPrepared(c->pg, s->prep->name, s->nparams, s->values, s->lengths,
+				   s->formats, s->result_format);
+}
+
+static struct lg__segment *pipe_segment_new(struct lg_conn *c)
+{
+	struct lg__segment *seg = lg__calloc(1, sizeof(*seg));
+	if (seg == NULL) {
+		return NULL;
+	}
+	if (c->seg_tail != NULL) {
+		c->seg_tail->next = seg;
+	} else {
+		c->seg_head = seg;
+	}
+	c->seg_tail = seg;
+	return seg;
+}
+
+static void seg_append(struct lg__segment *seg, struct lg__stmt *s)
+{
+	s->next = NULL;
+	s->prev = seg->tail;
+	if (seg->tail != NULL) {
+		seg->tail->next = s;
+	} else {
+		seg->head = s;
+	}
+	seg->tail = s;
+	seg->count++;
+	s->segment = seg;
+}
+
+/* Sends one segment from the front of the queue; returns false when the connection broke. */
+static bool pipe_send_segment(struct lg_conn *c)
+{
+	struct lg__segment *seg = pipe_segment_new(c);
+	if (seg == NULL) {
+		return true; /* out of memory: the statements stay queued for the next turn */
+	}
+	struct lg__stmt *s;
+	while ((s = c->pending.head) != NULL && seg->count < c->max_segment &&
+	       (seg->count == 0 || (!s->alone && c->in_flight < c->max_in_flight))) {
+		lg__stmtq_remove(&c->pending, s);
+		seg_append(seg, s);
+		s->outcome = LG__STMT_SENT;
+		c->in_flight++;
+		if (!pipe_send_stmt(c, s)) {
+			lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+			return false;
+		}
+		if (s->alone) {
+			break;
+		}
+	}
+	if (!PQpipelineSync(c->pg)) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return false;
+	}
+	seg->cursor = seg->head;
+	seg->cursor_in_prepare = seg->head->sent_prepare;
+	c->stats.segments++;
+	return true;
+}
+
+static int pipe_flush_output(struct lg_conn *c)
+{
+	int rc = PQflush(c->pg);
+	if (rc < 0) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return -1;
+	}
+	int want = UV_READABLE | (rc == 1 ? UV_WRITABLE : 0);
+	if (want != c->poll_events) {
+		c->poll_events = want;
+		lg__conn_poll_update(c);
+	}
+	return 0;
+}
+
+void lg__pipe_on_flush(struct lg__flush *f)
+{
+	struct lg_conn *c = (struct lg_conn *)((char *)f - offsetof(struct lg_conn, flush));
+	if (c->state != LG__CONN_READY) {
+		return;
+	}
+	while (c->pending.head != NULL && c->in_flight < c->max_in_flight) {
+		if (!pipe_send_segment(c)) {
+			return;
+		}
+	}
+	pipe_flush_output(c);
+}
+
+void lg__pipe_submit(struct lg_conn *c, struct lg__stmt *s)
+{
+	s->conn = c;
+	s->outcome = LG__STMT_QUEUED;
+	stmtq_push(&c->pending, s);
+	lg__flush_schedule(c->rt, &c->flush);
+}
+
+int lg__pipe_on_writable(struct lg_conn *c)
+{
+	return pipe_flush_output(c);
+}

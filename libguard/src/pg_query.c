@@ -1,0 +1,286 @@
+/*
+ * Submitting statements: parameter constructors, lg_conn_query and lg_conn_exec.
+ *
+ * The caller's statement record lives on the heap, not on the coroutine stack, because a
+ * statement already sent outlives a caller that gave up (deadline, cancellation): the
+ * connection then owns it and frees it when its results arrive or the connection dies.
+ */
+#include "pg_conn_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+#include "pg_types.h"
+#include "sql_classify.h"
+
+/* Type OIDs from PostgreSQL's pg_type.dat. */
+#define OID_BOOL 16
+#define OID_BYTEA 17
+#define OID_INT8 20
+#define OID_INT4 23
+#define OID_TEXT 25
+#define OID_FLOAT8 701
+#define OID_TIMESTAMPTZ 1184
+#define OID_UUID 2950
+#define OID_JSONB 3802
+
+#define QUERY_MAX_PARAMS 65535 /* the Bind message counts parameters in an int16 */
+
+LG_API struct lg_param lg_param_null(void)
+{
+	struct lg_param p = {0};
+	p.is_null = true;
+	return p;
+}
+
+LG_API struct lg_param lg_param_textn(const char *s, size_t len)
+{
+	struct lg_param p = {0};
+	p.value = s;
+	p.length = (int)len;
+	p.is_null = s == NULL;
+	return p;
+}
+
+LG_API struct lg_param lg_param_text(const char *s)
+{
+	return lg_param_textn(s, s != NULL ? strlen(s) : 0);
+}
+
+static struct lg_param param_inline(uint32_t oid, const void *bytes, int len)
+{
+	struct lg_param p = {0};
+	p.format = 1;
+	p.oid = oid;
+	p.is_inline = true;
+	p.length = len;
+	memcpy(p.inline_buf, bytes, (size_t)len);
+	return p;
+}
+
+LG_API struct lg_param lg_param_int32(int32_t v)
+{
+	uint8_t b[4];
+	lg__pg_put_be32(b, (uint32_t)v);
+	return param_inline(OID_INT4, b, 4);
+}
+
+LG_API struct lg_param lg_param_int64(int64_t v)
+{
+	uint8_t b[8];
+	lg__pg_put_be64(b, (uint64_t)v);
+	return param_inline(OID_INT8, b, 8);
+}
+
+LG_API struct lg_param lg_param_double(double v)
+{
+	uint64_t bits;
+	memcpy(&bits, &v, sizeof(bits));
+	uint8_t b[8];
+	lg__pg_put_be64(b, bits);
+	return param_inline(OID_FLOAT8, b, 8);
+}
+
+LG_API struct lg_param lg_param_bool(bool v)
+{
+	uint8_t b = v ? 1 : 0;
+	return param_inline(OID_BOOL, &b, 1);
+}
+
+LG_API struct lg_param lg_param_bytea(const void *data, size_t len)
+{
+	struct lg_param p = {0};
+	p.value = data;
+	p.length = (int)len;
+	p.format = 1;
+	p.oid = OID_BYTEA;
+	p.is_null = data == NULL && len > 0;
+	return p;
+}
+
+LG_API struct lg_param lg_param_uuid(const uint8_t uuid[16])
+{
+	return param_inline(OID_UUID, uuid, 16);
+}
+
+LG_API struct lg_param lg_param_timestamptz(int64_t us_since_unix_epoch)
+{
+	uint8_t b[8];
+	lg__pg_put_be64(b, (uint64_t)lg__pg_timestamptz_to_binary(us_since_unix_epoch));
+	return param_inline(OID_TIMESTAMPTZ, b, 8);
+}
+
+LG_API struct lg_param lg_param_jsonb(const char *json)
+{
+	struct lg_param p = lg_param_text(json);
+	p.oid = OID_JSONB;
+	return p;
+}
+
+static struct lg__stmt *query_stmt_new(const char *sql, const struct lg_param *params, int n)
+{
+	size_t extra = (size_t)n * (sizeof(char *) + 2 * sizeof(int) + sizeof(uint32_t));
+	struct lg__stmt *s = lg__calloc(1, sizeof(*s) + extra);
+	if (s == NULL) {
+		return NULL;
+	}
+	s->sql = sql;
+	s->nparams = n;
+	s->values = (const char **)(s + 1);
+	s->lengths = (int *)(s->values + n);
+	s->formats = s->lengths + n;
+	s->types = (uint32_t *)(s->formats + n);
+	for (int i = 0; i < n; i++) {
+		const struct lg_param *p = &params[i];
+		s->values[i] = p->is_null ? NULL
+					  : p->is_inline ? (const char *)p->inline_buf
+							 : (p->value != NULL ? p->value : "");
+		s->lengths[i] = p->length;
+		s->formats[i] = p->format;
+		s->types[i] = p->oid;
+	}
+	return s;
+}
+
+/* A parked caller. After an abort the record may belong to the connection (and be freed by
+ * it at any later turn), so what the caller needs to know is noted here. */
+struct query_wait {
+	struct lg__waiter w; /* first: the abort hook casts back */
+	struct lg__stmt *s;
+	bool unsent;
+};
+
+static void query_abort(struct lg__waiter *w, int status)
+{
+	struct query_wait *qw = (struct query_wait *)w;
+	struct lg__stmt *s = qw->s;
+	if (s->outcome == LG__STMT_QUEUED) {
+		lg__stmtq_remove(&s->conn->pending, s);
+		s->waiter = NULL;
+		qw->unsent = true;
+	} else {
+		lg__pipe_abandon(s->conn, s);
+	}
+	lg__waiter_wake(w, status);
+}
+
+static int query_fill_error(struct lg__stmt *s, struct lg_error *err)
+{
+	if (s->fail_code != 0) {
+		return lg__error_set(err, s->fail_code, "%s", s->fail_msg);
+	}
+	const PGresult *e = s->error;
+	const char *primary = PQresultErrorField(e, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(e, PG_DIAG_MESSAGE_DETAIL);
+	const char *severity = PQresultErrorField(e, PG_DIAG_SEVERITY_NONLOCALIZED);
+	lg__error_set(err, LG_ESERVER, "%s: %s%s%s", severity != NULL ? severity : "ERROR",
+		      primary != NULL ? primary : PQresultErrorMessage(e),
+		      detail != NULL ? " (" : "", detail != NULL ? detail : "");
+	if (err != NULL && detail != NULL) {
+		size_t n = strlen(err->message);
+		if (n + 1 < sizeof(err->message)) {
+			err->message[n] = ')';
+			err->message[n + 1] = '\0';
+		}
+	}
+	lg__error_set_sqlstate(err, PQresultErrorField(e, PG_DIAG_SQLSTATE));
+	return LG_ESERVER;
+}
+
+struct query_args {
+	struct lg_conn *c;
+	const char *sql;
+	const struct lg_param *params;
+	int nparams;
+	const struct lg_query_opts *opts;
+	struct lg_result **out;
+	struct lg_error *err;
+	bool alone;
+};
+
+static int query_not_ready(struct lg_conn *c, struct lg_error *err)
+{
+	if (c->state == LG__CONN_CLOSED) {
+		return lg__error_set(err, LG_ECLOSED, "query: connection closed");
+	}
+	return lg__error_set(err, LG_ECONNLOST, "query: connection lost: %s", c->lost_msg);
+}
+
+static int query_in_coro(void *arg)
+{
+	struct query_args *a = arg;
+	struct lg_conn *c = a->c;
+	if (c->state != LG__CONN_READY) {
+		return query_not_ready(c, a->err);
+	}
+	struct lg__stmt *s = query_stmt_new(a->sql, a->params, a->nparams);
+	if (s == NULL) {
+		return lg__error_set(a->err, LG_ENOMEM, "query: out of memory");
+	}
+	unsigned flags = a->opts != NULL ? a->opts->flags : 0;
+	s->flags = flags;
+	s->alone = a->alone || (flags & LG_QUERY_ALONE);
+	s->result_format = (flags & LG_QUERY_BINARY) ? 1 : 0;
+	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0 ? a->opts->deadline
+			    : c->statement_timeout_ms != 0 ? lg_deadline_in(c->statement_timeout_ms)
+							   : LG_DEADLINE_NONE;
+	struct query_wait qw = {.s = s};
+	lg__waiter_init(&qw.w, query_abort);
+	s->waiter = &qw.w;
+	lg__pipe_submit(c, s);
+	int rc = lg__park(&qw.w, deadline);
+	if (rc != 0) {
+		if (qw.unsent) {
+			lg__stmt_free(s); /* the connection let go of it */
+		}
+		return lg__error_set(a->err, rc, "query: %s%s", lg_strerror(rc),
+				     qw.unsent ? " before it was sent" : " (sent; outcome unknown)");
+	}
+	if (s->outcome == LG__STMT_OK) {
+		rc = 0;
+		if (a->out != NULL) {
+			*a->out = lg__result_wrap(s->result);
+			if (*a->out == NULL) {
+				rc = lg__error_set(a->err, LG_ENOMEM, "query: out of memory");
+			} else {
+				s->result = NULL;
+			}
+		}
+	} else {
+		rc = query_fill_error(s, a->err);
+	}
+	lg__stmt_free(s);
+	return rc;
+}
+
+LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_param *params,
+			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+			 struct lg_error *err)
+{
+	lg_error_clear(err);
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (c == NULL || sql == NULL || nparams < 0 || nparams > QUERY_MAX_PARAMS ||
+	    (nparams > 0 && params == NULL)) {
+		return lg__error_set(err, LG_EINVAL, "query: invalid arguments");
+	}
+	enum lg__sql_kind kind = lg__sql_classify(sql);
+	if (kind == LG__SQL_UNSUPPORTED) {
+		return lg__error_set(err, LG_EINVAL,
+				     "query: COPY cannot run on a pipelined connection");
+	}
+	struct query_args a = {c, sql, params, nparams, opts, out, err, kind == LG__SQL_ALONE};
+	int rc = lg__run_in_coro(c->rt, query_in_coro, &a);
+	if (rc == LG_EBUSY) {
+		lg__error_set(err, rc, "query: called from a loop callback");
+	}
+	return rc;
+}
+
+LG_API int lg_conn_exec(struct lg_conn *c, const char *sql, struct lg_error *err)
+{
+	return lg_conn_query(c, sql, NULL, 0, NULL, NULL, err);
+}

@@ -1,0 +1,349 @@
+/*
+ * Result accessors over a PGresult: bounds, NULL and type checks, then decoding of the text
+ * or binary form (decoders in pg_types.c). bytea in text form is decoded on first access and
+ * kept with the result, so the returned pointer lives as long as the result.
+ */
+#include "pg_conn_int.h"
+
+#include <string.h>
+
+#include "alloc_int.h"
+#include "pg_types.h"
+
+/* Type OIDs from PostgreSQL's pg_type.dat. */
+enum {
+	OID_BOOL = 16,
+	OID_BYTEA = 17,
+	OID_NAME = 19,
+	OID_INT8 = 20,
+	OID_INT2 = 21,
+	OID_INT4 = 23,
+	OID_TEXT = 25,
+	OID_OID = 26,
+	OID_JSON = 114,
+	OID_FLOAT4 = 700,
+	OID_FLOAT8 = 701,
+	OID_BPCHAR = 1042,
+	OID_VARCHAR = 1043,
+	OID_TIMESTAMP = 1114,
+	OID_TIMESTAMPTZ = 1184,
+	OID_NUMERIC = 1700,
+	OID_UUID = 2950,
+	OID_JSONB = 3802,
+};
+
+struct bytea_cell {
+	struct bytea_cell *next;
+	int row;
+	int col;
+	size_t len;
+	uint8_t data[];
+};
+
+struct lg_result {
+	PGresult *pg;
+	struct bytea_cell *decoded;
+};
+
+struct lg_result *lg__result_wrap(PGresult *pg)
+{
+	struct lg_result *r = lg__calloc(1, sizeof(*r));
+	if (r != NULL) {
+		r->pg = pg;
+	}
+	return r;
+}
+
+LG_API void lg_result_free(struct lg_result *r)
+{
+	if (r == NULL) {
+		return;
+	}
+	while (r->decoded != NULL) {
+		struct bytea_cell *next = r->decoded->next;
+		lg__free(r->decoded);
+		r->decoded = next;
+	}
+	PQclear(r->pg);
+	lg__free(r);
+}
+
+LG_API int lg_result_rows(const struct lg_result *r)
+{
+	return PQntuples(r->pg);
+}
+
+LG_API int lg_result_cols(const struct lg_result *r)
+{
+	return PQnfields(r->pg);
+}
+
+LG_API int64_t lg_result_affected(const struct lg_result *r)
+{
+	const char *n = PQcmdTuples(r->pg);
+	int64_t v = 0;
+	if (n == NULL || n[0] == '\0' || lg__pg_parse_int64(n, strlen(n), &v) != 0) {
+		return 0;
+	}
+	return v;
+}
+
+LG_API const char *lg_result_command(const struct lg_result *r)
+{
+	return PQcmdStatus(r->pg);
+}
+
+LG_API const char *lg_result_col_name(const struct lg_result *r, int col)
+{
+	return PQfname(r->pg, col);
+}
+
+LG_API int lg_result_col_index(const struct lg_result *r, const char *name)
+{
+	/* Exact match first: PQfnumber folds unquoted names to lower case. */
+	for (int i = 0; i < PQnfields(r->pg); i++) {
+		if (strcmp(PQfname(r->pg, i), name) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+LG_API uint32_t lg_result_col_type(const struct lg_result *r, int col)
+{
+	return col >= 0 && col < PQnfields(r->pg) ? PQftype(r->pg, col) : 0;
+}
+
+static bool result_in_range(const struct lg_result *r, int row, int col)
+{
+	return row >= 0 && col >= 0 && row < PQntuples(r->pg) && col < PQnfields(r->pg);
+}
+
+LG_API bool lg_result_is_null(const struct lg_result *r, int row, int col)
+{
+	return !result_in_range(r, row, col) || PQgetisnull(r->pg, row, col);
+}
+
+/* Common checks; on success v, len and binary describe the cell. */
+static int result_cell(const struct lg_result *r, int row, int col, const char **v,
+		       size_t *len, bool *binary)
+{
+	if (!result_in_range(r, row, col)) {
+		return LG_EINVAL;
+	}
+	if (PQgetisnull(r->pg, row, col)) {
+		return LG_ENULL;
+	}
+	*v = PQgetvalue(r->pg, row, col);
+	*len = (size_t)PQgetlength(r->pg, row, col);
+	*binary = PQfformat(r->pg, col) == 1;
+	return 0;
+}
+
+LG_API int lg_result_int64(const struct lg_result *r, int row, int col, int64_t *out)
+{
+	const char *v;
+	size_t len;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &len, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	Oid t = PQftype(r->pg, col);
+	if (t == OID_OID) {
+		int64_t u;
+		rc = bin ? lg__pg_binary_int(v, len, &u) : lg__pg_parse_int64(v, len, &u);
+		*out = bin ? (int64_t)(uint32_t)u : u;
+		return rc;
+	}
+	if (t != OID_INT2 && t != OID_INT4 && t != OID_INT8) {
+		return LG_ETYPE;
+	}
+	return bin ? lg__pg_binary_int(v, len, out) : lg__pg_parse_int64(v, len, out);
+}
+
+LG_API int lg_result_double(const struct lg_result *r, int row, int col, double *out)
+{
+	const char *v;
+	size_t len;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &len, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	Oid t = PQftype(r->pg, col);
+	if (t == OID_FLOAT4 || t == OID_FLOAT8) {
+		return bin ? lg__pg_binary_float(v, len, out) : lg__pg_parse_double(v, len, out);
+	}
+	if (t == OID_NUMERIC && !bin) {
+		return lg__pg_parse_double(v, len, out);
+	}
+	return LG_ETYPE;
+}
+
+LG_API int lg_result_bool(const struct lg_result *r, int row, int col, bool *out)
+{
+	const char *v;
+	size_t len;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &len, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	if (PQftype(r->pg, col) != OID_BOOL) {
+		return LG_ETYPE;
+	}
+	if (bin) {
+		if (len != 1) {
+			return LG_EINVAL;
+		}
+		*out = v[0] != 0;
+		return 0;
+	}
+	return lg__pg_parse_bool(v, len, out);
+}
+
+static bool result_textlike(Oid t)
+{
+	return t == OID_TEXT || t == OID_VARCHAR || t == OID_BPCHAR || t == OID_NAME ||
+	       t == OID_JSON || t == OID_JSONB;
+}
+
+LG_API int lg_result_text(const struct lg_result *r, int row, int col, const char **out,
+			  size_t *len)
+{
+	const char *v;
+	size_t n;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &n, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	if (bin) {
+		Oid t = PQftype(r->pg, col);
+		if (!result_textlike(t)) {
+			return LG_ETYPE;
+		}
+		if (t == OID_JSONB) {
+			/* Binary jsonb is a version byte (1) followed by the JSON text. */
+			if (n < 1 || v[0] != 1) {
+				return LG_EINVAL;
+			}
+			v++;
+			n--;
+		}
+	}
+	*out = v;
+	if (len != NULL) {
+		*len = n;
+	}
+	return 0;
+}
+
+LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t **out,
+			   size_t *len)
+{
+	const char *v;
+	size_t n;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &n, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	if (PQftype(r->pg, col) != OID_BYTEA) {
+		return LG_ETYPE;
+	}
+	if (bin) {
+		*out = (const uint8_t *)v;
+		*len = n;
+		return 0;
+	}
+	for (struct bytea_cell *cell = r->decoded; cell != NULL; cell = cell->next) {
+		if (cell->row == row && cell->col == col) {
+			*out = cell->data;
+			*len = cell->len;
+			return 0;
+		}
+	}
+	size_t need = 0;
+	rc = lg__pg_bytea_text_decode(v, n, NULL, 0, &need);
+	if (rc != 0) {
+		return rc;
+	}
+	struct bytea_cell *cell = lg__malloc(sizeof(*cell) + need + 1);
+	if (cell == NULL) {
+		return LG_ENOMEM;
+	}
+	rc = lg__pg_bytea_text_decode(v, n, cell->data, need + 1, &cell->len);
+	if (rc != 0) {
+		lg__free(cell);
+		return rc;
+	}
+	cell->row = row;
+	cell->col = col;
+	cell->next = r->decoded;
+	r->decoded = cell;
+	*out = cell->data;
+	*len = cell->len;
+	return 0;
+}
+
+LG_API int lg_result_timestamptz(const struct lg_result *r, int row, int col, int64_t *out)
+{
+	const char *v;
+	size_t len;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &len, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	Oid t = PQftype(r->pg, col);
+	if (t != OID_TIMESTAMPTZ && t != OID_TIMESTAMP) {
+		return LG_ETYPE;
+	}
+	if (bin) {
+		int64_t pg_us;
+		rc = len == 8 ? lg__pg_binary_int(v, len, &pg_us) : LG_EINVAL;
+		if (rc == 0) {
+			*out = lg__pg_timestamptz_from_binary(pg_us);
+		}
+		return rc;
+	}
+	return lg__pg_parse_timestamptz(v, len, out);
+}
+
+LG_API int lg_result_uuid(const struct lg_result *r, int row, int col, uint8_t out[16])
+{
+	const char *v;
+	size_t len;
+	bool bin;
+	int rc = result_cell(r, row, col, &v, &len, &bin);
+	if (rc != 0) {
+		return rc;
+	}
+	if (PQftype(r->pg, col) != OID_UUID) {
+		return LG_ETYPE;
+	}
+	if (bin) {
+		if (len != 16) {
+			return LG_EINVAL;
+		}
+		memcpy(out, v, 16);
+		return 0;
+	}
+	return lg__pg_parse_uuid(v, len, out);
+}
+
+LG_API int lg_result_int64_by_name(const struct lg_result *r, int row, const char *name,
+				   int64_t *out)
+{
+	int col = lg_result_col_index(r, name);
+	return col < 0 ? LG_ENOTFOUND : lg_result_int64(r, row, col, out);
+}
+
+LG_API int lg_result_text_by_name(const struct lg_result *r, int row, const char *name,
+				  const char **out, size_t *len)
+{
+	int col = lg_result_col_index(r, name);
+	return col < 0 ? LG_ENOTFOUND : lg_result_text(r, row, col, out, len);
+}

@@ -1,0 +1,312 @@
+/*
+ * Reading pipeline results back and releasing them to their callers (see pg_pipeline.c for
+ * the segment protocol and its failure modes), plus cancel requests and connection loss.
+ */
+#include "pg_conn_int.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_int.h"
+
+#define SQLSTATE_QUERY_CANCELED "57014"
+
+static void results_release(struct lg_conn *c, struct lg__stmt *s)
+{
+	c->stats.statements++;
+	if (s->outcome != LG__STMT_OK) {
+		c->stats.failed++;
+	}
+	if (s->abandoned) {
+		lg__stmt_free(s);
+		return;
+	}
+	struct lg__waiter *w = s->waiter;
+	s->waiter = NULL;
+	lg__waiter_wake(w, 0);
+}
+
+/* Was s's failure caused by a cancel request meant for another statement? */
+static bool results_stray_cancel(struct lg_conn *c, const struct lg__stmt *s)
+{
+	if (!c->cancel_pending || s->abandoned || s->cancel_victim || s->error == NULL) {
+		return false;
+	}
+	const char *state = PQresultErrorField(s->error, PG_DIAG_SQLSTATE);
+	return state != NULL && strcmp(state, SQLSTATE_QUERY_CANCELED) == 0;
+}
+
+static void results_complete_segment(struct lg_conn *c, struct lg__segment *seg)
+{
+	c->seg_head = seg->next;
+	if (c->seg_head == NULL) {
+		c->seg_tail = NULL;
+	}
+	struct lg__stmtq rerun = {0};
+	struct lg__stmt *s = seg->head;
+	while (s != NULL) {
+		struct lg__stmt *next = s->next;
+		c->in_flight--;
+		if (s->cancel_victim) {
+			c->cancel_victim_live = false;
+			c->cancel_pending = c->cancel_works > 0;
+		}
+		if (seg->failed && s->outcome == LG__STMT_FAILED && results_stray_cancel(c, s)) {
+			c->cancel_pending = false;
+			s->outcome = LG__STMT_ABORTED;
+		}
+		if (!seg->failed || s->outcome == LG__STMT_FAILED || s->abandoned) {
+			results_release(c, s);
+		} else {
+			/* Rolled back with its segment: nothing of it committed, send it again. */
+			PQclear(s->result);
+			PQclear(s->error);
+			s->result = s->error = NULL;
+			s->outcome = LG__STMT_QUEUED;
+			s->segment = NULL;
+			c->stats.reruns++;
+			s->next = NULL;
+			s->prev = rerun.tail;
+			if (rerun.tail != NULL) {
+				rerun.tail->next = s;
+			} else {
+				rerun.head = s;
+			}
+			rerun.tail = s;
+			rerun.len++;
+		}
+		s = next;
+	}
+	lg__free(seg);
+	if (rerun.head != NULL) {
+		rerun.tail->next = c->pending.head;
+		if (c->pending.head != NULL) {
+			c->pending.head->prev = rerun.tail;
+		} else {
+			c->pending.tail = rerun.tail;
+		}
+		c->pending.head = rerun.head;
+		c->pending.len += rerun.len;
+	}
+	if (c->pending.head != NULL) {
+		lg__flush_schedule(c->rt, &c->flush);
+	}
+}
+
+static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg__stmt *s,
+			  PGresult *r)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (seg->cursor_in_prepare) {
+		if (st == PGRES_COMMAND_OK) {
+			s->prep->state = LG__PREP_READY;
+			PQclear(r);
+			return;
+		}
+		s->prep->state = LG__PREP_NONE;
+	}
+	switch (st) {
+	case PGRES_TUPLES_OK:
+	case PGRES_COMMAND_OK:
+	case PGRES_EMPTY_QUERY:
+		if (s->outcome == LG__STMT_SENT && s->result == NULL) {
+			s->result = r;
+			s->outcome = LG__STMT_OK;
+			return;
+		}
+		break;
+	case PGRES_FATAL_ERROR:
+		if (s->error == NULL) {
+			PQclear(s->result);
+			s->result = NULL;
+			s->error = r;
+			s->outcome = LG__STMT_FAILED;
+			seg->failed = true;
+			return;
+		}
+		break;
+	case PGRES_PIPELINE_ABORTED:
+		if (s->outcome != LG__STMT_FAILED) {
+			s->outcome = LG__STMT_ABORTED;
+		}
+		seg->failed = true;
+		break;
+	default:
+		/* COPY and other states cannot be carried in pipeline mode. */
+		lg__conn_fail(c, LG_EPROTO, "unexpected result status in pipeline");
+		break;
+	}
+	PQclear(r);
+}
+
+static void results_advance(struct lg__segment *seg)
+{
+	seg->awaiting_null = false;
+	if (seg->cursor_in_prepare) {
+		seg->cursor_in_prepare = false;
+		return;
+	}
+	seg->cursor = seg->cursor->next;
+	seg->cursor_in_prepare = seg->cursor != NULL && seg->cursor->sent_prepare;
+}
+
+static void results_cancel_head(struct lg_conn *c);
+
+static void results_process(struct lg_conn *c)
+{
+	while (c->state == LG__CONN_READY && !PQisBusy(c->pg)) {
+		PGresult *r = PQgetResult(c->pg);
+		struct lg__segment *seg = c->seg_head;
+		if (r == NULL) {
+			if (seg != NULL && seg->awaiting_null) {
+				results_advance(seg);
+				continue;
+			}
+			break;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (seg == NULL || (st != PGRES_PIPELINE_SYNC && seg->cursor == NULL)) {
+			/* An error outside any statement: the server is ending the session. */
+			char msg[LG_ERROR_MSG_SIZE];
+			lg__pg_message(msg, sizeof(msg), PQresultErrorMessage(r));
+			PQclear(r);
+			lg__conn_fail(c, LG_ECONNLOST, msg[0] ? msg : "unexpected result");
+			return;
+		}
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			results_complete_segment(c, seg);
+			continue;
+		}
+		results_store(c, seg, seg->cursor, r);
+		seg->awaiting_null = true;
+	}
+	results_cancel_head(c);
+}
+
+int lg__pipe_on_readable(struct lg_conn *c)
+{
+	if (!PQconsumeInput(c->pg)) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return -1;
+	}
+	lg__notify_drain(c);
+	results_process(c);
+	lg__notify_drain(c);
+	if (c->state == LG__CONN_READY && PQstatus(c->pg) == CONNECTION_BAD) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return -1;
+	}
+	return c->state == LG__CONN_READY ? 0 : -1;
+}
+
+static void results_fail_stmt(struct lg__stmt *s, int code, const char *prefix, const char *why)
+{
+	if (s->abandoned) {
+		lg__stmt_free(s);
+		return;
+	}
+	s->fail_code = code;
+	s->outcome = LG__STMT_FAILED;
+	const char *server = s->error != NULL ? PQresultErrorField(s->error, PG_DIAG_MESSAGE_PRIMARY)
+					      : NULL;
+	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s%s%s%s", prefix, why,
+		 server != NULL ? "; server said: " : "", server != NULL ? server : "");
+	PQclear(s->result);
+	s->result = NULL;
+	struct lg__waiter *w = s->waiter;
+	s->waiter = NULL;
+	lg__waiter_wake(w, 0);
+}
+
+void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)
+{
+	const char *sent = code == LG_ECONNLOST ? "connection lost, outcome unknown: " : "";
+	while (c->seg_head != NULL) {
+		struct lg__segment *seg = c->seg_head;
+		c->seg_head = seg->next;
+		struct lg__stmt *s = seg->head;
+		while (s != NULL) {
+			struct lg__stmt *next = s->next;
+			results_fail_stmt(s, code, sent, why);
+			s = next;
+		}
+		lg__free(seg);
+	}
+	c->seg_tail = NULL;
+	c->in_flight = 0;
+	const char *unsent = code == LG_ECONNLOST ? "connection lost, not sent: " : "";
+	struct lg__stmt *s;
+	while ((s = c->pending.head) != NULL) {
+		lg__stmtq_remove(&c->pending, s);
+		results_fail_stmt(s, code, unsent, why);
+	}
+}
+
+/* Cancel requests: PQcancel blocks on a new connection, so it runs on the thread pool. */
+
+struct results_cancel {
+	uv_work_t req;
+	struct lg_conn *conn;
+	PGcancel *cancel;
+	char errbuf[256];
+};
+
+static void results_cancel_work(uv_work_t *req)
+{
+	struct results_cancel *rc = req->data;
+	PQcancel(rc->cancel, rc->errbuf, sizeof(rc->errbuf));
+}
+
+static void results_cancel_done(uv_work_t *req, int status)
+{
+	(void)status;
+	struct results_cancel *rc = req->data;
+	struct lg_conn *c = rc->conn;
+	PQfreeCancel(rc->cancel);
+	lg__free(rc);
+	c->cancel_works--;
+	if (!c->cancel_victim_live && c->cancel_works == 0) {
+		c->cancel_pending = false;
+	}
+	lg__conn_unref(c);
+}
+
+static void results_cancel_head(struct lg_conn *c)
+{
+	struct lg__segment *seg = c->seg_head;
+	if (c->state != LG__CONN_READY || c->cancel_pending || seg == NULL ||
+	    seg->cursor == NULL || !seg->cursor->abandoned || seg->cursor->cancel_victim) {
+		return;
+	}
+	struct results_cancel *rc = lg__calloc(1, sizeof(*rc));
+	if (rc == NULL) {
+		return; /* the statement runs to completion; its result is discarded */
+	}
+	rc->cancel = PQgetCancel(c->pg);
+	if (rc->cancel == NULL) {
+		lg__free(rc);
+		return;
+	}
+	rc->conn = c;
+	rc->req.data = rc;
+	if (uv_queue_work(lg_runtime_loop(c->rt), &rc->req, results_cancel_work, results_cancel_done) != 0) {
+		PQfreeCancel(rc->cancel);
+		lg__free(rc);
+		return;
+	}
+	seg->cursor->cancel_victim = true;
+	c->cancel_pending = true;
+	c->cancel_victim_live = true;
+	c->cancel_works++;
+	c->refs++;
+	c->stats.cancels++;
+}
+
+void lg__pipe_abandon(struct lg_conn *c, struct lg__stmt *s)
+{
+	s->abandoned = true;
+	s->waiter = NULL;
+	results_cancel_head(c);
+}

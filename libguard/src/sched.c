@@ -1,0 +1,510 @@
+/*
+ * The scheduler: one per runtime, driving coroutines from a libuv loop.
+ *
+ * Happy path of one loop turn:
+ *   1. Wake-ups from I/O callbacks, timers or other coroutines append coroutines to the ready
+ *      queue (each at most once) and activate the idle handle, so the loop does not block.
+ *   2. The idle callback takes the queue as it stands and resumes each coroutine until it parks
+ *      again or finishes. Coroutines readied meanwhile wait for the next turn, so one turn is
+ *      bounded and I/O stays responsive.
+ *   3. Then the flushes that those coroutines scheduled run once each (a connection sends the
+ *      statements queued this turn as one pipeline segment).
+ *   4. With nothing ready and nothing to flush the idle handle stops and the loop may block.
+ *
+ * Failure modes: a park whose deadline passes or whose coroutine is canceled calls the
+ * waiter's abort hook, which unregisters it and wakes it with LG_ETIMEDOUT / LG_ECANCELED.
+ * A blocking call outside any coroutine runs the same code in a fresh coroutine while the
+ * loop runs; if the loop runs dry with that coroutine still parked (nothing can wake it), the
+ * coroutine is canceled so the call returns LG_ECANCELED instead of hanging.
+ */
+#include "runtime_int.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+
+#define SCHED_DEFAULT_STACK (256 * 1024)
+#define SCHED_DEFAULT_STACK_CACHE 64
+
+static _Thread_local struct lg_runtime *sched_tls_rt;
+
+LG_API uint64_t lg_now_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
+LG_API uint64_t lg_deadline_in(uint64_t ms)
+{
+	uint64_t now = lg_now_ms();
+	return ms >= LG_DEADLINE_NONE - now ? LG_DEADLINE_NONE : now + ms;
+}
+
+LG_API struct lg_runtime *lg_runtime_current(void)
+{
+	struct lg_runtime *rt = sched_tls_rt;
+	return rt != NULL && rt->current != NULL ? rt : NULL;
+}
+
+LG_API struct lg_coro *lg_coro_self(void)
+{
+	struct lg_runtime *rt = sched_tls_rt;
+	return rt != NULL ? rt->current : NULL;
+}
+
+struct lg_runtime *lg__runtime_of(struct lg_coro *c)
+{
+	return c->rt;
+}
+
+LG_API uv_loop_t *lg_runtime_loop(struct lg_runtime *rt)
+{
+	return rt->loop;
+}
+
+static void sched_on_idle(uv_idle_t *handle);
+
+void lg__ready(struct lg_coro *c)
+{
+	struct lg_runtime *rt = c->rt;
+	if (c->queued || c->finished) {
+		return;
+	}
+	c->queued = true;
+	c->ready_next = NULL;
+	if (rt->ready_tail != NULL) {
+		rt->ready_tail->ready_next = c;
+	} else {
+		rt->ready_head = c;
+	}
+	rt->ready_tail = c;
+	uv_idle_start(&rt->idle, sched_on_idle);
+}
+
+void lg__flush_schedule(struct lg_runtime *rt, struct lg__flush *f)
+{
+	if (f->queued) {
+		return;
+	}
+	f->queued = true;
+	f->next = rt->flush_head;
+	rt->flush_head = f;
+	uv_idle_start(&rt->idle, sched_on_idle);
+}
+
+static void sched_stack_put(struct lg_runtime *rt, struct lg__stack *stack)
+{
+	if (rt->stack_cache_len < rt->stack_cache_max) {
+		rt->stack_cache[rt->stack_cache_len++] = *stack;
+		stack->base = NULL;
+		stack->size = 0;
+		return;
+	}
+	lg__stack_release(stack);
+}
+
+static void sched_live_unlink(struct lg_runtime *rt, struct lg_coro *c)
+{
+	if (c->live_prev != NULL) {
+		c->live_prev->live_next = c->live_next;
+	} else {
+		rt->live = c->live_next;
+	}
+	if (c->live_next != NULL) {
+		c->live_next->live_prev = c->live_prev;
+	}
+	rt->live_count--;
+}
+
+/* Runs on the scheduler right after a coroutine's last switch. */
+static void sched_finished(struct lg_runtime *rt, struct lg_coro *c)
+{
+	sched_live_unlink(rt, c);
+	sched_stack_put(rt, &c->stack);
+	if (c->detached) {
+		lg__free(c);
+		return;
+	}
+	if (c->joiner != NULL) {
+		struct lg__waiter *w = c->joiner;
+		c->joiner = NULL;
+		lg__waiter_wake(w, 0);
+	}
+}
+
+static void sched_run_ready(struct lg_runtime *rt)
+{
+	struct lg_coro *c = rt->ready_head;
+	rt->ready_head = NULL;
+	rt->ready_tail = NULL;
+	while (c != NULL) {
+		struct lg_coro *next = c->ready_next;
+		c->queued = false;
+		rt->current = c;
+		lg__coro_resume(rt, c);
+		rt->current = NULL;
+		if (c->finished) {
+			sched_finished(rt, c);
+		}
+		c = next;
+	}
+}
+
+static void sched_run_flushes(struct lg_runtime *rt)
+{
+	while (rt->flush_head != NULL) {
+		struct lg__flush *f = rt->flush_head;
+		rt->flush_head = f->next;
+		f->queued = false;
+		f->fn(f);
+	}
+}
+
+static void sched_on_idle(uv_idle_t *handle)
+{
+	struct lg_runtime *rt = handle->data;
+	struct lg_runtime *saved = sched_tls_rt;
+	sched_tls_rt = rt;
+	rt->loop_depth++;
+	sched_run_ready(rt);
+	sched_run_flushes(rt);
+	rt->loop_depth--;
+	sched_tls_rt = saved;
+	if (rt->ready_head == NULL && rt->flush_head == NULL) {
+		uv_idle_stop(&rt->idle);
+	}
+}
+
+void lg__coro_main(struct lg_coro *c)
+{
+	c->fn(c->arg);
+	c->finished = true;
+}
+
+LG_API int lg_runtime_new(uv_loop_t *loop, const struct lg_runtime_config *config,
+			  struct lg_runtime **out)
+{
+	struct lg_runtime *rt = lg__calloc(1, sizeof(*rt));
+	if (rt == NULL) {
+		return LG_ENOMEM;
+	}
+	rt->stack_size = config != NULL && config->stack_size != 0 ? config->stack_size
+								    : SCHED_DEFAULT_STACK;
+	rt->stack_cache_max = config != NULL && config->stack_cache != 0
+				      ? config->stack_cache
+				      : SCHED_DEFAULT_STACK_CACHE;
+	rt->stack_cache = lg__calloc(rt->stack_cache_max, sizeof(*rt->stack_cache));
+	if (rt->stack_cache == NULL) {
+		lg__free(rt);
+		return LG_ENOMEM;
+	}
+	if (loop == NULL) {
+		loop = lg__malloc(sizeof(*loop));
+		if (loop == NULL || uv_loop_init(loop) != 0) {
+			lg__free(loop);
+			lg__free(rt->stack_cache);
+			lg__free(rt);
+			return LG_ENOMEM;
+		}
+		rt->own_loop = true;
+	}
+	rt->loop = loop;
+	uv_idle_init(loop, &rt->idle);
+	rt->idle.data = rt;
+	uv_timer_init(loop, &rt->timer);
+	rt->timer.data = rt;
+	*out = rt;
+	return 0;
+}
+
+static void sched_on_handle_closed(uv_handle_t *handle)
+{
+	struct lg_runtime *rt = handle->data;
+	rt->pending_closes--;
+}
+
+LG_API int lg_runtime_run(struct lg_runtime *rt)
+{
+	if (rt->loop_depth > 0 || lg_coro_self() != NULL) {
+		return LG_EBUSY;
+	}
+	/* Open connections keep their sockets watched, so the loop itself would never run dry:
+	 * run until the coroutines are done instead. */
+	while (rt->live_count > 0) {
+		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && rt->live_count > 0 &&
+		    rt->ready_head == NULL) {
+			return LG_EBUSY; /* whatever is still parked can never be woken */
+		}
+	}
+	return 0;
+}
+
+LG_API void lg_runtime_free(struct lg_runtime *rt)
+{
+	if (rt == NULL) {
+		return;
+	}
+	assert(rt->loop_depth == 0 && lg_coro_self() == NULL);
+	while (rt->resources != NULL) {
+		struct lg__resource *res = rt->resources;
+		lg__resource_remove(rt, res);
+		res->close(res);
+	}
+	for (struct lg_coro *c = rt->live; c != NULL; c = c->live_next) {
+		lg_coro_cancel(c);
+	}
+	while (rt->live_count > 0 || rt->ready_head != NULL || rt->flush_head != NULL) {
+		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && rt->ready_head == NULL) {
+			break;
+		}
+	}
+	assert(rt->live_count == 0);
+	rt->pending_closes = 2;
+	uv_close((uv_handle_t *)&rt->idle, sched_on_handle_closed);
+	uv_close((uv_handle_t *)&rt->timer, sched_on_handle_closed);
+	while (rt->pending_closes > 0) {
+		uv_run(rt->loop, UV_RUN_ONCE);
+	}
+	lg__timer_heap_free(rt);
+	for (size_t i = 0; i < rt->stack_cache_len; i++) {
+		lg__stack_release(&rt->stack_cache[i]);
+	}
+	lg__free(rt->stack_cache);
+	if (rt->own_loop) {
+		uv_run(rt->loop, UV_RUN_DEFAULT);
+		uv_loop_close(rt->loop);
+		lg__free(rt->loop);
+	}
+	lg__free(rt);
+}
+
+LG_API int lg_coro_spawn(struct lg_runtime *rt, void (*fn)(void *arg), void *arg,
+			 struct lg_coro **out)
+{
+	struct lg_coro *c = lg__calloc(1, sizeof(*c));
+	if (c == NULL) {
+		return LG_ENOMEM;
+	}
+	if (rt->stack_cache_len > 0) {
+		c->stack = rt->stack_cache[--rt->stack_cache_len];
+	} else if (lg__stack_alloc(rt->stack_size, &c->stack) != 0) {
+		lg__free(c);
+		return LG_ENOMEM;
+	}
+	c->rt = rt;
+	c->fn = fn;
+	c->arg = arg;
+	c->detached = out == NULL;
+	lg__coro_prepare(c);
+	c->live_next = rt->live;
+	if (rt->live != NULL) {
+		rt->live->live_prev = c;
+	}
+	rt->live = c;
+	rt->live_count++;
+	lg__ready(c);
+	if (out != NULL) {
+		*out = c;
+	}
+	return 0;
+}
+
+void lg__waiter_init(struct lg__waiter *w, void (*abort)(struct lg__waiter *w, int status))
+{
+	memset(w, 0, sizeof(*w));
+	w->abort = abort;
+	w->coro = lg_coro_self();
+}
+
+void lg__waiter_wake(struct lg__waiter *w, int status)
+{
+	if (w->done) {
+		return;
+	}
+	w->done = true;
+	w->status = status;
+	if (w->coro != w->coro->rt->current) {
+		lg__ready(w->coro); /* the running coroutine sees done before it parks */
+	}
+}
+
+struct sched_deadline {
+	struct lg__timer timer;
+	struct lg__waiter *w;
+};
+
+static void sched_on_deadline(struct lg__timer *t)
+{
+	struct sched_deadline *d = (struct sched_deadline *)t;
+	if (!d->w->done) {
+		d->w->abort(d->w, LG_ETIMEDOUT);
+	}
+}
+
+int lg__park(struct lg__waiter *w, uint64_t deadline)
+{
+	struct lg_coro *c = lg_coro_self();
+	assert(c != NULL && w->abort != NULL && w->coro == c);
+	if (c->canceled && !w->done) {
+		w->abort(w, LG_ECANCELED);
+	}
+	if (!w->done && deadline != LG_DEADLINE_NONE && deadline <= lg_now_ms()) {
+		w->abort(w, LG_ETIMEDOUT);
+	}
+	struct sched_deadline d = {.w = w};
+	lg__timer_init(&d.timer, sched_on_deadline);
+	if (!w->done && deadline != LG_DEADLINE_NONE) {
+		lg__timer_start(c->rt, &d.timer, deadline);
+	}
+	while (!w->done) {
+		c->waiter = w;
+		lg__coro_suspend(c);
+		c->waiter = NULL;
+	}
+	lg__timer_stop(c->rt, &d.timer);
+	return w->status;
+}
+
+static void sched_abort_plain(struct lg__waiter *w, int status)
+{
+	lg__waiter_wake(w, status);
+}
+
+LG_API int lg_yield(void)
+{
+	struct lg_coro *c = lg_coro_self();
+	if (c == NULL) {
+		return LG_ENOTCORO;
+	}
+	if (c->canceled) {
+		return LG_ECANCELED;
+	}
+	lg__ready(c);
+	lg__coro_suspend(c);
+	return c->canceled ? LG_ECANCELED : 0;
+}
+
+LG_API int lg_sleep(uint64_t ms)
+{
+	if (lg_coro_self() == NULL) {
+		return LG_ENOTCORO;
+	}
+	struct lg__waiter w;
+	lg__waiter_init(&w, sched_abort_plain);
+	int rc = lg__park(&w, lg_deadline_in(ms));
+	return rc == LG_ETIMEDOUT ? 0 : rc;
+}
+
+LG_API void lg_coro_cancel(struct lg_coro *c)
+{
+	if (c->finished || c->canceled) {
+		return;
+	}
+	c->canceled = true;
+	if (c->waiter != NULL && !c->waiter->done) {
+		c->waiter->abort(c->waiter, LG_ECANCELED);
+	}
+}
+
+LG_API bool lg_coro_canceled(void)
+{
+	struct lg_coro *c = lg_coro_self();
+	return c != NULL && c->canceled;
+}
+
+static void sched_abort_join(struct lg__waiter *w, int status)
+{
+	struct lg_coro *target = w->data;
+	target->joiner = NULL;
+	lg__waiter_wake(w, status);
+}
+
+static int sched_join_in_coro(void *arg)
+{
+	struct lg_coro *target = ((void **)arg)[0];
+	uint64_t deadline = *(uint64_t *)((void **)arg)[1];
+	if (!target->finished) {
+		struct lg__waiter w;
+		lg__waiter_init(&w, sched_abort_join);
+		w.data = target;
+		assert(target->joiner == NULL);
+		target->joiner = &w;
+		int rc = lg__park(&w, deadline);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+LG_API int lg_coro_join(struct lg_coro *c, uint64_t deadline)
+{
+	assert(!c->detached);
+	void *args[2] = {c, &deadline};
+	int rc = c->finished ? 0 : lg__run_in_coro(c->rt, sched_join_in_coro, args);
+	if (rc == 0) {
+		assert(c->finished);
+		lg__free(c);
+	}
+	return rc;
+}
+
+struct sched_sync_call {
+	int (*fn)(void *arg);
+	void *arg;
+	int rc;
+};
+
+static void sched_sync_trampoline(void *arg)
+{
+	struct sched_sync_call *call = arg;
+	call->rc = call->fn(call->arg);
+}
+
+int lg__run_in_coro(struct lg_runtime *rt, int (*fn)(void *arg), void *arg)
+{
+	struct lg_coro *self = lg_coro_self();
+	if (self != NULL && self->rt == rt) {
+		return fn(arg);
+	}
+	if (self != NULL || rt->loop_depth > 0) {
+		return LG_EBUSY; /* another runtime's coroutine, or a loop callback */
+	}
+	struct sched_sync_call call = {fn, arg, 0};
+	struct lg_coro *c;
+	int rc = lg_coro_spawn(rt, sched_sync_trampoline, &call, &c);
+	if (rc != 0) {
+		return rc;
+	}
+	while (!c->finished) {
+		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && !c->finished && !c->queued) {
+			lg_coro_cancel(c); /* nothing left that could wake it */
+		}
+	}
+	lg__free(c);
+	return call.rc;
+}
+
+void lg__resource_add(struct lg_runtime *rt, struct lg__resource *res)
+{
+	res->prev = NULL;
+	res->next = rt->resources;
+	if (rt->resources != NULL) {
+		rt->resources->prev = res;
+	}
+	rt->resources = res;
+}
+
+void lg__resource_remove(struct lg_runtime *rt, struct lg__resource *res)
+{
+	if (res->prev != NULL) {
+		res->prev->next = res->next;
+	} else if (rt->resources == res) {
+		rt->resources = res->next;
+	}
+	if (res->next != NULL) {
+		res->next->prev = res->prev;
+	}
+	res->next = res->prev = NULL;
+}

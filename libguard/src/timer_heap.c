@@ -1,0 +1,145 @@
+/*
+ * Deadlines of one runtime: a binary min-heap of lg__timer keyed by absolute time, backed by a
+ * single uv_timer armed to the earliest entry. Parking with a deadline costs a heap insert and
+ * removal instead of a libuv handle (whose memory could only be freed in a close callback).
+ *
+ * The uv_timer fires on the loop's cached clock; the callback re-reads the monotonic clock,
+ * runs every expired entry (each callback may start or stop other timers) and re-arms for
+ * the rest. An allocation failure while growing the heap is reported by lg__timer_start;
+ * callers then fail the operation instead of waiting without a deadline.
+ */
+#include "runtime_int.h"
+
+#include <assert.h>
+
+#include "alloc_int.h"
+
+void lg__timer_init(struct lg__timer *t, void (*cb)(struct lg__timer *t))
+{
+	t->when = 0;
+	t->heap_index = SIZE_MAX;
+	t->cb = cb;
+}
+
+bool lg__timer_armed(const struct lg__timer *t)
+{
+	return t->heap_index != SIZE_MAX;
+}
+
+static bool heap_less(const struct lg__timer *a, const struct lg__timer *b)
+{
+	return a->when < b->when;
+}
+
+static void heap_set(struct lg_runtime *rt, size_t i, struct lg__timer *t)
+{
+	rt->heap[i] = t;
+	t->heap_index = i;
+}
+
+static void heap_sift_up(struct lg_runtime *rt, size_t i)
+{
+	struct lg__timer *t = rt->heap[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!heap_less(t, rt->heap[parent])) {
+			break;
+		}
+		heap_set(rt, i, rt->heap[parent]);
+		i = parent;
+	}
+	heap_set(rt, i, t);
+}
+
+static void heap_sift_down(struct lg_runtime *rt, size_t i)
+{
+	struct lg__timer *t = rt->heap[i];
+	for (;;) {
+		size_t child = 2 * i + 1;
+		if (child >= rt->heap_len) {
+			break;
+		}
+		if (child + 1 < rt->heap_len && heap_less(rt->heap[child + 1], rt->heap[child])) {
+			child++;
+		}
+		if (!heap_less(rt->heap[child], t)) {
+			break;
+		}
+		heap_set(rt, i, rt->heap[child]);
+		i = child;
+	}
+	heap_set(rt, i, t);
+}
+
+static void heap_rearm(struct lg_runtime *rt)
+{
+	if (rt->heap_len == 0) {
+		uv_timer_stop(&rt->timer);
+		return;
+	}
+	uint64_t now = lg_now_ms();
+	uint64_t when = rt->heap[0]->when;
+	uv_timer_start(&rt->timer, lg__timer_heap_on_fire, when > now ? when - now : 0, 0);
+}
+
+int lg__timer_start(struct lg_runtime *rt, struct lg__timer *t, uint64_t when)
+{
+	if (lg__timer_armed(t)) {
+		lg__timer_stop(rt, t);
+	}
+	if (rt->heap_len == rt->heap_cap) {
+		size_t cap = rt->heap_cap == 0 ? 64 : rt->heap_cap * 2;
+		struct lg__timer **heap = lg__realloc(rt->heap, cap * sizeof(*heap));
+		if (heap == NULL) {
+			return LG_ENOMEM;
+		}
+		rt->heap = heap;
+		rt->heap_cap = cap;
+	}
+	t->when = when;
+	heap_set(rt, rt->heap_len++, t);
+	heap_sift_up(rt, t->heap_index);
+	if (rt->heap[0] == t) {
+		heap_rearm(rt);
+	}
+	return 0;
+}
+
+void lg__timer_stop(struct lg_runtime *rt, struct lg__timer *t)
+{
+	if (!lg__timer_armed(t)) {
+		return;
+	}
+	size_t i = t->heap_index;
+	bool was_first = i == 0;
+	t->heap_index = SIZE_MAX;
+	struct lg__timer *last = rt->heap[--rt->heap_len];
+	if (i < rt->heap_len) {
+		heap_set(rt, i, last);
+		heap_sift_down(rt, i);
+		heap_sift_up(rt, last->heap_index);
+	}
+	if (was_first) {
+		heap_rearm(rt);
+	}
+}
+
+void lg__timer_heap_on_fire(uv_timer_t *handle)
+{
+	struct lg_runtime *rt = handle->data;
+	uint64_t now = lg_now_ms();
+	while (rt->heap_len > 0 && rt->heap[0]->when <= now) {
+		struct lg__timer *t = rt->heap[0];
+		lg__timer_stop(rt, t);
+		t->cb(t);
+	}
+	heap_rearm(rt);
+}
+
+void lg__timer_heap_free(struct lg_runtime *rt)
+{
+	assert(rt->heap_len == 0);
+	lg__free(rt->heap);
+	rt->heap = NULL;
+	rt->heap_cap = 0;
+}
