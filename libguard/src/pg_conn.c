@@ -33,6 +33,12 @@
 void lg__pg_message(char *buf, size_t size, const char *msg)
 {
 	snprintf(buf, size, "%s", msg != NULL ? msg : "");
+	/* libpq's messages span lines ("...\n\tThis probably means ..."): make them one line. */
+	for (char *p = buf; *p != '\0'; p++) {
+		if (*p == '\n' || *p == '\t') {
+			*p = ' ';
+		}
+	}
 	size_t n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) {
 		buf[--n] = '\0';

@@ -65,7 +65,7 @@ struct lg__stmt {
 	PGresult *result;
 	PGresult *error;
 	int fail_code;         /* LG_ECONNLOST, LG_ECANCELED ... when not a server error */
-	char fail_msg[200];
+	char fail_msg[LG_ERROR_MSG_SIZE];
 	struct lg__waiter *waiter;
 	struct lg__segment *segment;
 };

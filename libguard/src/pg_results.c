@@ -211,8 +211,9 @@ static void results_fail_stmt(struct lg__stmt *s, int code, const char *prefix, 
 	s->outcome = LG__STMT_FAILED;
 	const char *server = s->error != NULL ? PQresultErrorField(s->error, PG_DIAG_MESSAGE_PRIMARY)
 					      : NULL;
-	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s%s%s%s", prefix, why,
-		 server != NULL ? "; server said: " : "", server != NULL ? server : "");
+	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s%s%s%s%.300s", prefix,
+		 server != NULL ? "server said: " : "", server != NULL ? server : "",
+		 server != NULL ? "; " : "", why);
 	PQclear(s->result);
 	s->result = NULL;
 	struct lg__waiter *w = s->waiter;

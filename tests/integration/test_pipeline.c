@@ -1,0 +1,254 @@
+/*
+ * Pipelining against the real ephemeral PostgreSQL: many coroutines on one connection, failure
+ * isolation inside sync segments, the prepared statement cache, statements that travel alone.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <libguard/libguard.h>
+
+#include "lg_test.h"
+
+static struct lg_runtime *rt;
+static struct lg_conn *conn;
+
+static void connect_shared(void)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
+	struct lg_error err;
+	int rc = lg_conn_connect(rt, &cfg, &conn, &err);
+	cr_assert_eq(rc, 0, "connect: %s", err.message);
+}
+
+static void close_shared(void)
+{
+	lg_conn_close(conn);
+	lg_runtime_free(rt);
+}
+
+static int64_t count_rows(const char *sql)
+{
+	struct lg_result *r;
+	struct lg_error err;
+	cr_assert_eq(lg_conn_query(conn, sql, NULL, 0, NULL, &r, &err), 0, "%s", err.message);
+	int64_t n = -1;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &n), 0);
+	lg_result_free(r);
+	return n;
+}
+
+struct echo_job {
+	int id;
+	int rc;
+	int64_t got;
+};
+
+static void echo_worker(void *arg)
+{
+	struct echo_job *j = arg;
+	struct lg_param p = lg_param_int64(j->id);
+	struct lg_result *r = NULL;
+	struct lg_query_opts opts = {0, LG_QUERY_PREPARE};
+	j->rc = lg_conn_query(conn, "SELECT $1::int8 * 3 + 1", &p, 1, &opts, &r, NULL);
+	if (j->rc == 0) {
+		j->rc = lg_result_int64(r, 0, 0, &j->got);
+	}
+	lg_result_free(r);
+}
+
+Test(pipeline, ten_thousand_coroutines_one_connection, .init = connect_shared,
+     .fini = NULL, .timeout = 120)
+{
+	enum { N = 10000 };
+	struct echo_job *jobs = calloc(N, sizeof(*jobs));
+	for (int i = 0; i < N; i++) {
+		jobs[i].id = i * 7919 - 1000000;
+		jobs[i].rc = -1;
+		cr_assert_eq(lg_coro_spawn(rt, echo_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(jobs[i].rc, 0, "job %d: rc %d", i, jobs[i].rc);
+		cr_assert_eq(jobs[i].got, (int64_t)jobs[i].id * 3 + 1, "job %d got %" PRId64, i,
+			     jobs[i].got);
+	}
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_eq(st.statements, N);
+	cr_assert_eq(st.failed, 0);
+	/* Sharing happened: far fewer syncs than statements. */
+	cr_assert_lt(st.segments, N / 4, "segments %" PRIu64, st.segments);
+	cr_assert_eq(st.prepares, 1, "one Parse for one SQL text, got %" PRIu64, st.prepares);
+	free(jobs);
+	close_shared();
+}
+
+struct insert_job {
+	int id;
+	bool poison;
+	int rc;
+	struct lg_error err;
+};
+
+static void insert_worker(void *arg)
+{
+	struct insert_job *j = arg;
+	struct lg_param p[2] = {lg_param_int64(j->id), lg_param_int64(j->poison ? 0 : 1)};
+	struct lg_query_opts opts = {0, (j->id % 2) ? LG_QUERY_PREPARE : 0};
+	/* 100 / 0 raises division_by_zero for the poisoned job only. */
+	j->rc = lg_conn_query(conn, "INSERT INTO lg_it_seg(id, v) VALUES ($1, 100 / $2)", p, 2,
+			      &opts, NULL, &j->err);
+}
+
+Test(pipeline, failing_statement_only_fails_its_caller, .init = connect_shared, .timeout = 60)
+{
+	struct lg_error err;
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE IF EXISTS lg_it_seg", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "CREATE TABLE lg_it_seg (id int8 PRIMARY KEY, v int8)",
+				  &err),
+		     0, "%s", err.message);
+	enum { N = 300 };
+	struct insert_job jobs[N];
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct insert_job){.id = i, .poison = (i == 150 || i == 151 || i == 7)};
+		cr_assert_eq(lg_coro_spawn(rt, insert_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	int failed = 0;
+	for (int i = 0; i < N; i++) {
+		if (jobs[i].poison) {
+			cr_assert_eq(jobs[i].rc, LG_ESERVER, "job %d rc %d", i, jobs[i].rc);
+			cr_assert_str_eq(jobs[i].err.sqlstate, "22012");
+			failed++;
+		} else {
+			cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+		}
+	}
+	cr_assert_eq(failed, 3);
+	/* Every other INSERT applied exactly once (a replay would hit the primary key). */
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_seg"), N - 3);
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_seg WHERE id IN (7, 150, 151)"), 0);
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_gt(st.reruns, 0, "siblings of the failures were re-run");
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_seg", &err), 0);
+	close_shared();
+}
+
+Test(pipeline, prepared_cache_reuses_and_recovers_from_bad_sql, .init = connect_shared)
+{
+	struct lg_query_opts opts = {0, LG_QUERY_PREPARE};
+	struct lg_error err;
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(lg_conn_query(conn, "SELECT 1", NULL, 0, &opts, NULL, &err), 0);
+	}
+	int rc = lg_conn_query(conn, "SELEC broken", NULL, 0, &opts, NULL, &err);
+	cr_assert_eq(rc, LG_ESERVER);
+	cr_assert_str_eq(err.sqlstate, "42601");
+	/* The failed Parse is not cached as prepared: asking again fails the same way. */
+	rc = lg_conn_query(conn, "SELEC broken", NULL, 0, &opts, NULL, &err);
+	cr_assert_eq(rc, LG_ESERVER);
+	cr_assert_eq(lg_conn_query(conn, "SELECT 1", NULL, 0, &opts, NULL, &err), 0);
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_eq(st.prepares, 3, "SELECT 1 once, the broken text twice: %" PRIu64,
+		     st.prepares);
+	close_shared();
+}
+
+struct set_job {
+	int kind;
+	int rc;
+	char value[64];
+};
+
+static void set_worker(void *arg)
+{
+	struct set_job *j = arg;
+	struct lg_result *r = NULL;
+	if (j->kind == 0) {
+		j->rc = lg_conn_exec(conn, "SET application_name = 'lg_alone'", NULL);
+		return;
+	}
+	if (j->kind == 1) {
+		/* A failing statement queued right after SET must not roll the SET back. */
+		j->rc = lg_conn_exec(conn, "SELECT 1/0", NULL);
+		return;
+	}
+	j->rc = lg_conn_query(conn, "SELECT current_setting('application_name')", NULL, 0, NULL,
+			      &r, NULL);
+	const char *v;
+	if (j->rc == 0 && lg_result_text(r, 0, 0, &v, NULL) == 0) {
+		snprintf(j->value, sizeof(j->value), "%s", v);
+	}
+	lg_result_free(r);
+}
+
+Test(pipeline, session_state_statements_travel_alone, .init = connect_shared)
+{
+	struct set_job jobs[3] = {{.kind = 0}, {.kind = 1}, {.kind = 2}};
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(lg_coro_spawn(rt, set_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	cr_assert_eq(jobs[0].rc, 0);
+	cr_assert_eq(jobs[1].rc, LG_ESERVER);
+	cr_assert_eq(jobs[2].rc, 0);
+	cr_assert_str_eq(jobs[2].value, "lg_alone");
+	struct lg_error err;
+	cr_assert_eq(lg_conn_query(conn, "COPY pg_class TO STDOUT", NULL, 0, NULL, NULL, &err),
+		     LG_EINVAL);
+	close_shared();
+}
+
+static int notices;
+
+static void on_notice(void *ud, const struct lg_notice *n)
+{
+	(void)ud;
+	if (strcmp(n->message, "hello notice") == 0 && strcmp(n->severity, "NOTICE") == 0) {
+		notices++;
+	}
+}
+
+Test(pipeline, notices_reach_the_hook)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn(), .notice_hook = on_notice};
+	struct lg_error err;
+	cr_assert_eq(lg_conn_connect(rt, &cfg, &conn, &err), 0, "%s", err.message);
+	notices = 0;
+	cr_assert_eq(lg_conn_exec(conn, "DO $$BEGIN RAISE NOTICE 'hello notice'; END$$", &err), 0,
+		     "%s", err.message);
+	cr_assert_eq(notices, 1);
+	close_shared();
+}
+
+Test(pipeline, listen_notify_roundtrip, .init = connect_shared)
+{
+	struct lg_conn *other;
+	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
+	struct lg_error err;
+	cr_assert_eq(lg_conn_connect(rt, &cfg, &other, &err), 0);
+	cr_assert_eq(lg_conn_listen(conn, "lg \"odd\" channel", &err), 0, "%s", err.message);
+	struct lg_notification *n = NULL;
+	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(100), &n, &err), LG_ETIMEDOUT);
+	struct lg_param p[2] = {lg_param_text("lg \"odd\" channel"), lg_param_text("payload 1")};
+	cr_assert_eq(lg_conn_query(other, "SELECT pg_notify($1, $2)", p, 2, NULL, NULL, &err), 0);
+	p[1] = lg_param_text("payload 2");
+	cr_assert_eq(lg_conn_query(other, "SELECT pg_notify($1, $2)", p, 2, NULL, NULL, &err), 0);
+	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(5000), &n, &err), 0, "%s",
+		     err.message);
+	cr_assert_str_eq(n->channel, "lg \"odd\" channel");
+	cr_assert_str_eq(n->payload, "payload 1");
+	cr_assert_eq(n->backend_pid, lg_conn_backend_pid(other));
+	lg_notification_free(n);
+	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(5000), &n, &err), 0);
+	cr_assert_str_eq(n->payload, "payload 2");
+	lg_notification_free(n);
+	lg_conn_close(other);
+	close_shared();
+}
