@@ -30,6 +30,13 @@ struct sql_token {
 	size_t len;
 };
 
+/* A read position; end (the terminating NUL) is found once so that searching for the close
+ * of each dollar quote stays linear in the text. */
+struct sql_lexer {
+	const char *p;
+	const char *end;
+};
+
 /* What one statement looks like to the classifiers. */
 struct sql_stmt {
 	struct sql_token head;   /* First word after opening parentheses, or len 0. */
@@ -124,7 +131,7 @@ static const char *sql_skip_quoted(const char *p, char quote, bool backslash)
 
 /* p is at '$'. Returns the position after a complete dollar-quoted string, p itself when
  * the '$' opens no dollar quote, or NULL when the closing delimiter is missing. */
-static const char *sql_skip_dollar(const char *p)
+static const char *sql_skip_dollar(const char *p, const char *text_end)
 {
 	const char *q = p + 1;
 	if (*q != '$') {
@@ -140,7 +147,7 @@ static const char *sql_skip_dollar(const char *p)
 	}
 	size_t delim_len = (size_t)(q - p) + 1;
 	const char *body = q + 1;
-	const char *close = memmem(body, strlen(body), p, delim_len);
+	const char *close = memmem(body, (size_t)(text_end - body), p, delim_len);
 	return close == NULL ? NULL : close + delim_len;
 }
 
@@ -161,7 +168,7 @@ static const char *sql_lex_word(const char *p, enum sql_tok *kind)
 }
 
 /* Lexes the token at p (not blank, not a comment, not NUL); returns its end or NULL. */
-static const char *sql_lex_at(const char *p, enum sql_tok *kind)
+static const char *sql_lex_at(const char *p, const char *text_end, enum sql_tok *kind)
 {
 	const char *end;
 	*kind = SQL_TOK_OTHER;
@@ -180,13 +187,9 @@ static const char *sql_lex_at(const char *p, enum sql_tok *kind)
 	case '"':
 		return sql_skip_quoted(p, '"', false);
 	case '$':
-		end = sql_skip_dollar(p);
-		if (end == p) {
-			/* "$1" is a parameter; a lone '$' is an operator character. */
-			for (end = p + 1; *end >= '0' && *end <= '9'; end++) {
-			}
-		}
-		return end;
+		/* Not a dollar quote: the '$' of a parameter ($1), whose digits lex as a number. */
+		end = sql_skip_dollar(p, text_end);
+		return end == p ? p + 1 : end;
 	default:
 		break;
 	}
@@ -201,26 +204,26 @@ static const char *sql_lex_at(const char *p, enum sql_tok *kind)
 	return p + 1;
 }
 
-static struct sql_token sql_next(const char **cursor)
+static struct sql_token sql_next(struct sql_lexer *lx)
 {
 	struct sql_token t = {SQL_TOK_ERROR, NULL, 0};
-	const char *p = sql_skip_space(*cursor);
+	const char *p = sql_skip_space(lx->p);
 	if (p == NULL) {
 		return t;
 	}
 	t.start = p;
 	if (*p == '\0') {
 		t.kind = SQL_TOK_END;
-		*cursor = p;
+		lx->p = p;
 		return t;
 	}
-	const char *end = sql_lex_at(p, &t.kind);
+	const char *end = sql_lex_at(p, lx->end, &t.kind);
 	if (end == NULL) {
 		t.kind = SQL_TOK_ERROR;
 		return t;
 	}
 	t.len = (size_t)(end - p);
-	*cursor = end;
+	lx->p = end;
 	return t;
 }
 
@@ -260,24 +263,24 @@ static void sql_note_word(struct sql_stmt *st, const struct sql_token *t)
 	st->write_word |= SQL_WORD_IN(t, sql_write_words);
 }
 
-/* Reads one statement from *cursor up to a top-level semicolon or the end. */
-static void sql_scan_stmt(const char **cursor, struct sql_stmt *st)
+/* Reads one statement up to a top-level semicolon or the end of the text. */
+static void sql_scan_stmt(struct sql_lexer *lx, struct sql_stmt *st)
 {
 	struct sql_token t;
 	memset(st, 0, sizeof(*st));
 	do {
-		t = sql_next(cursor);
+		t = sql_next(lx);
 	} while (t.kind == SQL_TOK_LPAREN);
 	st->empty = t.kind == SQL_TOK_END || t.kind == SQL_TOK_SEMI;
 	if (t.kind == SQL_TOK_WORD) {
 		st->head = t;
 		sql_note_word(st, &t);
-		t = sql_next(cursor);
+		t = sql_next(lx);
 		if (t.kind == SQL_TOK_WORD) {
 			st->second = t;
 		}
 	}
-	for (;; t = sql_next(cursor)) {
+	for (;; t = sql_next(lx)) {
 		switch (t.kind) {
 		case SQL_TOK_END:
 			return;
@@ -330,10 +333,11 @@ static enum lg__sql_kind sql_stmt_kind(const struct sql_stmt *st)
 enum lg__sql_kind lg__sql_classify(const char *sql)
 {
 	enum lg__sql_kind kind = LG__SQL_SHAREABLE;
+	struct sql_lexer lx = {sql, sql + strlen(sql)};
 	unsigned statements = 0;
 	struct sql_stmt st;
 	do {
-		sql_scan_stmt(&sql, &st);
+		sql_scan_stmt(&lx, &st);
 		if (st.error) {
 			/* The server will reject the text; keep the failure out of others' segments. */
 			return kind > LG__SQL_ALONE ? kind : LG__SQL_ALONE;
@@ -351,14 +355,17 @@ enum lg__sql_kind lg__sql_classify(const char *sql)
 	return kind;
 }
 
-static const char *const sql_read_heads[] = {"select", "values", "table", "show", "explain", "with"};
+static const char *const sql_read_heads[] = {
+	"select", "values", "table", "show", "explain", "with",
+};
 
 bool lg__sql_is_write(const char *sql)
 {
+	struct sql_lexer lx = {sql, sql + strlen(sql)};
 	unsigned statements = 0;
 	struct sql_stmt st;
 	do {
-		sql_scan_stmt(&sql, &st);
+		sql_scan_stmt(&lx, &st);
 		if (st.error) {
 			return true;
 		}
@@ -369,5 +376,5 @@ bool lg__sql_is_write(const char *sql)
 			return true;
 		}
 	} while (st.more);
-	return statements == 0;
+	return statements == 0; /* Empty text is not known to be a read. */
 }
