@@ -256,6 +256,15 @@ LG_API bool lg_conn_ok(const struct lg_conn *c)
 	return c != NULL && c->state == LG__CONN_READY;
 }
 
+LG_API bool lg_conn_in_transaction(const struct lg_conn *c)
+{
+	if (c == NULL || c->pg == NULL || c->state != LG__CONN_READY) {
+		return false;
+	}
+	PGTransactionStatusType st = PQtransactionStatus(c->pg);
+	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR;
+}
+
 LG_API int lg_conn_backend_pid(const struct lg_conn *c)
 {
 	return c != NULL && c->pg != NULL && c->state == LG__CONN_READY ? PQbackendPID(c->pg) : 0;

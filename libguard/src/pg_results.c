@@ -237,11 +237,13 @@ void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)
 	}
 	c->seg_tail = NULL;
 	c->in_flight = 0;
+	/* Queued statements never reached the server: safe for a caller to send elsewhere. */
+	int unsent_code = code == LG_ECONNLOST ? LG_ENOTSENT : code;
 	const char *unsent = code == LG_ECONNLOST ? "connection lost, not sent: " : "";
 	struct lg__stmt *s;
 	while ((s = c->pending.head) != NULL) {
 		lg__stmtq_remove(&c->pending, s);
-		results_fail_stmt(s, code, unsent, why);
+		results_fail_stmt(s, unsent_code, unsent, why);
 	}
 }
 

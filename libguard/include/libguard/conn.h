@@ -108,8 +108,10 @@ struct lg_query_opts {
  * Runs one statement with nparams bound parameters (params Borrowed until the call returns;
  * opts may be NULL). On success *out (may be NULL to discard) is an Owned result freed with
  * lg_result_free(). Errors: LG_ESERVER (err carries SQLSTATE and the server message),
- * LG_ECONNLOST (outcome unknown), LG_ETIMEDOUT, LG_ECANCELED, LG_ECLOSED, LG_EINVAL (COPY,
- * or more parameters than the protocol allows).
+ * LG_ECONNLOST (sent, outcome unknown; also for any call on a lost connection), LG_ENOTSENT
+ * (the connection was lost while the statement waited to be sent: not executed, safe to send
+ * again elsewhere), LG_ETIMEDOUT, LG_ECANCELED, LG_ECLOSED, LG_EINVAL (COPY, or more
+ * parameters than the protocol allows).
  */
 LG_API int lg_conn_query(struct lg_conn *conn, const char *sql, const struct lg_param *params,
 			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
@@ -120,6 +122,12 @@ LG_API int lg_conn_exec(struct lg_conn *conn, const char *sql, struct lg_error *
 
 /* True while the connection is usable (connected and not lost). */
 LG_API bool lg_conn_ok(const struct lg_conn *conn);
+
+/*
+ * True when the session is inside a transaction block (or a failed one) as of the last
+ * completed segment. Meaningful when no statement is in flight.
+ */
+LG_API bool lg_conn_in_transaction(const struct lg_conn *conn);
 
 /* LISTEN / UNLISTEN on channel (quoted as an identifier; Borrowed for the call). */
 LG_API int lg_conn_listen(struct lg_conn *conn, const char *channel, struct lg_error *err);

@@ -29,6 +29,7 @@ extern "C" {
 	X(ERESOLVE, "name resolution failed")                                              \
 	X(ECONNECT, "connection failed")                                                   \
 	X(ECONNLOST, "connection lost")                                                    \
+	X(ENOTSENT, "connection lost before the statement was sent (not executed)")         \
 	X(ECLOSED, "closed")                                                               \
 	X(ESERVER, "server reported an error")                                             \
 	X(EPROTO, "protocol error")                                                        \

@@ -5,6 +5,7 @@
 #include "libguard/alloc.h"
 #include "libguard/conn.h"
 #include "libguard/error.h"
+#include "libguard/pool.h"
 #include "libguard/result.h"
 #include "libguard/runtime.h"
 

@@ -1,0 +1,161 @@
+/*
+ * lg_pool: a few persistent PostgreSQL connections serving thousands of coroutines.
+ *
+ * Statements from many coroutines are multiplexed over the pool's connections: each goes to
+ * the least-loaded healthy connection with room (at most max_in_flight_per_conn statements
+ * in flight on one connection), where the statements of one loop turn share a pipeline sync
+ * segment (see conn.h for the failure isolation). When every connection is full, callers wait
+ * in one FIFO queue with their acquire deadline; a freed slot is handed to the oldest waiter,
+ * so nobody starves under overload.
+ *
+ * Transactions pin one connection exclusively from BEGIN to COMMIT/ROLLBACK.
+ *
+ * Health: a lost connection fails its in-flight statements with LG_ECONNLOST (never
+ * replayed); statements it had not sent yet are sent on another connection. Lost connections
+ * are replaced in the background with exponential backoff and jitter; connections past
+ * max_lifetime_ms, or idle past idle_timeout_ms while the pool is above min_conns, are retired
+ * only once nothing is in flight on them.
+ *
+ * All calls work inside a coroutine of the pool's runtime or outside any coroutine.
+ */
+#ifndef LIBGUARD_POOL_H
+#define LIBGUARD_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libguard/conn.h"
+#include "libguard/error.h"
+#include "libguard/result.h"
+#include "libguard/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct lg_pool;
+struct lg_tx;
+
+struct lg_pool_config {
+	const char *conninfo;              /* Copied */
+	unsigned min_conns;                /* opened at start and kept; 0 = 1 */
+	unsigned max_conns;                /* 0 = max(min_conns, 4) */
+	unsigned max_in_flight_per_conn;   /* 0 = 256 */
+	unsigned max_segment;              /* statements per sync segment; 0 = 64 */
+	uint64_t acquire_timeout_ms;       /* default wait for a slot; 0 = 5,000 */
+	uint64_t connect_timeout_ms;       /* per attempt; 0 = 5,000 */
+	uint64_t statement_timeout_ms;     /* default statement deadline; 0 = none */
+	uint64_t max_lifetime_ms;          /* 0 = never rotate */
+	uint64_t idle_timeout_ms;          /* close idle connections above min; 0 = never */
+	uint64_t backoff_initial_ms;       /* reconnect backoff; 0 = 50 */
+	uint64_t backoff_max_ms;           /* 0 = 5,000 */
+	uint64_t drain_timeout_ms;         /* graceful close waits this long; 0 = 10,000 */
+	bool no_warmup;                    /* do not wait for min_conns in lg_pool_new */
+};
+
+/*
+ * Creates a pool on rt (Borrowed: must outlive the pool). Unless no_warmup, waits until
+ * min_conns connections are open (or the first connect error: the pool is then not
+ * created and err says why). On success *out is Owned; release with lg_pool_close().
+ */
+LG_API int lg_pool_new(struct lg_runtime *rt, const struct lg_pool_config *config,
+		       struct lg_pool **out, struct lg_error *err);
+
+/*
+ * Graceful close: new calls fail with LG_ECLOSED, waiters are woken with LG_ECLOSED,
+ * statements in flight may finish until drain_timeout_ms, then every connection is closed
+ * (whatever is still running completes with LG_ECANCELED) and the pool is freed once every
+ * open transaction has been ended by its owner (their calls fail fast after the close).
+ */
+LG_API void lg_pool_close(struct lg_pool *pool);
+
+/*
+ * Runs one statement on a pooled connection (same contract as lg_conn_query). The acquire
+ * wait is bounded by opts->deadline when set, else by acquire_timeout_ms; LG_ETIMEDOUT then
+ * names the last connect error when the server is unreachable.
+ */
+LG_API int lg_pool_query(struct lg_pool *pool, const char *sql, const struct lg_param *params,
+			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+			 struct lg_error *err);
+LG_API int lg_pool_exec(struct lg_pool *pool, const char *sql, struct lg_error *err);
+
+enum lg_isolation {
+	LG_ISOLATION_DEFAULT = 0,
+	LG_ISOLATION_READ_COMMITTED,
+	LG_ISOLATION_REPEATABLE_READ,
+	LG_ISOLATION_SERIALIZABLE,
+};
+
+struct lg_tx_opts {
+	enum lg_isolation isolation;
+	bool read_only;
+	bool deferrable;
+	uint64_t deadline;  /* for acquiring the connection and BEGIN; 0 = acquire_timeout_ms */
+};
+
+/*
+ * Begins a transaction on a connection pinned for it alone. *out is Owned until
+ * lg_tx_commit() or lg_tx_rollback(), which always release it (also on error).
+ */
+LG_API int lg_pool_begin(struct lg_pool *pool, const struct lg_tx_opts *opts,
+			 struct lg_tx **out, struct lg_error *err);
+LG_API int lg_tx_query(struct lg_tx *tx, const char *sql, const struct lg_param *params,
+		       int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+		       struct lg_error *err);
+LG_API int lg_tx_exec(struct lg_tx *tx, const char *sql, struct lg_error *err);
+/* Savepoints; name is quoted as an identifier. */
+LG_API int lg_tx_savepoint(struct lg_tx *tx, const char *name, struct lg_error *err);
+LG_API int lg_tx_release(struct lg_tx *tx, const char *name, struct lg_error *err);
+LG_API int lg_tx_rollback_to(struct lg_tx *tx, const char *name, struct lg_error *err);
+/*
+ * Commits. 0 only when the server confirmed the COMMIT. A transaction that had failed is
+ * rolled back by the server: LG_ESERVER with SQLSTATE 25P02. A connection lost before the
+ * answer gives LG_ECONNLOST: the outcome is unknown, never reported as success.
+ */
+LG_API int lg_tx_commit(struct lg_tx *tx, struct lg_error *err);
+LG_API int lg_tx_rollback(struct lg_tx *tx, struct lg_error *err);
+
+/*
+ * Runs fn in a transaction and commits; retries the whole transaction (up to max_attempts,
+ * 0 = 5) when it fails with serialization_failure (40001) or deadlock_detected (40P01),
+ * with a short randomized backoff. fn returns 0 to commit, anything else to roll back and
+ * return that code. arg is Borrowed for the call.
+ */
+LG_API int lg_pool_run_tx(struct lg_pool *pool, const struct lg_tx_opts *opts,
+			  int (*fn)(struct lg_tx *tx, void *arg, struct lg_error *err), void *arg,
+			  unsigned max_attempts, struct lg_error *err);
+
+#define LG_POOL_WAIT_BUCKETS 8
+
+struct lg_pool_stats {
+	unsigned conns_open;        /* connected (busy + idle) */
+	unsigned conns_busy;        /* with statements in flight or pinned */
+	unsigned conns_idle;
+	unsigned conns_connecting;
+	unsigned conns_pinned;
+	unsigned waiters;           /* callers waiting for a slot or a connection */
+	uint64_t in_flight;         /* statements on the wire */
+	uint64_t statements_ok;
+	uint64_t statements_failed;
+	uint64_t reconnects;        /* connections opened after the warm-up */
+	uint64_t connect_failures;
+	uint64_t conns_lost;
+	uint64_t conns_retired;     /* closed for max lifetime or idle timeout */
+	uint64_t acquire_timeouts;
+	/* Acquire wait histogram: upper bounds in µs are 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, +Inf. */
+	uint64_t acquire_wait_buckets[LG_POOL_WAIT_BUCKETS];
+	uint64_t acquire_wait_sum_us;
+	uint64_t acquire_count;
+};
+
+LG_API void lg_pool_get_stats(const struct lg_pool *pool, struct lg_pool_stats *out);
+
+/* Upper bound in µs of histogram bucket i (UINT64_MAX for the last). */
+LG_API uint64_t lg_pool_wait_bucket_bound(unsigned i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBGUARD_POOL_H */

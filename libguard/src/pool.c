@@ -1,0 +1,487 @@
+/*
+ * The pool: slot accounting, FIFO waiters, statement routing.
+ *
+ * Happy path of lg_pool_query:
+ *   1. Acquire a slot: with nobody queued, the least-loaded usable connection with fewer than
+ *      max_in_flight_per_conn statements takes it at once.
+ *   2. The statement runs through lg_conn_query, sharing that connection's sync segments with
+ *      the other statements of the loop turn.
+ *   3. Releasing the slot hands it straight to the oldest waiter (no barging: a newcomer never
+ *      overtakes the queue), then the result goes back to the caller.
+ *
+ * Failure modes:
+ *   - No slot before the deadline: LG_ETIMEDOUT; when connections are failing, the message
+ *     carries the last connect error ("server unreachable").
+ *   - The connection is lost: in-flight statements fail with LG_ECONNLOST (never replayed);
+ *     statements it had not sent (LG_ENOTSENT) are sent again on another connection. The
+ *     connection is marked lost and the maintenance coroutine replaces it.
+ *   - Pool closing: waiters and new calls get LG_ECLOSED.
+ * Exclusive (transaction) waiters reserve the least-loaded connection, which then takes no new
+ * statements and is handed over once drained; statement waiters behind them keep flowing on
+ * the other connections.
+ */
+#include "pool_int.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+#include "pool_policy.h"
+
+#define POOL_DEFAULT_MAX_CONNS 4
+#define POOL_DEFAULT_IN_FLIGHT 256
+#define POOL_DEFAULT_ACQUIRE_MS 5000
+#define POOL_DEFAULT_CONNECT_MS 5000
+#define POOL_DEFAULT_BACKOFF_MS 50
+#define POOL_DEFAULT_BACKOFF_MAX_MS 5000
+#define POOL_DEFAULT_DRAIN_MS 10000
+#define POOL_MAX_UNSENT_RETRIES 3
+
+uint32_t lg__pool_random(struct lg_pool *p)
+{
+	/* xorshift32: jitter only, not security. */
+	uint32_t x = p->rng;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	p->rng = x;
+	return x;
+}
+
+bool lg__pool_usable(const struct lg__pool_conn *pc)
+{
+	return !pc->pinned && !pc->reserved && !pc->retiring && !pc->lost &&
+	       lg_conn_ok(pc->conn);
+}
+
+static struct lg__pool_conn *pool_pick(struct lg_pool *p)
+{
+	enum { STACK_VIEWS = 64 };
+	struct lg__pool_view stack_views[STACK_VIEWS] = {{0}};
+	struct lg__pool_view *v = stack_views;
+	if (p->nconns > STACK_VIEWS) {
+		v = lg__malloc(p->nconns * sizeof(*v));
+		if (v == NULL) {
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < p->nconns; i++) {
+		v[i].in_flight = p->conns[i]->in_flight;
+		v[i].usable = lg__pool_usable(p->conns[i]);
+	}
+	int i = lg__pool_pick(v, p->nconns, p->cfg.max_in_flight_per_conn);
+	if (v != stack_views) {
+		lg__free(v);
+	}
+	return i < 0 ? NULL : p->conns[i];
+}
+
+/* An idle usable connection, or the one reserved for w once it has drained. */
+static struct lg__pool_conn *pool_pick_exclusive(struct lg_pool *p, struct lg__pool_waiter *w)
+{
+	if (w != NULL && w->reserved != NULL) {
+		struct lg__pool_conn *pc = w->reserved;
+		if (pc->lost || !lg_conn_ok(pc->conn)) {
+			pc->reserved = false;
+			w->reserved = NULL;
+		} else {
+			return pc->in_flight == 0 ? pc : NULL;
+		}
+	}
+	struct lg__pool_conn *best = NULL;
+	for (size_t i = 0; i < p->nconns; i++) {
+		struct lg__pool_conn *pc = p->conns[i];
+		if (lg__pool_usable(pc) && (best == NULL || pc->in_flight < best->in_flight)) {
+			best = pc;
+		}
+	}
+	if (best != NULL && best->in_flight == 0) {
+		return best;
+	}
+	if (best != NULL && w != NULL) {
+		best->reserved = true;
+		w->reserved = best;
+	}
+	return NULL;
+}
+
+static void pool_record_wait(struct lg_pool *p, uint64_t since_us)
+{
+	uint64_t waited = uv_hrtime() / 1000 - since_us;
+	p->stats.acquire_wait_buckets[lg__pool_wait_bucket(waited)]++;
+	p->stats.acquire_wait_sum_us += waited;
+	p->stats.acquire_count++;
+}
+
+static void pool_grant(struct lg_pool *p, struct lg__pool_waiter *w, struct lg__pool_conn *pc)
+{
+	lg__waitq_remove(&p->waiters, &w->w);
+	p->nwaiters--;
+	if (w->exclusive) {
+		pc->reserved = false;
+		pc->pinned = true;
+		w->reserved = NULL;
+	} else {
+		pc->in_flight++;
+		p->in_flight++;
+	}
+	w->granted = pc;
+	lg__waiter_wake(&w->w, 0);
+}
+
+void lg__pool_dispatch(struct lg_pool *p)
+{
+	struct lg__waiter *it = p->waiters.head;
+	while (it != NULL) {
+		struct lg__pool_waiter *w = (struct lg__pool_waiter *)it;
+		it = it->next;
+		if (w->exclusive) {
+			struct lg__pool_conn *pc = pool_pick_exclusive(p, w);
+			if (pc != NULL) {
+				pool_grant(p, w, pc);
+			}
+			continue; /* statements behind it may still use other connections */
+		}
+		struct lg__pool_conn *pc = pool_pick(p);
+		if (pc == NULL) {
+			break;
+		}
+		pool_grant(p, w, pc);
+	}
+	if (p->nwaiters > 0) {
+		lg__pool_maint_wake(p); /* maybe more connections are wanted */
+	}
+}
+
+static void pool_waiter_abort(struct lg__waiter *w, int status)
+{
+	struct lg__pool_waiter *pw = (struct lg__pool_waiter *)w;
+	struct lg_pool *p = pw->pool;
+	lg__waitq_remove(&p->waiters, w);
+	p->nwaiters--;
+	if (pw->reserved != NULL) {
+		pw->reserved->reserved = false;
+		pw->reserved = NULL;
+	}
+	lg__waiter_wake(w, status);
+	lg__pool_dispatch(p); /* an exclusive waiter leaving can unblock others */
+}
+
+int lg__pool_acquire(struct lg_pool *p, bool exclusive, uint64_t deadline,
+		     struct lg__pool_conn **out, struct lg_error *err)
+{
+	if (p->closing) {
+		return lg__error_set(err, LG_ECLOSED, "pool: closed");
+	}
+	uint64_t since = uv_hrtime() / 1000;
+	if (p->nwaiters == 0) {
+		struct lg__pool_conn *pc = exclusive ? pool_pick_exclusive(p, NULL) : pool_pick(p);
+		if (pc != NULL) {
+			if (exclusive) {
+				pc->pinned = true;
+			} else {
+				pc->in_flight++;
+				p->in_flight++;
+			}
+			pool_record_wait(p, since);
+			*out = pc;
+			return 0;
+		}
+	}
+	struct lg__pool_waiter pw = {.pool = p, .exclusive = exclusive, .since_us = since};
+	lg__waiter_init(&pw.w, pool_waiter_abort);
+	lg__waitq_push(&p->waiters, &pw.w);
+	p->nwaiters++;
+	lg__pool_dispatch(p);
+	int rc = lg__park(&pw.w, deadline);
+	if (rc == 0 && pw.granted == NULL) {
+		rc = LG_ECLOSED;
+	}
+	if (rc != 0) {
+		if (rc == LG_ETIMEDOUT) {
+			p->stats.acquire_timeouts++;
+			if (p->failures > 0) {
+				return lg__error_set(err, rc,
+						     "pool: no connection available before the "
+						     "deadline; server unreachable: %.400s",
+						     p->last_connect_error);
+			}
+			return lg__error_set(err, rc,
+					     "pool: no connection slot free before the deadline");
+		}
+		return lg__error_set(err, rc, "pool: %s", rc == LG_ECLOSED ? "closed"
+										: lg_strerror(rc));
+	}
+	pool_record_wait(p, since);
+	*out = pw.granted;
+	return 0;
+}
+
+void lg__pool_note_result(struct lg_pool *p, struct lg__pool_conn *pc, int rc)
+{
+	if (rc == 0) {
+		p->stats.statements_ok++;
+	} else {
+		p->stats.statements_failed++;
+	}
+	if (!pc->lost && !lg_conn_ok(pc->conn)) {
+		pc->lost = true;
+		p->stats.conns_lost++;
+		lg__pool_maint_wake(p);
+	}
+}
+
+void lg__pool_release(struct lg_pool *p, struct lg__pool_conn *pc)
+{
+	assert(pc->in_flight > 0);
+	pc->in_flight--;
+	p->in_flight--;
+	pc->last_used_ms = lg_now_ms();
+	if (pc->in_flight == 0 && (pc->retiring || pc->lost || p->closing)) {
+		lg__pool_maint_wake(p);
+		lg_cond_broadcast(p->state_cv);
+	}
+	lg__pool_dispatch(p);
+}
+
+void lg__pool_unpin(struct lg_pool *p, struct lg__pool_conn *pc)
+{
+	pc->pinned = false;
+	pc->last_used_ms = lg_now_ms();
+	if (!lg_conn_ok(pc->conn) || lg_conn_in_transaction(pc->conn)) {
+		/* Never hand a session still inside a transaction to other callers. */
+		if (!pc->lost) {
+			pc->lost = true;
+			p->stats.conns_lost++;
+		}
+		lg__pool_maint_wake(p);
+	}
+	lg_cond_broadcast(p->state_cv);
+	lg__pool_dispatch(p);
+}
+
+struct pool_query_args {
+	struct lg_pool *p;
+	const char *sql;
+	const struct lg_param *params;
+	int nparams;
+	const struct lg_query_opts *opts;
+	struct lg_result **out;
+	struct lg_error *err;
+};
+
+static int pool_query_in_coro(void *arg)
+{
+	struct pool_query_args *a = arg;
+	struct lg_pool *p = a->p;
+	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0
+				    ? a->opts->deadline
+				    : lg_deadline_in(p->cfg.acquire_timeout_ms);
+	for (int attempt = 0;; attempt++) {
+		struct lg__pool_conn *pc;
+		int rc = lg__pool_acquire(p, false, deadline, &pc, a->err);
+		if (rc != 0) {
+			return rc;
+		}
+		rc = lg_conn_query(pc->conn, a->sql, a->params, a->nparams, a->opts, a->out,
+				   a->err);
+		lg__pool_note_result(p, pc, rc);
+		lg__pool_release(p, pc);
+		/* Not sent means not executed: another connection may run it. */
+		if (rc != LG_ENOTSENT || attempt >= POOL_MAX_UNSENT_RETRIES) {
+			return rc;
+		}
+	}
+}
+
+LG_API int lg_pool_query(struct lg_pool *p, const char *sql, const struct lg_param *params,
+			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+			 struct lg_error *err)
+{
+	lg_error_clear(err);
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (p == NULL || sql == NULL) {
+		return lg__error_set(err, LG_EINVAL, "pool: invalid arguments");
+	}
+	struct pool_query_args a = {p, sql, params, nparams, opts, out, err};
+	return lg__run_in_coro(p->rt, pool_query_in_coro, &a);
+}
+
+LG_API int lg_pool_exec(struct lg_pool *p, const char *sql, struct lg_error *err)
+{
+	return lg_pool_query(p, sql, NULL, 0, NULL, NULL, err);
+}
+
+static void pool_apply_defaults(struct lg_pool_config *c)
+{
+	if (c->min_conns == 0) {
+		c->min_conns = 1;
+	}
+	if (c->max_conns == 0) {
+		c->max_conns = c->min_conns > POOL_DEFAULT_MAX_CONNS ? c->min_conns
+								     : POOL_DEFAULT_MAX_CONNS;
+	}
+	if (c->max_conns < c->min_conns) {
+		c->max_conns = c->min_conns;
+	}
+	c->max_in_flight_per_conn =
+		c->max_in_flight_per_conn ? c->max_in_flight_per_conn : POOL_DEFAULT_IN_FLIGHT;
+	c->acquire_timeout_ms = c->acquire_timeout_ms ? c->acquire_timeout_ms
+						      : POOL_DEFAULT_ACQUIRE_MS;
+	c->connect_timeout_ms = c->connect_timeout_ms ? c->connect_timeout_ms
+						      : POOL_DEFAULT_CONNECT_MS;
+	c->backoff_initial_ms = c->backoff_initial_ms ? c->backoff_initial_ms
+						      : POOL_DEFAULT_BACKOFF_MS;
+	c->backoff_max_ms = c->backoff_max_ms ? c->backoff_max_ms : POOL_DEFAULT_BACKOFF_MAX_MS;
+	c->drain_timeout_ms = c->drain_timeout_ms ? c->drain_timeout_ms : POOL_DEFAULT_DRAIN_MS;
+}
+
+LG_API void lg_pool_get_stats(const struct lg_pool *p, struct lg_pool_stats *out)
+{
+	*out = p->stats;
+	out->conns_open = out->conns_busy = out->conns_idle = out->conns_pinned = 0;
+	for (size_t i = 0; i < p->nconns; i++) {
+		const struct lg__pool_conn *pc = p->conns[i];
+		if (pc->lost || !lg_conn_ok(pc->conn)) {
+			continue;
+		}
+		out->conns_open++;
+		if (pc->pinned) {
+			out->conns_pinned++;
+		}
+		if (pc->pinned || pc->in_flight > 0) {
+			out->conns_busy++;
+		} else {
+			out->conns_idle++;
+		}
+	}
+	out->conns_connecting = p->connecting;
+	out->waiters = p->nwaiters;
+	out->in_flight = p->in_flight;
+}
+
+LG_API uint64_t lg_pool_wait_bucket_bound(unsigned i)
+{
+	return lg__pool_wait_bound(i);
+}
+
+struct pool_new_args {
+	struct lg_runtime *rt;
+	const struct lg_pool_config *cfg;
+	struct lg_pool **out;
+	struct lg_error *err;
+};
+
+static void pool_free(struct lg_pool *p)
+{
+	lg_cond_free(p->maint_cv);
+	lg_cond_free(p->state_cv);
+	lg__free(p->conns);
+	lg__free(p->conninfo);
+	lg__free(p);
+}
+
+static int pool_new_in_coro(void *arg)
+{
+	struct pool_new_args *a = arg;
+	struct lg_pool *p = lg__calloc(1, sizeof(*p));
+	if (p == NULL) {
+		return lg__error_set(a->err, LG_ENOMEM, "pool: out of memory");
+	}
+	p->rt = a->rt;
+	p->cfg = *a->cfg;
+	pool_apply_defaults(&p->cfg);
+	p->conninfo = lg__strdup(a->cfg->conninfo);
+	p->cfg.conninfo = p->conninfo;
+	p->rng = (uint32_t)(uv_hrtime() | 1u);
+	if (p->conninfo == NULL || lg_cond_new(p->rt, &p->maint_cv) != 0 ||
+	    lg_cond_new(p->rt, &p->state_cv) != 0 ||
+	    lg_coro_spawn(p->rt, lg__pool_maint_main, p, &p->maint) != 0) {
+		pool_free(p);
+		return lg__error_set(a->err, LG_ENOMEM, "pool: out of memory");
+	}
+	if (!p->cfg.no_warmup) {
+		while (p->nconns < p->cfg.min_conns && p->failures == 0) {
+			lg_cond_wait(p->state_cv, LG_DEADLINE_NONE);
+		}
+		if (p->failures > 0) {
+			lg__error_set(a->err, p->last_connect_rc, "pool: warm-up: %s",
+				      p->last_connect_error);
+			int rc = p->last_connect_rc;
+			lg_pool_close(p);
+			return rc;
+		}
+	}
+	p->warm = true;
+	*a->out = p;
+	return 0;
+}
+
+LG_API int lg_pool_new(struct lg_runtime *rt, const struct lg_pool_config *config,
+		       struct lg_pool **out, struct lg_error *err)
+{
+	lg_error_clear(err);
+	if (rt == NULL || config == NULL || config->conninfo == NULL || out == NULL) {
+		return lg__error_set(err, LG_EINVAL, "pool: missing runtime or conninfo");
+	}
+	struct pool_new_args a = {rt, config, out, err};
+	return lg__run_in_coro(rt, pool_new_in_coro, &a);
+}
+
+static int pool_close_in_coro(void *arg)
+{
+	struct lg_pool *p = arg;
+	p->closing = true;
+	struct lg__waiter *w;
+	while ((w = lg__waitq_pop(&p->waiters)) != NULL) {
+		p->nwaiters--;
+		lg__waiter_wake(w, LG_ECLOSED);
+	}
+	uint64_t deadline = lg_deadline_in(p->cfg.drain_timeout_ms);
+	for (;;) {
+		bool busy = p->in_flight > 0;
+		for (size_t i = 0; i < p->nconns; i++) {
+			busy = busy || p->conns[i]->pinned;
+		}
+		if (!busy || lg_cond_wait(p->state_cv, deadline) == LG_ETIMEDOUT) {
+			break;
+		}
+	}
+	lg_coro_cancel(p->maint);
+	lg_coro_join(p->maint, LG_DEADLINE_NONE);
+	while (p->connecting > 0) {
+		lg_cond_wait(p->state_cv, LG_DEADLINE_NONE);
+	}
+	/* Whatever still runs completes with LG_ECANCELED; its callers release their slots on
+	 * their next turn, and transactions fail fast until their owners end them. */
+	for (size_t i = 0; i < p->nconns; i++) {
+		lg_conn_close(p->conns[i]->conn);
+		p->conns[i]->conn = NULL;
+	}
+	for (;;) {
+		bool busy = p->in_flight > 0;
+		for (size_t i = 0; i < p->nconns; i++) {
+			busy = busy || p->conns[i]->pinned;
+		}
+		if (!busy) {
+			break;
+		}
+		lg_cond_wait(p->state_cv, LG_DEADLINE_NONE);
+	}
+	while (p->nconns > 0) {
+		lg__pool_conn_drop(p, p->nconns - 1);
+	}
+	pool_free(p);
+	return 0;
+}
+
+LG_API void lg_pool_close(struct lg_pool *p)
+{
+	if (p != NULL) {
+		lg__run_in_coro(p->rt, pool_close_in_coro, p);
+	}
+}

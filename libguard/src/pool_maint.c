@@ -1,0 +1,180 @@
+/*
+ * Pool maintenance: one coroutine per pool keeps the connection set healthy.
+ *
+ * Each round (on a wake-up or at least once a second):
+ *   1. Drop connections that are lost or retiring once nothing is in flight on them and no
+ *      transaction holds them (lg_conn_close; statements on them already completed).
+ *   2. Mark connections past max_lifetime_ms, or idle past idle_timeout_ms while the pool has
+ *      more than min_conns, as retiring: they take no new statements and drain first, so a
+ *      rotation never fails a statement.
+ *   3. Open connections while fewer than min_conns are usable, or while callers wait and the
+ *      pool is below max_conns. After a failure only one attempt runs at a time, spaced by
+ *      exponential backoff with jitter; the last error is kept for the waiters' messages.
+ * Connect attempts run in their own coroutines so a slow server never stalls the round.
+ */
+#include "pool_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+#include "pool_policy.h"
+
+#define MAINT_PERIOD_MS 1000
+
+void lg__pool_maint_wake(struct lg_pool *p)
+{
+	lg_cond_signal(p->maint_cv);
+}
+
+void lg__pool_conn_drop(struct lg_pool *p, size_t i)
+{
+	struct lg__pool_conn *pc = p->conns[i];
+	lg_conn_close(pc->conn);
+	lg__free(pc);
+	p->conns[i] = p->conns[--p->nconns];
+	lg_cond_broadcast(p->state_cv);
+}
+
+static int maint_add(struct lg_pool *p, struct lg_conn *conn)
+{
+	if (p->nconns == p->cap_conns) {
+		size_t cap = p->cap_conns ? p->cap_conns * 2 : 8;
+		struct lg__pool_conn **conns = lg__realloc(p->conns, cap * sizeof(*conns));
+		if (conns == NULL) {
+			return LG_ENOMEM;
+		}
+		p->conns = conns;
+		p->cap_conns = cap;
+	}
+	struct lg__pool_conn *pc = lg__calloc(1, sizeof(*pc));
+	if (pc == NULL) {
+		return LG_ENOMEM;
+	}
+	pc->conn = conn;
+	pc->created_ms = pc->last_used_ms = lg_now_ms();
+	p->conns[p->nconns++] = pc;
+	return 0;
+}
+
+static void maint_connect(void *arg)
+{
+	struct lg_pool *p = arg;
+	struct lg_conn_config cfg = {
+		.conninfo = p->conninfo,
+		.connect_timeout_ms = p->cfg.connect_timeout_ms,
+		.statement_timeout_ms = p->cfg.statement_timeout_ms,
+		.max_segment = p->cfg.max_segment,
+		.max_in_flight = p->cfg.max_in_flight_per_conn,
+	};
+	struct lg_conn *conn = NULL;
+	struct lg_error err;
+	int rc = lg_conn_connect(p->rt, &cfg, &conn, &err);
+	if (rc == 0 && p->closing) {
+		lg_conn_close(conn);
+		rc = LG_ECLOSED;
+	} else if (rc == 0 && maint_add(p, conn) != 0) {
+		lg_conn_close(conn);
+		rc = lg__error_set(&err, LG_ENOMEM, "pool: out of memory");
+	}
+	p->connecting--;
+	if (rc == 0) {
+		p->failures = 0;
+		if (p->warm) {
+			p->stats.reconnects++;
+		}
+		lg__pool_dispatch(p);
+	} else if (rc != LG_ECLOSED && rc != LG_ECANCELED) {
+		p->failures++;
+		p->stats.connect_failures++;
+		p->last_connect_rc = rc;
+		snprintf(p->last_connect_error, sizeof(p->last_connect_error), "%s", err.message);
+		p->next_connect_ms =
+			lg_now_ms() + lg__pool_backoff_ms(p->failures, p->cfg.backoff_initial_ms,
+							  p->cfg.backoff_max_ms,
+							  lg__pool_random(p));
+	}
+	lg_cond_broadcast(p->state_cv);
+	lg__pool_maint_wake(p);
+}
+
+static void maint_reap(struct lg_pool *p)
+{
+	for (size_t i = p->nconns; i-- > 0;) {
+		struct lg__pool_conn *pc = p->conns[i];
+		if (!pc->lost && !lg_conn_ok(pc->conn)) {
+			pc->lost = true; /* lost while idle: noticed by the socket, not a caller */
+			p->stats.conns_lost++;
+		}
+		if ((pc->lost || pc->retiring) && pc->in_flight == 0 && !pc->pinned &&
+		    !pc->reserved) {
+			if (pc->retiring && !pc->lost) {
+				p->stats.conns_retired++;
+			}
+			lg__pool_conn_drop(p, i);
+		}
+	}
+}
+
+static unsigned maint_rotate(struct lg_pool *p, uint64_t now)
+{
+	unsigned usable = 0;
+	for (size_t i = 0; i < p->nconns; i++) {
+		if (lg__pool_usable(p->conns[i]) || p->conns[i]->pinned || p->conns[i]->reserved) {
+			usable++;
+		}
+	}
+	for (size_t i = 0; i < p->nconns; i++) {
+		struct lg__pool_conn *pc = p->conns[i];
+		if (pc->retiring || pc->lost || pc->pinned || pc->reserved) {
+			continue;
+		}
+		bool old = p->cfg.max_lifetime_ms && now - pc->created_ms >= p->cfg.max_lifetime_ms;
+		bool idle = p->cfg.idle_timeout_ms && pc->in_flight == 0 && usable > p->cfg.min_conns &&
+			    now - pc->last_used_ms >= p->cfg.idle_timeout_ms;
+		if (old || idle) {
+			pc->retiring = true;
+			usable--;
+		}
+	}
+	return usable;
+}
+
+static void maint_grow(struct lg_pool *p, unsigned usable, uint64_t now)
+{
+	unsigned total = (unsigned)p->nconns + p->connecting;
+	unsigned want = p->cfg.min_conns;
+	if (p->nwaiters > 0 && usable + p->connecting < p->cfg.max_conns) {
+		want = usable + p->connecting + 1; /* callers queue: add capacity */
+	}
+	while (!p->closing && usable + p->connecting < want && total < p->cfg.max_conns + 1) {
+		if (p->failures > 0 && (p->connecting > 0 || now < p->next_connect_ms)) {
+			break; /* one attempt at a time while the server keeps failing */
+		}
+		if (lg_coro_spawn(p->rt, maint_connect, p, NULL) != 0) {
+			break;
+		}
+		p->connecting++;
+		total++;
+	}
+}
+
+void lg__pool_maint_main(void *arg)
+{
+	struct lg_pool *p = arg;
+	while (!lg_coro_canceled()) {
+		uint64_t now = lg_now_ms();
+		maint_reap(p);
+		unsigned usable = maint_rotate(p, now);
+		maint_reap(p);
+		maint_grow(p, usable, now);
+		uint64_t wake = now + MAINT_PERIOD_MS;
+		if (p->failures > 0 && p->next_connect_ms > now && p->next_connect_ms < wake) {
+			wake = p->next_connect_ms;
+		}
+		if (lg_cond_wait(p->maint_cv, wake) == LG_ECANCELED) {
+			break;
+		}
+	}
+}
