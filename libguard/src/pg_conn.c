@@ -156,6 +156,9 @@ void lg__conn_fail(struct lg_conn *c, int code, const char *why)
 	conn_poll_close(c);
 	lg__pipe_fail_all(c, code, c->lost_msg);
 	lg__notify_fail(c, code);
+	if (c->lost_hook != NULL) {
+		c->lost_hook(c->lost_ud, c);
+	}
 }
 
 static void conn_close_resource(struct lg__resource *res)
@@ -206,6 +209,8 @@ static int conn_connect_in_coro(void *arg)
 		cfg->prepared_cache_max ? cfg->prepared_cache_max : CONN_DEFAULT_PREPARED;
 	c->notice_hook = cfg->notice_hook;
 	c->notice_ud = cfg->notice_ud;
+	c->lost_hook = cfg->lost_hook;
+	c->lost_ud = cfg->lost_ud;
 	lg__resource_add(c->rt, &c->resource);
 
 	struct lg__waiter w;

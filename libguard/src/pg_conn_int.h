@@ -123,6 +123,8 @@ struct lg_conn {
 	unsigned prepared_cache_max;
 	void (*notice_hook)(void *ud, const struct lg_notice *notice);
 	void *notice_ud;
+	void (*lost_hook)(void *ud, struct lg_conn *conn);
+	void *lost_ud;
 
 	/* pipeline */
 	struct lg__stmtq pending;

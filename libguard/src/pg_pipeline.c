@@ -233,7 +233,9 @@ static bool pipe_send_segment(struct lg_conn *c)
 static int pipe_flush_output(struct lg_conn *c)
 {
 	int rc = PQflush(c->pg);
-	if (rc < 0) {
+	/* libpq reads while it writes; on EOF it closes the socket itself and may still report
+	 * success here, so the status is the authority (a closed socket gives no more events). */
+	if (rc < 0 || PQstatus(c->pg) == CONNECTION_BAD) {
 		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
 		return -1;
 	}

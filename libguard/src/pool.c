@@ -400,7 +400,7 @@ static int pool_new_in_coro(void *arg)
 	p->rng = (uint32_t)(uv_hrtime() | 1u);
 	if (p->conninfo == NULL || lg_cond_new(p->rt, &p->maint_cv) != 0 ||
 	    lg_cond_new(p->rt, &p->state_cv) != 0 ||
-	    lg_coro_spawn(p->rt, lg__pool_maint_main, p, &p->maint) != 0) {
+	    lg__coro_spawn_daemon(p->rt, lg__pool_maint_main, p, &p->maint) != 0) {
 		pool_free(p);
 		return lg__error_set(a->err, LG_ENOMEM, "pool: out of memory");
 	}

@@ -58,6 +58,12 @@ static int maint_add(struct lg_pool *p, struct lg_conn *conn)
 	return 0;
 }
 
+static void maint_on_lost(void *ud, struct lg_conn *conn)
+{
+	(void)conn;
+	lg__pool_maint_wake(ud); /* replace it now, not at the next periodic round */
+}
+
 static void maint_connect(void *arg)
 {
 	struct lg_pool *p = arg;
@@ -67,6 +73,8 @@ static void maint_connect(void *arg)
 		.statement_timeout_ms = p->cfg.statement_timeout_ms,
 		.max_segment = p->cfg.max_segment,
 		.max_in_flight = p->cfg.max_in_flight_per_conn,
+		.lost_hook = maint_on_lost,
+		.lost_ud = p,
 	};
 	struct lg_conn *conn = NULL;
 	struct lg_error err;
@@ -152,12 +160,35 @@ static void maint_grow(struct lg_pool *p, unsigned usable, uint64_t now)
 		if (p->failures > 0 && (p->connecting > 0 || now < p->next_connect_ms)) {
 			break; /* one attempt at a time while the server keeps failing */
 		}
-		if (lg_coro_spawn(p->rt, maint_connect, p, NULL) != 0) {
+		if (lg__coro_spawn_daemon(p->rt, maint_connect, p, NULL) != 0) {
 			break;
 		}
 		p->connecting++;
 		total++;
 	}
+}
+
+/* The next moment something is due: a backoff expiring, a lifetime or idle time running out. */
+static uint64_t maint_next_wake(const struct lg_pool *p, uint64_t now)
+{
+	uint64_t wake = now + MAINT_PERIOD_MS;
+	if (p->failures > 0 && p->next_connect_ms > now && p->next_connect_ms < wake) {
+		wake = p->next_connect_ms;
+	}
+	for (size_t i = 0; i < p->nconns; i++) {
+		const struct lg__pool_conn *pc = p->conns[i];
+		if (pc->retiring || pc->lost) {
+			continue;
+		}
+		if (p->cfg.max_lifetime_ms && pc->created_ms + p->cfg.max_lifetime_ms < wake) {
+			wake = pc->created_ms + p->cfg.max_lifetime_ms;
+		}
+		if (p->cfg.idle_timeout_ms && pc->in_flight == 0 &&
+		    pc->last_used_ms + p->cfg.idle_timeout_ms < wake) {
+			wake = pc->last_used_ms + p->cfg.idle_timeout_ms;
+		}
+	}
+	return wake > now ? wake : now + 1;
 }
 
 void lg__pool_maint_main(void *arg)
@@ -169,10 +200,7 @@ void lg__pool_maint_main(void *arg)
 		unsigned usable = maint_rotate(p, now);
 		maint_reap(p);
 		maint_grow(p, usable, now);
-		uint64_t wake = now + MAINT_PERIOD_MS;
-		if (p->failures > 0 && p->next_connect_ms > now && p->next_connect_ms < wake) {
-			wake = p->next_connect_ms;
-		}
+		uint64_t wake = maint_next_wake(p, now);
 		if (lg_cond_wait(p->maint_cv, wake) == LG_ECANCELED) {
 			break;
 		}

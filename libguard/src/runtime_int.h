@@ -26,6 +26,7 @@ struct lg_coro {
 	bool detached;
 	bool canceled;
 	bool queued;
+	bool daemon; /* background service: lg_runtime_run does not wait for it */
 	struct lg_coro *ready_next;
 	struct lg__waiter *waiter;  /* what it is parked on, if anything */
 	struct lg__waiter *joiner;  /* who waits for it to finish */
@@ -57,7 +58,9 @@ struct lg_runtime {
 	struct lg__flush *flush_head;
 	struct lg_coro *live;
 	size_t live_count;
+	size_t daemon_count;
 	int loop_depth; /* > 0 while a scheduler callback runs */
+	int running;    /* > 0 while libguard itself drives uv_run on this loop */
 
 	uv_idle_t idle;       /* active while coroutines are ready or flushes pending */
 	uv_timer_t timer;     /* armed to the heap's earliest deadline */

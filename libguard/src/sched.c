@@ -5,8 +5,9 @@
  *   1. Wake-ups from I/O callbacks, timers or other coroutines append coroutines to the ready
  *      queue (each at most once) and activate the idle handle, so the loop does not block.
  *   2. The idle callback takes the queue as it stands and resumes each coroutine until it parks
- *      again or finishes. Coroutines readied meanwhile wait for the next turn, so one turn is
- *      bounded and I/O stays responsive.
+ *      again or finishes; coroutines readied meanwhile run in a further pass, up to a bounded
+ *      number of passes, so coroutines handing work to each other do not pay a loop turn per
+ *      switch while I/O still gets its turn.
  *   3. Then the flushes that those coroutines scheduled run once each (a connection sends the
  *      statements queued this turn as one pipeline segment).
  *   4. With nothing ready and nothing to flush the idle handle stops and the loop may block.
@@ -115,6 +116,9 @@ static void sched_live_unlink(struct lg_runtime *rt, struct lg_coro *c)
 		c->live_next->live_prev = c->live_prev;
 	}
 	rt->live_count--;
+	if (c->daemon) {
+		rt->daemon_count--;
+	}
 }
 
 /* Runs on the scheduler right after a coroutine's last switch. */
@@ -161,13 +165,20 @@ static void sched_run_flushes(struct lg_runtime *rt)
 	}
 }
 
+/* Passes over the ready queue per loop turn: coroutines that wake each other keep running
+ * without paying a loop turn (an epoll_wait and clock reads) per switch, while I/O still gets
+ * its turn after a bounded amount of work. */
+#define SCHED_PASSES_PER_TURN 64
+
 static void sched_on_idle(uv_idle_t *handle)
 {
 	struct lg_runtime *rt = handle->data;
 	struct lg_runtime *saved = sched_tls_rt;
 	sched_tls_rt = rt;
 	rt->loop_depth++;
-	sched_run_ready(rt);
+	for (int pass = 0; pass < SCHED_PASSES_PER_TURN && rt->ready_head != NULL; pass++) {
+		sched_run_ready(rt);
+	}
 	sched_run_flushes(rt);
 	rt->loop_depth--;
 	sched_tls_rt = saved;
@@ -226,18 +237,22 @@ static void sched_on_handle_closed(uv_handle_t *handle)
 
 LG_API int lg_runtime_run(struct lg_runtime *rt)
 {
-	if (rt->loop_depth > 0 || lg_coro_self() != NULL) {
+	if (rt->loop_depth > 0 || rt->running > 0 || lg_coro_self() != NULL) {
 		return LG_EBUSY;
 	}
 	/* Open connections keep their sockets watched, so the loop itself would never run dry:
-	 * run until the coroutines are done instead. */
-	while (rt->live_count > 0) {
-		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && rt->live_count > 0 &&
+	 * run until the coroutines are done instead (background ones excepted). */
+	int rc = 0;
+	rt->running++;
+	while (rt->live_count > rt->daemon_count) {
+		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && rt->live_count > rt->daemon_count &&
 		    rt->ready_head == NULL) {
-			return LG_EBUSY; /* whatever is still parked can never be woken */
+			rc = LG_EBUSY; /* whatever is still parked can never be woken */
+			break;
 		}
 	}
-	return 0;
+	rt->running--;
+	return rc;
 }
 
 LG_API void lg_runtime_free(struct lg_runtime *rt)
@@ -251,6 +266,7 @@ LG_API void lg_runtime_free(struct lg_runtime *rt)
 		lg__resource_remove(rt, res);
 		res->close(res);
 	}
+	rt->running++;
 	for (struct lg_coro *c = rt->live; c != NULL; c = c->live_next) {
 		lg_coro_cancel(c);
 	}
@@ -266,6 +282,7 @@ LG_API void lg_runtime_free(struct lg_runtime *rt)
 	while (rt->pending_closes > 0) {
 		uv_run(rt->loop, UV_RUN_ONCE);
 	}
+	rt->running--;
 	lg__timer_heap_free(rt);
 	for (size_t i = 0; i < rt->stack_cache_len; i++) {
 		lg__stack_release(&rt->stack_cache[i]);
@@ -306,6 +323,24 @@ LG_API int lg_coro_spawn(struct lg_runtime *rt, void (*fn)(void *arg), void *arg
 	lg__ready(c);
 	if (out != NULL) {
 		*out = c;
+	}
+	return 0;
+}
+
+int lg__coro_spawn_daemon(struct lg_runtime *rt, void (*fn)(void *arg), void *arg,
+			  struct lg_coro **out)
+{
+	struct lg_coro *c;
+	int rc = lg_coro_spawn(rt, fn, arg, &c);
+	if (rc != 0) {
+		return rc;
+	}
+	c->daemon = true;
+	rt->daemon_count++;
+	if (out != NULL) {
+		*out = c;
+	} else {
+		c->detached = true;
 	}
 	return 0;
 }
@@ -354,8 +389,9 @@ int lg__park(struct lg__waiter *w, uint64_t deadline)
 	}
 	struct sched_deadline d = {.w = w};
 	lg__timer_init(&d.timer, sched_on_deadline);
-	if (!w->done && deadline != LG_DEADLINE_NONE) {
-		lg__timer_start(c->rt, &d.timer, deadline);
+	if (!w->done && deadline != LG_DEADLINE_NONE &&
+	    lg__timer_start(c->rt, &d.timer, deadline) != 0) {
+		w->abort(w, LG_ENOMEM); /* never wait without the deadline the caller asked for */
 	}
 	while (!w->done) {
 		c->waiter = w;
@@ -468,7 +504,7 @@ int lg__run_in_coro(struct lg_runtime *rt, int (*fn)(void *arg), void *arg)
 	if (self != NULL && self->rt == rt) {
 		return fn(arg);
 	}
-	if (self != NULL || rt->loop_depth > 0) {
+	if (self != NULL || rt->loop_depth > 0 || rt->running > 0) {
 		return LG_EBUSY; /* another runtime's coroutine, or a loop callback */
 	}
 	struct sched_sync_call call = {fn, arg, 0};
@@ -477,11 +513,13 @@ int lg__run_in_coro(struct lg_runtime *rt, int (*fn)(void *arg), void *arg)
 	if (rc != 0) {
 		return rc;
 	}
+	rt->running++;
 	while (!c->finished) {
 		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && !c->finished && !c->queued) {
 			lg_coro_cancel(c); /* nothing left that could wake it */
 		}
 	}
+	rt->running--;
 	lg__free(c);
 	return call.rc;
 }

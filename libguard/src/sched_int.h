@@ -65,6 +65,10 @@ int lg__stack_alloc(size_t usable, struct lg__stack *out);
 void lg__stack_release(struct lg__stack *stack);
 
 /* Scheduler. */
+/* Spawns a background coroutine (pool maintenance, say): like lg_coro_spawn, but
+ * lg_runtime_run does not wait for it; lg_runtime_free still cancels and reaps it. */
+int lg__coro_spawn_daemon(struct lg_runtime *rt, void (*fn)(void *arg), void *arg,
+			  struct lg_coro **out);
 struct lg_runtime *lg__runtime_of(struct lg_coro *c);
 void lg__ready(struct lg_coro *c);
 void lg__flush_schedule(struct lg_runtime *rt, struct lg__flush *f);

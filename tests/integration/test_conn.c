@@ -168,7 +168,7 @@ Test(conn, terminated_backend_fails_in_flight_statement_clearly)
 	runtime_free_checked(rt);
 }
 
-Test(conn, server_stopped_mid_query_then_restarted, .timeout = 120)
+Test(conn, server_stopped_mid_query_then_restarted)
 {
 	struct lg_test_pg pg;
 	cr_assert(lg_test_pg_start(&pg), "private PostgreSQL did not start");

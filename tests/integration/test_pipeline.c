@@ -60,7 +60,7 @@ static void echo_worker(void *arg)
 }
 
 Test(pipeline, ten_thousand_coroutines_one_connection, .init = connect_shared,
-     .fini = NULL, .timeout = 120)
+     .fini = NULL)
 {
 	enum { N = 10000 };
 	struct echo_job *jobs = calloc(N, sizeof(*jobs));
@@ -103,7 +103,7 @@ static void insert_worker(void *arg)
 			      &opts, NULL, &j->err);
 }
 
-Test(pipeline, failing_statement_only_fails_its_caller, .init = connect_shared, .timeout = 60)
+Test(pipeline, failing_statement_only_fails_its_caller, .init = connect_shared)
 {
 	struct lg_error err;
 	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE IF EXISTS lg_it_seg", &err), 0);

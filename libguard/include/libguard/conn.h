@@ -55,6 +55,9 @@ struct lg_conn_config {
 	/* Called on the loop for every notice; NULL drops them. */
 	void (*notice_hook)(void *ud, const struct lg_notice *notice);
 	void *notice_ud;                 /* Borrowed until the connection is closed. */
+	/* Called on the loop once when the connection is found lost (not on lg_conn_close). */
+	void (*lost_hook)(void *ud, struct lg_conn *conn);
+	void *lost_ud;                   /* Borrowed until the connection is closed. */
 };
 
 /*
