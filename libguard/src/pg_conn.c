@@ -77,7 +77,7 @@ static void conn_on_poll_closed(uv_handle_t *handle)
 	lg__conn_unref(c);
 }
 
-static void conn_poll_close(struct lg_conn *c)
+void lg__conn_poll_close(struct lg_conn *c)
 {
 	if (c->poll == NULL) {
 		return;
@@ -97,15 +97,21 @@ static void conn_on_poll(uv_poll_t *handle, int status, int events)
 	if (c->state != LG__CONN_READY) {
 		return;
 	}
-	/* An error status still goes through libpq, which reports the real cause. */
+	/* An error status (POLLERR: the peer reset, say) still goes through libpq, which reads
+	 * what the server sent last and reports the real cause. libuv has stopped the handle in
+	 * that case: restart it, or a connection whose error is not fully read yet would never
+	 * be looked at again. */
 	if (status < 0) {
 		events = UV_READABLE | UV_WRITABLE;
 	}
 	if ((events & UV_WRITABLE) && lg__pipe_on_writable(c) != 0) {
 		return;
 	}
-	if (events & UV_READABLE) {
-		lg__pipe_on_readable(c);
+	if ((events & UV_READABLE) && lg__pipe_on_readable(c) != 0) {
+		return;
+	}
+	if (status < 0 && c->state == LG__CONN_READY) {
+		lg__conn_poll_update(c);
 	}
 }
 
@@ -115,7 +121,7 @@ int lg__conn_poll_open(struct lg_conn *c)
 	if (c->poll != NULL && c->poll->fd == fd) {
 		return 0;
 	}
-	conn_poll_close(c);
+	lg__conn_poll_close(c);
 	if (fd < 0) {
 		return LG_ECONNECT;
 	}
@@ -153,7 +159,7 @@ void lg__conn_fail(struct lg_conn *c, int code, const char *why)
 	}
 	c->state = LG__CONN_BROKEN;
 	lg__pg_message(c->lost_msg, sizeof(c->lost_msg), why);
-	conn_poll_close(c);
+	lg__conn_poll_close(c);
 	lg__pipe_fail_all(c, code, c->lost_msg);
 	lg__notify_fail(c, code);
 	if (c->lost_hook != NULL) {
@@ -177,7 +183,7 @@ LG_API void lg_conn_close(struct lg_conn *c)
 	if (c->resolver != NULL) {
 		uv_cancel((uv_req_t *)c->resolver);
 	}
-	conn_poll_close(c);
+	lg__conn_poll_close(c);
 	lg__pipe_fail_all(c, LG_ECANCELED, "connection closed");
 	lg__notify_fail(c, LG_ECANCELED);
 	lg__conn_unref(c);

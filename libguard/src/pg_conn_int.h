@@ -151,6 +151,12 @@ struct lg_conn {
 /* pg_conn.c */
 void lg__conn_poll_update(struct lg_conn *c);
 int lg__conn_poll_open(struct lg_conn *c);
+/*
+ * Stops watching the socket and closes the poll handle. Must run in the same callback in
+ * which libpq closed (or may have closed) its socket: uv_close removes the fd number from
+ * epoll, and once another connection reuses that number it would silence that one instead.
+ */
+void lg__conn_poll_close(struct lg_conn *c);
 void lg__conn_unref(struct lg_conn *c);
 void lg__conn_fail(struct lg_conn *c, int code, const char *why);
 

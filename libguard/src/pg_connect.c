@@ -16,7 +16,9 @@
  *      connect surfaces as an error status on the poll; libpq still gets called so it can
  *      report the real error.
  *   4. PGRES_POLLING_OK: switch to nonblocking pipeline mode, install the notice receiver,
- *      wake the caller. PGRES_POLLING_FAILED: LG_ECONNECT with libpq's message.
+ *      wake the caller. PGRES_POLLING_FAILED: LG_ECONNECT with libpq's message; libpq has
+ *      closed its socket, so the poll handle is closed in the same callback, before any other
+ *      connection can be handed the same descriptor number.
  * The caller's deadline or cancellation wakes it with LG_ETIMEDOUT / LG_ECANCELED; it then
  * closes the connection, which cancels a pending resolution and closes the socket.
  */
@@ -125,6 +127,7 @@ static void connect_finish(struct lg_conn *c, int rc, const char *msg)
 		snprintf(c->connect_msg, sizeof(c->connect_msg), "connect %.64s:%.16s: %.400s",
 			 host != NULL ? host : "(default)", port != NULL ? port : "5432", detail);
 		c->state = LG__CONN_BROKEN;
+		lg__conn_poll_close(c); /* libpq has closed the socket already */
 	}
 	if (c->connect_waiter != NULL) {
 		struct lg__waiter *w = c->connect_waiter;

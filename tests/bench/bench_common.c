@@ -1,0 +1,120 @@
+/* Shared benchmark helpers (see bench_common.h). */
+#include "bench_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void bench_lat_add(struct bench_lat *l, uint64_t us)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4096;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		if (l->v == NULL) {
+			abort();
+		}
+	}
+	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+void bench_lat_merge(struct bench_lat *into, const struct bench_lat *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		bench_lat_add(into, from->v[i]);
+	}
+}
+
+static int bench_cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+double bench_lat_pct_ms(struct bench_lat *l, double p)
+{
+	if (l->n == 0) {
+		return 0;
+	}
+	qsort(l->v, l->n, sizeof(*l->v), bench_cmp_u32);
+	size_t i = (size_t)(p / 100.0 * (double)(l->n - 1) + 0.5);
+	return l->v[i] / 1000.0;
+}
+
+void bench_lat_free(struct bench_lat *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+uint64_t bench_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+double bench_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+int bench_run(const char *cmd, char *out, size_t size)
+{
+	FILE *f = popen(cmd, "r");
+	if (f == NULL) {
+		return -1;
+	}
+	size_t n = 0;
+	if (out != NULL && size > 0) {
+		n = fread(out, 1, size - 1, f);
+		out[n] = '\0';
+	} else {
+		char buf[4096];
+		while (fread(buf, 1, sizeof(buf), f) > 0) {
+		}
+	}
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char bench_envfile[256];
+
+static const char *bench_scripts_dir(void)
+{
+	const char *d = getenv("LG_SCRIPTS_DIR");
+	return d != NULL ? d : LG_SOURCE_ROOT "/scripts";
+}
+
+bool bench_services_up(char *dsn, size_t size)
+{
+	snprintf(bench_envfile, sizeof(bench_envfile), "/tmp/lg-bench-env.%d", (int)getpid());
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd),
+		 "'%s/services' up '%s' --no-redis >&2 && . '%s' && printf %%s \"$LG_TEST_PG_DSN\"",
+		 bench_scripts_dir(), bench_envfile, bench_envfile);
+	if (bench_run(cmd, dsn, size) != 0 || dsn[0] == '\0') {
+		fprintf(stderr, "bench: could not start PostgreSQL with scripts/services\n");
+		return false;
+	}
+	return true;
+}
+
+void bench_services_down(void)
+{
+	if (bench_envfile[0] == '\0') {
+		return;
+	}
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "'%s/services' down '%s' >/dev/null 2>&1; rm -f '%s'",
+		 bench_scripts_dir(), bench_envfile, bench_envfile);
+	bench_run(cmd, NULL, 0);
+	bench_envfile[0] = '\0';
+}

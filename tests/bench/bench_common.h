@@ -1,0 +1,36 @@
+/* Shared helpers of the benchmark programs: ephemeral services, latency sets, CPU time. */
+#ifndef LG_BENCH_COMMON_H
+#define LG_BENCH_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Latencies in µs; grows as needed. */
+struct bench_lat {
+	uint32_t *v;
+	size_t n;
+	size_t cap;
+};
+
+void bench_lat_add(struct bench_lat *l, uint64_t us);
+void bench_lat_merge(struct bench_lat *into, const struct bench_lat *from);
+/* Percentile p (0..100) in ms; sorts in place. */
+double bench_lat_pct_ms(struct bench_lat *l, double p);
+void bench_lat_free(struct bench_lat *l);
+
+uint64_t bench_now_us(void);
+/* User + system CPU seconds of this process so far. */
+double bench_cpu_s(void);
+
+/*
+ * Starts an ephemeral PostgreSQL through scripts/services (found via $LG_SCRIPTS_DIR or the
+ * source tree this program was built from) and fills dsn; bench_services_down() tears it down.
+ */
+bool bench_services_up(char *dsn, size_t size);
+void bench_services_down(void);
+
+/* Runs a shell command, capturing up to size-1 bytes of stdout; returns the exit status. */
+int bench_run(const char *cmd, char *out, size_t size);
+
+#endif
