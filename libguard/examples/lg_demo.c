@@ -58,6 +58,62 @@ static void demo_worker(void *arg)
 	lg_result_free(r);
 }
 
+struct pool_demo {
+	struct lg_pool *pool;
+	int ok;
+	int failed;
+};
+
+static void demo_pool_worker(void *arg)
+{
+	struct pool_demo *d = arg;
+	struct lg_param p = lg_param_int64(lg_now_ms() % 1000);
+	struct lg_query_opts opts = {lg_deadline_in(10000), LG_QUERY_PREPARE};
+	for (int i = 0; i < 5; i++) {
+		if (lg_pool_query(d->pool, "SELECT count(*) FROM lg_demo WHERE id < $1", &p, 1,
+				  &opts, NULL, NULL) == 0) {
+			d->ok++;
+		} else {
+			d->failed++;
+		}
+	}
+}
+
+/* The pool: thousands of coroutines, four connections, one transaction. */
+static int demo_pool(struct lg_runtime *rt, const char *conninfo, int n)
+{
+	struct lg_pool_config cfg = {.conninfo = conninfo, .min_conns = 4, .max_conns = 4};
+	struct pool_demo d = {0};
+	struct lg_error err;
+	if (lg_pool_new(rt, &cfg, &d.pool, &err) != 0) {
+		fprintf(stderr, "lg_demo: pool: %s\n", err.message);
+		return 1;
+	}
+	uint64_t start = lg_now_ms();
+	for (int i = 0; i < n; i++) {
+		lg_coro_spawn(rt, demo_pool_worker, &d, NULL);
+	}
+	lg_runtime_run(rt);
+	uint64_t ms = lg_now_ms() - start;
+	struct lg_pool_stats st;
+	lg_pool_get_stats(d.pool, &st);
+	printf("pool of %u connections, %d coroutines x 5 queries: %d ok, %d failed in %" PRIu64
+	       " ms\n",
+	       st.conns_open, n, d.ok, d.failed, ms);
+	printf("  acquire waits: %" PRIu64 " total, mean %.1f us; statements ok %" PRIu64
+	       ", failed %" PRIu64 "\n",
+	       st.acquire_count,
+	       st.acquire_count ? (double)st.acquire_wait_sum_us / (double)st.acquire_count : 0.0,
+	       st.statements_ok, st.statements_failed);
+	struct lg_tx *tx;
+	int rc = lg_pool_begin(d.pool, NULL, &tx, &err);
+	rc = rc ? rc : lg_tx_exec(tx, "DELETE FROM lg_demo WHERE id >= 1000", &err);
+	rc = rc ? rc : lg_tx_commit(tx, &err);
+	printf("transaction on a pinned connection: %s\n", rc == 0 ? "committed" : err.message);
+	lg_pool_close(d.pool);
+	return rc == 0 && d.failed == 0 ? 0 : 1;
+}
+
 static int demo_fail(const char *what, const struct lg_error *err)
 {
 	fprintf(stderr, "lg_demo: %s: %s\n", what, err->message);
@@ -117,7 +173,8 @@ int main(int argc, char **argv)
 	lg_result_free(r);
 	printf("rows in table: %" PRId64 " (each successful insert applied exactly once)\n", rows);
 	lg_conn_close(d.conn);
-	lg_runtime_free(rt);
 	free(workers);
-	return 0;
+	int rc = demo_pool(rt, argv[1], n * 5);
+	lg_runtime_free(rt);
+	return rc;
 }
