@@ -209,6 +209,7 @@ static void connect_on_resolved(uv_getaddrinfo_t *req, int status, struct addrin
 	struct lg_conn *c = req->data;
 	c->resolver = NULL;
 	lg__free(req);
+	lg__runtime_req_end(c->rt);
 	if (c->state != LG__CONN_RESOLVING) { /* closed meanwhile */
 		uv_freeaddrinfo(res);
 		lg__conn_unref(c);
@@ -253,6 +254,7 @@ static int connect_resolve(struct lg_conn *c, const char *host)
 	}
 	c->resolver = req;
 	c->refs++;
+	lg__runtime_req_begin(c->rt);
 	return 0;
 }
 

@@ -269,6 +269,7 @@ static void results_cancel_done(uv_work_t *req, int status)
 	struct lg_conn *c = rc->conn;
 	PQfreeCancel(rc->cancel);
 	lg__free(rc);
+	lg__runtime_req_end(c->rt);
 	c->cancel_works--;
 	if (!c->cancel_victim_live && c->cancel_works == 0) {
 		c->cancel_pending = false;
@@ -299,6 +300,7 @@ static void results_cancel_head(struct lg_conn *c)
 		lg__free(rc);
 		return;
 	}
+	lg__runtime_req_begin(c->rt);
 	seg->cursor->cancel_victim = true;
 	c->cancel_pending = true;
 	c->cancel_victim_live = true;

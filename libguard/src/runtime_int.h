@@ -68,6 +68,7 @@ struct lg_runtime {
 	size_t heap_len;
 	size_t heap_cap;
 	int pending_closes;
+	int pending_reqs; /* libuv requests of libguard objects (cancel, resolve) */
 	struct lg__resource *resources;
 };
 

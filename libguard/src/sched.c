@@ -270,7 +270,8 @@ LG_API void lg_runtime_free(struct lg_runtime *rt)
 	for (struct lg_coro *c = rt->live; c != NULL; c = c->live_next) {
 		lg_coro_cancel(c);
 	}
-	while (rt->live_count > 0 || rt->ready_head != NULL || rt->flush_head != NULL) {
+	while (rt->live_count > 0 || rt->ready_head != NULL || rt->flush_head != NULL ||
+	       rt->pending_reqs > 0) {
 		if (uv_run(rt->loop, UV_RUN_ONCE) == 0 && rt->ready_head == NULL) {
 			break;
 		}
@@ -522,6 +523,16 @@ int lg__run_in_coro(struct lg_runtime *rt, int (*fn)(void *arg), void *arg)
 	rt->running--;
 	lg__free(c);
 	return call.rc;
+}
+
+void lg__runtime_req_begin(struct lg_runtime *rt)
+{
+	rt->pending_reqs++;
+}
+
+void lg__runtime_req_end(struct lg_runtime *rt)
+{
+	rt->pending_reqs--;
 }
 
 void lg__resource_add(struct lg_runtime *rt, struct lg__resource *res)
