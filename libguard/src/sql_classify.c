@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <strings.h>
 
 enum sql_tok {
 	SQL_TOK_END,
@@ -330,8 +331,48 @@ static enum lg__sql_kind sql_stmt_kind(const struct sql_stmt *st)
 	return LG__SQL_SHAREABLE;
 }
 
+/*
+ * The common case, decided in one cheap pass: a single SELECT/INSERT/UPDATE/DELETE/WITH/VALUES
+ * statement whose text has no semicolon, quote, dollar quote or comment. Those are always
+ * shareable; anything else takes the full lexer below. This runs on every statement.
+ */
+static bool sql_fast_shareable(const char *p)
+{
+	static const char *const heads[] = {"select", "insert", "update", "delete", "with",
+					    "values"};
+	while (sql_is_space(*p)) {
+		p++;
+	}
+	const char *w = p;
+	while (sql_is_ident_char((unsigned char)*p)) {
+		p++;
+	}
+	size_t n = (size_t)(p - w);
+	bool known = false;
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]) && !known; i++) {
+		known = strlen(heads[i]) == n && strncasecmp(w, heads[i], n) == 0;
+	}
+	if (!known) {
+		return false;
+	}
+	for (; *p != '\0'; p++) {
+		char c = *p;
+		if (c == ';' || c == '\'' || c == '"') {
+			return false;
+		}
+		if ((c == '$' && (p[1] == '$' || sql_is_ident_start((unsigned char)p[1]))) ||
+		    (c == '/' && p[1] == '*') || (c == '-' && p[1] == '-')) {
+			return false;
+		}
+	}
+	return true;
+}
+
 enum lg__sql_kind lg__sql_classify(const char *sql)
 {
+	if (sql_fast_shareable(sql)) {
+		return LG__SQL_SHAREABLE;
+	}
 	enum lg__sql_kind kind = LG__SQL_SHAREABLE;
 	struct sql_lexer lx = {sql, sql + strlen(sql)};
 	unsigned statements = 0;

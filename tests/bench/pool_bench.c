@@ -26,6 +26,8 @@
 #define BENCH_ROWS 100000
 #define PGBENCH_PIPE 10
 
+static unsigned segment_size; /* --segment; 0 = the pool's default */
+
 static const char *select_sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 
 struct result {
@@ -75,6 +77,7 @@ static int run_a(const char *dsn, int conns, int clients, int seconds, struct re
 	struct lg_pool_config cfg = {.conninfo = dsn,
 				     .min_conns = (unsigned)conns,
 				     .max_conns = (unsigned)conns,
+				     .max_segment = segment_size,
 				     .acquire_timeout_ms = 30000};
 	struct a_state s = {0};
 	if (lg_pool_new(rt, &cfg, &s.pool, &err) != 0) {
@@ -240,6 +243,7 @@ int main(int argc, char **argv)
 	const char *dsn_arg = NULL;
 	int conns = 8, clients = 1000, seconds = 5;
 	bool json = false;
+	const char *only = NULL; /* profile one side: "a" or "b" */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
 			dsn_arg = argv[++i];
@@ -249,11 +253,15 @@ int main(int argc, char **argv)
 			clients = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
 			seconds = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--segment") == 0 && i + 1 < argc) {
+			segment_size = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+			only = argv[++i];
 		} else if (strcmp(argv[i], "--json") == 0) {
 			json = true;
 		} else {
 			fprintf(stderr, "usage: pool_bench [--dsn DSN] [--conns N] [--clients M] "
-					"[--seconds S] [--json]\n");
+					"[--seconds S] [--json] [--only a|b] [--segment N]\n");
 			return 2;
 		}
 	}
@@ -271,6 +279,16 @@ int main(int argc, char **argv)
 	struct result a = {0}, b = {0}, c = {0}, cp = {0};
 	if (prepare_db(dsn) != 0) {
 		fprintf(stderr, "pool_bench: pgbench -i failed\n");
+	} else if (only != NULL) {
+		struct result *r = strcmp(only, "a") == 0 ? &a : &b;
+		rc = strcmp(only, "a") == 0 ? run_a(dsn, conns, clients, seconds, r)
+					    : run_b(dsn, conns, seconds, r);
+		printf("%s: %.0f q/s, p50 %.3f ms, p99 %.3f ms, CPU %.3f s/100k\n", only, r->qps,
+		       r->p50, r->p99, r->cpu_per_100k);
+		if (dsn_arg == NULL) {
+			bench_services_down();
+		}
+		return rc == 0 ? 0 : 1;
 	} else if (run_a(dsn, conns, clients, seconds, &a) == 0 &&
 		   run_b(dsn, conns, seconds, &b) == 0 &&
 		   run_pgbench(dsn, conns, seconds, false, &c) == 0 &&
