@@ -468,3 +468,61 @@ Test(pool, unreachable_server_fails_warmup_with_clear_error)
 	cr_assert_not_null(strstr(err.message, "refused"), "%s", err.message);
 	lg_runtime_free(rt);
 }
+
+static int fifo_log[64];
+static int fifo_len;
+
+struct fifo_job {
+	int id;
+	int rc;
+};
+
+static void fifo_worker(void *arg)
+{
+	struct fifo_job *j = arg;
+	struct lg_query_opts o = {lg_deadline_in(30000), 0};
+	j->rc = lg_pool_query(pool, "SELECT pg_sleep(0.001)", NULL, 0, &o, NULL, NULL);
+	fifo_log[fifo_len++] = j->id;
+}
+
+static void timeout_worker(void *arg)
+{
+	struct fifo_job *j = arg;
+	struct lg_query_opts o = {lg_deadline_in(50), 0};
+	j->rc = lg_pool_query(pool, "SELECT pg_sleep(0.5)", NULL, 0, &o, NULL, NULL);
+}
+
+Test(pool, overload_is_served_first_come_first_served_and_deadlines_hold)
+{
+	/* One connection, one statement in flight at a time: a strict queue. */
+	pool_open(lg_test_pg_dsn(), (struct lg_pool_config){.min_conns = 1, .max_conns = 1,
+							     .max_in_flight_per_conn = 1});
+	struct fifo_job jobs[64];
+	fifo_len = 0;
+	for (int i = 0; i < 64; i++) {
+		jobs[i] = (struct fifo_job){.id = i, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, fifo_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(jobs[i].rc, 0);
+		cr_assert_eq(fifo_log[i], i, "served out of order at %d: %d", i, fifo_log[i]);
+	}
+	/* Overloaded callers with short deadlines give up with LG_ETIMEDOUT, nobody hangs. */
+	struct fifo_job slow[5];
+	for (int i = 0; i < 5; i++) {
+		slow[i] = (struct fifo_job){.id = i, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, timeout_worker, &slow[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(slow[i].rc, LG_ETIMEDOUT, "job %d: %d", i, slow[i].rc);
+	}
+	struct lg_pool_stats st;
+	lg_pool_get_stats(pool, &st);
+	cr_assert_eq(st.acquire_timeouts, 4, "the first ran and timed out; four never got a slot");
+	cr_assert_eq(st.waiters, 0);
+	/* The pool still serves after the abandoned statement was canceled. */
+	cr_assert_eq(scalar("SELECT 3"), 3);
+	pool_done();
+}
