@@ -1,0 +1,101 @@
+/*
+ * lifeguard-reflector configuration: JSON file, LIFEGUARD_<KEY> environment overrides, command
+ * line flags (flags win over the environment, which wins over the file), then validation.
+ *
+ * Pure: no libuv, no sockets. Every failure names the offending key (and where its value came
+ * from) in struct rf_config_error; the daemon prints it and exits with status 2. Values of
+ * secret keys (admin_token, postgres, redis) are never copied into error messages.
+ */
+#ifndef RF_CONFIG_H
+#define RF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+/* "255.255.255.255:65535" plus NUL fits comfortably. */
+#define RF_ADDR_MAX 24
+
+#define RF_DEFAULT_KEY_PREFIX           "lifeguard:model"
+#define RF_DEFAULT_ELECTION_TIMEOUT_MS  500
+#define RF_DEFAULT_HEARTBEAT_TIMEOUT_MS 100
+#define RF_DEFAULT_SNAPSHOT_THRESHOLD   1024
+
+struct rf_peer {
+	uint64_t id;
+	char raft_address[RF_ADDR_MAX];
+	char http_address[RF_ADDR_MAX];
+};
+
+struct rf_redis_config {
+	bool set;       /* false when the key is absent */
+	char *host;     /* Owned */
+	unsigned port;  /* default 6379 */
+	char *password; /* Owned; NULL = none. Secret. */
+	unsigned db;
+};
+
+struct rf_config {
+	uint64_t node_id;
+	char raft_address[RF_ADDR_MAX];
+	char http_address[RF_ADDR_MAX];
+	char *data_dir;        /* Owned */
+	struct rf_peer *peers; /* Owned array of n_peers */
+	size_t n_peers;
+	char *postgres; /* Owned; NULL = unset. Secret (may hold a password). */
+	struct rf_redis_config redis;
+	char *key_prefix; /* Owned; default RF_DEFAULT_KEY_PREFIX */
+	unsigned election_timeout_ms;
+	unsigned heartbeat_timeout_ms;
+	unsigned snapshot_threshold;
+	char *admin_token; /* Owned; NULL = admin endpoints open. Secret. */
+	enum rf_log_level log_level;
+	bool join; /* true: never bootstrap; wait to be added by the leader */
+};
+
+struct rf_config_error {
+	char key[64];      /* the setting at fault, e.g. "peers[1].raft_address" */
+	char message[320]; /* full sentence: "config: node_id: must be an integer >= 1 (...)" */
+};
+
+/* Values given on the command line; NULL = not given. Borrowed for the call. */
+struct rf_config_flags {
+	const char *config_path;
+	const char *node_id;
+	const char *raft_address;
+	const char *http_address;
+	const char *data_dir;
+	bool join;
+};
+
+/* Looks up an environment variable; returns NULL when unset. */
+typedef const char *(*rf_env_lookup)(void *data, const char *name);
+
+/*
+ * Builds *cfg from the JSON text (NULL = no file; path names it in messages), the environment
+ * (env may be NULL: no overrides) and flags (may be NULL), then validates it. On success *cfg
+ * is Owned by the caller (rf_config_free). On failure returns -1, fills *err, and *cfg holds
+ * nothing to free.
+ */
+int rf_config_build(const char *json_text, size_t json_len, const char *path, rf_env_lookup env,
+		    void *env_data, const struct rf_config_flags *flags, struct rf_config *cfg,
+		    struct rf_config_error *err);
+
+/* Reads the file at flags->config_path (if any) and calls rf_config_build with getenv. */
+int rf_config_load(const struct rf_config_flags *flags, struct rf_config *cfg,
+		   struct rf_config_error *err);
+
+void rf_config_free(struct rf_config *cfg);
+
+/* The peer entry with this id, or NULL. Borrowed from cfg. */
+const struct rf_peer *rf_config_peer(const struct rf_config *cfg, uint64_t id);
+
+/*
+ * Splits "a.b.c.d:port" (IPv4 literal, port 1-65535). ip must hold 16 bytes. Returns 0 or -1.
+ * allow_any: whether 0.0.0.0 is acceptable (a bind address, not one peers can dial).
+ */
+int rf_addr_parse(const char *text, bool allow_any, char ip[16], unsigned *port);
+
+#endif

@@ -1,0 +1,43 @@
+/* Shared between the configuration files (config.c, config_merge.c, config_decode.c). */
+#ifndef RF_CONFIG_INT_H
+#define RF_CONFIG_INT_H
+
+#include <jansson.h>
+
+#include "config.h"
+
+#define CFG_MAX_FILE (1024 * 1024)
+
+enum cfg_kind { CFG_UINT, CFG_STRING, CFG_JSON, CFG_BOOL };
+
+struct cfg_key {
+	const char *name;
+	enum cfg_kind kind;
+	bool secret;
+};
+
+extern const struct cfg_key cfg_keys[];
+extern const size_t cfg_n_keys;
+
+/* Where each key's winning value came from ("in FILE", "from LIFEGUARD_X", "from --flag"). */
+struct cfg_sources {
+	char where[16][96];
+};
+
+int cfg_fail(struct rf_config_error *err, const char *key, const char *source, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int cfg_addr(const json_t *v, bool allow_any, char dst[RF_ADDR_MAX], const char *key,
+	     const char *source, struct rf_config_error *err);
+int cfg_uint(const json_t *v, uint64_t min, uint64_t max, uint64_t *out, const char *key,
+	     const char *source, struct rf_config_error *err);
+int cfg_string(const json_t *v, bool allow_empty, char **out, const char *key, const char *source,
+	       struct rf_config_error *err);
+
+/* Index of key in cfg_keys, or -1. */
+int cfg_key_index(const char *name);
+
+/* Decodes and validates the merged object into cfg (config_decode.c). */
+int cfg_decode(const json_t *root, const struct cfg_sources *src, struct rf_config *cfg,
+	       struct rf_config_error *err);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * Structured logging for lifeguard-reflector: one JSON object per line on stderr.
+ *
+ *   {"ts":"2024-05-01T12:00:00.123Z","level":"info","node":1,"event":"raft.leader",
+ *    "msg":"became leader in term 3"}
+ *
+ * Pure: no libuv. Messages are formatted with printf semantics and JSON-escaped. Callers never
+ * pass secrets (passwords, tokens, conninfo strings) to these functions: the config module
+ * only ever logs whether a secret is set.
+ */
+#ifndef RF_LOG_H
+#define RF_LOG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum rf_log_level { RF_LOG_DEBUG, RF_LOG_INFO, RF_LOG_WARN, RF_LOG_ERROR };
+
+/* Sets the minimum level written and the node id stamped on every line (0 = none yet). */
+void rf_log_setup(enum rf_log_level min_level, uint64_t node_id);
+
+/* Redirects output (Borrowed until the next call; NULL = stderr). For tests. */
+void rf_log_set_stream(FILE *stream);
+
+/* "debug" / "info" / "warn" / "error". */
+const char *rf_log_level_name(enum rf_log_level level);
+
+/* Parses a level name; returns 0 or -1 when name is not one of the four. */
+int rf_log_level_parse(const char *name, enum rf_log_level *out);
+
+/* Writes one line. event is a short dotted identifier ("raft.leader"); fmt a printf format. */
+void rf_log(enum rf_log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Appends s to buf (capacity cap, NUL-terminated) as the body of a JSON string (no quotes),
+ * escaping quotes, backslashes and control characters. Truncates rather than overflows, never
+ * in the middle of an escape. Returns the new length.
+ */
+size_t rf_json_escape(char *buf, size_t len, size_t cap, const char *s);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * Rendering of struct rf_status. The JSON field names are an interface (operators, the Helm
+ * chart and `lifeguard-reflector status` read them): add fields, never rename.
+ */
+#include "status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static const int status_codes[RF_METRIC_CODES] = {200, 202, 400, 401, 404, 405, 409, 413,
+						  414, 415, 421, 431, 500, 503, 504};
+
+void rf_metrics_count_http(struct rf_metrics *m, int code)
+{
+	for (size_t i = 0; i < RF_METRIC_CODES; i++) {
+		if (status_codes[i] == code) {
+			m->http_requests[i]++;
+			return;
+		}
+	}
+	m->http_requests[RF_METRIC_CODES]++;
+}
+
+static json_t *status_peer(const struct rf_status_peer *p, bool with_role)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer((json_int_t)p->id));
+	json_object_set_new(o, "raft_address", json_string(p->raft_address));
+	json_object_set_new(o, "http_address",
+			    p->http_address[0] != '\0' ? json_string(p->http_address)
+						       : json_null());
+	if (with_role) {
+		json_object_set_new(o, "role", json_string(p->role));
+	}
+	return o;
+}
+
+char *rf_status_json(const struct rf_status *st)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "node_id", json_integer((json_int_t)st->node_id));
+	json_object_set_new(o, "role", json_string(st->role));
+	json_object_set_new(o, "term", json_integer((json_int_t)st->term));
+	json_object_set_new(o, "leader",
+			    st->leader_known ? status_peer(&st->leader, false) : json_null());
+	json_object_set_new(o, "commit_index", json_integer((json_int_t)st->commit_index));
+	json_object_set_new(o, "applied_index", json_integer((json_int_t)st->applied_index));
+	json_object_set_new(o, "last_log_index", json_integer((json_int_t)st->last_log_index));
+	json_t *peers = json_array();
+	for (size_t i = 0; i < st->n_peers; i++) {
+		json_array_append_new(peers, status_peer(&st->peers[i], true));
+	}
+	json_object_set_new(o, "peers", peers);
+	json_object_set_new(o, "voter", json_boolean(st->voter));
+	json_object_set_new(o, "ready", json_boolean(st->ready));
+	json_object_set_new(o, "shutting_down", json_boolean(st->shutting_down));
+	json_object_set_new(o, "uptime_s", json_integer((json_int_t)st->uptime_s));
+	json_object_set_new(o, "version", json_string(st->version));
+	json_object_set_new(o, "leadership_term", json_integer((json_int_t)st->established_term));
+	json_object_set_new(
+	    o, "leader_changes",
+	    json_integer((json_int_t)(st->metrics ? st->metrics->leader_changes : 0)));
+	json_t *fsm = json_object();
+	json_object_set_new(fsm, "terms_recorded",
+			    json_integer((json_int_t)st->fsm_terms_recorded));
+	json_object_set_new(fsm, "last_term", json_integer((json_int_t)st->fsm_last_term));
+	json_object_set_new(fsm, "last_leader", json_integer((json_int_t)st->fsm_last_leader));
+	json_object_set_new(fsm, "members", json_integer((json_int_t)st->fsm_members));
+	json_object_set_new(o, "cluster_state", fsm);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+/* A growable text buffer for the exposition format. */
+struct mbuf {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+static void mbuf_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void mbuf_printf(struct mbuf *b, const char *fmt, ...)
+{
+	for (int attempt = 0; attempt < 2 && !b->oom; attempt++) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = true;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap * 2 + (size_t)n;
+		char *grown = realloc(b->p, cap);
+		if (grown == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = grown;
+		b->cap = cap;
+	}
+}
+
+static void metric(struct mbuf *b, const char *name, const char *type, const char *help,
+		   uint64_t value)
+{
+	mbuf_printf(b,
+		    "# HELP lifeguard_reflector_%s %s\n# TYPE lifeguard_reflector_%s %s\n"
+		    "lifeguard_reflector_%s %llu\n",
+		    name, help, name, type, name, (unsigned long long)value);
+}
+
+static void metrics_http(struct mbuf *b, const struct rf_metrics *m)
+{
+	mbuf_printf(b, "# HELP lifeguard_reflector_http_requests_total HTTP responses sent, by "
+		       "status code.\n# TYPE lifeguard_reflector_http_requests_total counter\n");
+	for (size_t i = 0; i <= RF_METRIC_CODES; i++) {
+		if (m->http_requests[i] == 0) {
+			continue;
+		}
+		if (i < RF_METRIC_CODES) {
+			mbuf_printf(b,
+				    "lifeguard_reflector_http_requests_total{code=\"%d\"} %llu\n",
+				    status_codes[i], (unsigned long long)m->http_requests[i]);
+		} else {
+			mbuf_printf(
+			    b, "lifeguard_reflector_http_requests_total{code=\"other\"} %llu\n",
+			    (unsigned long long)m->http_requests[i]);
+		}
+	}
+}
+
+char *rf_status_metrics(const struct rf_status *st)
+{
+	static const struct rf_metrics none;
+	const struct rf_metrics *m = st->metrics != NULL ? st->metrics : &none;
+	struct mbuf b = {malloc(4096), 0, 4096, false};
+	if (b.p == NULL) {
+		return NULL;
+	}
+	b.p[0] = '\0';
+	mbuf_printf(&b,
+		    "# HELP lifeguard_reflector_info Build and identity of this node.\n"
+		    "# TYPE lifeguard_reflector_info gauge\n"
+		    "lifeguard_reflector_info{version=\"%s\",node_id=\"%llu\"} 1\n",
+		    st->version, (unsigned long long)st->node_id);
+	metric(&b, "is_leader", "gauge", "1 if this node is the raft leader.",
+	       strcmp(st->role, "leader") == 0);
+	metric(&b, "term", "gauge", "Current raft term.", st->term);
+	metric(&b, "leader_changes_total", "counter",
+	       "Times this node observed a new leader (id or term).", m->leader_changes);
+	metric(&b, "terms_led_total", "counter", "Terms in which this node became leader.",
+	       m->terms_led);
+	metric(&b, "leader_known", "gauge", "1 if this node knows the current leader.",
+	       st->leader_known);
+	metric(&b, "voter", "gauge", "1 if this node votes in its latest known configuration.",
+	       st->voter);
+	metric(&b, "commit_index", "gauge", "Highest raft log index known to be committed.",
+	       st->commit_index);
+	metric(&b, "applied_index", "gauge", "Highest raft log index applied to the FSM.",
+	       st->applied_index);
+	metric(&b, "last_log_index", "gauge", "Index of the last entry in the local raft log.",
+	       st->last_log_index);
+	metric(&b, "peers", "gauge", "Servers in the latest known raft configuration.",
+	       st->n_peers);
+	metric(&b, "uptime_seconds", "gauge", "Seconds since the process started.", st->uptime_s);
+	metric(&b, "fsm_rejected_commands_total", "counter",
+	       "Committed commands the state machine could not decode.", m->fsm_rejected);
+	mbuf_printf(&b,
+		    "# HELP lifeguard_reflector_member_changes_total Membership changes handled "
+		    "by this node as leader.\n# TYPE lifeguard_reflector_member_changes_total "
+		    "counter\nlifeguard_reflector_member_changes_total{result=\"ok\"} %llu\n"
+		    "lifeguard_reflector_member_changes_total{result=\"error\"} %llu\n",
+		    (unsigned long long)m->member_changes_ok,
+		    (unsigned long long)m->member_changes_failed);
+	metrics_http(&b, m);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}

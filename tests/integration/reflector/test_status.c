@@ -1,0 +1,182 @@
+/* Rendering of /status and /metrics, and the JSON-lines logger. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include "log.h"
+#include "status.h"
+
+static struct rf_status sample(struct rf_metrics *m, struct rf_status_peer *peers)
+{
+	memset(peers, 0, 2 * sizeof(*peers));
+	peers[0].id = 1;
+	strcpy(peers[0].raft_address, "10.0.0.1:7000");
+	strcpy(peers[0].http_address, "10.0.0.1:8000");
+	peers[0].role = "voter";
+	peers[1].id = 2;
+	strcpy(peers[1].raft_address, "10.0.0.2:7000");
+	peers[1].role = "standby";
+	struct rf_status st;
+	memset(&st, 0, sizeof(st));
+	st.node_id = 1;
+	st.role = "leader";
+	st.voter = true;
+	st.ready = true;
+	st.term = 9;
+	st.leader_known = true;
+	st.leader = peers[0];
+	st.commit_index = 40;
+	st.applied_index = 39;
+	st.last_log_index = 41;
+	st.peers = peers;
+	st.n_peers = 2;
+	st.uptime_s = 12;
+	st.version = "0.1.0";
+	st.fsm_terms_recorded = 3;
+	st.fsm_last_term = 9;
+	st.fsm_last_leader = 1;
+	st.fsm_members = 2;
+	st.established_term = 9;
+	st.metrics = m;
+	return st;
+}
+
+Test(status, json_document)
+{
+	struct rf_metrics m;
+	memset(&m, 0, sizeof(m));
+	m.leader_changes = 4;
+	struct rf_status_peer peers[2];
+	struct rf_status st = sample(&m, peers);
+	char *text = rf_status_json(&st);
+	json_error_t jerr;
+	json_t *o = json_loads(text, 0, &jerr);
+	cr_assert_not_null(o, "%s: %s", jerr.text, text);
+	cr_assert_eq(json_integer_value(json_object_get(o, "node_id")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "role")), "leader");
+	cr_assert_eq(json_integer_value(json_object_get(o, "term")), 9);
+	json_t *leader = json_object_get(o, "leader");
+	cr_assert_eq(json_integer_value(json_object_get(leader, "id")), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(leader, "raft_address")),
+			 "10.0.0.1:7000");
+	cr_assert_str_eq(json_string_value(json_object_get(leader, "http_address")),
+			 "10.0.0.1:8000");
+	cr_assert_eq(json_integer_value(json_object_get(o, "commit_index")), 40);
+	cr_assert_eq(json_integer_value(json_object_get(o, "applied_index")), 39);
+	json_t *p = json_object_get(o, "peers");
+	cr_assert_eq(json_array_size(p), 2);
+	cr_assert(json_is_null(json_object_get(json_array_get(p, 1), "http_address")));
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(p, 1), "role")),
+			 "standby");
+	cr_assert_eq(json_integer_value(json_object_get(o, "uptime_s")), 12);
+	cr_assert_str_eq(json_string_value(json_object_get(o, "version")), "0.1.0");
+	cr_assert_eq(json_integer_value(json_object_get(o, "leader_changes")), 4);
+	cr_assert_eq(json_integer_value(
+			 json_object_get(json_object_get(o, "cluster_state"), "terms_recorded")),
+		     3);
+	json_decref(o);
+	free(text);
+
+	st.leader_known = false;
+	st.role = "candidate";
+	text = rf_status_json(&st);
+	o = json_loads(text, 0, NULL);
+	cr_assert(json_is_null(json_object_get(o, "leader")));
+	json_decref(o);
+	free(text);
+}
+
+Test(status, metrics_text)
+{
+	struct rf_metrics m;
+	memset(&m, 0, sizeof(m));
+	rf_metrics_count_http(&m, 200);
+	rf_metrics_count_http(&m, 200);
+	rf_metrics_count_http(&m, 404);
+	rf_metrics_count_http(&m, 418);
+	m.leader_changes = 5;
+	struct rf_status_peer peers[2];
+	struct rf_status st = sample(&m, peers);
+	char *text = rf_status_metrics(&st);
+	static const char *const want[] = {
+	    "# TYPE lifeguard_reflector_is_leader gauge\nlifeguard_reflector_is_leader 1\n",
+	    "lifeguard_reflector_term 9\n",
+	    ("# TYPE lifeguard_reflector_leader_changes_total counter\n"
+	     "lifeguard_reflector_leader_changes_total 5\n"),
+	    "lifeguard_reflector_http_requests_total{code=\"200\"} 2\n",
+	    "lifeguard_reflector_http_requests_total{code=\"404\"} 1\n",
+	    "lifeguard_reflector_http_requests_total{code=\"other\"} 1\n",
+	    "lifeguard_reflector_commit_index 40\n",
+	    "lifeguard_reflector_peers 2\n",
+	    "lifeguard_reflector_info{version=\"0.1.0\",node_id=\"1\"} 1\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		cr_assert(strstr(text, want[i]) != NULL, "missing %s in\n%s", want[i], text);
+	}
+	cr_assert(strstr(text, "code=\"500\"") == NULL, "zero counters are left out");
+	/* Every non-comment line is "name{labels} value". */
+	for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		if (line[0] == '#') {
+			continue;
+		}
+		cr_assert(strncmp(line, "lifeguard_reflector_", 20) == 0, "%s", line);
+		char *space = strrchr(line, ' ');
+		cr_assert(space != NULL && space[1] >= '0' && space[1] <= '9', "%s", line);
+	}
+	free(text);
+	st.role = "follower";
+	text = rf_status_metrics(&st);
+	cr_assert(strstr(text, "lifeguard_reflector_is_leader 0\n"));
+	free(text);
+}
+
+Test(log, lines_are_json_objects)
+{
+	FILE *f = tmpfile();
+	cr_assert_not_null(f);
+	rf_log_set_stream(f);
+	rf_log_setup(RF_LOG_INFO, 7);
+	rf_log(RF_LOG_DEBUG, "x.hidden", "below the level");
+	rf_log(RF_LOG_WARN, "x.quote", "a \"quoted\"\nline\twith \\ and \x01");
+	char big[3000];
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	rf_log(RF_LOG_ERROR, "x.big", "%s\"", big);
+	rf_log_set_stream(NULL);
+	rewind(f);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_error_t jerr;
+		json_t *o = json_loads(line, 0, &jerr);
+		cr_assert_not_null(o, "%s: %s", jerr.text, line);
+		cr_assert_eq(json_integer_value(json_object_get(o, "node")), 7);
+		cr_assert_not_null(json_object_get(o, "ts"));
+		if (n == 0) {
+			cr_assert_str_eq(json_string_value(json_object_get(o, "level")), "warn");
+			cr_assert_str_eq(json_string_value(json_object_get(o, "msg")),
+					 "a \"quoted\"\nline\twith \\ and \x01");
+		} else {
+			cr_assert_str_eq(json_string_value(json_object_get(o, "event")), "x.big");
+		}
+		json_decref(o);
+		n++;
+	}
+	cr_assert_eq(n, 2);
+	fclose(f);
+	rf_log_setup(RF_LOG_INFO, 0);
+}
+
+Test(log, escape_never_splits_an_escape)
+{
+	char buf[8];
+	size_t n = rf_json_escape(buf, 0, sizeof(buf), "ab\x01");
+	cr_assert_eq(n, 2, "the 6-byte escape does not fit");
+	cr_assert_str_eq(buf, "ab");
+	n = rf_json_escape(buf, 0, sizeof(buf), "\"\"\"\"");
+	cr_assert_str_eq(buf, "\\\"\\\"\\\"");
+	cr_assert_eq(n, 6);
+}
