@@ -41,12 +41,15 @@ LG_API struct lg_param lg_param_textn(const char *s, size_t len)
 	p.value = s;
 	p.length = (int)len;
 	p.is_null = s == NULL;
+	p.needs_nul = true; /* libpq reads text parameters up to a NUL, ignoring lengths */
 	return p;
 }
 
 LG_API struct lg_param lg_param_text(const char *s)
 {
-	return lg_param_textn(s, s != NULL ? strlen(s) : 0);
+	struct lg_param p = lg_param_textn(s, s != NULL ? strlen(s) : 0);
+	p.needs_nul = false; /* already terminated */
+	return p;
 }
 
 static struct lg_param param_inline(uint32_t oid, const void *bytes, int len)
@@ -119,13 +122,23 @@ LG_API struct lg_param lg_param_jsonb(const char *json)
 	return p;
 }
 
+static bool query_param_copied(const struct lg_param *p)
+{
+	return p->needs_nul && !p->is_null && p->format == 0 && p->value != NULL;
+}
+
 static struct lg__stmt *query_stmt_new(const char *sql, const struct lg_param *params, int n)
 {
 	size_t extra = (size_t)n * (sizeof(char *) + 2 * sizeof(int) + sizeof(uint32_t));
-	struct lg__stmt *s = lg__calloc(1, sizeof(*s) + extra);
+	size_t text = 0;
+	for (int i = 0; i < n; i++) {
+		text += query_param_copied(&params[i]) ? (size_t)params[i].length + 1 : 0;
+	}
+	struct lg__stmt *s = lg__calloc(1, sizeof(*s) + extra + text);
 	if (s == NULL) {
 		return NULL;
 	}
+	char *copy = (char *)(s + 1) + extra;
 	s->sql = sql;
 	s->nparams = n;
 	s->values = (const char **)(s + 1);
@@ -137,6 +150,12 @@ static struct lg__stmt *query_stmt_new(const char *sql, const struct lg_param *p
 		s->values[i] = p->is_null ? NULL
 					  : p->is_inline ? (const char *)p->inline_buf
 							 : (p->value != NULL ? p->value : "");
+		if (query_param_copied(p)) {
+			memcpy(copy, p->value, (size_t)p->length);
+			copy[p->length] = '\0';
+			s->values[i] = copy;
+			copy += p->length + 1;
+		}
 		s->lengths[i] = p->length;
 		s->formats[i] = p->format;
 		s->types[i] = p->oid;
@@ -266,6 +285,15 @@ LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_par
 	if (c == NULL || sql == NULL || nparams < 0 || nparams > QUERY_MAX_PARAMS ||
 	    (nparams > 0 && params == NULL)) {
 		return lg__error_set(err, LG_EINVAL, "query: invalid arguments");
+	}
+	for (int i = 0; i < nparams; i++) {
+		const struct lg_param *p = &params[i];
+		if (p->length < 0 || (query_param_copied(p) &&
+				      memchr(p->value, '\0', (size_t)p->length) != NULL)) {
+			return lg__error_set(err, LG_EINVAL,
+					     "query: parameter $%d: text cannot contain NUL bytes",
+					     i + 1);
+		}
 	}
 	enum lg__sql_kind kind = lg__sql_classify(sql);
 	if (kind == LG__SQL_UNSUPPORTED) {

@@ -279,3 +279,22 @@ Test(types, table_round_trip_with_affected_rows)
 		lg_result_free(r);
 	}
 }
+
+Test(types, text_of_explicit_length_is_not_read_past_and_nul_is_refused)
+{
+	/* "abcXYZ" with only 3 bytes meant: libpq alone would send all six. */
+	char buf[6] = {'a', 'b', 'c', 'X', 'Y', 'Z'};
+	struct lg_param p = lg_param_textn(buf, 3);
+	struct lg_result *r = select_one("SELECT $1::text, length($1::text)", &p, 1, false);
+	const char *s;
+	size_t len;
+	cr_assert_eq(lg_result_text(r, 0, 0, &s, &len), 0);
+	cr_assert_eq(len, 3);
+	cr_assert_str_eq(s, "abc");
+	lg_result_free(r);
+	char nul[3] = {'a', '\0', 'b'};
+	struct lg_param bad = lg_param_textn(nul, 3);
+	struct lg_error err;
+	cr_assert_eq(lg_conn_query(conn, "SELECT $1::text", &bad, 1, NULL, NULL, &err), LG_EINVAL);
+	cr_assert_not_null(strstr(err.message, "$1"), "%s", err.message);
+}

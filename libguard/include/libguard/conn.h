@@ -83,11 +83,14 @@ struct lg_param {
 	uint32_t oid;        /* type OID; 0 lets the server infer it */
 	bool is_null;
 	bool is_inline;      /* value lives in inline_buf */
+	bool needs_nul;      /* text of explicit length: copied and terminated when sent */
 	unsigned char inline_buf[16];
 };
 
 LG_API struct lg_param lg_param_null(void);
 LG_API struct lg_param lg_param_text(const char *s);            /* NUL-terminated UTF-8 */
+/* len bytes of s, which need not be NUL-terminated (text may not contain NUL bytes:
+ * such a parameter fails the call with LG_EINVAL). */
 LG_API struct lg_param lg_param_textn(const char *s, size_t len);
 LG_API struct lg_param lg_param_int32(int32_t v);               /* int4 */
 LG_API struct lg_param lg_param_int64(int64_t v);               /* int8 */
