@@ -58,24 +58,18 @@ bool lg__pool_usable(const struct lg__pool_conn *pc)
 
 static struct lg__pool_conn *pool_pick(struct lg_pool *p)
 {
-	enum { STACK_VIEWS = 64 };
-	struct lg__pool_view stack_views[STACK_VIEWS] = {{0}};
-	struct lg__pool_view *v = stack_views;
-	if (p->nconns > STACK_VIEWS) {
-		v = lg__malloc(p->nconns * sizeof(*v));
-		if (v == NULL) {
-			return NULL;
+	struct lg__pool_conn *best = NULL;
+	struct lg__pool_view best_view;
+	for (size_t i = 0; i < p->nconns; i++) {
+		struct lg__pool_conn *pc = p->conns[i];
+		struct lg__pool_view v = {pc->in_flight, lg__pool_usable(pc)};
+		if (lg__pool_prefer(&v, best != NULL ? &best_view : NULL,
+				    p->cfg.max_in_flight_per_conn)) {
+			best = pc;
+			best_view = v;
 		}
 	}
-	for (size_t i = 0; i < p->nconns; i++) {
-		v[i].in_flight = p->conns[i]->in_flight;
-		v[i].usable = lg__pool_usable(p->conns[i]);
-	}
-	int i = lg__pool_pick(v, p->nconns, p->cfg.max_in_flight_per_conn);
-	if (v != stack_views) {
-		lg__free(v);
-	}
-	return i < 0 ? NULL : p->conns[i];
+	return best;
 }
 
 /* An idle usable connection, or the one reserved for w once it has drained. */

@@ -7,10 +7,7 @@ int lg__pool_pick(const struct lg__pool_view *v, size_t n, unsigned cap)
 {
 	int best = -1;
 	for (size_t i = 0; i < n; i++) {
-		if (!v[i].usable || v[i].in_flight >= cap) {
-			continue;
-		}
-		if (best < 0 || v[i].in_flight < v[best].in_flight) {
+		if (lg__pool_prefer(&v[i], best < 0 ? NULL : &v[best], cap)) {
 			best = (int)i;
 		}
 	}

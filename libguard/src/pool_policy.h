@@ -19,6 +19,14 @@ struct lg__pool_view {
  */
 int lg__pool_pick(const struct lg__pool_view *v, size_t n, unsigned cap);
 
+/* The rule lg__pool_pick applies to each candidate, for callers that scan in place. */
+static inline bool lg__pool_prefer(const struct lg__pool_view *cand,
+				   const struct lg__pool_view *best, unsigned cap)
+{
+	return cand->usable && cand->in_flight < cap &&
+	       (best == NULL || cand->in_flight < best->in_flight);
+}
+
 /*
  * Delay before reconnect attempt number failures (1 = after the first failure):
  * d = min(max, initial * 2^(failures-1)), returned as d/2 + rnd % (d/2 + 1) ("equal jitter"),
