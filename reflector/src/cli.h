@@ -12,4 +12,10 @@ int rf_cli_status(int argc, char **argv);
  */
 int rf_cli_members(int argc, char **argv);
 
+/* `setup [--config FILE]`: installs the lifeguard schema in PostgreSQL (idempotent). */
+int rf_cli_setup(int argc, char **argv);
+
+/* `reflect [--config FILE] SCHEMA.TABLE...`: enables reflection on each table. */
+int rf_cli_reflect(int argc, char **argv);
+
 #endif

@@ -5,6 +5,8 @@
  *                       [--data-dir DIR] [--join]
  *   lifeguard-reflector status --url http://IP:PORT [--json]
  *   lifeguard-reflector members add|remove ...
+ *   lifeguard-reflector setup [--config FILE]
+ *   lifeguard-reflector reflect [--config FILE] SCHEMA.TABLE...
  *
  * Exit status: 0 after a graceful shutdown; 1 when the node cannot start; 2 for an invalid or
  * missing setting (the message names the key) or a usage error.
@@ -27,6 +29,8 @@ static int main_usage(FILE *out)
 	    "       lifeguard-reflector members add --url URL --id N --raft IP:PORT --http "
 	    "IP:PORT\n"
 	    "       lifeguard-reflector members remove --url URL --id N\n"
+	    "       lifeguard-reflector setup [--config FILE]\n"
+	    "       lifeguard-reflector reflect [--config FILE] SCHEMA.TABLE...\n"
 	    "       lifeguard-reflector --version\n"
 	    "Every config key can be set with LIFEGUARD_<KEY>; flags win over the environment,\n"
 	    "which wins over the file.\n");
@@ -76,6 +80,12 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "status") == 0) {
 		return rf_cli_status(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "setup") == 0) {
+		return rf_cli_setup(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "reflect") == 0) {
+		return rf_cli_reflect(argc - 1, argv + 1);
 	}
 	if (argc > 1 && strcmp(argv[1], "members") == 0) {
 		return rf_cli_members(argc - 1, argv + 1);
