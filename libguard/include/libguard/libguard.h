@@ -5,7 +5,9 @@
 #include "libguard/alloc.h"
 #include "libguard/conn.h"
 #include "libguard/error.h"
+#include "libguard/model.h"
 #include "libguard/pool.h"
+#include "libguard/query.h"
 #include "libguard/result.h"
 #include "libguard/runtime.h"
 

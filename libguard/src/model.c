@@ -1,0 +1,217 @@
+/*
+ * ORM plumbing: where statements run (pool or pinned transaction, with the on_sql hook and
+ * the retry of rolled-back deadlock victims), struct fields as bound parameters, result
+ * column maps, and change sets. Decoding lives in model_decode.c.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+#include "model_int.h"
+
+#define OID_NUMERIC 1700
+
+static bool db_retryable(const struct lg_error *e)
+{
+	return strcmp(e->sqlstate, "40P01") == 0 || strcmp(e->sqlstate, "40001") == 0;
+}
+
+/*
+ * Outside a transaction a statement shares a pipeline sync segment (one implicit
+ * transaction) with other coroutines' statements, so two segments on two connections can
+ * deadlock on rows neither caller locked explicitly. The victim statement was rolled back
+ * with its segment (nothing of it applied), so it is safe to send again: up to
+ * DB_MAX_ATTEMPTS times, after a short growing pause. Inside an explicit transaction the
+ * error goes to the caller (lg_pool_run_tx retries whole transactions).
+ */
+#define DB_MAX_ATTEMPTS 5
+
+int lg__db_run(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
+	       bool prepare, struct lg_result **out, struct lg_error *err)
+{
+	if (db->on_sql != NULL) {
+		db->on_sql(db->on_sql_ud, sql, n);
+	}
+	struct lg_error local;
+	struct lg_error *e = err != NULL ? err : &local;
+	for (unsigned attempt = 1;; attempt++) {
+		struct lg_query_opts o = {
+		    .deadline = db->timeout_ms != 0 ? lg_deadline_in(db->timeout_ms) : 0,
+		    .flags = prepare ? LG_QUERY_PREPARE : 0,
+		};
+		int rc = db->tx != NULL ? lg_tx_query(db->tx, sql, params, n, &o, out, e)
+					: lg_pool_query(db->pool, sql, params, n, &o, out, e);
+		if (rc != LG_ESERVER || db->tx != NULL || attempt >= DB_MAX_ATTEMPTS ||
+		    !db_retryable(e)) {
+			return rc;
+		}
+		if (lg_sleep(attempt * 2) != 0) {
+			return rc;
+		}
+	}
+}
+
+LG_API struct lg_db lg_db_tx(const struct lg_db *base, struct lg_tx *tx)
+{
+	struct lg_db db = *base;
+	db.tx = tx;
+	return db;
+}
+
+LG_API int lg_db_query(const struct lg_db *db, const char *sql, const struct lg_param *params,
+		       int nparams, struct lg_result **out, struct lg_error *err)
+{
+	return lg__db_run(db, sql, params, nparams, true, out, err);
+}
+
+uint64_t *lg__row_nulls(const struct lg_model *m, void *row)
+{
+	return (uint64_t *)((char *)row + m->null_offset);
+}
+
+void **lg__row_mem(const struct lg_model *m, void *row)
+{
+	return (void **)((char *)row + m->mem_offset);
+}
+
+LG_API void lg_row_clear(const struct lg_model *m, void *row)
+{
+	if (row == NULL) {
+		return;
+	}
+	lg__free(*lg__row_mem(m, row));
+	memset(row, 0, m->size);
+}
+
+int lg__model_build_error(const struct lg_model *m, int code, struct lg_error *err)
+{
+	return lg__error_set(err, code, "model %s: %s", m != NULL && m->table ? m->table : "?",
+			     code == LG_ENOMEM ? "out of memory building SQL"
+					       : "invalid identifier, column or filter");
+}
+
+#define FIELD(row, c, type) (*(const type *)((const char *)(row) + (c)->offset))
+
+int lg__field_param(const struct lg_model *m, unsigned col, const void *row, struct lg_param *out)
+{
+	const struct lg_model_col *c = &m->cols[col];
+	bool is_null = (*lg__row_nulls(m, (void *)(uintptr_t)row) >> col) & 1u;
+	if (is_null) {
+		if (!(c->flags & LG_COL_NULLABLE)) {
+			return LG_EINVAL;
+		}
+		*out = lg_param_null();
+		return 0;
+	}
+	switch (c->type) {
+	case LG_INT32:
+		*out = lg_param_int32(FIELD(row, c, int32_t));
+		return 0;
+	case LG_INT64:
+		*out = lg_param_int64(FIELD(row, c, int64_t));
+		return 0;
+	case LG_FLOAT64:
+		*out = lg_param_double(FIELD(row, c, double));
+		return 0;
+	case LG_BOOL:
+		*out = lg_param_bool(FIELD(row, c, bool));
+		return 0;
+	case LG_UUID:
+		*out = lg_param_uuid(FIELD(row, c, struct lg_uuid).b);
+		return 0;
+	case LG_TIMESTAMPTZ:
+		*out = lg_param_timestamptz(FIELD(row, c, int64_t));
+		return 0;
+	case LG_BYTEA: {
+		struct lg_bytes b = FIELD(row, c, struct lg_bytes);
+		if (b.data == NULL && b.len > 0) {
+			return LG_EINVAL;
+		}
+		/* A NULL pointer would be sent as SQL NULL: use a real empty value. */
+		*out = lg_param_bytea(b.data != NULL ? (const void *)b.data : "", b.len);
+		return 0;
+	}
+	case LG_TEXT:
+	case LG_JSONB:
+	case LG_NUMERIC: {
+		const char *s = FIELD(row, c, char *);
+		if (s == NULL) {
+			return LG_EINVAL; /* NULL must be explicit: the column's NULL bit */
+		}
+		*out = c->type == LG_JSONB ? lg_param_jsonb(s) : lg_param_text(s);
+		if (c->type == LG_NUMERIC) {
+			out->oid = OID_NUMERIC;
+		}
+		return 0;
+	}
+	}
+	return LG_EINVAL;
+}
+
+int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg_param *out,
+		   int *n)
+{
+	for (unsigned i = 0; i < m->ncols; i++) {
+		if (mask & LG_COL(i)) {
+			int rc = lg__field_param(m, i, row, &out[*n]);
+			if (rc != 0) {
+				return rc;
+			}
+			(*n)++;
+		}
+	}
+	return 0;
+}
+
+int lg__map_mask(const struct lg_model *m, uint64_t mask, int *map)
+{
+	int k = 0;
+	for (unsigned i = 0; i < m->ncols; i++) {
+		if (mask & LG_COL(i)) {
+			map[k++] = (int)i;
+		}
+	}
+	return k;
+}
+
+void lg__map_names(const struct lg_model *m, const struct lg_result *r, int skip, int *map)
+{
+	int nc = lg_result_cols(r);
+	for (int k = skip; k < nc; k++) {
+		map[k - skip] = -1;
+		const char *name = lg_result_col_name(r, k);
+		for (unsigned i = 0; name != NULL && i < m->ncols; i++) {
+			if (strcmp(m->cols[i].name, name) == 0) {
+				map[k - skip] = (int)i;
+				break;
+			}
+		}
+	}
+}
+
+LG_API void lg_changes_init(struct lg_changes *c, const struct lg_model *m, void *row)
+{
+	c->model = m;
+	c->row = row;
+	c->changed = 0;
+}
+
+LG_API void *lg_changes_row(struct lg_changes *c, const struct lg_model *m)
+{
+	/* A setter of another model on this change set is a programming error. */
+	assert(c->model == m);
+	(void)m;
+	return c->row;
+}
+
+LG_API void lg_changes_mark(struct lg_changes *c, unsigned col, bool is_null)
+{
+	uint64_t *nulls = lg__row_nulls(c->model, c->row);
+	c->changed |= LG_COL(col);
+	if (is_null) {
+		*nulls |= LG_COL(col);
+	} else {
+		*nulls &= ~LG_COL(col);
+	}
+}
