@@ -124,9 +124,16 @@ LG_API bool lg_result_is_null(const struct lg_result *r, int row, int col)
 	return !result_in_range(r, row, col) || PQgetisnull(r->pg, row, col);
 }
 
-/* Common checks; on success v, len and binary describe the cell. */
-static int result_cell(const struct lg_result *r, int row, int col, const char **v,
-		       size_t *len, bool *binary)
+/* A non-NULL cell: its bytes, their format and the column's type. */
+struct result_cell {
+	const char *v;
+	size_t len;
+	bool bin;
+	Oid type;
+};
+
+/* Bounds and NULL checks shared by every accessor; fills *c on success. */
+static int result_cell(const struct lg_result *r, int row, int col, struct result_cell *c)
 {
 	if (!result_in_range(r, row, col)) {
 		return LG_EINVAL;
@@ -134,73 +141,68 @@ static int result_cell(const struct lg_result *r, int row, int col, const char *
 	if (PQgetisnull(r->pg, row, col)) {
 		return LG_ENULL;
 	}
-	*v = PQgetvalue(r->pg, row, col);
-	*len = (size_t)PQgetlength(r->pg, row, col);
-	*binary = PQfformat(r->pg, col) == 1;
+	c->v = PQgetvalue(r->pg, row, col);
+	c->len = (size_t)PQgetlength(r->pg, row, col);
+	c->bin = PQfformat(r->pg, col) == 1;
+	c->type = PQftype(r->pg, col);
 	return 0;
 }
 
 LG_API int lg_result_int64(const struct lg_result *r, int row, int col, int64_t *out)
 {
-	const char *v;
-	size_t len;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &len, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	Oid t = PQftype(r->pg, col);
+	Oid t = c.type;
 	if (t == OID_OID) {
 		int64_t u;
-		rc = bin ? lg__pg_binary_int(v, len, &u) : lg__pg_parse_int64(v, len, &u);
-		*out = bin ? (int64_t)(uint32_t)u : u;
+		rc = c.bin ? lg__pg_binary_int(c.v, c.len, &u) : lg__pg_parse_int64(c.v, c.len, &u);
+		*out = c.bin ? (int64_t)(uint32_t)u : u;
 		return rc;
 	}
 	if (t != OID_INT2 && t != OID_INT4 && t != OID_INT8) {
 		return LG_ETYPE;
 	}
-	return bin ? lg__pg_binary_int(v, len, out) : lg__pg_parse_int64(v, len, out);
+	return c.bin ? lg__pg_binary_int(c.v, c.len, out) : lg__pg_parse_int64(c.v, c.len, out);
 }
 
 LG_API int lg_result_double(const struct lg_result *r, int row, int col, double *out)
 {
-	const char *v;
-	size_t len;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &len, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	Oid t = PQftype(r->pg, col);
+	Oid t = c.type;
 	if (t == OID_FLOAT4 || t == OID_FLOAT8) {
-		return bin ? lg__pg_binary_float(v, len, out) : lg__pg_parse_double(v, len, out);
+		return c.bin ? lg__pg_binary_float(c.v, c.len, out) : lg__pg_parse_double(c.v, c.len, out);
 	}
-	if (t == OID_NUMERIC && !bin) {
-		return lg__pg_parse_double(v, len, out);
+	if (t == OID_NUMERIC && !c.bin) {
+		return lg__pg_parse_double(c.v, c.len, out);
 	}
 	return LG_ETYPE;
 }
 
 LG_API int lg_result_bool(const struct lg_result *r, int row, int col, bool *out)
 {
-	const char *v;
-	size_t len;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &len, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	if (PQftype(r->pg, col) != OID_BOOL) {
+	if (c.type != OID_BOOL) {
 		return LG_ETYPE;
 	}
-	if (bin) {
-		if (len != 1) {
+	if (c.bin) {
+		if (c.len != 1) {
 			return LG_EINVAL;
 		}
-		*out = v[0] != 0;
+		*out = c.v[0] != 0;
 		return 0;
 	}
-	return lg__pg_parse_bool(v, len, out);
+	return lg__pg_parse_bool(c.v, c.len, out);
 }
 
 static bool result_textlike(Oid t)
@@ -212,30 +214,28 @@ static bool result_textlike(Oid t)
 LG_API int lg_result_text(const struct lg_result *r, int row, int col, const char **out,
 			  size_t *len)
 {
-	const char *v;
-	size_t n;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &n, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	if (bin) {
-		Oid t = PQftype(r->pg, col);
+	if (c.bin) {
+		Oid t = c.type;
 		if (!result_textlike(t)) {
 			return LG_ETYPE;
 		}
 		if (t == OID_JSONB) {
 			/* Binary jsonb is a version byte (1) followed by the JSON text. */
-			if (n < 1 || v[0] != 1) {
+			if (c.len < 1 || c.v[0] != 1) {
 				return LG_EINVAL;
 			}
-			v++;
-			n--;
+			c.v++;
+			c.len--;
 		}
 	}
-	*out = v;
+	*out = c.v;
 	if (len != NULL) {
-		*len = n;
+		*len = c.len;
 	}
 	return 0;
 }
@@ -243,19 +243,17 @@ LG_API int lg_result_text(const struct lg_result *r, int row, int col, const cha
 LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t **out,
 			   size_t *len)
 {
-	const char *v;
-	size_t n;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &n, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	if (PQftype(r->pg, col) != OID_BYTEA) {
+	if (c.type != OID_BYTEA) {
 		return LG_ETYPE;
 	}
-	if (bin) {
-		*out = (const uint8_t *)v;
-		*len = n;
+	if (c.bin) {
+		*out = (const uint8_t *)c.v;
+		*len = c.len;
 		return 0;
 	}
 	for (struct bytea_cell *cell = r->decoded; cell != NULL; cell = cell->next) {
@@ -266,7 +264,7 @@ LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t 
 		}
 	}
 	size_t need = 0;
-	rc = lg__pg_bytea_text_decode(v, n, NULL, 0, &need);
+	rc = lg__pg_bytea_text_decode(c.v, c.len, NULL, 0, &need);
 	if (rc != 0) {
 		return rc;
 	}
@@ -274,7 +272,7 @@ LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t 
 	if (cell == NULL) {
 		return LG_ENOMEM;
 	}
-	rc = lg__pg_bytea_text_decode(v, n, cell->data, need + 1, &cell->len);
+	rc = lg__pg_bytea_text_decode(c.v, c.len, cell->data, need + 1, &cell->len);
 	if (rc != 0) {
 		lg__free(cell);
 		return rc;
@@ -290,48 +288,44 @@ LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t 
 
 LG_API int lg_result_timestamptz(const struct lg_result *r, int row, int col, int64_t *out)
 {
-	const char *v;
-	size_t len;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &len, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	Oid t = PQftype(r->pg, col);
+	Oid t = c.type;
 	if (t != OID_TIMESTAMPTZ && t != OID_TIMESTAMP) {
 		return LG_ETYPE;
 	}
-	if (bin) {
+	if (c.bin) {
 		int64_t pg_us;
-		rc = len == 8 ? lg__pg_binary_int(v, len, &pg_us) : LG_EINVAL;
+		rc = c.len == 8 ? lg__pg_binary_int(c.v, c.len, &pg_us) : LG_EINVAL;
 		if (rc == 0) {
 			*out = lg__pg_timestamptz_from_binary(pg_us);
 		}
 		return rc;
 	}
-	return lg__pg_parse_timestamptz(v, len, out);
+	return lg__pg_parse_timestamptz(c.v, c.len, out);
 }
 
 LG_API int lg_result_uuid(const struct lg_result *r, int row, int col, uint8_t out[16])
 {
-	const char *v;
-	size_t len;
-	bool bin;
-	int rc = result_cell(r, row, col, &v, &len, &bin);
+	struct result_cell c;
+	int rc = result_cell(r, row, col, &c);
 	if (rc != 0) {
 		return rc;
 	}
-	if (PQftype(r->pg, col) != OID_UUID) {
+	if (c.type != OID_UUID) {
 		return LG_ETYPE;
 	}
-	if (bin) {
-		if (len != 16) {
+	if (c.bin) {
+		if (c.len != 16) {
 			return LG_EINVAL;
 		}
-		memcpy(out, v, 16);
+		memcpy(out, c.v, 16);
 		return 0;
 	}
-	return lg__pg_parse_uuid(v, len, out);
+	return lg__pg_parse_uuid(c.v, c.len, out);
 }
 
 LG_API int lg_result_int64_by_name(const struct lg_result *r, int row, const char *name,
