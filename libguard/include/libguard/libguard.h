@@ -8,6 +8,7 @@
 #include "libguard/model.h"
 #include "libguard/pool.h"
 #include "libguard/query.h"
+#include "libguard/redis.h"
 #include "libguard/result.h"
 #include "libguard/runtime.h"
 

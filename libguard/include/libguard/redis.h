@@ -1,0 +1,135 @@
+/*
+ * An asynchronous Redis client on the libguard runtime, shared by many coroutines.
+ *
+ * One client holds one connection. Commands issued by coroutines during a loop turn are
+ * written together (pipelined); Redis answers in order, and each reply goes back to the
+ * coroutine that issued the command.
+ *
+ * Failures: a command in flight when the connection dies fails with LG_ECONNLOST (it may or
+ * may not have run: never replay writes blindly). The next command reconnects (AUTH and
+ * SELECT again); if that attempt fails, the command fails with the connect error.
+ * A command whose deadline passes returns LG_ETIMEDOUT at once; its reply, when it arrives,
+ * is discarded. Redis runs a connection's commands in order, so a blocking command (BLPOP
+ * with timeout 0, say) delays every later command of the client until it returns: give
+ * blocking commands a server-side timeout or a client of their own.
+ * lg_redis_close completes every pending command with LG_ECANCELED.
+ *
+ * Every call works inside a coroutine of the client's runtime, or outside any coroutine (then
+ * it runs the loop until done). A client belongs to one runtime and one thread.
+ */
+#ifndef LIBGUARD_REDIS_H
+#define LIBGUARD_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libguard/error.h"
+#include "libguard/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct lg_redis;
+
+struct lg_redis_config {
+	const char *host;            /* IPv4 or IPv6 literal (no name lookup). Copied. */
+	int port;                    /* 0 = 6379 */
+	const char *password;        /* AUTH password; NULL or "" = none. Copied. */
+	const char *username;        /* ACL user for AUTH (Redis 6+); NULL = default. Copied. */
+	int db;                      /* SELECT db when not 0 */
+	uint64_t connect_timeout_ms; /* per connection attempt, handshake included; 0 = 10,000 */
+	uint64_t command_timeout_ms; /* default deadline per command; 0 = none */
+};
+
+/*
+ * Connects, authenticates and selects the database. On success *out is Owned by the caller
+ * and released with lg_redis_close(). Errors: LG_EINVAL (missing host, host not an IP
+ * literal), LG_ECONNECT (refused, AUTH or SELECT rejected: err says which and why),
+ * LG_ETIMEDOUT, LG_ECANCELED, LG_ENOMEM.
+ */
+LG_API int lg_redis_connect(struct lg_runtime *rt, const struct lg_redis_config *cfg,
+			    struct lg_redis **out, struct lg_error *err);
+
+/*
+ * Closes the client. Commands waiting or in flight complete with LG_ECANCELED; memory is
+ * released once libuv has closed the socket handle. NULL is a no-op. lg_runtime_free closes
+ * the clients still open on its runtime (they must not be used afterwards).
+ */
+LG_API void lg_redis_close(struct lg_redis *r);
+
+enum lg_redis_type {
+	LG_REDIS_STRING = 1, /* bulk string: str/len */
+	LG_REDIS_ARRAY,      /* elements/element */
+	LG_REDIS_INTEGER,    /* integer */
+	LG_REDIS_NIL,        /* nil bulk string or nil array */
+	LG_REDIS_STATUS,     /* simple string ("OK", "PONG"): str/len */
+	LG_REDIS_ERROR,      /* error inside an array (EXEC, Lua tables): str/len */
+};
+
+/*
+ * A reply, Owned by the caller of the command and freed with lg_redis_reply_free(): one
+ * allocation, elements and strings included. str is NUL-terminated after len bytes but may
+ * contain NUL bytes itself.
+ */
+struct lg_redis_reply {
+	enum lg_redis_type type;
+	long long integer;
+	const char *str;
+	size_t len;
+	size_t elements;
+	const struct lg_redis_reply *element;
+};
+
+LG_API void lg_redis_reply_free(struct lg_redis_reply *reply);
+
+/*
+ * Deadlines are absolute (lg_deadline_in); 0 means the client's command_timeout_ms,
+ * LG_DEADLINE_NONE waits forever. On success *out (NULL to discard) is an Owned reply.
+ * Errors: LG_ESERVER (Redis answered with an error: err->message holds its text, *out
+ * stays NULL), LG_ECONNLOST (connection lost with the command in flight: outcome unknown),
+ * LG_ECONNECT / LG_ETIMEDOUT (reconnecting failed), LG_ETIMEDOUT, LG_ECANCELED (caller
+ * canceled, or client closed meanwhile), LG_ECLOSED (client already closed), LG_EINVAL.
+ */
+
+/*
+ * fmt follows hiredis: %s is a C string, %b a binary string (pointer, size_t length).
+ * SUBSCRIBE and its family, MONITOR and CLIENT REPLY fail with LG_EINVAL: they break the one
+ * reply per command that a shared client relies on.
+ */
+LG_API int lg_redis_command(struct lg_redis *r, uint64_t deadline, struct lg_redis_reply **out,
+			    struct lg_error *err, const char *fmt, ...);
+
+/* argc arguments; lens may be NULL (then each argv[i] is a C string). Borrowed for the call. */
+LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
+			     const char *const *argv, const size_t *lens,
+			     struct lg_redis_reply **out, struct lg_error *err);
+
+/* A Lua script and its SHA-1, computed locally by lg_redis_script_init. */
+struct lg_redis_script {
+	const char *source; /* Borrowed: must outlive every use of the script */
+	char sha1[41];      /* lowercase hex */
+};
+
+/* Fills script for source (Borrowed). */
+LG_API void lg_redis_script_init(struct lg_redis_script *script, const char *source);
+
+/*
+ * Runs script with EVALSHA; when Redis does not know the script (NOSCRIPT: never loaded,
+ * SCRIPT FLUSH, a restart) it is sent once with EVAL, which caches it again. keys and args
+ * are Borrowed for the call; a lens array may be NULL (C strings). Same errors and reply
+ * ownership as lg_redis_commandv.
+ */
+LG_API int lg_redis_eval(struct lg_redis *r, const struct lg_redis_script *script, int nkeys,
+			 const char *const *keys, const size_t *key_lens, int nargs,
+			 const char *const *args, const size_t *arg_lens, uint64_t deadline,
+			 struct lg_redis_reply **out, struct lg_error *err);
+
+/* Lowercase hex SHA-1 (FIPS 180-4) of len bytes of data into hex (41 bytes, NUL included). */
+LG_API void lg_sha1_hex(const void *data, size_t len, char hex[41]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBGUARD_REDIS_H */

@@ -1,0 +1,304 @@
+/*
+ * Commands and scripts.
+ *
+ * Happy path: the command is formatted into the RESP wire form before entering the coroutine
+ * (so a va_list is consumed on the caller's stack), the call waits until the client's link is
+ * READY (connecting again after a loss), hands the bytes to hiredis with a heap record as the
+ * callback's private data and parks. hiredis writes everything queued in a loop turn together
+ * and calls back in reply order; the callback copies the reply and wakes the caller.
+ * Failure modes:
+ *   - deadline or cancellation after hand-over: the caller returns LG_ETIMEDOUT /
+ *     LG_ECANCELED at once and leaves the record to the callback, which frees it (and the late
+ *     reply) whenever hiredis calls it: with the reply, or with NULL when the link dies.
+ *   - NULL reply: the link died (LG_ECONNLOST) or the client was closed (LG_ECANCELED).
+ *   - an error reply: LG_ESERVER with Redis's text.
+ * Scripts: EVALSHA with the locally computed SHA-1; a NOSCRIPT error (script cache flushed or
+ * server restarted) sends the script once with EVAL, which caches it again.
+ */
+#include "redis_int.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+
+void lg__redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct lg__redis_cmd *cmd = privdata;
+	struct lg__redis_link *l = ac->data;
+	if (cmd->waiter == NULL) {
+		lg__free(cmd); /* the caller left; the reply is discarded */
+		return;
+	}
+	if (reply == NULL) {
+		if (l->r->closed) {
+			cmd->code = LG_ECANCELED;
+			snprintf(cmd->msg, sizeof(cmd->msg), "redis: client closed");
+		} else {
+			cmd->code = LG_ECONNLOST;
+			snprintf(cmd->msg, sizeof(cmd->msg),
+				 "redis %s:%d: connection lost with the command in flight: %s",
+				 l->r->host, l->r->port,
+				 ac->c.errstr[0] != '\0' ? ac->c.errstr : "connection closed");
+		}
+	} else {
+		const redisReply *rep = reply;
+		if (rep->type == REDIS_REPLY_ERROR) {
+			cmd->code = LG_ESERVER;
+			snprintf(cmd->msg, sizeof(cmd->msg), "%.*s", (int)rep->len, rep->str);
+		} else {
+			cmd->reply = lg__redis_reply_copy(rep);
+			cmd->code = cmd->reply != NULL ? 0 : LG_ENOMEM;
+			if (cmd->reply == NULL) {
+				snprintf(cmd->msg, sizeof(cmd->msg), "redis: out of memory");
+			}
+		}
+	}
+	struct lg__waiter *w = cmd->waiter;
+	cmd->waiter = NULL;
+	lg__waiter_wake(w, 0);
+}
+
+static void cmd_abort(struct lg__waiter *w, int status)
+{
+	struct lg__redis_cmd *cmd = w->data;
+	cmd->waiter = NULL; /* now owned by the reply callback */
+	lg__waiter_wake(w, status);
+}
+
+struct cmd_args {
+	struct lg_redis *r;
+	uint64_t deadline;
+	const char *wire; /* formatted command */
+	size_t wire_len;
+	struct lg_redis_reply **out;
+	struct lg_error *err;
+};
+
+static int cmd_send_and_wait(struct cmd_args *a)
+{
+	struct lg_redis *r = a->r;
+	int rc = lg__redis_wait_ready(r, a->deadline, a->err);
+	if (rc != 0) {
+		return rc;
+	}
+	struct lg__redis_cmd *cmd = lg__calloc(1, sizeof(*cmd));
+	if (cmd == NULL) {
+		return lg__error_set(a->err, LG_ENOMEM, "redis: out of memory");
+	}
+	struct lg__waiter w;
+	lg__waiter_init(&w, cmd_abort);
+	w.data = cmd;
+	cmd->waiter = &w;
+	if (redisAsyncFormattedCommand(r->link->ac, lg__redis_on_reply, cmd, a->wire,
+				       a->wire_len) != REDIS_OK) {
+		lg__free(cmd);
+		return lg__error_set(a->err, LG_ECONNLOST, "redis %s:%d: connection is closing",
+				     r->host, r->port);
+	}
+	rc = lg__park(&w, a->deadline);
+	if (rc != 0) {
+		/* cmd belongs to the reply callback now. */
+		return lg__error_set(a->err, rc, "redis %s:%d: %s (sent; outcome unknown)", r->host,
+				     r->port, lg_strerror(rc));
+	}
+	rc = cmd->code;
+	if (rc != 0) {
+		lg__error_set(a->err, rc, "%s", cmd->msg);
+	} else if (a->out != NULL) {
+		*a->out = cmd->reply;
+		cmd->reply = NULL;
+	}
+	lg_redis_reply_free(cmd->reply);
+	lg__free(cmd);
+	return rc;
+}
+
+static int cmd_in_coro(void *arg)
+{
+	struct cmd_args *a = arg;
+	a->r->refs++; /* keeps the client readable after a close during the wait */
+	int rc = cmd_send_and_wait(a);
+	lg__redis_unref(a->r);
+	return rc;
+}
+
+/* The index-th argument of a formatted command ("*N\r\n$len\r\nbytes\r\n..."). */
+static bool cmd_wire_arg(const char *wire, size_t len, int index, const char **arg, size_t *n)
+{
+	const char *p = memchr(wire, '\n', len);
+	const char *end = wire + len;
+	for (int i = 0; p != NULL && p + 1 < end; i++) {
+		char *after;
+		unsigned long alen = strtoul(p + 2, &after, 10);
+		if (p[1] != '$' || end - after < 2 || (size_t)(end - after) - 2 < alen) {
+			return false;
+		}
+		if (i == index) {
+			*arg = after + 2;
+			*n = alen;
+			return true;
+		}
+		p = after + 2 + alen + 1; /* the '\n' closing this argument */
+	}
+	return false;
+}
+
+static bool cmd_arg_is(const char *arg, size_t n, const char *word)
+{
+	return n == strlen(word) && strncasecmp(arg, word, n) == 0;
+}
+
+/*
+ * Commands that break the one-reply-per-command rule hiredis and this client rely on: the
+ * subscribe family and MONITOR turn the connection into a push stream (hiredis would call a
+ * callback many times), CLIENT REPLY OFF/SKIP leaves commands without a reply.
+ */
+static bool cmd_refused(const char *wire, size_t len)
+{
+	static const char *const refused[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE",
+					      "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+					      "MONITOR"};
+	const char *a0, *a1;
+	size_t n0, n1;
+	if (!cmd_wire_arg(wire, len, 0, &a0, &n0)) {
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (cmd_arg_is(a0, n0, refused[i])) {
+			return true;
+		}
+	}
+	return cmd_arg_is(a0, n0, "CLIENT") && cmd_wire_arg(wire, len, 1, &a1, &n1) &&
+	       cmd_arg_is(a1, n1, "REPLY");
+}
+
+static int cmd_run(struct lg_redis *r, uint64_t deadline, char *wire, int wire_len,
+		   struct lg_redis_reply **out, struct lg_error *err)
+{
+	if (wire_len < 0) {
+		return lg__error_set(err, LG_EINVAL, "redis: invalid command format");
+	}
+	if (cmd_refused(wire, (size_t)wire_len)) {
+		redisFreeCommand(wire);
+		return lg__error_set(
+		    err, LG_EINVAL,
+		    "redis: pub/sub, MONITOR and CLIENT REPLY are not supported on "
+		    "a shared client");
+	}
+	if (deadline == 0) {
+		deadline = r->command_timeout_ms != 0 ? lg_deadline_in(r->command_timeout_ms)
+						      : LG_DEADLINE_NONE;
+	}
+	struct cmd_args a = {r, deadline, wire, (size_t)wire_len, out, err};
+	int rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
+	if (rc == LG_EBUSY) {
+		lg__error_set(err, rc, "redis: called from a loop callback");
+	}
+	redisFreeCommand(wire);
+	return rc;
+}
+
+LG_API int lg_redis_command(struct lg_redis *r, uint64_t deadline, struct lg_redis_reply **out,
+			    struct lg_error *err, const char *fmt, ...)
+{
+	lg_error_clear(err);
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (r == NULL || fmt == NULL) {
+		return lg__error_set(err, LG_EINVAL, "redis: missing client or format");
+	}
+	char *wire = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int len = redisvFormatCommand(&wire, fmt, ap);
+	va_end(ap);
+	return cmd_run(r, deadline, wire, len, out, err);
+}
+
+LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
+			     const char *const *argv, const size_t *lens,
+			     struct lg_redis_reply **out, struct lg_error *err)
+{
+	lg_error_clear(err);
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (r == NULL || argc <= 0 || argv == NULL) {
+		return lg__error_set(err, LG_EINVAL, "redis: missing client or arguments");
+	}
+	char *wire = NULL;
+	int len = redisFormatCommandArgv(&wire, argc, (const char **)argv, lens);
+	return cmd_run(r, deadline, wire, len, out, err);
+}
+
+/* Builds verb, name, nkeys, keys..., args... and runs it. */
+static int eval_run(struct lg_redis *r, const char *verb, const char *name, int nkeys,
+		    const char *const *keys, const size_t *key_lens, int nargs,
+		    const char *const *args, const size_t *arg_lens, uint64_t deadline,
+		    struct lg_redis_reply **out, struct lg_error *err)
+{
+	int argc = 3 + nkeys + nargs;
+	const char **argv = lg__calloc((size_t)argc, sizeof(*argv));
+	size_t *lens = lg__calloc((size_t)argc, sizeof(*lens));
+	if (argv == NULL || lens == NULL) {
+		lg__free(argv);
+		lg__free(lens);
+		return lg__error_set(err, LG_ENOMEM, "redis: out of memory");
+	}
+	char nk[16];
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[0] = verb;
+	argv[1] = name;
+	argv[2] = nk;
+	for (int i = 0; i < nkeys; i++) {
+		argv[3 + i] = keys[i];
+		lens[3 + i] = key_lens != NULL ? key_lens[i] : strlen(keys[i]);
+	}
+	for (int i = 0; i < nargs; i++) {
+		argv[3 + nkeys + i] = args[i];
+		lens[3 + nkeys + i] = arg_lens != NULL ? arg_lens[i] : strlen(args[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		lens[i] = strlen(argv[i]);
+	}
+	int rc = lg_redis_commandv(r, deadline, argc, argv, lens, out, err);
+	lg__free(argv);
+	lg__free(lens);
+	return rc;
+}
+
+LG_API int lg_redis_eval(struct lg_redis *r, const struct lg_redis_script *script, int nkeys,
+			 const char *const *keys, const size_t *key_lens, int nargs,
+			 const char *const *args, const size_t *arg_lens, uint64_t deadline,
+			 struct lg_redis_reply **out, struct lg_error *err)
+{
+	lg_error_clear(err);
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (r == NULL || script == NULL || script->source == NULL || nkeys < 0 || nargs < 0 ||
+	    (nkeys > 0 && keys == NULL) || (nargs > 0 && args == NULL)) {
+		return lg__error_set(err, LG_EINVAL, "redis eval: invalid arguments");
+	}
+	if (deadline == 0 && r->command_timeout_ms != 0) {
+		deadline = lg_deadline_in(r->command_timeout_ms); /* one budget for both tries */
+	}
+	struct lg_error local;
+	int rc = eval_run(r, "EVALSHA", script->sha1, nkeys, keys, key_lens, nargs, args, arg_lens,
+			  deadline, out, &local);
+	if (rc == LG_ESERVER && strncmp(local.message, "NOSCRIPT", 8) == 0) {
+		rc = eval_run(r, "EVAL", script->source, nkeys, keys, key_lens, nargs, args,
+			      arg_lens, deadline, out, &local);
+	}
+	if (rc != 0 && err != NULL) {
+		*err = local;
+	}
+	return rc;
+}

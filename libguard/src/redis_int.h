@@ -1,0 +1,88 @@
+/*
+ * Private layout of the Redis client, shared by redis_client.c (the object, connect, close),
+ * redis_conn.c (one connection: state machine and the libuv adapter for hiredis),
+ * redis_cmd.c (commands, EVALSHA), redis_reply.c (reply copies) and redis_sha1.c.
+ */
+#ifndef LG_REDIS_INT_H
+#define LG_REDIS_INT_H
+
+#include <stdbool.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "libguard/redis.h"
+#include "sched_int.h"
+
+#define LG__REDIS_MSG 256
+
+enum lg__redis_link_state {
+	LG__LINK_CONNECTING, /* TCP connect and AUTH/SELECT/PING handshake in progress */
+	LG__LINK_READY,
+	LG__LINK_DEAD, /* failed or closed: hiredis has freed (or is freeing) the context */
+};
+
+/*
+ * One TCP connection: the hiredis context plus the poll handle that watches its socket.
+ * Memory is freed in the poll handle's close callback.
+ */
+struct lg__redis_link {
+	uv_poll_t poll; /* first: the close callback casts back */
+	struct lg_redis *r;
+	redisAsyncContext *ac; /* NULL once hiredis frees it: never touch it after that */
+	enum lg__redis_link_state state;
+	bool poll_open;
+	int events;
+	struct lg__timer timer; /* connect deadline */
+};
+
+struct lg_redis {
+	struct lg_runtime *rt;
+	struct lg__resource resource;
+	bool closed;
+	int refs; /* the owner until close, each link until its handle closed, each call */
+
+	char host[64];
+	int port;
+	char *username;
+	char *password;
+	int db;
+	uint64_t connect_timeout_ms;
+	uint64_t command_timeout_ms;
+
+	struct lg__redis_link *link;   /* current connection, NULL when none */
+	struct lg__waitq conn_waiters; /* calls waiting for link to be READY */
+	int last_code;                 /* why the last connection attempt or link failed */
+	char last_msg[LG_ERROR_MSG_SIZE];
+};
+
+/* A command handed to hiredis: heap-allocated, because it outlives a caller that gave up. */
+struct lg__redis_cmd {
+	struct lg__waiter *waiter; /* NULL once abandoned: the reply callback frees the record */
+	struct lg_redis_reply *reply;
+	int code;
+	char msg[LG_ERROR_MSG_SIZE];
+};
+
+/* redis_conn.c */
+/* Starts a connection attempt (r->link must be NULL); completion wakes r->conn_waiters. On
+ * failure r->last_code/last_msg say why and nothing is left running. */
+int lg__redis_link_start(struct lg_redis *r);
+/* Forgets the link and frees its context (commands in flight complete with NULL replies).
+ * Never from inside a hiredis callback. */
+void lg__redis_link_close(struct lg__redis_link *l);
+void lg__redis_wake_waiters(struct lg_redis *r, int code);
+
+/* redis_client.c */
+void lg__redis_unref(struct lg_redis *r);
+/* Parks until r->link is READY (starting an attempt when none is running). */
+int lg__redis_wait_ready(struct lg_redis *r, uint64_t deadline, struct lg_error *err);
+
+/* redis_reply.c */
+/* Deep copy of a hiredis reply into one lg__malloc'ed block; NULL when out of memory. */
+struct lg_redis_reply *lg__redis_reply_copy(const redisReply *src);
+
+/* redis_cmd.c: the reply callback for commands. */
+void lg__redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+#endif
