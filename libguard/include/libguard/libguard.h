@@ -3,6 +3,7 @@
 #define LIBGUARD_H
 
 #include "libguard/alloc.h"
+#include "libguard/cache.h"
 #include "libguard/conn.h"
 #include "libguard/error.h"
 #include "libguard/model.h"

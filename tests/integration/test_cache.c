@@ -1,0 +1,231 @@
+/*
+ * The cache contract's Lua scripts against real Redis: fences, refresh keeping the TTL,
+ * tombstones, term fencing of deposed writers, and the stale-fill race (a reader misses,
+ * a writer's change is processed, the reader's older fill is refused). Also key escaping.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libguard/libguard.h>
+
+static struct lg_runtime *rt;
+static struct lg_redis *redis;
+static struct lg_redis_script scripts[LG_CACHE__SCRIPT_COUNT];
+static char row[128], fence[128], tfence[128], term[128];
+
+static void setup(void)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	const char *port = getenv("LG_TEST_REDIS_PORT");
+	cr_assert_not_null(port, "run through scripts/test (LG_TEST_REDIS_PORT)");
+	struct lg_redis_config cfg = {.host = "127.0.0.1", .port = atoi(port)};
+	struct lg_error err;
+	cr_assert_eq(lg_redis_connect(rt, &cfg, &redis, &err), 0, "%s", err.message);
+	for (int i = 0; i < LG_CACHE__SCRIPT_COUNT; i++) {
+		lg_redis_script_init(&scripts[i], lg_cache_script_source((enum lg_cache_script)i));
+	}
+	/* Keys private to this test process. */
+	char table[64];
+	snprintf(table, sizeof(table), "t%d.users", (int)getpid());
+	const char *pk[] = {"42"};
+	cr_assert_eq(lg_cache_key(row, sizeof(row), "lifeguard:model", table, pk, 1), 0);
+	cr_assert_eq(lg_cache_key(fence, sizeof(fence), "lifeguard:fence", table, pk, 1), 0);
+	snprintf(tfence, sizeof(tfence), "lifeguard:fence:%s", table);
+	snprintf(term, sizeof(term), "lifeguard:reflector:term:%d", (int)getpid());
+}
+
+static void teardown(void)
+{
+	lg_redis_close(redis);
+	lg_runtime_free(rt);
+}
+
+TestSuite(cache, .init = setup, .fini = teardown);
+
+/* Runs a script with string keys and args; returns the reply text ("" for non-strings),
+ * or "ERR:<message>" for a script error. */
+static const char *run(enum lg_cache_script s, int nkeys, const char **keys, int nargs,
+		       const char **args)
+{
+	static char out[256];
+	struct lg_redis_reply *r = NULL;
+	struct lg_error err;
+	int rc = lg_redis_eval(redis, &scripts[s], nkeys, keys, NULL, nargs, args, NULL,
+			       lg_deadline_in(5000), &r, &err);
+	if (rc == LG_ESERVER) {
+		snprintf(out, sizeof(out), "ERR:%.200s", err.message);
+		return out;
+	}
+	cr_assert_eq(rc, 0, "%s", err.message);
+	if (r->type == LG_REDIS_STRING || r->type == LG_REDIS_STATUS) {
+		snprintf(out, sizeof(out), "%.*s", (int)r->len, r->str);
+	} else if (r->type == LG_REDIS_INTEGER) {
+		snprintf(out, sizeof(out), "%lld", r->integer);
+	} else {
+		out[0] = '\0';
+	}
+	lg_redis_reply_free(r);
+	return out;
+}
+
+static const char *get(const char *key)
+{
+	static char out[256];
+	struct lg_redis_reply *r = NULL;
+	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, "GET %s", key), 0);
+	if (r->type == LG_REDIS_NIL) {
+		strcpy(out, "(nil)");
+	} else {
+		snprintf(out, sizeof(out), "%.*s", (int)r->len, r->str);
+	}
+	lg_redis_reply_free(r);
+	return out;
+}
+
+static long long pttl(const char *key)
+{
+	struct lg_redis_reply *r = NULL;
+	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, "PTTL %s", key), 0);
+	long long v = r->integer;
+	lg_redis_reply_free(r);
+	return v;
+}
+
+static void cmd(const char *fmt, const char *key, const char *value)
+{
+	struct lg_redis_reply *r = NULL;
+	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, fmt, key, value), 0);
+	lg_redis_reply_free(r);
+}
+
+static void claim(const char *t)
+{
+	const char *k[] = {term};
+	const char *a[] = {t};
+	cr_assert_str_eq(run(LG_CACHE_CLAIM_TERM, 1, k, 1, a), t);
+}
+
+Test(cache, uncached_change_fences_and_cached_change_refreshes_keeping_ttl)
+{
+	claim("3");
+	const char *k[] = {row, fence, term};
+	const char *a[] = {"10", "60000", "3"};
+	cr_assert_str_eq(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, a), "fenced");
+	cr_assert_str_eq(get(fence), "10");
+	cr_assert_str_eq(get(row), "(nil)", "an uncached key is never created");
+	cmd("SET %s %s PX 50000", row, "{\"v\":11,\"row\":{\"id\":42,\"name\":\"old\"}}");
+	const char *b[] = {"12", "60000", "3"};
+	cr_assert_str_eq(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, b), "cached");
+	const char *r1[] = {"12", "{\"v\":12,\"row\":{\"id\":42,\"name\":\"new\"}}", "60000", "3"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, r1), "refreshed");
+	cr_assert_str_eq(get(row), "{\"v\":12,\"row\":{\"id\":42,\"name\":\"new\"}}");
+	long long ttl = pttl(row);
+	cr_assert(ttl > 0 && ttl <= 50000, "TTL kept: %lld", ttl);
+	/* An older refresh (at-least-once redelivery) never goes back in time. */
+	const char *r0[] = {"11", "{\"v\":11,\"row\":{\"id\":42,\"name\":\"old\"}}", "60000", "3"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, r0), "kept");
+	cr_assert_str_eq(get(row), "{\"v\":12,\"row\":{\"id\":42,\"name\":\"new\"}}");
+	/* Vanished between the check and the refresh: fenced instead. */
+	cmd("DEL %s%s", row, "");
+	const char *r2[] = {"13", "{\"v\":13,\"row\":{}}", "60000", "3"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, r2), "fenced");
+	cr_assert_str_eq(get(fence), "13");
+	cr_assert_str_eq(get(row), "(nil)");
+}
+
+Test(cache, stale_fill_after_a_processed_change_is_refused)
+{
+	claim("1");
+	const char *fk[] = {row, fence, tfence};
+	/* Reader misses and reads the row at version 20 from a lagging replica... */
+	/* ...meanwhile the writer commits version 21 and the reflector processes it: fence. */
+	const char *k[] = {row, fence, term};
+	const char *a[] = {"21", "60000", "1"};
+	cr_assert_str_eq(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, a), "fenced");
+	/* ...then the reader's fill of version 20 arrives: refused. */
+	const char *stale[] = {"20", "{\"v\":20,\"row\":{}}", "30000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, stale), "fenced");
+	cr_assert_str_eq(get(row), "(nil)", "no stale row is ever readable");
+	/* A fill carrying the fenced version or newer is fine. */
+	const char *fresh[] = {"21", "{\"v\":21,\"row\":{}}", "30000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, fresh), "filled");
+	cr_assert_str_eq(get(row), "{\"v\":21,\"row\":{}}");
+	/* A second, older fill does not overwrite a newer cached row. */
+	const char *older[] = {"21", "{\"v\":21,\"row\":{\"x\":1}}", "30000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, older), "kept");
+	/* TRUNCATE: a table fence above the fill's version refuses it too. */
+	cmd("DEL %s%s", row, "");
+	const char *tk[] = {tfence, term};
+	const char *ta[] = {"30", "60000", "1"};
+	cr_assert_str_eq(run(LG_CACHE_TABLE_FENCE, 2, tk, 3, ta), "fenced");
+	const char *before_truncate[] = {"25", "{\"v\":25,\"row\":{}}", "30000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, before_truncate), "fenced");
+	cr_assert_str_eq(get(row), "(nil)");
+}
+
+Test(cache, deposed_writer_is_rejected_and_fences_only_rise)
+{
+	claim("5");
+	const char *tk[] = {term};
+	const char *old[] = {"4"};
+	cr_assert_not_null(strstr(run(LG_CACHE_CLAIM_TERM, 1, tk, 1, old), "STALETERM"));
+	cr_assert_str_eq(get(term), "5");
+	const char *k[] = {row, fence, term};
+	cmd("SET %s %s", row, "{\"v\":1,\"row\":{}}");
+	const char *r[] = {"2", "{\"v\":2,\"row\":{\"evil\":true}}", "60000", "4"};
+	cr_assert_not_null(strstr(run(LG_CACHE_REFRESH, 3, k, 4, r), "STALETERM"));
+	cr_assert_str_eq(get(row), "{\"v\":1,\"row\":{}}", "a deposed leader wrote nothing");
+	const char *f[] = {"9", "60000", "4"};
+	cr_assert_not_null(strstr(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, f), "STALETERM"));
+	cmd("DEL %s%s", row, "");
+	const char *f9[] = {"9", "60000", "5"};
+	cr_assert_str_eq(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, f9), "fenced");
+	const char *f7[] = {"7", "60000", "5"};
+	cr_assert_str_eq(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, f7), "fenced");
+	cr_assert_str_eq(get(fence), "9", "a fence never goes down");
+}
+
+Test(cache, deletes_become_short_lived_tombstones)
+{
+	claim("2");
+	const char *k[] = {row, fence, term};
+	cmd("SET %s %s PX 60000", row, "{\"v\":5,\"row\":{}}");
+	const char *d[] = {"6", "2000", "60000", "2"};
+	cr_assert_str_eq(run(LG_CACHE_TOMBSTONE, 3, k, 4, d), "tombstoned");
+	cr_assert_str_eq(get(row), "{\"v\":6,\"deleted\":true}");
+	long long ttl = pttl(row);
+	cr_assert(ttl > 0 && ttl <= 2000, "short TTL: %lld", ttl);
+	/* A late refresh of the deleted row's older version cannot resurrect it. */
+	const char *r[] = {"5", "{\"v\":5,\"row\":{}}", "60000", "2"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, r), "kept");
+	const char *fk[] = {row, fence, tfence};
+	const char *fill[] = {"5", "{\"v\":5,\"row\":{}}", "30000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, fill), "kept");
+	/* Deleting an uncached row fences it. */
+	cmd("DEL %s%s", row, "");
+	const char *d2[] = {"8", "2000", "60000", "2"};
+	cr_assert_str_eq(run(LG_CACHE_TOMBSTONE, 3, k, 4, d2), "fenced");
+	cr_assert_str_eq(get(fence), "8");
+}
+
+Test(cache, keys_escape_separators_so_composite_keys_never_collide)
+{
+	char a[128], b[128];
+	const char *p1[] = {"a:b", "c"};
+	const char *p2[] = {"a", "b:c"};
+	cr_assert_eq(lg_cache_key(a, sizeof(a), "lifeguard:model", "public.t", p1, 2), 0);
+	cr_assert_eq(lg_cache_key(b, sizeof(b), "lifeguard:model", "public.t", p2, 2), 0);
+	cr_assert_str_eq(a, "lifeguard:model:public.t:a\\:b:c");
+	cr_assert_str_eq(b, "lifeguard:model:public.t:a:b\\:c");
+	const char *p3[] = {"x\\"};
+	cr_assert_eq(lg_cache_key(a, sizeof(a), "p", "s.t", p3, 1), 0);
+	cr_assert_str_eq(a, "p:s.t:x\\\\");
+	char small[8];
+	cr_assert_eq(lg_cache_key(small, sizeof(small), "p", "s.t", p3, 1), LG_ERANGE);
+	cr_assert_eq(lg_cache_key(a, sizeof(a), "", "s.t", p3, 1), LG_EINVAL);
+	cr_assert_eq(lg_cache_key(a, sizeof(a), "p", "s.t", p3, 0), LG_EINVAL);
+	cr_assert_null(lg_cache_script_source(LG_CACHE__SCRIPT_COUNT));
+}
