@@ -11,25 +11,7 @@
 #include <libguard/libguard.h>
 
 #include "lg_test.h"
-
-static uv_loop_t loop;
-
-static struct lg_runtime *runtime_on_own_loop(void)
-{
-	cr_assert_eq(uv_loop_init(&loop), 0);
-	struct lg_runtime *rt;
-	cr_assert_eq(lg_runtime_new(&loop, NULL, &rt), 0);
-	return rt;
-}
-
-/* Frees rt and checks nothing was left behind on the loop. */
-static void runtime_free_checked(struct lg_runtime *rt)
-{
-	lg_runtime_free(rt);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	cr_assert_eq(uv_loop_alive(&loop), 0, "handles left on the loop");
-	cr_assert_eq(uv_loop_close(&loop), 0);
-}
+#include "lg_test_loop.h"
 
 static struct lg_conn *connect_ok(struct lg_runtime *rt, const char *dsn)
 {
@@ -99,10 +81,10 @@ Test(conn, slow_query_past_deadline_is_canceled_and_connection_survives)
 	struct lg_conn *c = connect_ok(rt, lg_test_pg_dsn());
 	struct lg_error err;
 	struct lg_query_opts opts = {lg_deadline_in(200), 0};
-	uint64_t start = lg_now_ms();
-	int rc = lg_conn_query(c, "SELECT pg_sleep(30)", NULL, 0, &opts, NULL, &err);
+	/* An hour: if the cancel did not reach the server, the next query on this connection
+	 * would wait behind it and the test would run into meson's timeout. */
+	int rc = lg_conn_query(c, "SELECT pg_sleep(3600)", NULL, 0, &opts, NULL, &err);
 	cr_assert_eq(rc, LG_ETIMEDOUT, "rc %d %s", rc, err.message);
-	cr_assert_lt(lg_now_ms() - start, 20000, "returned at the deadline, not after the sleep");
 	/* The server-side statement was canceled: the connection answers the next query. */
 	struct lg_result *r;
 	cr_assert_eq(lg_conn_query(c, "SELECT 42", NULL, 0, NULL, &r, &err), 0, "%s",

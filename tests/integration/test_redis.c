@@ -17,25 +17,7 @@
 #include <libguard/redis.h>
 
 #include "lg_test.h"
-
-static uv_loop_t loop;
-
-static struct lg_runtime *runtime_on_own_loop(void)
-{
-	cr_assert_eq(uv_loop_init(&loop), 0);
-	struct lg_runtime *rt;
-	cr_assert_eq(lg_runtime_new(&loop, NULL, &rt), 0);
-	return rt;
-}
-
-/* Frees rt and checks nothing was left behind on the loop. */
-static void runtime_free_checked(struct lg_runtime *rt)
-{
-	lg_runtime_free(rt);
-	uv_run(&loop, UV_RUN_NOWAIT);
-	cr_assert_eq(uv_loop_alive(&loop), 0, "handles left on the loop");
-	cr_assert_eq(uv_loop_close(&loop), 0);
-}
+#include "lg_test_loop.h"
 
 static int shared_port(void)
 {
