@@ -1,6 +1,6 @@
 /*
- * ORM plumbing: where statements run (pool or pinned transaction, with the on_sql hook and
- * the retry of rolled-back deadlock victims), struct fields as bound parameters, result
+ * ORM plumbing: where statements run (pool or pinned transaction, with the on_sql hook),
+ * struct fields as bound parameters, result
  * column maps, and change sets. Decoding lives in model_decode.c.
  */
 #include <assert.h>
@@ -12,44 +12,19 @@
 
 #define OID_NUMERIC 1700
 
-static bool db_retryable(const struct lg_error *e)
-{
-	return strcmp(e->sqlstate, "40P01") == 0 || strcmp(e->sqlstate, "40001") == 0;
-}
-
-/*
- * Outside a transaction a statement shares a pipeline sync segment (one implicit
- * transaction) with other coroutines' statements, so two segments on two connections can
- * deadlock on rows neither caller locked explicitly. The victim statement was rolled back
- * with its segment (nothing of it applied), so it is safe to send again: up to
- * DB_MAX_ATTEMPTS times, after a short growing pause. Inside an explicit transaction the
- * error goes to the caller (lg_pool_run_tx retries whole transactions).
- */
-#define DB_MAX_ATTEMPTS 5
-
+/* Deadlock victims of shared sync segments are re-sent by the pool (lg_pool_query). */
 int lg__db_run(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
 	       bool prepare, struct lg_result **out, struct lg_error *err)
 {
 	if (db->on_sql != NULL) {
 		db->on_sql(db->on_sql_ud, sql, n);
 	}
-	struct lg_error local;
-	struct lg_error *e = err != NULL ? err : &local;
-	for (unsigned attempt = 1;; attempt++) {
-		struct lg_query_opts o = {
-		    .deadline = db->timeout_ms != 0 ? lg_deadline_in(db->timeout_ms) : 0,
-		    .flags = prepare ? LG_QUERY_PREPARE : 0,
-		};
-		int rc = db->tx != NULL ? lg_tx_query(db->tx, sql, params, n, &o, out, e)
-					: lg_pool_query(db->pool, sql, params, n, &o, out, e);
-		if (rc != LG_ESERVER || db->tx != NULL || attempt >= DB_MAX_ATTEMPTS ||
-		    !db_retryable(e)) {
-			return rc;
-		}
-		if (lg_sleep(attempt * 2) != 0) {
-			return rc;
-		}
-	}
+	struct lg_query_opts o = {
+	    .deadline = db->timeout_ms != 0 ? lg_deadline_in(db->timeout_ms) : 0,
+	    .flags = prepare ? LG_QUERY_PREPARE : 0,
+	};
+	return db->tx != NULL ? lg_tx_query(db->tx, sql, params, n, &o, out, err)
+			      : lg_pool_query(db->pool, sql, params, n, &o, out, err);
 }
 
 LG_API struct lg_db lg_db_tx(const struct lg_db *base, struct lg_tx *tx)

@@ -38,6 +38,7 @@
 #define POOL_DEFAULT_BACKOFF_MAX_MS 5000
 #define POOL_DEFAULT_DRAIN_MS 10000
 #define POOL_MAX_UNSENT_RETRIES 3
+#define POOL_MAX_VICTIM_RETRIES 4
 
 uint32_t lg__pool_random(struct lg_pool *p)
 {
@@ -266,27 +267,48 @@ struct pool_query_args {
 	struct lg_error *err;
 };
 
+/*
+ * A statement shares its sync segment (one implicit transaction) with other coroutines'
+ * statements, so two segments on two connections can deadlock on rows neither caller locked
+ * explicitly; PostgreSQL then rolls back the victim's whole segment. Nothing of the failed
+ * statement was applied, so it is sent again (as its siblings are). Explicit transactions
+ * do not come through here: their errors go to the caller (lg_pool_run_tx retries them).
+ */
+static bool pool_rolled_back_victim(int rc, const struct lg_error *e)
+{
+	return rc == LG_ESERVER &&
+	       (strcmp(e->sqlstate, "40P01") == 0 || strcmp(e->sqlstate, "40001") == 0);
+}
+
 static int pool_query_in_coro(void *arg)
 {
 	struct pool_query_args *a = arg;
 	struct lg_pool *p = a->p;
+	struct lg_error local;
+	struct lg_error *e = a->err != NULL ? a->err : &local;
 	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0
 				    ? a->opts->deadline
 				    : lg_deadline_in(p->cfg.acquire_timeout_ms);
-	for (int attempt = 0;; attempt++) {
+	int unsent = 0;
+	int victims = 0;
+	for (;;) {
 		struct lg__pool_conn *pc;
-		int rc = lg__pool_acquire(p, false, deadline, &pc, a->err);
+		int rc = lg__pool_acquire(p, false, deadline, &pc, e);
 		if (rc != 0) {
 			return rc;
 		}
-		rc = lg_conn_query(pc->conn, a->sql, a->params, a->nparams, a->opts, a->out,
-				   a->err);
+		rc = lg_conn_query(pc->conn, a->sql, a->params, a->nparams, a->opts, a->out, e);
 		lg__pool_note_result(p, pc, rc);
 		lg__pool_release(p, pc);
 		/* Not sent means not executed: another connection may run it. */
-		if (rc != LG_ENOTSENT || attempt >= POOL_MAX_UNSENT_RETRIES) {
-			return rc;
+		if (rc == LG_ENOTSENT && unsent++ < POOL_MAX_UNSENT_RETRIES) {
+			continue;
 		}
+		if (pool_rolled_back_victim(rc, e) && victims++ < POOL_MAX_VICTIM_RETRIES &&
+		    lg_sleep(1 + lg__pool_random(p) % (2u << victims)) == 0) {
+			continue;
+		}
+		return rc;
 	}
 }
 

@@ -73,7 +73,10 @@ LG_API void lg_pool_close(struct lg_pool *pool);
 /*
  * Runs one statement on a pooled connection (same contract as lg_conn_query). The acquire
  * wait is bounded by opts->deadline when set, else by acquire_timeout_ms; LG_ETIMEDOUT then
- * names the last connect error when the server is unreachable.
+ * names the last connect error when the server is unreachable. A statement chosen as a
+ * deadlock or serialization victim (40P01/40001) was rolled back with its shared sync
+ * segment, applied nothing, and is sent again (a few times, after a short random pause)
+ * before the error is reported.
  */
 LG_API int lg_pool_query(struct lg_pool *pool, const char *sql, const struct lg_param *params,
 			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
