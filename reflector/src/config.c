@@ -45,6 +45,12 @@ const struct cfg_key cfg_keys[] = {
     {"admin_token", CFG_STRING, true},
     {"log_level", CFG_STRING, false},
     {"join", CFG_BOOL, false},
+    {"fence_ttl_ms", CFG_UINT, false},
+    {"tombstone_ttl_ms", CFG_UINT, false},
+    {"batch_size", CFG_UINT, false},
+    {"poll_interval_ms", CFG_UINT, false},
+    {"fence_prefix", CFG_STRING, false},
+    {"term_key", CFG_STRING, false},
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 
@@ -171,6 +177,8 @@ void rf_config_free(struct rf_config *cfg)
 	free(cfg->redis.host);
 	free(cfg->redis.password);
 	free(cfg->key_prefix);
+	free(cfg->fence_prefix);
+	free(cfg->term_key);
 	free(cfg->admin_token);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -19,9 +19,15 @@
 #define RF_ADDR_MAX 24
 
 #define RF_DEFAULT_KEY_PREFIX           "lifeguard:model"
+#define RF_DEFAULT_FENCE_PREFIX         "lifeguard:fence"
+#define RF_DEFAULT_TERM_KEY             "lifeguard:reflector:term"
 #define RF_DEFAULT_ELECTION_TIMEOUT_MS  500
 #define RF_DEFAULT_HEARTBEAT_TIMEOUT_MS 100
 #define RF_DEFAULT_SNAPSHOT_THRESHOLD   1024
+#define RF_DEFAULT_FENCE_TTL_MS         30000
+#define RF_DEFAULT_TOMBSTONE_TTL_MS     5000
+#define RF_DEFAULT_BATCH_SIZE           1000
+#define RF_DEFAULT_POLL_INTERVAL_MS     1000
 
 struct rf_peer {
 	uint64_t id;
@@ -46,13 +52,20 @@ struct rf_config {
 	size_t n_peers;
 	char *postgres; /* Owned; NULL = unset. Secret (may hold a password). */
 	struct rf_redis_config redis;
-	char *key_prefix; /* Owned; default RF_DEFAULT_KEY_PREFIX */
+	char *key_prefix;   /* Owned; default RF_DEFAULT_KEY_PREFIX */
+	char *fence_prefix; /* Owned; default RF_DEFAULT_FENCE_PREFIX */
+	char *term_key;     /* Owned; default RF_DEFAULT_TERM_KEY: the fencing token in Redis */
 	unsigned election_timeout_ms;
 	unsigned heartbeat_timeout_ms;
 	unsigned snapshot_threshold;
 	char *admin_token; /* Owned; NULL = admin endpoints open. Secret. */
 	enum rf_log_level log_level;
 	bool join; /* true: never bootstrap; wait to be added by the leader */
+	/* Coherence pipeline (the leader's outbox consumer). */
+	unsigned fence_ttl_ms;     /* key/table fences; >= replica lag bound + fill deadline */
+	unsigned tombstone_ttl_ms; /* lifetime of {"v":V,"deleted":true} */
+	unsigned batch_size;       /* outbox rows claimed per transaction */
+	unsigned poll_interval_ms; /* outbox poll without a NOTIFY; also the stats refresh */
 };
 
 struct rf_config_error {

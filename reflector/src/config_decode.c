@@ -222,9 +222,26 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 		0) {
 		return -1;
 	}
-	if (strpbrk(cfg->key_prefix, " \t\r\n") != NULL) {
-		return cfg_fail(err, "key_prefix", dec_source(src, "key_prefix"),
-				"must not contain whitespace");
+	if (dec_opt_string(root, src, "fence_prefix", RF_DEFAULT_FENCE_PREFIX, &cfg->fence_prefix,
+			   err) != 0 ||
+	    dec_opt_string(root, src, "term_key", RF_DEFAULT_TERM_KEY, &cfg->term_key, err) != 0) {
+		return -1;
+	}
+	const char *names[] = {"key_prefix", "fence_prefix", "term_key"};
+	const char *values[] = {cfg->key_prefix, cfg->fence_prefix, cfg->term_key};
+	for (size_t i = 0; i < 3; i++) {
+		if (values[i][0] == '\0' || strpbrk(values[i], " \t\r\n") != NULL) {
+			return cfg_fail(err, names[i], dec_source(src, names[i]),
+					"must be non-empty without whitespace");
+		}
+	}
+	size_t kl = strlen(cfg->key_prefix);
+	size_t fl = strlen(cfg->fence_prefix);
+	if (strcmp(cfg->key_prefix, cfg->fence_prefix) == 0 ||
+	    (strncmp(cfg->key_prefix, cfg->fence_prefix, fl) == 0 && cfg->key_prefix[fl] == ':') ||
+	    (strncmp(cfg->fence_prefix, cfg->key_prefix, kl) == 0 && cfg->fence_prefix[kl] == ':')) {
+		return cfg_fail(err, "fence_prefix", dec_source(src, "fence_prefix"),
+				"must not overlap key_prefix (fences would look like rows)");
 	}
 	if (dec_opt_uint(root, src, "election_timeout_ms", RF_DEFAULT_ELECTION_TIMEOUT_MS, 50,
 			 60000, &cfg->election_timeout_ms, err) != 0 ||
@@ -262,6 +279,16 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 		return cfg_fail(err, "join", dec_source(src, "join"), "must be true or false");
 	}
 	cfg->join = join != NULL && json_is_true(join);
+	if (dec_opt_uint(root, src, "fence_ttl_ms", RF_DEFAULT_FENCE_TTL_MS, 100, 86400000,
+			 &cfg->fence_ttl_ms, err) != 0 ||
+	    dec_opt_uint(root, src, "tombstone_ttl_ms", RF_DEFAULT_TOMBSTONE_TTL_MS, 100,
+			 86400000, &cfg->tombstone_ttl_ms, err) != 0 ||
+	    dec_opt_uint(root, src, "batch_size", RF_DEFAULT_BATCH_SIZE, 1, 10000,
+			 &cfg->batch_size, err) != 0 ||
+	    dec_opt_uint(root, src, "poll_interval_ms", RF_DEFAULT_POLL_INTERVAL_MS, 10, 600000,
+			 &cfg->poll_interval_ms, err) != 0) {
+		return -1;
+	}
 	return 0;
 }
 

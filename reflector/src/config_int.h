@@ -21,7 +21,7 @@ extern const size_t cfg_n_keys;
 
 /* Where each key's winning value came from ("in FILE", "from LIFEGUARD_X", "from --flag"). */
 struct cfg_sources {
-	char where[16][96];
+	char where[24][96];
 };
 
 int cfg_fail(struct rf_config_error *err, const char *key, const char *source, const char *fmt, ...)

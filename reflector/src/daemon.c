@@ -33,6 +33,7 @@
 #include <libguard/runtime.h>
 
 #include "api.h"
+#include "coherence.h"
 #include "http_server.h"
 #include "log.h"
 
@@ -41,6 +42,8 @@ struct daemon {
 	struct lg_runtime *rt;
 	const struct rf_config *cfg;
 	struct rf_node node;
+	struct rf_coherence *coherence;
+	struct rf_leader_hooks user_hooks; /* the caller's, chained after the pipeline's */
 	struct rf_http_server *http;
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
@@ -180,11 +183,33 @@ static void daemon_log_config(const struct rf_config *cfg)
 	       cfg->key_prefix);
 }
 
+static void daemon_became_leader(void *data, uint64_t term)
+{
+	struct daemon *d = data;
+	rf_coherence_became_leader(d->coherence, term);
+	if (d->user_hooks.became_leader != NULL) {
+		d->user_hooks.became_leader(d->user_hooks.data, term);
+	}
+}
+
+static void daemon_lost_leadership(void *data, uint64_t term)
+{
+	struct daemon *d = data;
+	rf_coherence_lost_leadership(d->coherence, term);
+	if (d->user_hooks.lost_leadership != NULL) {
+		d->user_hooks.lost_leadership(d->user_hooks.data, term);
+	}
+}
+
 /* Starts node and HTTP; on failure sets exit_code 1 and closes what started. */
-static void daemon_start(struct daemon *d, const struct rf_leader_hooks *hooks)
+static void daemon_start(struct daemon *d, const struct rf_leader_hooks *user_hooks)
 {
 	char err[512];
-	if (rf_node_start(&d->node, &d->loop, d->rt, d->cfg, hooks, err, sizeof(err)) != 0) {
+	if (user_hooks != NULL) {
+		d->user_hooks = *user_hooks;
+	}
+	struct rf_leader_hooks hooks = {d, daemon_became_leader, daemon_lost_leadership};
+	if (rf_node_start(&d->node, &d->loop, d->rt, d->cfg, &hooks, err, sizeof(err)) != 0) {
 		rf_log(RF_LOG_ERROR, "daemon.start", "%s", err);
 		d->exit_code = 1;
 		d->node.data = d;
@@ -192,6 +217,7 @@ static void daemon_start(struct daemon *d, const struct rf_leader_hooks *hooks)
 		return;
 	}
 	d->node.data = d;
+	d->node.coherence = rf_coherence_stats(d->coherence);
 	if (rf_http_server_start(&d->loop, d->cfg->http_address, rf_api_handle, &d->node,
 				 &d->node.metrics, &d->http, err, sizeof(err)) != 0) {
 		rf_log(RF_LOG_ERROR, "daemon.start", "%s", err);
@@ -233,9 +259,18 @@ int rf_daemon_run(const struct rf_config *cfg, const struct rf_leader_hooks *hoo
 		close(lock_fd);
 		return 1;
 	}
+	if (rf_coherence_new(d->rt, cfg, &d->coherence) != 0) {
+		rf_log(RF_LOG_ERROR, "daemon.start", "coherence pipeline: out of memory");
+		lg_runtime_free(d->rt);
+		uv_loop_close(&d->loop);
+		free(d);
+		close(lock_fd);
+		return 1;
+	}
 	daemon_start(d, hooks);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	lg_runtime_free(d->rt);
+	rf_coherence_free(d->coherence);
 	rf_node_free(&d->node);
 	int rc = uv_loop_close(&d->loop);
 	if (rc != 0) {

@@ -229,6 +229,8 @@ void rf_node_status(struct rf_node *n, struct rf_status *st, struct rf_status_pe
 	st->version = n->version;
 	st->uptime_s = (uv_now(n->loop) - n->started_ms) / 1000;
 	st->metrics = &n->metrics;
+	st->coherence = n->coherence;
+	st->now_ms = lg_now_ms();
 	st->shutting_down = n->closing;
 	st->fsm_terms_recorded = n->fsm.terms_recorded;
 	st->fsm_last_term = n->fsm.last_term;

@@ -52,6 +52,7 @@ struct rf_node {
 	uv_prepare_t watch;
 	struct rf_leader_hooks hooks;
 	struct rf_metrics metrics;
+	const struct rf_coherence_stats *coherence; /* Borrowed from the daemon; may be NULL */
 	uint64_t started_ms;
 	const char *version; /* static */
 

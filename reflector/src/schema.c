@@ -30,6 +30,18 @@ const char *const rf_schema_setup_sql[] = {
 	" version bigint NOT NULL,"
 	" created_at timestamptz NOT NULL DEFAULT clock_timestamp())",
 
+	/* Outbox rows the reflector could not process (malformed, table gone, key that does not
+	 * cast), with the reason: kept for inspection instead of being retried forever. */
+	"CREATE TABLE IF NOT EXISTS lifeguard.outbox_dead ("
+	" id bigint PRIMARY KEY,"
+	" table_name text,"
+	" pk jsonb,"
+	" op \"char\","
+	" version bigint,"
+	" created_at timestamptz,"
+	" reason text NOT NULL,"
+	" rejected_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+
 	"CREATE OR REPLACE FUNCTION lifeguard.stamp_version() RETURNS trigger"
 	" LANGUAGE plpgsql AS $lg$"
 	" BEGIN"

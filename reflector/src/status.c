@@ -25,6 +25,75 @@ void rf_metrics_count_http(struct rf_metrics *m, int code)
 	m->http_requests[RF_METRIC_CODES]++;
 }
 
+const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1] = {1,   2,   5,    10,   25,   50,  100,
+							 250, 500, 1000, 2500, 5000, 10000};
+
+void rf_coherence_observe(struct rf_coherence_stats *s, double ms)
+{
+	size_t i = 0;
+	while (i < RF_PROP_BUCKETS - 1 && ms > rf_prop_bucket_ms[i]) {
+		i++;
+	}
+	s->prop_buckets[i]++;
+	s->prop_sum_ms += ms;
+	s->prop_count++;
+}
+
+#define COH_COUNTERS(X)                                                                    \
+	X(changes)                                                                         \
+	X(keys)                                                                            \
+	X(refreshed)                                                                       \
+	X(fenced)                                                                          \
+	X(tombstoned)                                                                      \
+	X(kept)                                                                            \
+	X(truncates)                                                                       \
+	X(rejected_stale)                                                                  \
+	X(malformed)                                                                       \
+	X(errors)                                                                          \
+	X(batches)                                                                         \
+	X(notifications)
+
+/* The coherence fields of /status: postgres, redis, outbox, counters, propagation. */
+static void status_coherence(json_t *o, const struct rf_coherence_stats *c, uint64_t now_ms)
+{
+	static const struct rf_coherence_stats none;
+	if (c == NULL) {
+		c = &none;
+	}
+	json_t *pg = json_object();
+	json_object_set_new(pg, "connected", json_boolean(c->pg_connected));
+	json_object_set_new(pg, "listening", json_boolean(c->pg_listening));
+	json_object_set_new(o, "postgres", pg);
+	json_t *redis = json_object();
+	json_object_set_new(redis, "connected", json_boolean(c->redis_connected));
+	json_object_set_new(o, "redis", redis);
+	if (c->outbox_known) {
+		json_t *ob = json_object();
+		json_object_set_new(ob, "pending", json_integer((json_int_t)c->outbox_pending));
+		json_object_set_new(ob, "oldest_age_s", json_real(c->outbox_oldest_age_s));
+		json_object_set_new(ob, "notify_queue_usage", json_real(c->notify_queue_usage));
+		json_object_set_new(ob, "sample_age_ms",
+				    json_integer((json_int_t)(now_ms > c->outbox_sampled_ms
+								  ? now_ms - c->outbox_sampled_ms
+								  : 0)));
+		json_object_set_new(o, "outbox", ob);
+	} else {
+		json_object_set_new(o, "outbox", json_null());
+	}
+	json_t *co = json_object();
+	json_object_set_new(co, "leading", json_boolean(c->leading));
+	json_object_set_new(co, "term", json_integer((json_int_t)c->session_term));
+#define X(name) json_object_set_new(co, #name, json_integer((json_int_t)c->name));
+	COH_COUNTERS(X)
+#undef X
+	json_object_set_new(o, "counters", co);
+	json_t *prop = json_object();
+	json_object_set_new(prop, "count", json_integer((json_int_t)c->prop_count));
+	json_object_set_new(prop, "mean_ms",
+			    json_real(c->prop_count ? c->prop_sum_ms / (double)c->prop_count : 0));
+	json_object_set_new(o, "propagation", prop);
+}
+
 static json_t *status_peer(const struct rf_status_peer *p, bool with_role)
 {
 	json_t *o = json_object();
@@ -71,6 +140,7 @@ char *rf_status_json(const struct rf_status *st)
 	json_object_set_new(fsm, "last_leader", json_integer((json_int_t)st->fsm_last_leader));
 	json_object_set_new(fsm, "members", json_integer((json_int_t)st->fsm_members));
 	json_object_set_new(o, "cluster_state", fsm);
+	status_coherence(o, st->coherence, st->now_ms);
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return text;
@@ -141,6 +211,56 @@ static void metrics_http(struct mbuf *b, const struct rf_metrics *m)
 	}
 }
 
+static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c)
+{
+	static const struct rf_coherence_stats none;
+	if (c == NULL) {
+		c = &none;
+	}
+	metric(b, "postgres_connected", "gauge", "1 if the leader session has a PostgreSQL connection.",
+	       c->pg_connected);
+	metric(b, "postgres_listening", "gauge", "1 if LISTEN lifeguard is active.", c->pg_listening);
+	metric(b, "redis_connected", "gauge", "1 if the last Redis command reached the server.",
+	       c->redis_connected);
+	metric(b, "coherence_leading", "gauge", "1 while this node runs the outbox consumer.",
+	       c->leading);
+	if (c->outbox_known) {
+		metric(b, "outbox_pending", "gauge", "Outbox rows waiting (sampled by the leader).",
+		       c->outbox_pending);
+		mbuf_printf(b,
+			    "# HELP lifeguard_reflector_outbox_oldest_age_seconds Age of the oldest "
+			    "outbox row.\n# TYPE lifeguard_reflector_outbox_oldest_age_seconds gauge\n"
+			    "lifeguard_reflector_outbox_oldest_age_seconds %.3f\n"
+			    "# HELP lifeguard_reflector_notify_queue_usage "
+			    "pg_notification_queue_usage() on the primary.\n"
+			    "# TYPE lifeguard_reflector_notify_queue_usage gauge\n"
+			    "lifeguard_reflector_notify_queue_usage %.6f\n",
+			    c->outbox_oldest_age_s, c->notify_queue_usage);
+	}
+#define X(name)                                                                            \
+	metric(b, #name "_total", "counter", "Coherence pipeline: " #name ".", c->name);
+	COH_COUNTERS(X)
+#undef X
+	mbuf_printf(b, "# HELP lifeguard_reflector_propagation_ms Change captured in PostgreSQL "
+		       "to Redis written, in milliseconds.\n"
+		       "# TYPE lifeguard_reflector_propagation_ms histogram\n");
+	uint64_t cum = 0;
+	for (size_t i = 0; i < RF_PROP_BUCKETS; i++) {
+		cum += c->prop_buckets[i];
+		if (i < RF_PROP_BUCKETS - 1) {
+			mbuf_printf(b, "lifeguard_reflector_propagation_ms_bucket{le=\"%g\"} %llu\n",
+				    rf_prop_bucket_ms[i], (unsigned long long)cum);
+		} else {
+			mbuf_printf(b, "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} %llu\n",
+				    (unsigned long long)cum);
+		}
+	}
+	mbuf_printf(b,
+		    "lifeguard_reflector_propagation_ms_sum %.3f\n"
+		    "lifeguard_reflector_propagation_ms_count %llu\n",
+		    c->prop_sum_ms, (unsigned long long)c->prop_count);
+}
+
 char *rf_status_metrics(const struct rf_status *st)
 {
 	static const struct rf_metrics none;
@@ -185,6 +305,7 @@ char *rf_status_metrics(const struct rf_status *st)
 		    (unsigned long long)m->member_changes_ok,
 		    (unsigned long long)m->member_changes_failed);
 	metrics_http(&b, m);
+	metrics_coherence(&b, st->coherence);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

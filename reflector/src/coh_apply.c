@@ -1,0 +1,299 @@
+/*
+ * The Redis side of a batch: the cache-contract scripts (libguard/cache.h) for every key,
+ * fanned out over up to COH_WORKERS coroutines so that the commands of one loop turn travel
+ * to Redis in one pipelined write.
+ *
+ * Happy path per key:
+ *   phase 1: a delete runs TOMBSTONE (cached -> tombstone, uncached -> fence); an insert or
+ *            update runs CHECK_OR_FENCE (uncached -> fence; cached -> read it, phase 2).
+ *   phase 2: a cached key whose row was read runs REFRESH with the row's own version (kept
+ *            when Redis already holds it or newer, fenced if the key vanished meanwhile); a
+ *            cached key whose row is gone by now runs TOMBSTONE.
+ * TRUNCATE: TABLE_FENCE, then SCAN the table's row keys page by page and TOMBSTONE each with
+ * the TRUNCATE's version (keys already holding a newer row are kept).
+ *
+ * Failure modes: STALETERM -> COH_STALE (stop: deposed); connection loss, timeout, or a
+ * transient Redis error (OOM, BUSY, LOADING, READONLY, ...) -> COH_RETRY (the batch rolls
+ * back); another script error on one key (a foreign value of the wrong type there, say) ->
+ * the key is dead-lettered with the reason.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coh_int.h"
+#include "log.h"
+
+struct coh_batch *rf__coh_batch_new(struct rf_coh_session *s)
+{
+	struct coh_batch *b = calloc(1, sizeof(*b));
+	if (b == NULL || lg_cond_new(s->coh->rt, &b->done) != 0) {
+		free(b);
+		return NULL;
+	}
+	b->refs = 1;
+	b->s = s;
+	s->refs++;
+	return b;
+}
+
+void rf__coh_batch_release(struct coh_batch *b)
+{
+	if (--b->refs > 0) {
+		return;
+	}
+	rf_plan_free(&b->plan);
+	lg_redis_reply_free(b->scan);
+	lg_cond_free(b->done);
+	struct rf_coh_session *s = b->s;
+	free(b);
+	rf__coh_session_release(s);
+}
+
+static void coh_worker(void *arg)
+{
+	struct coh_batch *b = arg;
+	while (!b->abort && b->next < b->n) {
+		size_t i = b->next++;
+		int rc = b->item(b, i);
+		if (rc > b->rc) {
+			b->rc = rc;
+		}
+		if (rc != COH_OK) {
+			b->abort = true;
+		}
+	}
+	if (--b->running == 0) {
+		lg_cond_signal(b->done);
+	}
+	rf__coh_batch_release(b);
+}
+
+/* Runs item(b, i) for i in [0, n) on up to COH_WORKERS coroutines; waits for all. */
+static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batch *, size_t))
+{
+	b->item = item;
+	b->n = n;
+	b->next = 0;
+	b->rc = COH_OK;
+	b->abort = false;
+	size_t workers = n < COH_WORKERS ? n : COH_WORKERS;
+	for (size_t w = 0; w < workers; w++) {
+		b->refs++;
+		if (lg_coro_spawn(b->s->coh->rt, coh_worker, b, NULL) != 0) {
+			b->refs--;
+			b->abort = b->running == 0;
+			break;
+		}
+		b->running++;
+	}
+	if (n > 0 && b->running == 0) {
+		return COH_RETRY;
+	}
+	while (b->running > 0) {
+		if (lg_cond_wait(b->done, LG_DEADLINE_NONE) == LG_ECANCELED) {
+			b->abort = true;
+			return COH_CANCELED;
+		}
+	}
+	return b->rc;
+}
+
+/* Redis errors worth retrying: the server is busy, loading, read-only, out of memory. */
+static bool coh_transient(const char *msg)
+{
+	static const char *const prefixes[] = {"OOM",     "BUSY",       "LOADING",
+					       "READONLY", "MASTERDOWN", "TRYAGAIN",
+					       "CLUSTERDOWN", "NOREPLICAS"};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Runs a script; on success copies its status answer into answer. Returns enum coh_rc, or -1
+ * for a permanent error on this key (message in answer).
+ */
+static int coh_eval(struct coh_batch *b, enum lg_cache_script which, int nkeys,
+		    const char *const *keys, int nargs, const char *const *args,
+		    const size_t *arg_lens, char *answer, size_t cap)
+{
+	struct rf_coh_session *s = b->s;
+	struct lg_redis_reply *reply = NULL;
+	struct lg_error err;
+	int rc = lg_redis_eval(s->redis, &s->coh->scripts[which], nkeys, keys, NULL, nargs, args,
+			       arg_lens, lg_deadline_in(COH_REDIS_TIMEOUT_MS), &reply, &err);
+	if (rc != 0) {
+		if (rc == LG_ESERVER && strncmp(err.message, "STALETERM", 9) != 0 &&
+		    !coh_transient(err.message)) {
+			snprintf(answer, cap, "Redis refused the script: %.200s", err.message);
+			return -1;
+		}
+		return rf__coh_redis_failed(s, rc, &err, "running a cache script");
+	}
+	s->coh->stats.redis_connected = true;
+	snprintf(answer, cap, "%.*s", (int)(reply != NULL ? reply->len : 0),
+		 reply != NULL && reply->str != NULL ? reply->str : "");
+	lg_redis_reply_free(reply);
+	return COH_OK;
+}
+
+static void coh_count(struct rf_coherence_stats *st, const char *answer)
+{
+	if (strcmp(answer, "refreshed") == 0) {
+		st->refreshed++;
+	} else if (strcmp(answer, "fenced") == 0) {
+		st->fenced++;
+	} else if (strcmp(answer, "tombstoned") == 0) {
+		st->tombstoned++;
+	} else if (strcmp(answer, "kept") == 0) {
+		st->kept++;
+	}
+}
+
+/* TOMBSTONE for row key / fence key at version (text). */
+static int coh_tombstone(struct coh_batch *b, const char *row_key, const char *fence_key,
+			 const char *version, char *answer, size_t cap)
+{
+	const struct rf_config *cfg = b->s->coh->cfg;
+	char tomb_ttl[24];
+	char fence_ttl[24];
+	snprintf(tomb_ttl, sizeof(tomb_ttl), "%u", cfg->tombstone_ttl_ms);
+	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
+	const char *keys[] = {row_key, fence_key, cfg->term_key};
+	const char *args[] = {version, tomb_ttl, fence_ttl, b->s->term_str};
+	return coh_eval(b, LG_CACHE_TOMBSTONE, 3, keys, 4, args, NULL, answer, cap);
+}
+
+static int coh_key_item(struct coh_batch *b, size_t i)
+{
+	struct rf_key_work *k = &b->plan.keys[i];
+	const struct rf_config *cfg = b->s->coh->cfg;
+	bool second = k->state == RF_KEY_CACHED;
+	if (k->state != RF_KEY_PENDING && !second) {
+		return COH_OK;
+	}
+	char version[24];
+	char fence_ttl[24];
+	char answer[320];
+	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
+	const char *keys[] = {k->redis_key, k->fence_key, cfg->term_key};
+	int rc;
+	if (second && k->row_found) {
+		snprintf(version, sizeof(version), "%lld", (long long)k->row_version);
+		const char *args[] = {version, k->value, fence_ttl, b->s->term_str};
+		const size_t lens[] = {strlen(version), k->value_len, strlen(fence_ttl),
+				       strlen(b->s->term_str)};
+		rc = coh_eval(b, LG_CACHE_REFRESH, 3, keys, 4, args, lens, answer, sizeof(answer));
+	} else if (second || k->op == 'D') {
+		snprintf(version, sizeof(version), "%lld", (long long)k->version);
+		rc = coh_tombstone(b, k->redis_key, k->fence_key, version, answer, sizeof(answer));
+	} else {
+		snprintf(version, sizeof(version), "%lld", (long long)k->version);
+		const char *args[] = {version, fence_ttl, b->s->term_str};
+		rc = coh_eval(b, LG_CACHE_CHECK_OR_FENCE, 3, keys, 3, args, NULL, answer,
+			      sizeof(answer));
+		if (rc == COH_OK && strcmp(answer, "cached") == 0) {
+			k->state = RF_KEY_CACHED;
+			return COH_OK;
+		}
+	}
+	if (rc == -1) {
+		rf_log(RF_LOG_WARN, "coherence.key", "%s: %s", k->redis_key, answer);
+		k->state = RF_KEY_BAD;
+		k->bad = "Redis refused the cache script for this key (foreign value?)";
+		return COH_OK;
+	}
+	if (rc == COH_OK) {
+		coh_count(&b->s->coh->stats, answer);
+		k->state = RF_KEY_DONE;
+	}
+	return rc;
+}
+
+int rf__coh_apply_keys(struct coh_batch *b)
+{
+	/* Each key's state says which phase it is in. */
+	return coh_fanout(b, b->plan.n_keys, coh_key_item);
+}
+
+/* Tombstones one scanned row key with the sweep's version. */
+static int coh_sweep_item(struct coh_batch *b, size_t i)
+{
+	const struct lg_redis_reply *keys = &b->scan->element[1];
+	const struct lg_redis_reply *key = &keys->element[i];
+	const struct rf_config *cfg = b->s->coh->cfg;
+	size_t kl = strlen(cfg->key_prefix);
+	if (key->type != LG_REDIS_STRING || key->len <= kl || memchr(key->str, 0, key->len)) {
+		return COH_OK;
+	}
+	char fence[2048];
+	if (snprintf(fence, sizeof(fence), "%s%s", cfg->fence_prefix, key->str + kl) >=
+	    (int)sizeof(fence)) {
+		return COH_OK;
+	}
+	char answer[320];
+	int rc = coh_tombstone(b, key->str, fence, b->sweep_version_str, answer, sizeof(answer));
+	if (rc == COH_OK) {
+		coh_count(&b->s->coh->stats, answer);
+	}
+	return rc == -1 ? COH_OK : rc;
+}
+
+/* One TRUNCATE: table fence, then the tombstone sweep over the table's cached keys. */
+static int coh_truncate(struct coh_batch *b, const struct rf_truncate_work *t)
+{
+	struct rf_coh_session *s = b->s;
+	const struct rf_config *cfg = s->coh->cfg;
+	char fence_ttl[24];
+	char answer[320];
+	snprintf(b->sweep_version_str, sizeof(b->sweep_version_str), "%lld",
+		 (long long)t->version);
+	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
+	const char *keys[] = {t->fence_key, cfg->term_key};
+	const char *args[] = {b->sweep_version_str, fence_ttl, s->term_str};
+	int rc = coh_eval(b, LG_CACHE_TABLE_FENCE, 2, keys, 3, args, NULL, answer, sizeof(answer));
+	if (rc != COH_OK) {
+		return rc == -1 ? COH_RETRY : rc;
+	}
+	s->coh->stats.truncates++;
+	char cursor[32] = "0";
+	do {
+		struct lg_error err;
+		lg_redis_reply_free(b->scan);
+		b->scan = NULL;
+		const char *argv[] = {"SCAN", cursor, "MATCH", t->match, "COUNT", "1000"};
+		rc = lg_redis_commandv(s->redis, lg_deadline_in(COH_REDIS_TIMEOUT_MS), 6, argv,
+				       NULL, &b->scan, &err);
+		if (rc != 0) {
+			return rf__coh_redis_failed(s, rc, &err, "SCAN for a TRUNCATE");
+		}
+		const struct lg_redis_reply *r = b->scan;
+		if (r->type != LG_REDIS_ARRAY || r->elements != 2 ||
+		    r->element[0].type != LG_REDIS_STRING || r->element[0].len >= sizeof(cursor) ||
+		    r->element[1].type != LG_REDIS_ARRAY) {
+			rf_log(RF_LOG_WARN, "coherence.truncate", "unexpected SCAN reply");
+			return COH_RETRY;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0].str);
+		rc = coh_fanout(b, r->element[1].elements, coh_sweep_item);
+		if (rc != COH_OK) {
+			return rc;
+		}
+	} while (strcmp(cursor, "0") != 0);
+	return COH_OK;
+}
+
+int rf__coh_apply_truncates(struct coh_batch *b)
+{
+	for (size_t i = 0; i < b->plan.n_truncates; i++) {
+		int rc = coh_truncate(b, &b->plan.truncates[i]);
+		if (rc != COH_OK) {
+			return rc;
+		}
+	}
+	return COH_OK;
+}

@@ -1,0 +1,112 @@
+/* Shared by the coherence pipeline's files (coherence.c, coh_batch.c, coh_apply.c). */
+#ifndef RF_COH_INT_H
+#define RF_COH_INT_H
+
+#include <libguard/cache.h>
+#include <libguard/conn.h>
+#include <libguard/pool.h>
+#include <libguard/redis.h>
+
+#include "coh_plan.h"
+#include "coherence.h"
+
+/* Per-command deadline for Redis and per-statement deadline for PostgreSQL. */
+#define COH_REDIS_TIMEOUT_MS 5000
+#define COH_PG_TIMEOUT_MS    30000
+/* Fan-out width: Redis commands of one loop turn travel in one pipeline write. */
+#define COH_WORKERS 128
+
+struct rf_coherence {
+	struct lg_runtime *rt;        /* Borrowed */
+	const struct rf_config *cfg;  /* Borrowed */
+	struct rf_coherence_stats stats;
+	struct rf_coh_session *session; /* the current term's session, if any */
+	struct lg_redis_script scripts[LG_CACHE__SCRIPT_COUNT];
+	unsigned live_sessions;         /* sessions not yet released */
+	bool disabled;                  /* postgres or redis not configured */
+};
+
+/* A key's table as the catalog describes it (cached per session). */
+struct coh_table {
+	char *name;        /* as in the outbox */
+	const char *bad;   /* static reason it cannot be read, or NULL */
+	char *canon;       /* quote_ident(schema).quote_ident(table) */
+	char *read_sql;    /* rf_plan_read_sql */
+	uint64_t loaded_ms;
+};
+
+/* One leadership term's work. Released when the last coroutine holding it lets go. */
+struct rf_coh_session {
+	struct rf_coherence *coh;
+	uint64_t term;
+	char term_str[24];
+	bool ended; /* leadership lost or shutdown: finish the current step, then stop */
+	int refs;
+	struct lg_pool *pool;
+	struct lg_redis *redis;
+	bool listener_started;
+	struct lg_coro *listener; /* set by the listener while it runs */
+	struct lg_cond *wake;     /* main waits here for NOTIFY, poll timer, end */
+	bool dirty;               /* work may be waiting in the outbox */
+	struct coh_table *tables;
+	size_t n_tables;
+	uint64_t next_sample_ms;
+};
+
+/* Outcome of a step, worst wins. */
+enum coh_rc {
+	COH_OK = 0,
+	COH_RETRY, /* transient failure (connection, timeout, Redis busy): roll back, back off */
+	COH_STALE, /* a newer raft term holds Redis: this node was deposed */
+};
+
+void rf__coh_session_release(struct rf_coh_session *s);
+
+/*
+ * One batch in flight, shared by main and the fan-out workers: it is freed (plan included)
+ * when the last of them releases it, so a coroutine canceled at shutdown never leaves a
+ * worker holding freed memory.
+ */
+struct coh_batch {
+	int refs;
+	struct rf_coh_session *s; /* a session reference is held for the batch */
+	struct rf_plan plan;
+	struct lg_cond *done; /* main waits here for the workers */
+	int (*item)(struct coh_batch *b, size_t i);
+	size_t n;
+	size_t next;
+	unsigned running;
+	int rc;     /* worst enum coh_rc of the fan-out */
+	bool abort; /* stop taking items */
+	/* TRUNCATE sweep: one SCAN page of row keys and the version to tombstone them with. */
+	struct lg_redis_reply *scan;
+	int64_t sweep_version;
+	char sweep_version_str[24];
+};
+
+/* Creates a batch holding a reference on s; NULL when out of memory. */
+struct coh_batch *rf__coh_batch_new(struct rf_coh_session *s);
+void rf__coh_batch_release(struct coh_batch *b);
+
+/*
+ * Runs one batch: claim, plan, Redis work, delete, commit. *claimed receives the number of
+ * outbox rows claimed. Returns enum coh_rc.
+ */
+int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed);
+
+/*
+ * The Redis side of one planned batch (coh_apply.c). Returns enum coh_rc, or COH_CANCELED
+ * when the caller was canceled (the batch may then only be released).
+ */
+#define COH_CANCELED 100
+int rf__coh_apply_truncates(struct coh_batch *b);
+int rf__coh_apply_keys(struct coh_batch *b);
+
+/* Raises the term key to s->term (LG_CACHE_CLAIM_TERM). */
+int rf__coh_claim_term(struct rf_coh_session *s);
+
+/* Classifies a Redis failure and records the connection state. */
+int rf__coh_redis_failed(struct rf_coh_session *s, int rc, const struct lg_error *err,
+			 const char *what);
+
+#endif
