@@ -495,9 +495,20 @@ static int pool_close_in_coro(void *arg)
 	return 0;
 }
 
+static void pool_close_detached(void *arg)
+{
+	pool_close_in_coro(arg);
+}
+
 LG_API void lg_pool_close(struct lg_pool *p)
 {
-	if (p != NULL) {
-		lg__run_in_coro(p->rt, pool_close_in_coro, p);
+	if (p == NULL) {
+		return;
 	}
+	/* Every wait of a canceled coroutine returns at once, so the drain and the join of the
+	 * maintenance coroutine could not happen there: close from a coroutine of its own. */
+	if (lg_coro_canceled() && lg_coro_spawn(p->rt, pool_close_detached, p, NULL) == 0) {
+		return;
+	}
+	lg__run_in_coro(p->rt, pool_close_in_coro, p);
 }

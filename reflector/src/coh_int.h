@@ -45,6 +45,7 @@ struct rf_coh_session {
 	struct lg_pool *pool;
 	struct lg_redis *redis;
 	bool listener_started;
+	bool listener_done;
 	struct lg_coro *listener; /* set by the listener while it runs */
 	struct lg_cond *wake;     /* main waits here for NOTIFY, poll timer, end */
 	bool dirty;               /* work may be waiting in the outbox */

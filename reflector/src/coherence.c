@@ -223,6 +223,8 @@ static void coh_listen(void *arg)
 	st->pg_listening = false;
 	lg_conn_close(conn);
 	s->listener = NULL;
+	s->listener_done = true;
+	lg_cond_signal(s->wake); /* main waits for this before it lets go of the session */
 	rf__coh_session_release(s);
 }
 
@@ -317,6 +319,11 @@ static void coh_main(void *arg)
 	s->ended = true;
 	if (s->listener != NULL) {
 		lg_coro_cancel(s->listener);
+	}
+	/* Main releases last: the pool and the Redis client are closed from a coroutine that
+	 * was not canceled, so their graceful close can wait. */
+	while (s->listener_started && !s->listener_done &&
+	       lg_cond_wait(s->wake, LG_DEADLINE_NONE) != LG_ECANCELED) {
 	}
 	rf_log(RF_LOG_INFO, "coherence.stop", "term %llu: session ended",
 	       (unsigned long long)s->term);

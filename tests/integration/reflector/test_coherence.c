@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -416,5 +418,15 @@ Test(coherence, a_new_leader_drains_what_was_written_while_no_node_ran)
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_outbox_pending 0\n"));
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_notify_queue_usage "));
 	free(metrics);
+
+	/* Graceful shutdown with a running session: exit 0 (under ASan: nothing leaked). */
+	for (size_t i = 0; i < 3; i++) {
+		rfh_signal(&cluster, i, SIGTERM);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		int status = rfh_wait_exit(&cluster, i, WAIT_MS);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %zu: status %d", i,
+			  status);
+	}
 	RFH_PASS();
 }
