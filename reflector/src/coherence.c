@@ -252,6 +252,46 @@ static void coh_sample(struct rf_coh_session *s)
 	lg_result_free(r);
 }
 
+/* Copies the value of "name:" from an INFO reply into out (cap bytes); false if absent. */
+static bool coh_info_field(const struct lg_redis_reply *r, const char *name, char *out,
+			   size_t cap)
+{
+	if (r == NULL || r->type != LG_REDIS_STRING) {
+		return false;
+	}
+	size_t nl = strlen(name);
+	for (const char *p = r->str; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+		p += *p == '\n';
+		if (strncmp(p, name, nl) == 0 && p[nl] == ':') {
+			size_t n = strcspn(p + nl + 1, "\r\n");
+			snprintf(out, cap, "%.*s", (int)n, p + nl + 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Samples Redis' eviction state: an evicted fence lets an older fill through. */
+static void coh_sample_redis(struct rf_coh_session *s)
+{
+	struct rf_coherence_stats *st = &s->coh->stats;
+	struct lg_redis_reply *stats = NULL;
+	struct lg_redis_reply *mem = NULL;
+	struct lg_error err;
+	uint64_t deadline = lg_deadline_in(COH_REDIS_TIMEOUT_MS);
+	char evicted[32];
+	if (lg_redis_command(s->redis, deadline, &stats, &err, "INFO stats") == 0 &&
+	    lg_redis_command(s->redis, deadline, &mem, &err, "INFO memory") == 0 &&
+	    coh_info_field(stats, "evicted_keys", evicted, sizeof(evicted)) &&
+	    coh_info_field(mem, "maxmemory_policy", st->redis_maxmemory_policy,
+			   sizeof(st->redis_maxmemory_policy))) {
+		st->redis_evicted_keys = strtoull(evicted, NULL, 10);
+		st->redis_info_known = true;
+	}
+	lg_redis_reply_free(stats);
+	lg_redis_reply_free(mem);
+}
+
 static void coh_update_pg_state(struct rf_coh_session *s)
 {
 	struct lg_pool_stats ps;
@@ -277,6 +317,7 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 	if (rc == COH_OK) {
 		if (lg_now_ms() >= s->next_sample_ms) {
 			coh_sample(s);
+			coh_sample_redis(s);
 			s->next_sample_ms = lg_now_ms() + cfg->poll_interval_ms;
 		}
 		s->dirty = false;

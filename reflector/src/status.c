@@ -66,6 +66,12 @@ static void status_coherence(json_t *o, const struct rf_coherence_stats *c, uint
 	json_object_set_new(o, "postgres", pg);
 	json_t *redis = json_object();
 	json_object_set_new(redis, "connected", json_boolean(c->redis_connected));
+	if (c->redis_info_known) {
+		json_object_set_new(redis, "evicted_keys",
+				    json_integer((json_int_t)c->redis_evicted_keys));
+		json_object_set_new(redis, "maxmemory_policy",
+				    json_string(c->redis_maxmemory_policy));
+	}
 	json_object_set_new(o, "redis", redis);
 	if (c->outbox_known) {
 		json_t *ob = json_object();
@@ -222,6 +228,11 @@ static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c
 	metric(b, "postgres_listening", "gauge", "1 if LISTEN lifeguard is active.", c->pg_listening);
 	metric(b, "redis_connected", "gauge", "1 if the last Redis command reached the server.",
 	       c->redis_connected);
+	if (c->redis_info_known) {
+		metric(b, "redis_evicted_keys", "gauge",
+		       "Keys Redis evicted (INFO evicted_keys); evicted fences weaken coherence.",
+		       c->redis_evicted_keys);
+	}
 	metric(b, "coherence_leading", "gauge", "1 while this node runs the outbox consumer.",
 	       c->leading);
 	if (c->outbox_known) {

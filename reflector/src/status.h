@@ -45,6 +45,10 @@ struct rf_coherence_stats {
 	bool pg_connected;     /* the session's pool has an open connection */
 	bool pg_listening;     /* LISTEN lifeguard is active on the dedicated connection */
 	bool redis_connected;  /* the last Redis command reached the server */
+	bool redis_info_known; /* the two fields below were sampled */
+	uint64_t redis_evicted_keys;   /* INFO stats evicted_keys: evicted fences weaken the
+					* guarantee (see README, "Coherence") */
+	char redis_maxmemory_policy[32]; /* INFO memory maxmemory_policy */
 	bool outbox_known;     /* the fields below were sampled by this node */
 	uint64_t outbox_pending;
 	double outbox_oldest_age_s;

@@ -392,7 +392,11 @@ Test(coherence, a_new_leader_drains_what_was_written_while_no_node_ran)
 		rfh_sleep_ms(100);
 	}
 	cr_assert(json_is_true(json_object_get(json_object_get(st, "postgres"), "connected")));
-	cr_assert(json_is_true(json_object_get(json_object_get(st, "redis"), "connected")));
+	json_t *redis = json_object_get(st, "redis");
+	cr_assert(json_is_true(json_object_get(redis, "connected")));
+	cr_assert(json_is_integer(json_object_get(redis, "evicted_keys")));
+	cr_assert_str_eq(json_string_value(json_object_get(redis, "maxmemory_policy")),
+			 "noeviction");
 	cr_assert_eq(rfh_int(st, "counters.changes"), 200);
 	cr_assert_eq(rfh_int(st, "counters.refreshed"), 34);
 	cr_assert_eq(rfh_int(st, "counters.fenced"), 66);
