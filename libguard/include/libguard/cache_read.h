@@ -1,0 +1,83 @@
+/*
+ * lg_cache: cache-aside reads of rows the reflector keeps coherent (see libguard/cache.h for
+ * the Redis contract and reflector/README.md, "Coherence", for the guarantee).
+ */
+#ifndef LIBGUARD_CACHE_READ_H
+#define LIBGUARD_CACHE_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libguard/cache.h"
+#include "libguard/error.h"
+#include "libguard/pool.h"
+#include "libguard/redis.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Cache-aside reads of reflected rows: Redis first; on a miss, the row from the primary, then
+ * a fenced fill (LG_CACHE_FILL) that the reflector's fences refuse when the row read is older
+ * than a change it already processed. The reflector keeps filled keys fresh afterwards.
+ *
+ * Values are byte-exact {"v":<lg_version>,"row":<to_jsonb(row)>}, as the reflector writes
+ * them; a tombstone or a value in another format counts as a miss (the primary answers).
+ * Redis failures degrade to reads from the primary (counted in redis_errors): the cache never
+ * makes a read fail that PostgreSQL can answer. A fill is dropped, not written, when more than
+ * fill_deadline_ms passed since the read started (the fences only cover fills that young).
+ */
+struct lg_cache;
+
+struct lg_cache_config {
+	struct lg_pool *pool;      /* the primary; Borrowed: must outlive the cache */
+	struct lg_redis *redis;    /* Borrowed: must outlive the cache */
+	const char *key_prefix;    /* Copied; NULL = "lifeguard:model" (reflector key_prefix) */
+	const char *fence_prefix;  /* Copied; NULL = "lifeguard:fence" (reflector fence_prefix) */
+	uint64_t ttl_ms;           /* TTL of filled keys; 0 = 300,000 */
+	uint64_t fill_deadline_ms; /* read -> fill budget; 0 = 1,000; keep below fence_ttl_ms */
+};
+
+/* Creates a cache reader. On success *out is Owned (lg_cache_free). LG_EINVAL, LG_ENOMEM. */
+LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out,
+			struct lg_error *err);
+LG_API void lg_cache_free(struct lg_cache *c);
+
+struct lg_cache_row {
+	char *json;      /* Owned: the row as JSON (to_jsonb), NUL-terminated */
+	size_t len;
+	int64_t version; /* its lg_version */
+	bool from_cache; /* true: served by Redis */
+};
+
+/*
+ * Reads one row by primary key. table names a reflected table ("public.users"; resolved by
+ * PostgreSQL, so any accepted spelling works); parts are the key columns' text forms in key
+ * order (Borrowed for the call). On 0, *row holds the row (release with lg_cache_row_clear).
+ * LG_ENOTFOUND: no such row (nothing is cached for it). LG_EINVAL: not a table, no primary
+ * key, no lg_version column (not reflected), wrong number of key parts. Errors of the primary
+ * as lg_pool_query. Must run in a coroutine of the pool's runtime or outside any coroutine.
+ */
+LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const *parts,
+			size_t nparts, struct lg_cache_row *row, struct lg_error *err);
+
+LG_API void lg_cache_row_clear(struct lg_cache_row *row);
+
+struct lg_cache_stats {
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t fills;         /* written by LG_CACHE_FILL */
+	uint64_t fills_refused; /* a fence or a newer value was there ("fenced"/"kept") */
+	uint64_t fills_late;    /* dropped: the fill deadline had passed */
+	uint64_t redis_errors;  /* Redis unavailable: served from the primary */
+};
+
+LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

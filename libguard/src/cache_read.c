@@ -1,0 +1,420 @@
+/*
+ * Cache-aside reads of reflected rows (libguard/cache_read.h).
+ *
+ * Happy path of lg_cache_get:
+ *   1. Resolve the table once per cache: canonical quote_ident(schema).quote_ident(table) (the
+ *      reflector's key spelling), key columns and their types, lg_version present.
+ *   2. GET <key_prefix>:<table>:<escaped key>. A value {"v":V,"row":R} is a hit: R is returned.
+ *   3. Otherwise read to_jsonb(row) and lg_version from the primary (one statement, pooled).
+ *   4. If the read took less than fill_deadline_ms, run LG_CACHE_FILL with the row's version:
+ *      Redis stores it only when no key fence or table fence is newer and the key does not
+ *      already hold a newer value. The row read is returned either way: it came from the
+ *      primary.
+ *
+ * Failure modes: Redis unreachable or failing -> served from the primary, redis_errors++
+ * (no fill). The table is gone or changed -> LG_EINVAL, the catalog entry is dropped so the
+ * next call looks again. Errors of the primary are returned as they are (the cache adds none).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc_int.h"
+#include "error_int.h"
+#include "libguard/cache_read.h"
+#include "pool_int.h"
+#include "query_build.h"
+
+#define CACHE_KEY_MAX    2048
+#define CACHE_MAX_PARTS  32
+#define CACHE_MAX_TABLES 256
+
+/* Entries are never moved or freed before lg_cache_free: a coroutine may hold one across a
+ * query while another loads a table. A table that changed is marked stale and loaded anew. */
+struct cache_table {
+	bool stale;
+	bool loading; /* one coroutine reads the catalog; the others wait on loaded */
+	char *name;     /* as the caller spelled it */
+	char *canon;    /* quote_ident(schema).quote_ident(table) */
+	char *read_sql; /* SELECT to_jsonb(t)::text, t.lg_version FROM canon t WHERE key = $n */
+	size_t nkeys;
+};
+
+struct lg_cache {
+	struct lg_pool *pool;
+	struct lg_redis *redis;
+	char *key_prefix;
+	char *fence_prefix;
+	uint64_t ttl_ms;
+	uint64_t fill_deadline_ms;
+	struct lg_redis_script fill;
+	struct cache_table **tables;
+	size_t ntables;
+	struct lg_cond *loaded; /* broadcast when a catalog lookup ends */
+	struct lg_cache_stats stats;
+};
+
+static const char cache_catalog_sql[] =
+    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname::text,"
+    " format_type(a.atttypid, a.atttypmod),"
+    " EXISTS (SELECT 1 FROM pg_attribute v WHERE v.attrelid = c.oid"
+    "         AND v.attname = 'lg_version' AND NOT v.attisdropped)"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+    " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, o)"
+    " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum"
+    " WHERE c.oid = to_regclass($1) ORDER BY k.o";
+
+LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out,
+			struct lg_error *err)
+{
+	if (cfg == NULL || cfg->pool == NULL || cfg->redis == NULL || out == NULL) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache_new: pool and redis are required");
+	}
+	struct lg_cache *c = lg__calloc(1, sizeof(*c));
+	if (c == NULL) {
+		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
+	}
+	c->pool = cfg->pool;
+	c->redis = cfg->redis;
+	c->key_prefix = lg__strdup(cfg->key_prefix != NULL ? cfg->key_prefix : "lifeguard:model");
+	c->fence_prefix =
+	    lg__strdup(cfg->fence_prefix != NULL ? cfg->fence_prefix : "lifeguard:fence");
+	c->ttl_ms = cfg->ttl_ms != 0 ? cfg->ttl_ms : 300000;
+	c->fill_deadline_ms = cfg->fill_deadline_ms != 0 ? cfg->fill_deadline_ms : 1000;
+	if (c->key_prefix == NULL || c->fence_prefix == NULL) {
+		lg_cache_free(c);
+		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
+	}
+	if (c->key_prefix[0] == '\0' || c->fence_prefix[0] == '\0') {
+		lg_cache_free(c);
+		return lg__error_set(err, LG_EINVAL, "lg_cache_new: empty key or fence prefix");
+	}
+	if (lg_cond_new(c->pool->rt, &c->loaded) != 0) {
+		lg_cache_free(c);
+		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
+	}
+	lg_redis_script_init(&c->fill, lg_cache_script_source(LG_CACHE_FILL));
+	*out = c;
+	return 0;
+}
+
+static void cache_table_clear(struct cache_table *t)
+{
+	lg__free(t->name);
+	lg__free(t->canon);
+	lg__free(t->read_sql);
+}
+
+LG_API void lg_cache_free(struct lg_cache *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < c->ntables; i++) {
+		cache_table_clear(c->tables[i]);
+		lg__free(c->tables[i]);
+	}
+	lg__free(c->tables);
+	if (c->loaded != NULL) {
+		lg_cond_free(c->loaded);
+	}
+	lg__free(c->key_prefix);
+	lg__free(c->fence_prefix);
+	lg__free(c);
+}
+
+LG_API void lg_cache_row_clear(struct lg_cache_row *row)
+{
+	if (row != NULL) {
+		lg__free(row->json);
+		memset(row, 0, sizeof(*row));
+	}
+}
+
+LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out)
+{
+	*out = c->stats;
+}
+
+/* Builds the read statement from the catalog rows in r. */
+static int cache_table_fill(struct cache_table *t, const struct lg_result *r,
+			    struct lg_error *err)
+{
+	const char *canon = NULL;
+	bool versioned = false;
+	if (lg_result_text(r, 0, 0, &canon, NULL) != 0 || lg_result_bool(r, 0, 3, &versioned) != 0) {
+		return lg__error_set(err, LG_EPROTO, "lg_cache: unexpected catalog answer");
+	}
+	if (!versioned) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache: %s is not reflected (no lg_version)",
+				     canon);
+	}
+	struct lg_sqlbuf sql;
+	lg__sql_init(&sql, NULL, 0);
+	lg__sql_puts(&sql, "SELECT to_jsonb(t)::text, t.lg_version FROM ");
+	lg__sql_puts(&sql, canon);
+	lg__sql_puts(&sql, " t WHERE ");
+	for (int i = 0; i < lg_result_rows(r); i++) {
+		const char *col = NULL;
+		const char *type = NULL;
+		lg_result_text(r, i, 1, &col, NULL);
+		lg_result_text(r, i, 2, &type, NULL);
+		lg__sql_puts(&sql, i ? " AND t." : "t.");
+		lg__sql_ident(&sql, col);
+		lg__sql_puts(&sql, " = ");
+		lg__sql_param(&sql, i + 1);
+		lg__sql_puts(&sql, "::");
+		lg__sql_puts(&sql, type);
+	}
+	const char *text = lg__sql_text(&sql);
+	t->read_sql = text != NULL ? lg__strdup(text) : NULL;
+	t->canon = lg__strdup(canon);
+	t->nkeys = (size_t)lg_result_rows(r);
+	lg__sql_free(&sql);
+	if (t->read_sql == NULL || t->canon == NULL) {
+		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
+	}
+	return 0;
+}
+
+/* Looks table up in the catalog into t (whose name is set). */
+static int cache_table_load(struct lg_cache *c, struct cache_table *t, struct lg_error *err)
+{
+	struct lg_param p = lg_param_text(t->name);
+	struct lg_result *r = NULL;
+	int rc = lg_pool_query(c->pool, cache_catalog_sql, &p, 1, NULL, &r, err);
+	if (rc == LG_ESERVER && (strncmp(err->sqlstate, "42", 2) == 0 ||
+				 strncmp(err->sqlstate, "22", 2) == 0)) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache: %s does not name a table", t->name);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	if (lg_result_rows(r) == 0) {
+		lg_result_free(r);
+		return lg__error_set(err, LG_EINVAL,
+				     "lg_cache: table %s does not exist or has no primary key",
+				     t->name);
+	}
+	rc = cache_table_fill(t, r, err);
+	lg_result_free(r);
+	return rc;
+}
+
+/* The catalog entry of table, loaded on first use by one coroutine while others wait. */
+static int cache_table_get(struct lg_cache *c, const char *table, struct cache_table **out,
+			   struct lg_error *err)
+{
+	for (;;) {
+		struct cache_table *found = NULL;
+		for (size_t i = 0; i < c->ntables && found == NULL; i++) {
+			if (!c->tables[i]->stale && strcmp(c->tables[i]->name, table) == 0) {
+				found = c->tables[i];
+			}
+		}
+		if (found == NULL) {
+			break;
+		}
+		if (!found->loading) {
+			*out = found;
+			return 0;
+		}
+		if (lg_coro_self() == NULL) {
+			break; /* outside a coroutine nobody can wait: look it up ourselves */
+		}
+		int rc = lg_cond_wait(c->loaded, LG_DEADLINE_NONE);
+		if (rc != 0) {
+			return lg__error_set(err, rc, "lg_cache: waiting for the catalog: %s",
+					     lg_strerror(rc));
+		}
+	}
+	if (c->ntables == CACHE_MAX_TABLES) {
+		return lg__error_set(err, LG_ERANGE, "lg_cache: more than %d tables",
+				     CACHE_MAX_TABLES);
+	}
+	struct cache_table *t = lg__calloc(1, sizeof(*t));
+	struct cache_table **grown = lg__realloc(c->tables, (c->ntables + 1) * sizeof(*grown));
+	if (grown != NULL) {
+		c->tables = grown;
+	}
+	if (t == NULL || grown == NULL || (t->name = lg__strdup(table)) == NULL) {
+		lg__free(t);
+		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
+	}
+	t->loading = true;
+	c->tables[c->ntables++] = t;
+	int rc = cache_table_load(c, t, err);
+	t->loading = false;
+	lg_cond_broadcast(c->loaded);
+	if (rc != 0) {
+		/* Waiters look the array up again when woken: nobody holds a failed entry. */
+		for (size_t i = 0; i < c->ntables; i++) {
+			if (c->tables[i] == t) {
+				c->tables[i] = c->tables[--c->ntables];
+				break;
+			}
+		}
+		cache_table_clear(t);
+		lg__free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+/* A hit: the value is exactly {"v":<digits>,"row":<json>}. Tombstones and others: miss. */
+static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row *row)
+{
+	static const char head[] = "{\"v\":";
+	static const char mid[] = ",\"row\":";
+	if (v == NULL || v->type != LG_REDIS_STRING || v->len < sizeof(head) ||
+	    memcmp(v->str, head, sizeof(head) - 1) != 0 || v->str[v->len - 1] != '}') {
+		return false;
+	}
+	const char *p = v->str + sizeof(head) - 1;
+	char *end = NULL;
+	long long version = strtoll(p, &end, 10);
+	size_t rest = v->len - (size_t)(end - v->str);
+	if (end == p || rest < sizeof(mid) || memcmp(end, mid, sizeof(mid) - 1) != 0) {
+		return false;
+	}
+	const char *json = end + sizeof(mid) - 1;
+	size_t len = (size_t)(v->str + v->len - 1 - json);
+	row->json = lg__malloc(len + 1);
+	if (row->json == NULL) {
+		return false;
+	}
+	memcpy(row->json, json, len);
+	row->json[len] = '\0';
+	row->len = len;
+	row->version = version;
+	row->from_cache = true;
+	return true;
+}
+
+/* The fenced fill of a row just read from the primary. */
+static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
+		       const char *table_fence, const struct lg_cache_row *row)
+{
+	char version[24];
+	char ttl[24];
+	snprintf(version, sizeof(version), "%" PRId64, row->version);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, c->ttl_ms);
+	size_t vlen = strlen(version) + row->len + 16;
+	char *value = lg__malloc(vlen);
+	if (value == NULL) {
+		return;
+	}
+	int n = snprintf(value, vlen, "{\"v\":%s,\"row\":%s}", version, row->json);
+	const char *keys[] = {key, fence, table_fence};
+	const char *args[] = {version, value, ttl};
+	const size_t arg_lens[] = {strlen(version), (size_t)n, strlen(ttl)};
+	struct lg_redis_reply *reply = NULL;
+	struct lg_error err;
+	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 3, args, arg_lens, 0, &reply, &err) !=
+	    0) {
+		c->stats.redis_errors++;
+	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "filled") == 0) {
+		c->stats.fills++;
+	} else {
+		c->stats.fills_refused++;
+	}
+	lg_redis_reply_free(reply);
+	lg__free(value);
+}
+
+/* Step 3: the row from the primary. */
+static int cache_read(struct cache_table *t, struct lg_cache *c, const char *const *parts,
+		      struct lg_cache_row *row, struct lg_error *err)
+{
+	struct lg_param params[CACHE_MAX_PARTS];
+	for (size_t i = 0; i < t->nkeys; i++) {
+		params[i] = lg_param_text(parts[i]);
+	}
+	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE};
+	struct lg_result *r = NULL;
+	int rc = lg_pool_query(c->pool, t->read_sql, params, (int)t->nkeys, &opts, &r, err);
+	if (rc == LG_ESERVER && strncmp(err->sqlstate, "22", 2) == 0) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache: key does not match %s's key types",
+				     t->canon);
+	}
+	if (rc == LG_ESERVER && strncmp(err->sqlstate, "42", 2) == 0) {
+		t->stale = true; /* changed under us: look it up again next time */
+		return rc;
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	if (lg_result_rows(r) == 0) {
+		lg_result_free(r);
+		return lg__error_set(err, LG_ENOTFOUND, "lg_cache: no such row");
+	}
+	const char *json = NULL;
+	size_t len = 0;
+	int64_t version = 0;
+	if (lg_result_text(r, 0, 0, &json, &len) != 0 || lg_result_is_null(r, 0, 1) ||
+	    lg_result_int64(r, 0, 1, &version) != 0 || (row->json = lg__malloc(len + 1)) == NULL) {
+		lg_result_free(r);
+		return lg__error_set(err, LG_ENOMEM, "lg_cache: row without a version or no memory");
+	}
+	memcpy(row->json, json, len);
+	row->json[len] = '\0';
+	row->len = len;
+	row->version = version;
+	row->from_cache = false;
+	lg_result_free(r);
+	return 0;
+}
+
+LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const *parts,
+			size_t nparts, struct lg_cache_row *row, struct lg_error *err)
+{
+	if (c == NULL || table == NULL || parts == NULL || row == NULL || nparts == 0 ||
+	    nparts > CACHE_MAX_PARTS) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache_get: invalid arguments");
+	}
+	memset(row, 0, sizeof(*row));
+	struct cache_table *t = NULL;
+	int rc = cache_table_get(c, table, &t, err);
+	if (rc != 0) {
+		return rc;
+	}
+	if (nparts != t->nkeys) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache_get: %s has %zu key columns, got %zu",
+				     t->canon, t->nkeys, nparts);
+	}
+	char key[CACHE_KEY_MAX];
+	char fence[CACHE_KEY_MAX];
+	char table_fence[CACHE_KEY_MAX];
+	if (lg_cache_key(key, sizeof(key), c->key_prefix, t->canon, parts, nparts) != 0 ||
+	    lg_cache_key(fence, sizeof(fence), c->fence_prefix, t->canon, parts, nparts) != 0 ||
+	    snprintf(table_fence, sizeof(table_fence), "%s:%s", c->fence_prefix, t->canon) >=
+		(int)sizeof(table_fence)) {
+		return lg__error_set(err, LG_ERANGE, "lg_cache_get: key too long");
+	}
+	struct lg_redis_reply *v = NULL;
+	struct lg_error rerr;
+	bool redis_ok = lg_redis_command(c->redis, 0, &v, &rerr, "GET %s", key) == 0;
+	if (!redis_ok) {
+		c->stats.redis_errors++;
+	}
+	bool hit = redis_ok && cache_parse_hit(v, row);
+	lg_redis_reply_free(v);
+	if (hit) {
+		c->stats.hits++;
+		return 0;
+	}
+	c->stats.misses++;
+	uint64_t started = lg_now_ms();
+	rc = cache_read(t, c, parts, row, err);
+	if (rc == 0 && redis_ok) {
+		if (lg_now_ms() - started < c->fill_deadline_ms) {
+			cache_fill(c, key, fence, table_fence, row);
+		} else {
+			c->stats.fills_late++;
+		}
+	}
+	return rc;
+}
