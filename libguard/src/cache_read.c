@@ -354,10 +354,15 @@ static int cache_read(struct cache_table *t, struct lg_cache *c, const char *con
 	const char *json = NULL;
 	size_t len = 0;
 	int64_t version = 0;
-	if (lg_result_text(r, 0, 0, &json, &len) != 0 || lg_result_is_null(r, 0, 1) ||
-	    lg_result_int64(r, 0, 1, &version) != 0 || (row->json = lg__malloc(len + 1)) == NULL) {
+	/* A row not written since reflect() has no version yet: 0 is below every change's
+	 * version, so every fence of a later change still refuses this fill. */
+	if (!lg_result_is_null(r, 0, 1) && lg_result_int64(r, 0, 1, &version) != 0) {
 		lg_result_free(r);
-		return lg__error_set(err, LG_ENOMEM, "lg_cache: row without a version or no memory");
+		return lg__error_set(err, LG_EPROTO, "lg_cache: lg_version is not an integer");
+	}
+	if (lg_result_text(r, 0, 0, &json, &len) != 0 || (row->json = lg__malloc(len + 1)) == NULL) {
+		lg_result_free(r);
+		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
 	}
 	memcpy(row->json, json, len);
 	row->json[len] = '\0';

@@ -122,6 +122,23 @@ Test(cache_read, a_miss_reads_the_primary_and_fills_then_hits)
 	cr_assert_eq(st.redis_errors, 0);
 }
 
+Test(cache_read, a_row_never_written_since_reflect_fills_as_version_0)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (4, 'old', NULL)", table);
+	exec_sql(sql);
+	const char *id[] = {"4"};
+	struct lg_cache_row row;
+	struct lg_error err;
+	cr_assert_eq(lg_cache_get(cache, table, id, 1, &row, &err), 0, "%s", err.message);
+	cr_assert_eq(row.version, 0);
+	lg_cache_row_clear(&row);
+	cr_assert_eq(lg_cache_get(cache, table, id, 1, &row, &err), 0, "%s", err.message);
+	cr_assert(row.from_cache);
+	cr_assert_eq(row.version, 0);
+	lg_cache_row_clear(&row);
+}
+
 Test(cache_read, a_missing_row_is_not_found_and_fills_nothing)
 {
 	const char *id[] = {"99"};
