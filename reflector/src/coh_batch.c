@@ -81,7 +81,7 @@ static int coh_claim(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan 
 	struct lg_error err;
 	char set[96];
 	snprintf(set, sizeof(set), "SET LOCAL idle_in_transaction_session_timeout = %u",
-		 COH_PG_TIMEOUT_MS);
+		 COH_IDLE_TX_MS);
 	struct lg_param limit = lg_param_int64((int64_t)s->coh->cfg->batch_size);
 	struct lg_result *r = NULL;
 	if (lg_tx_exec(tx, set, &err) != 0 ||
