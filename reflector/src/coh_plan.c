@@ -49,14 +49,52 @@ int rf_plan_add(struct rf_plan *p, int64_t id, const char *table, const char *pk
 	return 0;
 }
 
+/*
+ * Skips one identifier as quote_ident() writes it: lower-case/digit/_/$ starting with a
+ * letter or _, or double-quoted with "" for a quote. NULL when malformed.
+ */
+static const char *plan_ident(const char *p)
+{
+	if (*p == '"') {
+		for (p++; *p != '\0'; p++) {
+			if (*p == '"' && p[1] == '"') {
+				p++;
+			} else if (*p == '"') {
+				return p + 1;
+			}
+		}
+		return NULL;
+	}
+	if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (unsigned char)*p >= 0x80)) {
+		return NULL;
+	}
+	while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '$' ||
+	       (unsigned char)*p >= 0x80) {
+		p++;
+	}
+	return p;
+}
+
+/* True for quote_ident(schema) || '.' || quote_ident(table): keys of different tables can
+ * then never collide (':' only ever appears quoted, and parts escape it). */
+static bool plan_table_ok(const char *t)
+{
+	const char *p = plan_ident(t);
+	if (p == NULL || *p != '.') {
+		return false;
+	}
+	p = plan_ident(p + 1);
+	return p != NULL && *p == '\0';
+}
+
 /* Reason a change cannot be processed, or NULL. */
 static const char *plan_check(const struct rf_change *c)
 {
 	if (c->table == NULL || c->table[0] == '\0' || strlen(c->table) > 512) {
 		return "missing or oversized table_name";
 	}
-	if (strchr(c->table, '.') == NULL) {
-		return "table_name is not schema-qualified";
+	if (!plan_table_ok(c->table)) {
+		return "table_name is not quote_ident(schema).quote_ident(table)";
 	}
 	if (c->version <= 0) {
 		return "version is not positive";
