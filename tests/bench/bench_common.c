@@ -93,15 +93,37 @@ static const char *bench_scripts_dir(void)
 	return d != NULL ? d : LG_SOURCE_ROOT "/scripts";
 }
 
-bool bench_services_up(char *dsn, size_t size)
+/* Runs `services up` with flags, then prints the given shell expression into out. */
+static bool bench_services_start(const char *flags, const char *print, char *out, size_t size)
 {
 	snprintf(bench_envfile, sizeof(bench_envfile), "/tmp/lg-bench-env.%d", (int)getpid());
 	char cmd[1024];
-	snprintf(cmd, sizeof(cmd),
-		 "'%s/services' up '%s' --no-redis >&2 && . '%s' && printf %%s \"$LG_TEST_PG_DSN\"",
-		 bench_scripts_dir(), bench_envfile, bench_envfile);
-	if (bench_run(cmd, dsn, size) != 0 || dsn[0] == '\0') {
+	snprintf(cmd, sizeof(cmd), "'%s/services' up '%s' %s >&2 && . '%s' && printf %s",
+		 bench_scripts_dir(), bench_envfile, flags, bench_envfile, print);
+	return bench_run(cmd, out, size) == 0 && out[0] != '\0';
+}
+
+bool bench_services_up(char *dsn, size_t size)
+{
+	if (!bench_services_start("--no-redis", "%s \"$LG_TEST_PG_DSN\"", dsn, size)) {
 		fprintf(stderr, "bench: could not start PostgreSQL with scripts/services\n");
+		return false;
+	}
+	return true;
+}
+
+bool bench_services_up_redis(char *dsn, size_t size, int *redis_port)
+{
+	char out[1024];
+	char *nl = NULL;
+	if (!bench_services_start("--replicas 0",
+				  "'%s\\n%s' \"$LG_TEST_REDIS_PORT\" \"$LG_TEST_PG_DSN\"", out,
+				  sizeof(out)) ||
+	    (nl = strchr(out, '\n')) == NULL || (*redis_port = atoi(out)) <= 0 ||
+	    (size_t)snprintf(dsn, size, "%s", nl + 1) >= size) {
+		fprintf(stderr,
+			"bench: could not start PostgreSQL and Redis with scripts/services\n");
+		bench_services_down();
 		return false;
 	}
 	return true;

@@ -28,6 +28,11 @@ double bench_cpu_s(void);
  * source tree this program was built from) and fills dsn; bench_services_down() tears it down.
  */
 bool bench_services_up(char *dsn, size_t size);
+/*
+ * Same, with Redis as well: fills dsn and *redis_port (on 127.0.0.1). On failure nothing is
+ * left running. bench_services_down() tears both down.
+ */
+bool bench_services_up_redis(char *dsn, size_t size, int *redis_port);
 void bench_services_down(void);
 
 /* Runs a shell command, capturing up to size-1 bytes of stdout; returns the exit status. */
