@@ -69,8 +69,13 @@ static void coh_worker(void *arg)
 	rf__coh_batch_release(b);
 }
 
-/* Runs item(b, i) for i in [0, n) on up to COH_WORKERS coroutines; waits for all. */
-static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batch *, size_t))
+/*
+ * Runs item(b, i) for i in [0, n) on up to COH_WORKERS coroutines; waits for all. With
+ * with_claim, main raises the term key before the workers' first turn, so the claim is the
+ * first command of the pipeline.
+ */
+static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batch *, size_t),
+		      bool with_claim)
 {
 	b->item = item;
 	b->n = n;
@@ -90,13 +95,17 @@ static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batc
 	if (n > 0 && b->running == 0) {
 		return COH_RETRY;
 	}
+	int claim = with_claim ? rf__coh_claim_term(b->s) : COH_OK;
+	if (claim != COH_OK) {
+		b->abort = true;
+	}
 	while (b->running > 0) {
 		if (lg_cond_wait(b->done, LG_DEADLINE_NONE) == LG_ECANCELED) {
 			b->abort = true;
 			return COH_CANCELED;
 		}
 	}
-	return b->rc;
+	return claim > b->rc ? claim : b->rc;
 }
 
 /* Redis errors worth retrying: the server is busy, loading, read-only, out of memory. */
@@ -214,10 +223,10 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 	return rc;
 }
 
-int rf__coh_apply_keys(struct coh_batch *b)
+int rf__coh_apply_keys(struct coh_batch *b, bool with_claim)
 {
 	/* Each key's state says which phase it is in. */
-	return coh_fanout(b, b->plan.n_keys, coh_key_item);
+	return coh_fanout(b, b->plan.n_keys, coh_key_item, with_claim);
 }
 
 /* Tombstones one scanned row key with the sweep's version. */
@@ -279,7 +288,7 @@ static int coh_truncate(struct coh_batch *b, const struct rf_truncate_work *t)
 			return COH_RETRY;
 		}
 		snprintf(cursor, sizeof(cursor), "%s", r->element[0].str);
-		rc = coh_fanout(b, r->element[1].elements, coh_sweep_item);
+		rc = coh_fanout(b, r->element[1].elements, coh_sweep_item, false);
 		if (rc != COH_OK) {
 			return rc;
 		}

@@ -31,9 +31,13 @@
 
 #define COH_TABLE_TTL_MS 10000
 
+/* The claim also sets idle_in_transaction_session_timeout for the transaction ($2 ms), in
+ * the same round trip: the one-row subquery runs once. */
 static const char claim_sql[] =
-    "SELECT id, table_name, pk::text, op::text, version, created_at FROM lifeguard.outbox"
-    " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+    "SELECT o.id, o.table_name, o.pk::text, o.op::text, o.version, o.created_at"
+    " FROM lifeguard.outbox o,"
+    " (SELECT set_config('idle_in_transaction_session_timeout', $2, true)) AS cfg"
+    " ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
 
 static const char table_sql[] =
     "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
@@ -79,13 +83,13 @@ static int coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, c
 static int coh_claim(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan *p)
 {
 	struct lg_error err;
-	char set[96];
-	snprintf(set, sizeof(set), "SET LOCAL idle_in_transaction_session_timeout = %u",
-		 COH_IDLE_TX_MS);
-	struct lg_param limit = lg_param_int64((int64_t)s->coh->cfg->batch_size);
+	char idle[24];
+	snprintf(idle, sizeof(idle), "%u", COH_IDLE_TX_MS);
+	struct lg_param params[] = {lg_param_int64((int64_t)s->coh->cfg->batch_size),
+				    lg_param_text(idle)};
+	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE};
 	struct lg_result *r = NULL;
-	if (lg_tx_exec(tx, set, &err) != 0 ||
-	    lg_tx_query(tx, claim_sql, &limit, 1, NULL, &r, &err) != 0) {
+	if (lg_tx_query(tx, claim_sql, params, 2, &opts, &r, &err) != 0) {
 		return coh_pg_failed(s, &err, "claiming outbox rows");
 	}
 	int rc = COH_OK;
@@ -427,18 +431,25 @@ static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 	if (rf_plan_build(&b->plan, cfg->key_prefix, cfg->fence_prefix) != 0) {
 		return COH_RETRY;
 	}
-	int rc = rf__coh_claim_term(s);
-	if (rc == COH_OK) {
-		rc = rf__coh_apply_truncates(b);
-	}
-	if (rc == COH_OK) {
-		rc = rf__coh_apply_keys(b);
+	/* The term claim travels in the same Redis pipeline as the first scripts, ahead of
+	 * them (commands of a connection run in order); every script checks the term itself. */
+	int rc = COH_OK;
+	if (b->plan.n_truncates > 0) {
+		rc = rf__coh_claim_term(s);
+		if (rc == COH_OK) {
+			rc = rf__coh_apply_truncates(b);
+		}
+		if (rc == COH_OK) {
+			rc = rf__coh_apply_keys(b, false);
+		}
+	} else {
+		rc = rf__coh_apply_keys(b, true);
 	}
 	if (rc == COH_OK) {
 		rc = coh_read_rows(s, &b->plan);
 	}
 	if (rc == COH_OK) {
-		rc = rf__coh_apply_keys(b);
+		rc = rf__coh_apply_keys(b, false);
 	}
 	return rc;
 }

@@ -55,6 +55,7 @@ struct rf_coh_session {
 	struct coh_table *tables;
 	size_t n_tables;
 	uint64_t next_sample_ms;
+	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
 };
 
 /* Outcome of a step, worst wins. */
@@ -104,7 +105,8 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed);
  */
 #define COH_CANCELED 100
 int rf__coh_apply_truncates(struct coh_batch *b);
-int rf__coh_apply_keys(struct coh_batch *b);
+/* with_claim: raise the term key first, in the same pipeline as the keys' scripts. */
+int rf__coh_apply_keys(struct coh_batch *b, bool with_claim);
 
 /* Raises the term key to s->term (LG_CACHE_CLAIM_TERM). */
 int rf__coh_claim_term(struct rf_coh_session *s);

@@ -315,13 +315,18 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 	}
 	size_t claimed = 0;
 	if (rc == COH_OK) {
-		if (lg_now_ms() >= s->next_sample_ms) {
+		/* While a backlog drains (full batches), the count(*) of the sample would sit in
+		 * the drain path: sample then only every 10 periods. */
+		uint64_t now = lg_now_ms();
+		if (now >= s->next_sample_ms &&
+		    (!s->last_full || now >= s->next_sample_ms + 9 * (uint64_t)cfg->poll_interval_ms)) {
 			coh_sample(s);
 			coh_sample_redis(s);
 			s->next_sample_ms = lg_now_ms() + cfg->poll_interval_ms;
 		}
 		s->dirty = false;
 		rc = rf__coh_batch_run(s, &claimed);
+		s->last_full = rc == COH_OK && claimed >= cfg->batch_size;
 		coh_update_pg_state(s);
 	}
 	if (rc == COH_STALE) {

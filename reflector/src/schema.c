@@ -7,8 +7,10 @@
  * - lifeguard.outbox: the durable record of changes, one row per change: table
  *   ("schema.table"), the primary key as a JSON array of text values (so composite, text and
  *   uuid keys work), op (I, U, D, T) and version. The AFTER ROW trigger inserts it and sends
- *   NOTIFY lifeguard '<outbox id>' — a tiny payload: the outbox is the record, the
- *   notification only a wake-up. A primary-key change is recorded as D (old key) + I (new).
+ *   NOTIFY lifeguard '<schema.table>': the outbox is the record, the notification only a
+ *   wake-up, and PostgreSQL folds identical notifications of one transaction into one — a
+ *   100k-row transaction sends one per table instead of 100k (DESIGN.md's '<outbox id>'
+ *   payload would send them all). A primary-key change is recorded as D (old key) + I (new).
  * - TRUNCATE is captured by a statement trigger (op T, pk NULL).
  * - lifeguard.reflect(regclass) installs all of it on a table, idempotently, and refuses
  *   tables without a primary key.
@@ -61,7 +63,7 @@ const char *const rf_schema_setup_sql[] = {
 	" BEGIN"
 	"   INSERT INTO lifeguard.outbox (table_name, pk, op, version)"
 	"   VALUES (tbl, key, op, v) RETURNING id INTO oid;"
-	"   PERFORM pg_notify('lifeguard', oid::text);"
+	"   PERFORM pg_notify('lifeguard', tbl);"
 	" END $lg$",
 
 	"CREATE OR REPLACE FUNCTION lifeguard.capture_row() RETURNS trigger"
