@@ -4,6 +4,9 @@
  * Versions compare as numbers (tonumber), stored values are decoded with Redis' bundled cjson
  * to read their "v". A fence only ever rises, so a late writer with an older version can never
  * lower it; the term check runs before any write, so a deposed leader writes nothing.
+ * Every reflector script raises the key fence to the version it processed, cached key or not:
+ * a refreshed or tombstoned key that Redis evicts (or that expires) right after must still
+ * refuse a fill that read an older row before the change.
  */
 #include "libguard/cache.h"
 
@@ -45,17 +48,15 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 
 	[LG_CACHE_CHECK_OR_FENCE] =
 		TERM_CHECK
-		"if redis.call('EXISTS', KEYS[1]) == 1 then return 'cached' end\n"
 		RAISE_FENCE("KEYS[2]", "ARGV[1]", "ARGV[2]")
+		"if redis.call('EXISTS', KEYS[1]) == 1 then return 'cached' end\n"
 		"return 'fenced'\n",
 
 	[LG_CACHE_REFRESH] =
 		TERM_CHECK
-		"local cur = redis.call('GET', KEYS[1])\n"
-		"if not cur then\n"
 		RAISE_FENCE("KEYS[2]", "ARGV[1]", "ARGV[3]")
-		"  return 'fenced'\n"
-		"end\n"
+		"local cur = redis.call('GET', KEYS[1])\n"
+		"if not cur then return 'fenced' end\n"
 		STORED_VERSION("stored", "cur")
 		"if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
 		"redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
@@ -63,11 +64,9 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 
 	[LG_CACHE_TOMBSTONE] =
 		TERM_CHECK
-		"local cur = redis.call('GET', KEYS[1])\n"
-		"if not cur then\n"
 		RAISE_FENCE("KEYS[2]", "ARGV[1]", "ARGV[3]")
-		"  return 'fenced'\n"
-		"end\n"
+		"local cur = redis.call('GET', KEYS[1])\n"
+		"if not cur then return 'fenced' end\n"
 		STORED_VERSION("stored", "cur")
 		"if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
 		"redis.call('SET', KEYS[1], '{\"v\":' .. ARGV[1] .. ',\"deleted\":true}', 'PX', ARGV[2])\n"

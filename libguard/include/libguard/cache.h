@@ -13,14 +13,17 @@
  *   LG_CACHE_CLAIM_TERM      KEYS term             ARGV term
  *       Raises the stored term; an older term gets the error "STALETERM".
  *   LG_CACHE_CHECK_OR_FENCE  KEYS row, fence, term ARGV version, fence_ttl_ms, term
- *       "cached" if the row key exists; otherwise raises the fence to version and answers
- *       "fenced". STALETERM for a deposed writer.
+ *       Raises the fence to version; answers "cached" if the row key exists, else "fenced".
+ *       STALETERM for a deposed writer.
  *   LG_CACHE_REFRESH         KEYS row, fence, term ARGV version, value, fence_ttl_ms, term
- *       Overwrites a cached row whose stored version is lower, keeping its TTL ("refreshed");
- *       "kept" when the stored version is not lower; "fenced" when the key vanished meanwhile.
+ *       Raises the fence to version; overwrites a cached row whose stored version is lower,
+ *       keeping its TTL ("refreshed"); "kept" when the stored version is not lower; "fenced"
+ *       when the key vanished meanwhile.
  *   LG_CACHE_TOMBSTONE       KEYS row, fence, term ARGV version, tomb_ttl_ms, fence_ttl_ms, term
- *       A delete: a cached row becomes a short-lived tombstone ("tombstoned", or "kept" when
- *       newer); an uncached one is fenced ("fenced").
+ *       A delete: raises the fence to version; a cached row becomes a short-lived tombstone
+ *       ("tombstoned", or "kept" when newer); an uncached one answers "fenced".
+ *   Every reflector script raises the key fence, so an evicted or expired row key still
+ *   refuses fills older than the last processed change for fence_ttl_ms.
  *   LG_CACHE_TABLE_FENCE     KEYS table fence, term ARGV version, fence_ttl_ms, term
  *       TRUNCATE: raises the table fence ("fenced").
  *   LG_CACHE_FILL            KEYS row, fence, table fence ARGV version, value, ttl_ms

@@ -301,7 +301,7 @@ Test(coherence, a_stale_fill_after_a_committed_write_is_rejected)
 	snprintf(version, sizeof(version), "%lld", v2);
 	const char *args2[] = {version, "{\"v\":1,\"row\":{}}", "600000"};
 	answer = reval(LG_CACHE_FILL, 3, keys2, 3, args2);
-	cr_assert_str_eq(answer, "kept");
+	cr_assert_str_eq(answer, "fenced"); /* the refresh raised the key fence too */
 	free(answer);
 	assert_row_cached(keys2[0], "items t WHERE id = 2");
 
