@@ -2,8 +2,13 @@
  * The data contract's PostgreSQL side (../shared/DESIGN.md, "Shared data contract").
  *
  * - lifeguard.version_seq: one global sequence. A BEFORE ROW trigger stamps lg_version on
- *   every INSERT/UPDATE. PostgreSQL locks the row before the trigger runs, so per row the
- *   versions grow in commit order; DELETE and TRUNCATE events take a fresh value too.
+ *   every INSERT/UPDATE, and a BEFORE DELETE trigger records deletes with a fresh value.
+ *   PostgreSQL locks an existing row before BEFORE ROW triggers run, so per row the versions
+ *   of UPDATE and DELETE grow in commit order; TRUNCATE takes a fresh value too. One race is
+ *   left: an INSERT stamps its version before its unique check waits for a concurrent DELETE
+ *   of the same key, so in that microsecond window the re-inserted row can carry a lower
+ *   version than the delete. The reflector then leaves a tombstone (and a fence) above the
+ *   live row until they expire: readers see misses and read the primary, never an old row.
  * - lifeguard.outbox: the durable record of changes, one row per change: table
  *   ("schema.table"), the primary key as a JSON array of text values (so composite, text and
  *   uuid keys work), op (I, U, D, T) and version. The AFTER ROW trigger inserts it and sends
@@ -78,17 +83,27 @@ const char *const rf_schema_setup_sql[] = {
 	"   ELSIF TG_OP = 'UPDATE' THEN"
 	"     old_key := lifeguard.row_key(to_jsonb(OLD), TG_ARGV);"
 	"     new_key := lifeguard.row_key(to_jsonb(NEW), TG_ARGV);"
+	/* The old key's delete takes the version stamped while the row was locked. */
 	"     IF old_key IS DISTINCT FROM new_key THEN"
-	"       PERFORM lifeguard.record(tbl, old_key, 'D', nextval('lifeguard.version_seq'));"
+	"       PERFORM lifeguard.record(tbl, old_key, 'D', NEW.lg_version);"
 	"       PERFORM lifeguard.record(tbl, new_key, 'I', NEW.lg_version);"
 	"     ELSE"
 	"       PERFORM lifeguard.record(tbl, new_key, 'U', NEW.lg_version);"
 	"     END IF;"
-	"   ELSE"
-	"     PERFORM lifeguard.record(tbl, lifeguard.row_key(to_jsonb(OLD), TG_ARGV),"
-	"                              'D', nextval('lifeguard.version_seq'));"
 	"   END IF;"
 	"   RETURN NULL;"
+	" END $lg$",
+
+	/* Deletes are captured BEFORE the row goes: PostgreSQL has locked it by then, so the
+	 * version is taken in lock order. An AFTER ROW trigger fires only at the end of the
+	 * statement, by when a concurrent INSERT of the same key may have stamped a lower one. */
+	"CREATE OR REPLACE FUNCTION lifeguard.capture_delete() RETURNS trigger"
+	" LANGUAGE plpgsql AS $lg$"
+	" BEGIN"
+	"   PERFORM lifeguard.record(quote_ident(TG_TABLE_SCHEMA) || '.' || quote_ident(TG_TABLE_NAME),"
+	"                            lifeguard.row_key(to_jsonb(OLD), TG_ARGV),"
+	"                            'D', nextval('lifeguard.version_seq'));"
+	"   RETURN OLD;"
 	" END $lg$",
 
 	"CREATE OR REPLACE FUNCTION lifeguard.capture_truncate() RETURNS trigger"
@@ -124,8 +139,11 @@ const char *const rf_schema_setup_sql[] = {
 	"   EXECUTE format('CREATE TRIGGER lg_stamp_version BEFORE INSERT OR UPDATE ON %s"
 	"     FOR EACH ROW EXECUTE FUNCTION lifeguard.stamp_version()', t);"
 	"   EXECUTE format('DROP TRIGGER IF EXISTS lg_capture_row ON %s', t);"
-	"   EXECUTE format('CREATE TRIGGER lg_capture_row AFTER INSERT OR UPDATE OR DELETE ON %s"
+	"   EXECUTE format('CREATE TRIGGER lg_capture_row AFTER INSERT OR UPDATE ON %s"
 	"     FOR EACH ROW EXECUTE FUNCTION lifeguard.capture_row(%s)', t, args);"
+	"   EXECUTE format('DROP TRIGGER IF EXISTS lg_capture_delete ON %s', t);"
+	"   EXECUTE format('CREATE TRIGGER lg_capture_delete BEFORE DELETE ON %s"
+	"     FOR EACH ROW EXECUTE FUNCTION lifeguard.capture_delete(%s)', t, args);"
 	"   EXECUTE format('DROP TRIGGER IF EXISTS lg_capture_truncate ON %s', t);"
 	"   EXECUTE format('CREATE TRIGGER lg_capture_truncate AFTER TRUNCATE ON %s"
 	"     FOR EACH STATEMENT EXECUTE FUNCTION lifeguard.capture_truncate()', t);"

@@ -105,7 +105,7 @@ Test(schema, setup_is_idempotent_even_when_run_twice_at_once)
 	PGconn *c = db();
 	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON "
 				"n.oid = p.pronamespace WHERE n.nspname = 'lifeguard'");
-	cr_assert_eq(atoi(PQgetvalue(r, 0, 0)), 6, "six functions, no duplicates");
+	cr_assert_eq(atoi(PQgetvalue(r, 0, 0)), 7, "seven functions, no duplicates");
 	PQclear(r);
 	PQfinish(c);
 }
