@@ -18,6 +18,11 @@
 #define COH_IDLE_TX_MS 10000
 /* Fan-out width: Redis commands of one loop turn travel in one pipeline write. */
 #define COH_WORKERS 128
+/* Batches this small read their inserts/updates speculatively, while Redis answers
+ * check-or-fence (one round trip less; larger batches read only what is cached). */
+#define COH_SPECULATE_MAX 32
+/* Batches whose DELETE + COMMIT may still run while the next batch is claimed. */
+#define COH_MAX_FINISHING 1
 
 struct rf_coherence {
 	struct lg_runtime *rt;        /* Borrowed */
@@ -49,12 +54,16 @@ struct rf_coh_session {
 	struct lg_redis *redis;
 	bool listener_started;
 	bool listener_done;
+	bool sampler_started;
+	bool sampler_done;
+	struct lg_coro *sampler; /* set by the sampler while it runs */
 	struct lg_coro *listener; /* set by the listener while it runs */
 	struct lg_cond *wake;     /* main waits here for NOTIFY, poll timer, end */
 	bool dirty;               /* work may be waiting in the outbox */
 	struct coh_table *tables;
 	size_t n_tables;
-	uint64_t next_sample_ms;
+	unsigned finishing;          /* batches committing in the background */
+	struct lg_cond *finished_cv; /* signaled when one of them is done */
 	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
 };
 
@@ -87,6 +96,12 @@ struct coh_batch {
 	struct lg_redis_reply *scan;
 	int64_t sweep_version;
 	char sweep_version_str[24];
+	/* Speculative read in flight (coh_batch.c). */
+	bool spec_running;
+	int spec_rc;
+	/* Handed to the finisher: the claim transaction and when Redis was written. */
+	struct lg_tx *tx;
+	int64_t written_us;
 };
 
 /* Creates a batch holding a reference on s; NULL when out of memory. */
@@ -107,6 +122,19 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed);
 int rf__coh_apply_truncates(struct coh_batch *b);
 /* with_claim: raise the term key first, in the same pipeline as the keys' scripts. */
 int rf__coh_apply_keys(struct coh_batch *b, bool with_claim);
+
+/*
+ * Reads the rows of the keys in state RF_KEY_CACHED, or with speculative of every pending
+ * insert/update, and stores them on the keys (read_done, row_found, value, read_bad).
+ * rf__coh_read_merge then turns cached keys that cannot be read into RF_KEY_BAD.
+ */
+int rf__coh_read_rows(struct rf_coh_session *s, struct rf_plan *p, bool speculative);
+void rf__coh_read_merge(struct rf_plan *p);
+
+/* Server errors no retry can fix (data exceptions, undefined objects). */
+bool rf__coh_permanent(int rc, const struct lg_error *err);
+/* Logs a PostgreSQL failure of this session; returns COH_RETRY. */
+int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, const char *what);
 
 /* Raises the term key to s->term (LG_CACHE_CLAIM_TERM). */
 int rf__coh_claim_term(struct rf_coh_session *s);

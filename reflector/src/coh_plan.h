@@ -49,7 +49,10 @@ struct rf_key_work {
 	char op;           /* operation of that version */
 	enum rf_key_state state;
 	const char *bad;   /* reason when state is RF_KEY_BAD (static) */
-	/* The row read from the primary for a cached key: */
+	/* The row read from the primary for a cached key (or speculatively for any insert or
+	 * update of a small batch, in parallel with the Redis check): */
+	bool read_done;       /* read attempted: row_found and read_bad are valid */
+	const char *read_bad; /* static reason the key cannot be read (dead-letter it) */
 	bool row_found;
 	int64_t row_version;
 	char *value; /* Owned: {"v":..,"row":..} */

@@ -101,6 +101,7 @@ void rf__coh_session_release(struct rf_coh_session *s)
 	lg_redis_close(s->redis);
 	lg_pool_close(s->pool);
 	lg_cond_free(s->wake);
+	lg_cond_free(s->finished_cv);
 	coh_tables_free(s);
 	c->live_sessions--;
 	free(s);
@@ -160,7 +161,7 @@ static int coh_connect(struct rf_coh_session *s)
 		struct lg_pool_config pc = {
 		    .conninfo = cfg->postgres,
 		    .min_conns = 2,
-		    .max_conns = 2,
+		    .max_conns = 4, /* claim tx, the previous batch's commit, reads, sampling */
 		    .statement_timeout_ms = COH_PG_TIMEOUT_MS,
 		    .backoff_max_ms = COH_BACKOFF_MAX_MS,
 		};
@@ -292,6 +293,34 @@ static void coh_sample_redis(struct rf_coh_session *s)
 	lg_redis_reply_free(mem);
 }
 
+/*
+ * The sampler: outbox and Redis state for /status every poll_interval_ms, off the batch path.
+ * While a backlog drains (full batches) the outbox count(*) would compete with the drain, so
+ * it then runs only every 10 periods.
+ */
+static void coh_sampler(void *arg)
+{
+	struct rf_coh_session *s = arg;
+	uint64_t period = s->coh->cfg->poll_interval_ms;
+	uint64_t last = 0;
+	s->sampler = lg_coro_self();
+	while (!s->ended) {
+		uint64_t now = lg_now_ms();
+		if (!s->last_full || now >= last + 10 * period) {
+			coh_sample(s);
+			coh_sample_redis(s);
+			last = now;
+		}
+		if (s->ended || lg_sleep(period) != 0) {
+			break;
+		}
+	}
+	s->sampler = NULL;
+	s->sampler_done = true;
+	lg_cond_signal(s->wake);
+	rf__coh_session_release(s);
+}
+
 static void coh_update_pg_state(struct rf_coh_session *s)
 {
 	struct lg_pool_stats ps;
@@ -313,17 +342,16 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 			s->listener_started = true;
 		}
 	}
+	if (rc == COH_OK && !s->sampler_started && !s->ended) {
+		s->refs++;
+		if (lg_coro_spawn(s->coh->rt, coh_sampler, s, NULL) != 0) {
+			s->refs--;
+		} else {
+			s->sampler_started = true;
+		}
+	}
 	size_t claimed = 0;
 	if (rc == COH_OK) {
-		/* While a backlog drains (full batches), the count(*) of the sample would sit in
-		 * the drain path: sample then only every 10 periods. */
-		uint64_t now = lg_now_ms();
-		if (now >= s->next_sample_ms &&
-		    (!s->last_full || now >= s->next_sample_ms + 9 * (uint64_t)cfg->poll_interval_ms)) {
-			coh_sample(s);
-			coh_sample_redis(s);
-			s->next_sample_ms = lg_now_ms() + cfg->poll_interval_ms;
-		}
 		s->dirty = false;
 		rc = rf__coh_batch_run(s, &claimed);
 		s->last_full = rc == COH_OK && claimed >= cfg->batch_size;
@@ -366,9 +394,14 @@ static void coh_main(void *arg)
 	if (s->listener != NULL) {
 		lg_coro_cancel(s->listener);
 	}
-	/* Main releases last: the pool and the Redis client are closed from a coroutine that
-	 * was not canceled, so their graceful close can wait. */
-	while (s->listener_started && !s->listener_done &&
+	if (s->sampler != NULL) {
+		lg_coro_cancel(s->sampler);
+	}
+	/* Main releases after the listener and the sampler: the pool and the Redis client are
+	 * then closed by main or a finisher, coroutines that were not canceled, so their
+	 * graceful close can wait. */
+	while (((s->listener_started && !s->listener_done) ||
+		(s->sampler_started && !s->sampler_done)) &&
 	       lg_cond_wait(s->wake, LG_DEADLINE_NONE) != LG_ECANCELED) {
 	}
 	rf_log(RF_LOG_INFO, "coherence.stop", "term %llu: session ended",
@@ -386,7 +419,11 @@ void rf_coherence_became_leader(void *data, uint64_t term)
 		rf_coherence_lost_leadership(c, c->session->term);
 	}
 	struct rf_coh_session *s = calloc(1, sizeof(*s));
-	if (s == NULL || lg_cond_new(c->rt, &s->wake) != 0) {
+	if (s == NULL || lg_cond_new(c->rt, &s->wake) != 0 ||
+	    lg_cond_new(c->rt, &s->finished_cv) != 0) {
+		if (s != NULL && s->wake != NULL) {
+			lg_cond_free(s->wake);
+		}
 		free(s);
 		rf_log(RF_LOG_ERROR, "coherence.start", "out of memory: term %llu not served",
 		       (unsigned long long)term);
@@ -422,5 +459,8 @@ void rf_coherence_lost_leadership(void *data, uint64_t term)
 	lg_cond_signal(s->wake);
 	if (s->listener != NULL) {
 		lg_coro_cancel(s->listener);
+	}
+	if (s->sampler != NULL) {
+		lg_coro_cancel(s->sampler);
 	}
 }

@@ -1,0 +1,296 @@
+/*
+ * Reading the rows of cached keys from the primary for a batch: one statement per table
+ * (keys arrive sorted by table), built from a per-session catalog entry (canonical name, key
+ * columns and types, lg_version present) that is looked up again after 10 s or when a read
+ * says the table changed.
+ *
+ * Failure modes: a table that is gone, unreflected or misnamed, and keys whose text does not
+ * cast to the key column types (found by reading the table's keys one by one after the batch
+ * read failed with a data exception) get a reason in read_bad: they are dead-lettered, never
+ * retried forever. Any other failure is COH_RETRY (the batch rolls back).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coh_int.h"
+#include "log.h"
+
+#define COH_TABLE_TTL_MS 10000
+
+static const char table_sql[] =
+    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+    " array_to_json(array_agg(a.attname::text ORDER BY k.o))::text,"
+    " array_to_json(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.o))::text,"
+    " EXISTS (SELECT 1 FROM pg_attribute v WHERE v.attrelid = c.oid"
+    "         AND v.attname = 'lg_version' AND NOT v.attisdropped)"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+    " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, o)"
+    " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum"
+    " WHERE c.oid = to_regclass($1) GROUP BY 1, c.oid";
+
+/* Server errors that no retry can fix: data exceptions (22) and undefined objects (42). */
+bool rf__coh_permanent(int rc, const struct lg_error *err)
+{
+	return rc == LG_ESERVER && (strncmp(err->sqlstate, "22", 2) == 0 ||
+				    strncmp(err->sqlstate, "42", 2) == 0);
+}
+
+int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, const char *what)
+{
+	rf_log(RF_LOG_WARN, "coherence.postgres", "term %llu: %s: %s",
+	       (unsigned long long)s->term, what, err->message);
+	return COH_RETRY;
+}
+
+/* Copies the strings of a JSON array into a fresh NULL-padded array (Owned), or NULL. */
+static char **coh_strings(const char *json, size_t *n)
+{
+	json_t *a = json_loads(json, 0, NULL);
+	char **out = NULL;
+	if (a != NULL && json_is_array(a) && (*n = json_array_size(a)) > 0 &&
+	    (out = calloc(*n, sizeof(*out))) != NULL) {
+		for (size_t i = 0; i < *n; i++) {
+			const char *v = json_string_value(json_array_get(a, i));
+			out[i] = strdup(v != NULL ? v : "");
+		}
+	}
+	json_decref(a);
+	return out;
+}
+
+static void coh_free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++) {
+		free(v[i]);
+	}
+	free(v);
+}
+
+/* Fills t from the catalog. COH_RETRY on transient failures. */
+static int coh_table_load(struct rf_coh_session *s, struct coh_table *t)
+{
+	struct lg_param name = lg_param_text(t->name);
+	struct lg_result *r = NULL;
+	struct lg_error err;
+	int rc = lg_pool_query(s->pool, table_sql, &name, 1, NULL, &r, &err);
+	if (rc != 0) {
+		if (!rf__coh_permanent(rc, &err)) {
+			return rf__coh_pg_failed(s, &err, "reading the catalog");
+		}
+		t->bad = "table_name does not name a table";
+		return COH_OK;
+	}
+	const char *canon = NULL;
+	const char *cols = NULL;
+	const char *types = NULL;
+	bool reflected = false;
+	if (lg_result_rows(r) != 1) {
+		t->bad = "table does not exist or has no primary key";
+	} else if (lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
+		   lg_result_text(r, 0, 1, &cols, NULL) != 0 ||
+		   lg_result_text(r, 0, 2, &types, NULL) != 0 ||
+		   lg_result_bool(r, 0, 3, &reflected) != 0) {
+		t->bad = "unexpected catalog answer";
+	} else if (strcmp(canon, t->name) != 0) {
+		t->bad = "table_name is not quote_ident(schema).quote_ident(table)";
+	} else if (!reflected) {
+		t->bad = "table is not reflected (no lg_version column)";
+	} else {
+		size_t nc = 0;
+		size_t nt = 0;
+		char **c = coh_strings(cols, &nc);
+		char **ty = coh_strings(types, &nt);
+		if (c != NULL && ty != NULL && nc == nt) {
+			t->read_sql = rf_plan_read_sql(canon, (const char *const *)c,
+						       (const char *const *)ty, nc);
+		}
+		coh_free_strings(c, nc);
+		coh_free_strings(ty, nt);
+		if (t->read_sql == NULL) {
+			lg_result_free(r);
+			return COH_RETRY;
+		}
+	}
+	lg_result_free(r);
+	return COH_OK;
+}
+
+/* The cached catalog entry for name, loading it when missing or older than the TTL. */
+static int coh_table_get(struct rf_coh_session *s, const char *name, struct coh_table **out)
+{
+	uint64_t now = lg_now_ms();
+	for (size_t i = 0; i < s->n_tables; i++) {
+		struct coh_table *t = &s->tables[i];
+		if (strcmp(t->name, name) == 0) {
+			if (now - t->loaded_ms < COH_TABLE_TTL_MS) {
+				*out = t;
+				return COH_OK;
+			}
+			free(t->read_sql);
+			t->read_sql = NULL;
+			t->bad = NULL;
+			t->loaded_ms = now;
+			*out = t;
+			return coh_table_load(s, t);
+		}
+	}
+	struct coh_table *grown = realloc(s->tables, (s->n_tables + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		return COH_RETRY;
+	}
+	s->tables = grown;
+	struct coh_table *t = &s->tables[s->n_tables];
+	memset(t, 0, sizeof(*t));
+	if ((t->name = strdup(name)) == NULL) {
+		return COH_RETRY;
+	}
+	s->n_tables++;
+	t->loaded_ms = now;
+	*out = t;
+	return coh_table_load(s, t);
+}
+
+/* Runs the read for keys idx[0..n) of one table and stores each row on its key. */
+static int coh_read(struct rf_coh_session *s, struct coh_table *t, struct rf_plan *p,
+		    const size_t *idx, size_t n, struct lg_error *err)
+{
+	size_t len = 2;
+	for (size_t i = 0; i < n; i++) {
+		len += strlen(p->keys[idx[i]].pk) + 1;
+	}
+	char *keys = malloc(len + 1);
+	if (keys == NULL) {
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return LG_ENOMEM;
+	}
+	size_t off = 0;
+	keys[off++] = '[';
+	for (size_t i = 0; i < n; i++) {
+		off += (size_t)sprintf(keys + off, "%s%s", i ? "," : "", p->keys[idx[i]].pk);
+	}
+	keys[off++] = ']';
+	keys[off] = '\0';
+	struct lg_param param = lg_param_text(keys);
+	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE};
+	struct lg_result *r = NULL;
+	int rc = lg_pool_query(s->pool, t->read_sql, &param, 1, &opts, &r, err);
+	free(keys);
+	for (int row = 0; rc == 0 && row < lg_result_rows(r); row++) {
+		int64_t ord = 0;
+		int64_t version = 0;
+		const char *json = NULL;
+		size_t json_len = 0;
+		if (lg_result_int64(r, row, 0, &ord) != 0 || ord < 1 || (size_t)ord > n ||
+		    lg_result_text(r, row, 2, &json, &json_len) != 0) {
+			continue;
+		}
+		struct rf_key_work *k = &p->keys[idx[ord - 1]];
+		if (lg_result_is_null(r, row, 1) || lg_result_int64(r, row, 1, &version) != 0) {
+			version = k->version; /* a row never written since reflect() */
+		}
+		free(k->value);
+		k->value = rf_plan_value(version, json, json_len, &k->value_len);
+		if (k->value == NULL) {
+			rc = LG_ENOMEM;
+			snprintf(err->message, sizeof(err->message), "out of memory");
+			break;
+		}
+		k->row_found = true;
+		k->row_version = version;
+	}
+	lg_result_free(r);
+	return rc;
+}
+
+/* Reads the rows of one table's cached keys; isolates keys that do not cast. */
+static int coh_read_table(struct rf_coh_session *s, struct rf_plan *p, const size_t *idx,
+			  size_t n)
+{
+	struct coh_table *t = NULL;
+	int rc = coh_table_get(s, p->keys[idx[0]].table, &t);
+	if (rc != COH_OK) {
+		return rc;
+	}
+	if (t->bad != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			p->keys[idx[i]].read_done = true;
+			p->keys[idx[i]].read_bad = t->bad;
+		}
+		return COH_OK;
+	}
+	struct lg_error err;
+	rc = coh_read(s, t, p, idx, n, &err);
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++) {
+			p->keys[idx[i]].read_done = true;
+		}
+		return COH_OK;
+	}
+	if (!rf__coh_permanent(rc, &err)) {
+		return rf__coh_pg_failed(s, &err, "reading rows");
+	}
+	if (strncmp(err.sqlstate, "42", 2) == 0) {
+		t->loaded_ms = 0; /* the table changed under us: look it up again next time */
+		return rf__coh_pg_failed(s, &err, "reading rows");
+	}
+	/* One key's text does not cast to its column type: find it, read the others. */
+	for (size_t i = 0; i < n; i++) {
+		rc = coh_read(s, t, p, &idx[i], 1, &err);
+		if (rc != 0 && !rf__coh_permanent(rc, &err)) {
+			return rf__coh_pg_failed(s, &err, "reading a row");
+		}
+		p->keys[idx[i]].read_done = true;
+		if (rc != 0) {
+			p->keys[idx[i]].read_bad = "key does not match the table's key column types";
+		}
+	}
+	return COH_OK;
+}
+
+/* Whether key k is to be read now: cached ones, or (speculating) every insert/update. */
+static bool coh_wants_read(const struct rf_key_work *k, bool speculative)
+{
+	if (k->read_done) {
+		return false;
+	}
+	return speculative ? k->state == RF_KEY_PENDING && k->op != 'D'
+			   : k->state == RF_KEY_CACHED;
+}
+
+/* Rows of the keys to read, one statement per table (keys are sorted by table). */
+int rf__coh_read_rows(struct rf_coh_session *s, struct rf_plan *p, bool speculative)
+{
+	size_t *idx = malloc((p->n_keys ? p->n_keys : 1) * sizeof(*idx));
+	if (idx == NULL) {
+		return COH_RETRY;
+	}
+	int rc = COH_OK;
+	size_t n = 0;
+	for (size_t i = 0; i <= p->n_keys && rc == COH_OK; i++) {
+		bool flush = n > 0 && (i == p->n_keys ||
+				       strcmp(p->keys[i].table, p->keys[idx[0]].table) != 0);
+		if (flush) {
+			rc = coh_read_table(s, p, idx, n);
+			n = 0;
+		}
+		if (i < p->n_keys && coh_wants_read(&p->keys[i], speculative)) {
+			idx[n++] = i;
+		}
+	}
+	free(idx);
+	return rc;
+}
+
+
+void rf__coh_read_merge(struct rf_plan *p)
+{
+	for (size_t i = 0; i < p->n_keys; i++) {
+		struct rf_key_work *k = &p->keys[i];
+		if (k->state == RF_KEY_CACHED && k->read_bad != NULL) {
+			k->state = RF_KEY_BAD;
+			k->bad = k->read_bad;
+		}
+	}
+}
