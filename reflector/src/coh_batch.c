@@ -263,7 +263,11 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	if (b == NULL) {
 		return COH_RETRY;
 	}
-	if (lg_pool_begin(s->pool, NULL, &tx, &err) != 0) {
+	/* The transaction was opened after the previous batch, while nothing waited on it: the
+	 * claim is then the first round trip after a wake-up. */
+	tx = s->next_tx;
+	s->next_tx = NULL;
+	if (tx == NULL && lg_pool_begin(s->pool, NULL, &tx, &err) != 0) {
 		rf__coh_batch_release(b);
 		return rf__coh_pg_failed(s, &err, "BEGIN");
 	}
@@ -300,4 +304,12 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	}
 	rf__coh_batch_release(b);
 	return rc == COH_CANCELED ? COH_RETRY : rc;
+}
+
+void rf__coh_preopen(struct rf_coh_session *s)
+{
+	struct lg_error err;
+	if (s->next_tx == NULL && !s->ended && lg_pool_begin(s->pool, NULL, &s->next_tx, &err) != 0) {
+		s->next_tx = NULL; /* the next batch opens its own and reports the failure */
+	}
 }

@@ -62,6 +62,7 @@ struct rf_coh_session {
 	bool dirty;               /* work may be waiting in the outbox */
 	struct coh_table *tables;
 	size_t n_tables;
+	struct lg_tx *next_tx;       /* opened ahead for the next batch, or NULL */
 	unsigned finishing;          /* batches committing in the background */
 	struct lg_cond *finished_cv; /* signaled when one of them is done */
 	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
@@ -113,6 +114,12 @@ void rf__coh_batch_release(struct coh_batch *b);
  * outbox rows claimed. Returns enum coh_rc.
  */
 int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed);
+
+/*
+ * Opens the next batch's transaction ahead of time (BEGIN alone holds no snapshot, lock or
+ * xid), so that a wake-up costs the claim only. Failures are left to the next batch.
+ */
+void rf__coh_preopen(struct rf_coh_session *s);
 
 /*
  * The Redis side of one planned batch (coh_apply.c). Returns enum coh_rc, or COH_CANCELED

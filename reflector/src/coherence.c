@@ -374,6 +374,10 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 	if (claimed >= cfg->batch_size || s->dirty || s->ended) {
 		return true;
 	}
+	rf__coh_preopen(s);
+	if (s->dirty || s->ended) {
+		return true;
+	}
 	uint64_t wait = cfg->poll_interval_ms;
 	if (lg_cond_wait(s->wake, lg_deadline_in(wait)) == LG_ETIMEDOUT) {
 		s->dirty = true; /* the poll: catches anything a lost NOTIFY left behind */
@@ -403,6 +407,11 @@ static void coh_main(void *arg)
 	while (((s->listener_started && !s->listener_done) ||
 		(s->sampler_started && !s->sampler_done)) &&
 	       lg_cond_wait(s->wake, LG_DEADLINE_NONE) != LG_ECANCELED) {
+	}
+	if (s->next_tx != NULL) {
+		struct lg_error err;
+		lg_tx_rollback(s->next_tx, &err);
+		s->next_tx = NULL;
 	}
 	rf_log(RF_LOG_INFO, "coherence.stop", "term %llu: session ended",
 	       (unsigned long long)s->term);
