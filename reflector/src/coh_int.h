@@ -143,6 +143,11 @@ bool rf__coh_permanent(int rc, const struct lg_error *err);
 /* Logs a PostgreSQL failure of this session; returns COH_RETRY. */
 int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, const char *what);
 
+/* The session's listener and sampler coroutines (coh_watch.c); arg is the session, whose
+ * reference each releases when it ends. */
+void rf__coh_listen(void *arg);
+void rf__coh_sampler(void *arg);
+
 /* Raises the term key to s->term (LG_CACHE_CLAIM_TERM). */
 int rf__coh_claim_term(struct rf_coh_session *s);
 
