@@ -58,6 +58,8 @@ static PGconn *db;
 static redisContext *rc;
 static struct rfh_cluster cluster; /* static: .fini reads it after a failed assert */
 static struct chaos_load load;
+static char replica_dir[200];
+static int replica_port;
 
 static void teardown(void)
 {
@@ -75,6 +77,10 @@ static void teardown(void)
 			fprintf(stderr, "could not remove %s\n", redis_dir);
 		}
 		redis_dir[0] = '\0';
+	}
+	if (replica_dir[0] != '\0') {
+		lg_test_services("pg stop '%s' immediate", replica_dir);
+		replica_dir[0] = '\0';
 	}
 	if (pg_started) {
 		lg_test_pg_destroy(&pg);
@@ -130,10 +136,26 @@ static void cli(const char *cmd, const char *arg)
  * configured (not started). Tombstones outlive the test, so that a wrong one cannot expire
  * before the check (see chaos_check.h).
  */
-static void env_start(void)
+static void env_start_opts(bool with_replica)
 {
 	pg_started = true; /* a partial start leaves a temp dir to remove too */
 	cr_assert(lg_test_pg_start(&pg), "private PostgreSQL");
+	char postgres[300];
+	snprintf(postgres, sizeof(postgres), "%s", pg.dsn);
+	if (with_replica) {
+		/* A streaming replica beside the primary's data dir (removed with it); the cluster
+		 * gets both servers and follows whichever accepts writes. */
+		snprintf(replica_dir, sizeof(replica_dir), "%.*s/replica",
+			 (int)(strrchr(pg.dir, '/') - pg.dir), pg.dir);
+		replica_port = lg_test_free_port();
+		cr_assert_eq(lg_test_services("pg replica '%s' %d %d", replica_dir, replica_port,
+					      pg.port),
+			     0, "streaming replica");
+		snprintf(postgres, sizeof(postgres),
+			 "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres"
+			 " target_session_attrs=read-write",
+			 pg.port, replica_port);
+	}
 	char tmpl[] = "/tmp/rf-chaos-redis.XXXXXX";
 	cr_assert_not_null(mkdtemp(tmpl));
 	snprintf(redis_dir, sizeof(redis_dir), "%s", tmpl);
@@ -141,7 +163,7 @@ static void env_start(void)
 	cr_assert_eq(lg_test_services("redis start '%s' %d", redis_dir, redis_port), 0);
 	redis_ensure();
 	json_t *extra =
-	    json_pack("{ss s{sssi} si si}", "postgres", pg.dsn, "redis", "host", "127.0.0.1",
+	    json_pack("{ss s{sssi} si si}", "postgres", postgres, "redis", "host", "127.0.0.1",
 		      "port", redis_port, "poll_interval_ms", 200, "tombstone_ttl_ms", 3600000);
 	rfh_cluster_init(&cluster, 3, 3, extra);
 	json_decref(extra);
@@ -149,6 +171,11 @@ static void env_start(void)
 	sql("SET client_min_messages = warning");
 	sql("CREATE TABLE public.items (id int PRIMARY KEY, n bigint NOT NULL, note text)");
 	cli("reflect", "public.items");
+}
+
+static void env_start(void)
+{
+	env_start_opts(false);
 }
 
 static int cluster_start(void)
@@ -455,5 +482,53 @@ Test(chaos, hundred_thousand_changes_in_one_and_in_ten_thousand_transactions)
 	cr_assert(chaos_check_items(db, rc, &chk));
 	cr_assert_eq(chk.violations, 3);
 	cr_assert_eq(chk.rows, BIG_N / 5 - 2);
+	RFH_PASS();
+}
+
+Test(chaos, primary_failover_to_a_promoted_replica)
+{
+	env_start_opts(true);
+	seed_rows(N_IDS);
+	cluster_start();
+	cr_assert(chaos_wait_drained(&db, pg.dsn, DRAIN_MS));
+	cache_rows(3);
+	cr_assert(chaos_load_start(&load, pg.dsn, redis_port, N_IDS));
+	rfh_sleep_ms(3000);
+	stop_load("failover, before");
+	assert_end_state("failover, before");
+
+	/* Writes committed but not processed yet ride the outbox across the failover. */
+	sql("UPDATE public.items SET n = n + 1000 WHERE id % 3 = 0");
+	/* A fast shutdown sends every WAL record to the connected replica before it ends. */
+	cr_assert(lg_test_pg_stop(&pg, "fast"));
+	cr_assert_eq(lg_test_services("pg promote '%s'", replica_dir), 0, "promote");
+	/* From now on the promoted replica is "the" PostgreSQL of this test (teardown too). */
+	struct lg_test_pg old = pg;
+	snprintf(pg.dir, sizeof(pg.dir), "%s", replica_dir);
+	pg.port = replica_port;
+	snprintf(pg.dsn, sizeof(pg.dsn), "host=127.0.0.1 port=%d user=postgres dbname=postgres",
+		 replica_port);
+	replica_dir[0] = '\0';
+	lg_test_services("pg stop '%s' immediate", old.dir); /* already stopped: a no-op */
+	PQfinish(db);
+	db = NULL;
+	int64_t deadline = rfh_now_ms() + WAIT_MS;
+	while (sql_int("SELECT pg_is_in_recovery()::int") != 0) {
+		cr_assert_lt(rfh_now_ms(), deadline, "the replica never left recovery");
+		rfh_sleep_ms(100);
+	}
+	cr_assert_eq(sql_int("SELECT count(*) FROM public.items WHERE id % 3 = 0 AND n < 1000"), 0,
+		     "the last writes before the failover did not reach the replica");
+	cr_assert(chaos_load_start(&load, pg.dsn, redis_port, N_IDS));
+	rfh_sleep_ms(3000);
+	stop_load("failover, after");
+	assert_end_state("failover, after");
+	int leader = rfh_wait_agreed_leader(&cluster, 3, WAIT_MS, NULL);
+	json_t *st = rfh_status(&cluster, (size_t)leader, 2000);
+	cr_assert(json_is_true(json_object_get(json_object_get(st, "postgres"), "listening")));
+	cr_assert_gt(rfh_int(st, "counters.errors") + counter_sum("errors"), 0,
+		     "the failover went unnoticed");
+	json_decref(st);
+	stop_cluster();
 	RFH_PASS();
 }
