@@ -5,7 +5,8 @@
  *   1. Resolve the table once per cache: canonical quote_ident(schema).quote_ident(table) (the
  *      reflector's key spelling), key columns and their types, lg_version present.
  *   2. GET <key_prefix>:<table>:<escaped key>. A value {"v":V,"row":R} is a hit: R is returned.
- *   3. Otherwise read to_jsonb(row) and lg_version from the primary (one statement, pooled).
+ *   3. Otherwise read to_jsonb(row) and lg_version from the primary (one statement, pooled);
+ *      coroutines that miss the same key meanwhile wait for this read (cache_flight.c).
  *   4. If the read took less than fill_deadline_ms, run LG_CACHE_FILL with the row's version:
  *      Redis stores it only when no key fence or table fence is newer and the key does not
  *      already hold a newer value. The row read is returned either way: it came from the
@@ -22,6 +23,7 @@
 
 #include "alloc_int.h"
 #include "error_int.h"
+#include "cache_int.h"
 #include "libguard/cache_read.h"
 #include "pool_int.h"
 #include "query_build.h"
@@ -52,6 +54,7 @@ struct lg_cache {
 	struct cache_table **tables;
 	size_t ntables;
 	struct lg_cond *loaded; /* broadcast when a catalog lookup ends */
+	struct lg__cache_flight *flights; /* misses being read now (cache_flight.c) */
 	struct lg_cache_stats stats;
 };
 
@@ -412,6 +415,12 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 		return 0;
 	}
 	c->stats.misses++;
+	struct lg__cache_flight *mine = NULL;
+	rc = lg__cache_flight_join(&c->flights, c->pool->rt, key, &mine, row, err);
+	if (rc != LG__CACHE_LOAD) {
+		c->stats.coalesced++;
+		return rc;
+	}
 	uint64_t started = lg_now_ms();
 	rc = cache_read(t, c, parts, row, err);
 	if (rc == 0 && redis_ok) {
@@ -421,5 +430,6 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 			c->stats.fills_late++;
 		}
 	}
+	lg__cache_flight_publish(&c->flights, mine, rc, row, err);
 	return rc;
 }

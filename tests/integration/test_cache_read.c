@@ -288,12 +288,44 @@ Test(cache_read, many_coroutines_at_once)
 				     readers[i].message);
 		}
 	}
-	/* The first wave misses together (no coalescing of misses); the second one hits. */
+	/* The first wave misses together and shares the reads of the three keys (single
+	 * flight); the second one hits. */
 	struct lg_cache_stats st;
 	lg_cache_get_stats(cache, &st);
 	cr_assert_eq(st.hits + st.misses, 4000);
 	cr_assert_geq(st.hits, 2000);
+	cr_assert_gt(st.coalesced, 0, "2000 concurrent misses of 3 keys shared no read");
+	cr_assert_leq(st.coalesced, st.misses - 3, "at least one read per key");
 	cr_assert_eq(st.redis_errors, 0);
+	fprintf(stderr, "cache_read: %llu misses, %llu answered by a shared read\n",
+		(unsigned long long)st.misses, (unsigned long long)st.coalesced);
+}
+
+static void read_missing(void *arg)
+{
+	struct reader *r = arg;
+	const char *parts[] = {"99"};
+	struct lg_cache_row row;
+	struct lg_error err;
+	r->rc = lg_cache_get(cache, table, parts, 1, &row, &err);
+	lg_cache_row_clear(&row);
+}
+
+Test(cache_read, a_shared_read_shares_its_error_too)
+{
+	static struct reader readers[200];
+	for (int i = 0; i < 200; i++) {
+		readers[i].i = i;
+		cr_assert_eq(lg_coro_spawn(rt, read_missing, &readers[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(readers[i].rc, LG_ENOTFOUND, "reader %d: %d", i, readers[i].rc);
+	}
+	struct lg_cache_stats st;
+	lg_cache_get_stats(cache, &st);
+	cr_assert_eq(st.misses, 200);
+	cr_assert_eq(st.fills, 0);
 }
 
 Test(cache_read, redis_down_serves_from_the_primary)

@@ -28,6 +28,7 @@ extern "C" {
  * Redis failures degrade to reads from the primary (counted in redis_errors): the cache never
  * makes a read fail that PostgreSQL can answer. A fill is dropped, not written, when more than
  * fill_deadline_ms passed since the read started (the fences only cover fills that young).
+ * Coroutines that miss the same key at the same time share one read of the primary.
  */
 struct lg_cache;
 
@@ -72,6 +73,7 @@ struct lg_cache_stats {
 	uint64_t fills_refused; /* a fence or a newer value was there ("fenced"/"kept") */
 	uint64_t fills_late;    /* dropped: the fill deadline had passed */
 	uint64_t redis_errors;  /* Redis unavailable: served from the primary */
+	uint64_t coalesced;     /* misses answered by another coroutine's read of the same key */
 };
 
 LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out);
