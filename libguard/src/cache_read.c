@@ -50,6 +50,7 @@ struct lg_cache {
 	char *fence_prefix;
 	uint64_t ttl_ms;
 	uint64_t fill_deadline_ms;
+	uint64_t redis_timeout_ms;
 	struct lg_redis_script fill;
 	struct cache_table **tables;
 	size_t ntables;
@@ -86,6 +87,7 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 	    lg__strdup(cfg->fence_prefix != NULL ? cfg->fence_prefix : "lifeguard:fence");
 	c->ttl_ms = cfg->ttl_ms != 0 ? cfg->ttl_ms : 300000;
 	c->fill_deadline_ms = cfg->fill_deadline_ms != 0 ? cfg->fill_deadline_ms : 1000;
+	c->redis_timeout_ms = cfg->redis_timeout_ms != 0 ? cfg->redis_timeout_ms : 250;
 	if (c->key_prefix == NULL || c->fence_prefix == NULL) {
 		lg_cache_free(c);
 		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
@@ -316,8 +318,8 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 	const size_t arg_lens[] = {strlen(version), (size_t)n, strlen(ttl)};
 	struct lg_redis_reply *reply = NULL;
 	struct lg_error err;
-	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 3, args, arg_lens, 0, &reply, &err) !=
-	    0) {
+	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 3, args, arg_lens,
+			  lg_deadline_in(c->redis_timeout_ms), &reply, &err) != 0) {
 		c->stats.redis_errors++;
 	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "filled") == 0) {
 		c->stats.fills++;
@@ -404,7 +406,8 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	}
 	struct lg_redis_reply *v = NULL;
 	struct lg_error rerr;
-	bool redis_ok = lg_redis_command(c->redis, 0, &v, &rerr, "GET %s", key) == 0;
+	bool redis_ok = lg_redis_command(c->redis, lg_deadline_in(c->redis_timeout_ms), &v, &rerr,
+					 "GET %s", key) == 0;
 	if (!redis_ok) {
 		c->stats.redis_errors++;
 	}

@@ -13,6 +13,9 @@
 /* Per-command deadline for Redis and per-statement deadline for PostgreSQL. */
 #define COH_REDIS_TIMEOUT_MS 5000
 #define COH_PG_TIMEOUT_MS    30000
+/* Reconnect and retry backoff of the session, its listener and its pool. */
+#define COH_BACKOFF_MIN_MS 50
+#define COH_BACKOFF_MAX_MS 2000
 /* idle_in_transaction_session_timeout of the claim transaction: a paused (SIGSTOP) or
  * partitioned leader's claimed rows return to the outbox after this long at most. */
 #define COH_IDLE_TX_MS 10000

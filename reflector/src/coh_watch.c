@@ -19,16 +19,13 @@
 #include "coh_int.h"
 #include "log.h"
 
-#define COH_WATCH_BACKOFF_MIN_MS 50
-#define COH_WATCH_BACKOFF_MAX_MS 2000
-
 /* The listener: LISTEN lifeguard on a dedicated connection; reconnects until ended. */
 void rf__coh_listen(void *arg)
 {
 	struct rf_coh_session *s = arg;
 	struct rf_coherence_stats *st = &s->coh->stats;
 	struct lg_conn *conn = NULL;
-	uint64_t backoff = COH_WATCH_BACKOFF_MIN_MS;
+	uint64_t backoff = COH_BACKOFF_MIN_MS;
 	s->listener = lg_coro_self();
 	while (!s->ended) {
 		struct lg_error err;
@@ -43,11 +40,11 @@ void rf__coh_listen(void *arg)
 				if (lg_sleep(backoff) != 0) {
 					break;
 				}
-				backoff = backoff * 2 > COH_WATCH_BACKOFF_MAX_MS ? COH_WATCH_BACKOFF_MAX_MS
+				backoff = backoff * 2 > COH_BACKOFF_MAX_MS ? COH_BACKOFF_MAX_MS
 									   : backoff * 2;
 				continue;
 			}
-			backoff = COH_WATCH_BACKOFF_MIN_MS;
+			backoff = COH_BACKOFF_MIN_MS;
 			st->pg_listening = true;
 			rf_log(RF_LOG_INFO, "coherence.listen", "listening on channel lifeguard");
 			s->dirty = true; /* notifications sent while nobody listened are gone */

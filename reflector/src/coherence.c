@@ -26,8 +26,6 @@
 #include "coh_int.h"
 #include "log.h"
 
-#define COH_BACKOFF_MIN_MS 50
-#define COH_BACKOFF_MAX_MS 2000
 
 int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg,
 		     struct rf_coherence **out)

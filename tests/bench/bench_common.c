@@ -1,10 +1,15 @@
 /* Shared benchmark helpers (see bench_common.h). */
 #include "bench_common.h"
 
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,4 +144,55 @@ void bench_services_down(void)
 		 bench_scripts_dir(), bench_envfile, bench_envfile);
 	bench_run(cmd, NULL, 0);
 	bench_envfile[0] = '\0';
+}
+
+unsigned bench_free_port(void)
+{
+	static unsigned used[64];
+	static size_t n_used;
+	static unsigned seed;
+	if (seed == 0) {
+		seed = (unsigned)getpid() ^ (unsigned)bench_now_us();
+	}
+	for (int attempt = 0; attempt < 1000 && n_used < sizeof(used) / sizeof(used[0]);
+	     attempt++) {
+		unsigned port = 20000 + (unsigned)(rand_r(&seed) % 12000);
+		bool taken = false;
+		for (size_t k = 0; k < n_used; k++) {
+			taken |= used[k] == port;
+		}
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bool ok = fd >= 0 && !taken && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (fd >= 0) {
+			close(fd);
+		}
+		if (ok) {
+			used[n_used++] = port;
+			return port;
+		}
+	}
+	return 0;
+}
+
+const char *bench_reflector_bin(void)
+{
+	static char path[PATH_MAX + 64];
+	const char *v = getenv("LG_REFLECTOR_BIN");
+	if (v != NULL && v[0] != '\0') {
+		return v;
+	}
+	char self[PATH_MAX - 64];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		return "lifeguard-reflector";
+	}
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+	}
+	snprintf(path, sizeof(path), "%s/../../reflector/lifeguard-reflector", self);
+	return path;
 }

@@ -35,6 +35,18 @@ bool bench_services_up(char *dsn, size_t size);
 bool bench_services_up_redis(char *dsn, size_t size, int *redis_port);
 void bench_services_down(void);
 
+/*
+ * A TCP port outside the ephemeral range that 127.0.0.1 can bind now and that this process
+ * has not handed out before (up to 64 ports), or 0.
+ */
+unsigned bench_free_port(void);
+
+/*
+ * The lifeguard-reflector binary: $LG_REFLECTOR_BIN, else ../../reflector/lifeguard-reflector
+ * next to this program in its build dir. Static storage.
+ */
+const char *bench_reflector_bin(void);
+
 /* Runs a shell command, capturing up to size-1 bytes of stdout; returns the exit status. */
 int bench_run(const char *cmd, char *out, size_t size);
 

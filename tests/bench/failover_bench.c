@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+
 #include <jansson.h>
 
 #include "config.h"
@@ -96,41 +98,18 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* A port outside the ephemeral range that 127.0.0.1 can bind now, not used yet by us. */
-static unsigned free_port(void)
-{
-	static unsigned used[2 * NODES];
-	static size_t n_used;
-	static unsigned seed;
-	if (seed == 0) {
-		seed = (unsigned)getpid() ^ (unsigned)now_ms();
-	}
-	for (int attempt = 0; attempt < 1000; attempt++) {
-		unsigned port = 20000 + (unsigned)(rand_r(&seed) % 12000);
-		bool taken = false;
-		for (size_t k = 0; k < n_used; k++) {
-			taken |= used[k] == port;
-		}
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		bool ok = !taken && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		close(fd);
-		if (ok) {
-			used[n_used++] = port;
-			return port;
-		}
-	}
-	die("no free port");
-	return 0;
-}
 
 static void write_configs(void)
 {
 	json_t *peers = json_array();
 	for (int i = 0; i < NODES; i++) {
-		snprintf(nodes[i].raft, sizeof(nodes[i].raft), "127.0.0.1:%u", free_port());
-		snprintf(nodes[i].http, sizeof(nodes[i].http), "127.0.0.1:%u", free_port());
+		unsigned raft = bench_free_port();
+		unsigned http = bench_free_port();
+		if (raft == 0 || http == 0) {
+			die("no free port");
+		}
+		snprintf(nodes[i].raft, sizeof(nodes[i].raft), "127.0.0.1:%u", raft);
+		snprintf(nodes[i].http, sizeof(nodes[i].http), "127.0.0.1:%u", http);
 		json_array_append_new(peers,
 				      json_pack("{s:i, s:s, s:s}", "id", i + 1, "raft_address",
 						nodes[i].raft, "http_address", nodes[i].http));
@@ -231,26 +210,6 @@ static int64_t percentile(const int64_t *sorted, int n, int pct)
 	return sorted[rank < 1 ? 0 : rank - 1];
 }
 
-static const char *default_bin(void)
-{
-	static char path[PATH_MAX + 64];
-	const char *env = getenv("LG_REFLECTOR_BIN");
-	if (env != NULL && env[0] != '\0') {
-		return env;
-	}
-	char self[PATH_MAX - 64];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		return "lifeguard-reflector";
-	}
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash != NULL) {
-		*slash = '\0';
-	}
-	snprintf(path, sizeof(path), "%s/../../reflector/lifeguard-reflector", self);
-	return path;
-}
 
 /* One kill: returns the time to a new leader in ms. */
 static int64_t one_kill(int k, int kills, bool quiet)
@@ -288,7 +247,7 @@ int main(int argc, char **argv)
 {
 	int kills = 20;
 	bool as_json = false;
-	bin = default_bin();
+	bin = bench_reflector_bin();
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--kills") == 0 && i + 1 < argc) {
 			kills = atoi(argv[++i]);

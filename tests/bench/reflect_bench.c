@@ -55,26 +55,6 @@ static void on_signal(int sig)
 	rb_stop = 1;
 }
 
-static const char *default_bin(void)
-{
-	static char path[PATH_MAX + 64];
-	const char *v = getenv("LG_REFLECTOR_BIN");
-	if (v != NULL && v[0] != '\0') {
-		return v;
-	}
-	char self[PATH_MAX - 64];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0) {
-		return "lifeguard-reflector";
-	}
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash != NULL) {
-		*slash = '\0';
-	}
-	snprintf(path, sizeof(path), "%s/../../reflector/lifeguard-reflector", self);
-	return path;
-}
 
 static int parse(int argc, char **argv, struct rb_opts *o)
 {
@@ -274,7 +254,7 @@ out:
 int main(int argc, char **argv)
 {
 	struct rb_opts o = {.seconds = 5, .rows = 20000, .writers = 4, .batch = 20};
-	env.bin = default_bin();
+	env.bin = bench_reflector_bin();
 	if (parse(argc, argv, &o) != 0) {
 		fprintf(stderr,
 			"usage: reflect_bench [--seconds N] [--json] [--reflector PATH] "

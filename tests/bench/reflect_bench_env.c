@@ -37,39 +37,12 @@ static void env_sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A port outside the ephemeral range that 127.0.0.1 can bind now, not used yet by us. */
-static unsigned env_free_port(void)
-{
-	static unsigned used[2 * RB_NODES];
-	static size_t n_used;
-	static unsigned seed;
-	if (seed == 0) {
-		seed = (unsigned)getpid() ^ (unsigned)bench_now_us();
-	}
-	for (int attempt = 0; attempt < 1000 && n_used < 2 * RB_NODES; attempt++) {
-		unsigned port = 20000 + (unsigned)(rand_r(&seed) % 12000);
-		bool taken = false;
-		for (size_t k = 0; k < n_used; k++) {
-			taken |= used[k] == port;
-		}
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		bool ok = fd >= 0 && !taken && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		close(fd);
-		if (ok) {
-			used[n_used++] = port;
-			return port;
-		}
-	}
-	return 0;
-}
 
 static int env_write_configs(struct rb_env *e)
 {
 	json_t *peers = json_array();
 	for (int i = 0; i < RB_NODES; i++) {
-		unsigned rp = env_free_port(), hp = env_free_port();
+		unsigned rp = bench_free_port(), hp = bench_free_port();
 		if (rp == 0 || hp == 0) {
 			json_decref(peers);
 			fprintf(stderr, "reflect_bench: no free port\n");

@@ -1,8 +1,8 @@
 /*
  * lg_cache (cache-aside reads) against real PostgreSQL and Redis: a miss reads the primary and
  * fills with the row's version, the next read hits; fences and tombstones refuse older fills
- * (the row is still served from the primary); missing rows fill nothing; Redis down degrades
- * to the primary; bad tables and keys get clear errors; many coroutines at once.
+ * (the row is still served from the primary); missing rows fill nothing; Redis stalled or down
+ * degrades to the primary; bad tables and keys get clear errors; many coroutines at once.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -341,9 +341,21 @@ Test(cache_read, redis_down_serves_from_the_primary)
 	cr_assert_eq(lg_redis_connect(rt, &rc, &own, &err), 0, "%s", err.message);
 	struct lg_cache_config cc = {.pool = pool, .redis = own};
 	cr_assert_eq(lg_cache_new(&cc, &c2, &err), 0);
-	cr_assert_eq(lg_test_services("redis kill %s", dir), 0);
 	const char *id[] = {"1"};
 	struct lg_cache_row row;
+	/* Stalled (SIGSTOP): the GET's deadline passes, the primary answers. */
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "kill -STOP $(head -n 1 %s/redis.pid)", dir);
+	cr_assert_eq(system(cmd), 0);
+	int got = lg_cache_get(c2, table, id, 1, &row, &err);
+	snprintf(cmd, sizeof(cmd), "kill -CONT $(head -n 1 %s/redis.pid)", dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(got, 0, "%s", err.message);
+	cr_assert_not(row.from_cache);
+	cr_assert_eq(row.version, 5);
+	lg_cache_row_clear(&row);
+	/* Gone: the same. */
+	cr_assert_eq(lg_test_services("redis kill %s", dir), 0);
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(lg_cache_get(c2, table, id, 1, &row, &err), 0, "%s", err.message);
 		cr_assert_not(row.from_cache);
@@ -352,11 +364,10 @@ Test(cache_read, redis_down_serves_from_the_primary)
 	}
 	struct lg_cache_stats st;
 	lg_cache_get_stats(c2, &st);
-	cr_assert_geq(st.redis_errors, 3);
+	cr_assert_geq(st.redis_errors, 4);
 	cr_assert_eq(st.fills, 0);
 	lg_cache_free(c2);
 	lg_redis_close(own);
-	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }

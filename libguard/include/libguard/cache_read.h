@@ -39,6 +39,8 @@ struct lg_cache_config {
 	const char *fence_prefix;  /* Copied; NULL = "lifeguard:fence" (reflector fence_prefix) */
 	uint64_t ttl_ms;           /* TTL of filled keys; 0 = 300,000 */
 	uint64_t fill_deadline_ms; /* read -> fill budget; 0 = 1,000; keep below fence_ttl_ms */
+	uint64_t redis_timeout_ms; /* per GET / fill: a stalled Redis degrades to the primary
+				    * after this long instead of holding reads; 0 = 250 */
 };
 
 /* Creates a cache reader. On success *out is Owned (lg_cache_free). LG_EINVAL, LG_ENOMEM. */
