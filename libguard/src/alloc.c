@@ -24,10 +24,10 @@ static void alloc_default_free(void *ptr, void *ud)
 }
 
 static struct lg_allocator alloc_current = {
-	alloc_default_malloc,
-	alloc_default_realloc,
-	alloc_default_free,
-	NULL,
+    alloc_default_malloc,
+    alloc_default_realloc,
+    alloc_default_free,
+    NULL,
 };
 
 LG_API void lg_set_allocator(const struct lg_allocator *a)

@@ -72,8 +72,8 @@ static int flight_copy(const struct lg__cache_flight *f, struct lg_cache_row *ro
 	return 0;
 }
 
-int lg__cache_flight_join(struct lg__cache_flight **head, struct lg_runtime *rt,
-			  const char *key, struct lg__cache_flight **mine, struct lg_cache_row *row,
+int lg__cache_flight_join(struct lg__cache_flight **head, struct lg_runtime *rt, const char *key,
+			  struct lg__cache_flight **mine, struct lg_cache_row *row,
 			  struct lg_error *err)
 {
 	*mine = NULL;
@@ -112,8 +112,8 @@ int lg__cache_flight_join(struct lg__cache_flight **head, struct lg_runtime *rt,
 	return LG__CACHE_LOAD;
 }
 
-void lg__cache_flight_publish(struct lg__cache_flight **head, struct lg__cache_flight *f,
-			      int rc, const struct lg_cache_row *row, const struct lg_error *err)
+void lg__cache_flight_publish(struct lg__cache_flight **head, struct lg__cache_flight *f, int rc,
+			      const struct lg_cache_row *row, const struct lg_error *err)
 {
 	if (f == NULL) {
 		return;

@@ -36,7 +36,7 @@
  * query while another loads a table. A table that changed is marked stale and loaded anew. */
 struct cache_table {
 	bool stale;
-	bool loading; /* one coroutine reads the catalog; the others wait on loaded */
+	bool loading;   /* one coroutine reads the catalog; the others wait on loaded */
 	char *name;     /* as the caller spelled it */
 	char *canon;    /* quote_ident(schema).quote_ident(table) */
 	char *read_sql; /* SELECT to_jsonb(t)::text, t.lg_version FROM canon t WHERE key = $n */
@@ -54,7 +54,7 @@ struct lg_cache {
 	struct lg_redis_script fill;
 	struct cache_table **tables;
 	size_t ntables;
-	struct lg_cond *loaded; /* broadcast when a catalog lookup ends */
+	struct lg_cond *loaded;           /* broadcast when a catalog lookup ends */
 	struct lg__cache_flight *flights; /* misses being read now (cache_flight.c) */
 	struct lg_cache_stats stats;
 };
@@ -144,17 +144,17 @@ LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *
 }
 
 /* Builds the read statement from the catalog rows in r. */
-static int cache_table_fill(struct cache_table *t, const struct lg_result *r,
-			    struct lg_error *err)
+static int cache_table_fill(struct cache_table *t, const struct lg_result *r, struct lg_error *err)
 {
 	const char *canon = NULL;
 	bool versioned = false;
-	if (lg_result_text(r, 0, 0, &canon, NULL) != 0 || lg_result_bool(r, 0, 3, &versioned) != 0) {
+	if (lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
+	    lg_result_bool(r, 0, 3, &versioned) != 0) {
 		return lg__error_set(err, LG_EPROTO, "lg_cache: unexpected catalog answer");
 	}
 	if (!versioned) {
-		return lg__error_set(err, LG_EINVAL, "lg_cache: %s is not reflected (no lg_version)",
-				     canon);
+		return lg__error_set(err, LG_EINVAL,
+				     "lg_cache: %s is not reflected (no lg_version)", canon);
 	}
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, NULL, 0);
@@ -190,8 +190,8 @@ static int cache_table_load(struct lg_cache *c, struct cache_table *t, struct lg
 	struct lg_param p = lg_param_text(t->name);
 	struct lg_result *r = NULL;
 	int rc = lg_pool_query(c->pool, cache_catalog_sql, &p, 1, NULL, &r, err);
-	if (rc == LG_ESERVER && (strncmp(err->sqlstate, "42", 2) == 0 ||
-				 strncmp(err->sqlstate, "22", 2) == 0)) {
+	if (rc == LG_ESERVER &&
+	    (strncmp(err->sqlstate, "42", 2) == 0 || strncmp(err->sqlstate, "22", 2) == 0)) {
 		return lg__error_set(err, LG_EINVAL, "lg_cache: %s does not name a table", t->name);
 	}
 	if (rc != 0) {
@@ -365,7 +365,8 @@ static int cache_read(struct cache_table *t, struct lg_cache *c, const char *con
 		lg_result_free(r);
 		return lg__error_set(err, LG_EPROTO, "lg_cache: lg_version is not an integer");
 	}
-	if (lg_result_text(r, 0, 0, &json, &len) != 0 || (row->json = lg__malloc(len + 1)) == NULL) {
+	if (lg_result_text(r, 0, 0, &json, &len) != 0 ||
+	    (row->json = lg__malloc(len + 1)) == NULL) {
 		lg_result_free(r);
 		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
 	}
@@ -392,8 +393,9 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 		return rc;
 	}
 	if (nparts != t->nkeys) {
-		return lg__error_set(err, LG_EINVAL, "lg_cache_get: %s has %zu key columns, got %zu",
-				     t->canon, t->nkeys, nparts);
+		return lg__error_set(err, LG_EINVAL,
+				     "lg_cache_get: %s has %zu key columns, got %zu", t->canon,
+				     t->nkeys, nparts);
 	}
 	char key[CACHE_KEY_MAX];
 	char fence[CACHE_KEY_MAX];

@@ -13,86 +13,78 @@
 #include <stdbool.h>
 #include <string.h>
 
-#define TERM_CHECK                                                                         \
-	"local stored_term = tonumber(redis.call('GET', KEYS[3]) or '0')\n"                \
-	"if tonumber(ARGV[#ARGV]) < stored_term then\n"                                    \
-	"  return redis.error_reply('STALETERM writer term ' .. ARGV[#ARGV] ..\n"          \
-	"                           ' is below ' .. stored_term)\n"                        \
+#define TERM_CHECK                                                                                 \
+	"local stored_term = tonumber(redis.call('GET', KEYS[3]) or '0')\n"                        \
+	"if tonumber(ARGV[#ARGV]) < stored_term then\n"                                            \
+	"  return redis.error_reply('STALETERM writer term ' .. ARGV[#ARGV] ..\n"                  \
+	"                           ' is below ' .. stored_term)\n"                                \
 	"end\n"
 
-#define RAISE_FENCE(key, version, ttl)                                                     \
-	"local fence = tonumber(redis.call('GET', " key ") or '0')\n"                      \
-	"if fence < tonumber(" version ") then\n"                                          \
-	"  redis.call('SET', " key ", " version ", 'PX', " ttl ")\n"                       \
-	"else\n"                                                                           \
-	"  redis.call('PEXPIRE', " key ", " ttl ")\n"                                      \
+#define RAISE_FENCE(key, version, ttl)                                                             \
+	"local fence = tonumber(redis.call('GET', " key ") or '0')\n"                              \
+	"if fence < tonumber(" version ") then\n"                                                  \
+	"  redis.call('SET', " key ", " version ", 'PX', " ttl ")\n"                               \
+	"else\n"                                                                                   \
+	"  redis.call('PEXPIRE', " key ", " ttl ")\n"                                              \
 	"end\n"
 
-#define STORED_VERSION(var, value)                                                         \
-	"local " var " = -1\n"                                                             \
-	"do\n"                                                                             \
-	"  local ok, doc = pcall(cjson.decode, " value ")\n"                               \
-	"  if ok and type(doc) == 'table' and tonumber(doc.v) then " var                   \
-	" = tonumber(doc.v) end\n"                                                         \
+#define STORED_VERSION(var, value)                                                                 \
+	"local " var " = -1\n"                                                                     \
+	"do\n"                                                                                     \
+	"  local ok, doc = pcall(cjson.decode, " value ")\n"                                       \
+	"  if ok and type(doc) == 'table' and tonumber(doc.v) then " var                           \
+	" = tonumber(doc.v) end\n"                                                                 \
 	"end\n"
 
 static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
-	[LG_CACHE_CLAIM_TERM] =
-		"local stored = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-		"local term = tonumber(ARGV[1])\n"
-		"if term < stored then\n"
-		"  return redis.error_reply('STALETERM term ' .. ARGV[1] .. ' is below ' .. stored)\n"
-		"end\n"
-		"if term > stored then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-		"return term\n",
+    [LG_CACHE_CLAIM_TERM] =
+	"local stored = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"local term = tonumber(ARGV[1])\n"
+	"if term < stored then\n"
+	"  return redis.error_reply('STALETERM term ' .. ARGV[1] .. ' is below ' .. stored)\n"
+	"end\n"
+	"if term > stored then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+	"return term\n",
 
-	[LG_CACHE_CHECK_OR_FENCE] =
-		TERM_CHECK
-		RAISE_FENCE("KEYS[2]", "ARGV[1]", "ARGV[2]")
-		"if redis.call('EXISTS', KEYS[1]) == 1 then return 'cached' end\n"
-		"return 'fenced'\n",
+    [LG_CACHE_CHECK_OR_FENCE] = TERM_CHECK RAISE_FENCE(
+	"KEYS[2]", "ARGV[1]",
+	"ARGV[2]") "if redis.call('EXISTS', KEYS[1]) == 1 then return 'cached' end\n"
+		   "return 'fenced'\n",
 
-	[LG_CACHE_REFRESH] =
-		TERM_CHECK
-		RAISE_FENCE("KEYS[2]", "ARGV[1]", "ARGV[3]")
-		"local cur = redis.call('GET', KEYS[1])\n"
-		"if not cur then return 'fenced' end\n"
-		STORED_VERSION("stored", "cur")
-		"if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
-		"redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
-		"return 'refreshed'\n",
+    [LG_CACHE_REFRESH] = TERM_CHECK RAISE_FENCE(
+	"KEYS[2]", "ARGV[1]",
+	"ARGV[3]") "local cur = redis.call('GET', KEYS[1])\n"
+		   "if not cur then return 'fenced' end\n" STORED_VERSION(
+		       "stored", "cur") "if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
+					"redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
+					"return 'refreshed'\n",
 
-	[LG_CACHE_TOMBSTONE] =
-		TERM_CHECK
-		RAISE_FENCE("KEYS[2]", "ARGV[1]", "ARGV[3]")
-		"local cur = redis.call('GET', KEYS[1])\n"
-		"if not cur then return 'fenced' end\n"
-		STORED_VERSION("stored", "cur")
-		"if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
-		"redis.call('SET', KEYS[1], '{\"v\":' .. ARGV[1] .. ',\"deleted\":true}', 'PX', ARGV[2])\n"
-		"return 'tombstoned'\n",
+    [LG_CACHE_TOMBSTONE] = TERM_CHECK RAISE_FENCE(
+	"KEYS[2]", "ARGV[1]",
+	"ARGV[3]") "local cur = redis.call('GET', KEYS[1])\n"
+		   "if not cur then return 'fenced' end\n" STORED_VERSION(
+		       "stored", "cur") "if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
+					"redis.call('SET', KEYS[1], '{\"v\":' .. ARGV[1] .. "
+					"',\"deleted\":true}', 'PX', ARGV[2])\n"
+					"return 'tombstoned'\n",
 
-	[LG_CACHE_TABLE_FENCE] =
-		"local stored_term = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-		"if tonumber(ARGV[3]) < stored_term then\n"
-		"  return redis.error_reply('STALETERM writer term ' .. ARGV[3] ..\n"
-		"                           ' is below ' .. stored_term)\n"
-		"end\n"
-		RAISE_FENCE("KEYS[1]", "ARGV[1]", "ARGV[2]")
-		"return 'fenced'\n",
+    [LG_CACHE_TABLE_FENCE] =
+	"local stored_term = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+	"if tonumber(ARGV[3]) < stored_term then\n"
+	"  return redis.error_reply('STALETERM writer term ' .. ARGV[3] ..\n"
+	"                           ' is below ' .. stored_term)\n"
+	"end\n" RAISE_FENCE("KEYS[1]", "ARGV[1]", "ARGV[2]") "return 'fenced'\n",
 
-	[LG_CACHE_FILL] =
-		"local v = tonumber(ARGV[1])\n"
-		"local fence = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-		"local table_fence = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
-		"if fence > v or table_fence > v then return 'fenced' end\n"
-		"local cur = redis.call('GET', KEYS[1])\n"
-		"if cur then\n"
-		STORED_VERSION("stored", "cur")
-		"  if stored >= v then return 'kept' end\n"
-		"end\n"
-		"redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
-		"return 'filled'\n",
+    [LG_CACHE_FILL] = "local v = tonumber(ARGV[1])\n"
+		      "local fence = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+		      "local table_fence = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+		      "if fence > v or table_fence > v then return 'fenced' end\n"
+		      "local cur = redis.call('GET', KEYS[1])\n"
+		      "if cur then\n" STORED_VERSION(
+			  "stored", "cur") "  if stored >= v then return 'kept' end\n"
+					   "end\n"
+					   "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
+					   "return 'filled'\n",
 };
 
 LG_API const char *lg_cache_script_source(enum lg_cache_script which)

@@ -33,10 +33,10 @@
 
 #if defined(LG_ASAN)
 #include <sanitizer/common_interface_defs.h>
-#define ASAN_START(save, bottom, size) __sanitizer_start_switch_fiber((save), (bottom), (size))
+#define ASAN_START(save, bottom, size)  __sanitizer_start_switch_fiber((save), (bottom), (size))
 #define ASAN_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber((save), (bottom), (size))
 #else
-#define ASAN_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#define ASAN_START(save, bottom, size)  ((void)(save), (void)(bottom), (void)(size))
 #define ASAN_FINISH(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
 #endif
 

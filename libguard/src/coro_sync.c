@@ -137,7 +137,7 @@ struct lg_chan {
 	size_t len;
 	bool closed;
 	void **buf;
-	struct lg__waitq senders;   /* waiter->data slot holds the value for rendezvous */
+	struct lg__waitq senders; /* waiter->data slot holds the value for rendezvous */
 	struct lg__waitq receivers;
 };
 

@@ -5,10 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const error_messages[LG__ERR_COUNT] = {
-	[LG_OK] = "success",
+static const char *const error_messages[LG__ERR_COUNT] = {[LG_OK] = "success",
 #define ERR_MSG(name, msg) [LG_##name] = msg,
-	LG_ERRORS(ERR_MSG)
+							  LG_ERRORS(ERR_MSG)
 #undef ERR_MSG
 };
 

@@ -277,4 +277,3 @@ LG_API void lg_rows_free(struct lg_rows *rows)
 	rows->owner = NULL;
 	rows->n = rows->cap = 0;
 }
-

@@ -50,21 +50,21 @@ struct lg__stmt {
 	struct lg_conn *conn;
 	const char *sql;
 	int nparams;
-	const char **values;   /* arrays built at submit time, pointing at Borrowed params */
+	const char **values; /* arrays built at submit time, pointing at Borrowed params */
 	int *lengths;
 	int *formats;
 	uint32_t *types;
 	int result_format;
 	unsigned flags;
 	bool alone;
-	bool abandoned;        /* the caller left (deadline/cancel); the connection frees it */
-	bool cancel_victim;    /* a cancel request was sent for it */
+	bool abandoned;     /* the caller left (deadline/cancel); the connection frees it */
+	bool cancel_victim; /* a cancel request was sent for it */
 	struct lg__prep *prep;
 	bool sent_prepare;
 	enum stmt_outcome outcome;
 	PGresult *result;
 	PGresult *error;
-	int fail_code;         /* LG_ECONNLOST, LG_ECANCELED ... when not a server error */
+	int fail_code; /* LG_ECONNLOST, LG_ECANCELED ... when not a server error */
 	char fail_msg[LG_ERROR_MSG_SIZE];
 	struct lg__waiter *waiter;
 	struct lg__segment *segment;

@@ -95,7 +95,8 @@ static int connect_build_params(struct lg_conn *c, PQconninfoOption *opts)
 		return LG_ENOMEM;
 	}
 	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-		if (o->val == NULL || o->val[0] == '\0' || strcmp(o->keyword, "connect_timeout") == 0) {
+		if (o->val == NULL || o->val[0] == '\0' ||
+		    strcmp(o->keyword, "connect_timeout") == 0) {
 			continue;
 		}
 		if (connect_set(c, o->keyword, o->val, true) != 0) {
@@ -104,8 +105,8 @@ static int connect_build_params(struct lg_conn *c, PQconninfoOption *opts)
 	}
 	const char *user_opts = connect_get(c, "options");
 	char options[1024];
-	snprintf(options, sizeof(options), "-c DateStyle=ISO,MDY%s%s",
-		 user_opts != NULL ? " " : "", user_opts != NULL ? user_opts : "");
+	snprintf(options, sizeof(options), "-c DateStyle=ISO,MDY%s%s", user_opts != NULL ? " " : "",
+		 user_opts != NULL ? user_opts : "");
 	int rc = connect_set(c, "options", options, true);
 	rc = rc ? rc : connect_set(c, "client_encoding", "UTF8", false);
 	rc = rc ? rc : connect_set(c, "fallback_application_name", "libguard", false);
@@ -247,7 +248,8 @@ static int connect_resolve(struct lg_conn *c, const char *host)
 	hints.ai_socktype = SOCK_STREAM;
 	req->data = c;
 	c->state = LG__CONN_RESOLVING;
-	int rc = uv_getaddrinfo(lg_runtime_loop(c->rt), req, connect_on_resolved, host, NULL, &hints);
+	int rc =
+	    uv_getaddrinfo(lg_runtime_loop(c->rt), req, connect_on_resolved, host, NULL, &hints);
 	if (rc != 0) {
 		lg__free(req);
 		return LG_ERESOLVE;

@@ -130,10 +130,10 @@ static int notify_wait_in_coro(void *arg)
 	struct lg_conn *c = a->c;
 	while (c->notify_head == NULL) {
 		if (c->state != LG__CONN_READY) {
-			return lg__error_set(a->err,
-					     c->state == LG__CONN_CLOSED ? LG_ECLOSED : LG_ECONNLOST,
-					     "notification: connection %s",
-					     c->state == LG__CONN_CLOSED ? "closed" : "lost");
+			return lg__error_set(
+			    a->err, c->state == LG__CONN_CLOSED ? LG_ECLOSED : LG_ECONNLOST,
+			    "notification: connection %s",
+			    c->state == LG__CONN_CLOSED ? "closed" : "lost");
 		}
 		if (c->notify_waiter != NULL) {
 			return lg__error_set(a->err, LG_EBUSY, "notification: another waiter");
@@ -156,8 +156,8 @@ static int notify_wait_in_coro(void *arg)
 	return 0;
 }
 
-LG_API int lg_conn_notification(struct lg_conn *c, uint64_t deadline,
-				struct lg_notification **out, struct lg_error *err)
+LG_API int lg_conn_notification(struct lg_conn *c, uint64_t deadline, struct lg_notification **out,
+				struct lg_error *err)
 {
 	lg_error_clear(err);
 	if (c == NULL || out == NULL) {

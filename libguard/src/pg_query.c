@@ -16,15 +16,15 @@
 #include "sql_classify.h"
 
 /* Type OIDs from PostgreSQL's pg_type.dat. */
-#define OID_BOOL 16
-#define OID_BYTEA 17
-#define OID_INT8 20
-#define OID_INT4 23
-#define OID_TEXT 25
-#define OID_FLOAT8 701
+#define OID_BOOL        16
+#define OID_BYTEA       17
+#define OID_INT8        20
+#define OID_INT4        23
+#define OID_TEXT        25
+#define OID_FLOAT8      701
 #define OID_TIMESTAMPTZ 1184
-#define OID_UUID 2950
-#define OID_JSONB 3802
+#define OID_UUID        2950
+#define OID_JSONB       3802
 
 #define QUERY_MAX_PARAMS 65535 /* the Bind message counts parameters in an int16 */
 
@@ -147,9 +147,9 @@ static struct lg__stmt *query_stmt_new(const char *sql, const struct lg_param *p
 	s->types = (uint32_t *)(s->formats + n);
 	for (int i = 0; i < n; i++) {
 		const struct lg_param *p = &params[i];
-		s->values[i] = p->is_null ? NULL
-					  : p->is_inline ? (const char *)p->inline_buf
-							 : (p->value != NULL ? p->value : "");
+		s->values[i] = p->is_null     ? NULL
+			       : p->is_inline ? (const char *)p->inline_buf
+					      : (p->value != NULL ? p->value : "");
 		if (query_param_copied(p)) {
 			memcpy(copy, p->value, (size_t)p->length);
 			copy[p->length] = '\0';
@@ -255,7 +255,8 @@ static int query_in_coro(void *arg)
 			lg__stmt_free(s); /* the connection let go of it */
 		}
 		return lg__error_set(a->err, rc, "query: %s%s", lg_strerror(rc),
-				     qw.unsent ? " before it was sent" : " (sent; outcome unknown)");
+				     qw.unsent ? " before it was sent"
+					       : " (sent; outcome unknown)");
 	}
 	if (s->outcome == LG__STMT_OK) {
 		rc = 0;
@@ -288,8 +289,8 @@ LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_par
 	}
 	for (int i = 0; i < nparams; i++) {
 		const struct lg_param *p = &params[i];
-		if (p->length < 0 || (query_param_copied(p) &&
-				      memchr(p->value, '\0', (size_t)p->length) != NULL)) {
+		if (p->length < 0 ||
+		    (query_param_copied(p) && memchr(p->value, '\0', (size_t)p->length) != NULL)) {
 			return lg__error_set(err, LG_EINVAL,
 					     "query: parameter $%d: text cannot contain NUL bytes",
 					     i + 1);

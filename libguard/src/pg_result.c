@@ -177,7 +177,8 @@ LG_API int lg_result_double(const struct lg_result *r, int row, int col, double 
 	}
 	Oid t = c.type;
 	if (t == OID_FLOAT4 || t == OID_FLOAT8) {
-		return c.bin ? lg__pg_binary_float(c.v, c.len, out) : lg__pg_parse_double(c.v, c.len, out);
+		return c.bin ? lg__pg_binary_float(c.v, c.len, out)
+			     : lg__pg_parse_double(c.v, c.len, out);
 	}
 	if (t == OID_NUMERIC && !c.bin) {
 		return lg__pg_parse_double(c.v, c.len, out);
@@ -240,8 +241,7 @@ LG_API int lg_result_text(const struct lg_result *r, int row, int col, const cha
 	return 0;
 }
 
-LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t **out,
-			   size_t *len)
+LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t **out, size_t *len)
 {
 	struct result_cell c;
 	int rc = result_cell(r, row, col, &c);

@@ -209,8 +209,8 @@ static void results_fail_stmt(struct lg__stmt *s, int code, const char *prefix, 
 	}
 	s->fail_code = code;
 	s->outcome = LG__STMT_FAILED;
-	const char *server = s->error != NULL ? PQresultErrorField(s->error, PG_DIAG_MESSAGE_PRIMARY)
-					      : NULL;
+	const char *server =
+	    s->error != NULL ? PQresultErrorField(s->error, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s%s%s%s%.300s", prefix,
 		 server != NULL ? "server said: " : "", server != NULL ? server : "",
 		 server != NULL ? "; " : "", why);
@@ -280,8 +280,8 @@ static void results_cancel_done(uv_work_t *req, int status)
 static void results_cancel_head(struct lg_conn *c)
 {
 	struct lg__segment *seg = c->seg_head;
-	if (c->state != LG__CONN_READY || c->cancel_pending || seg == NULL ||
-	    seg->cursor == NULL || !seg->cursor->abandoned || seg->cursor->cancel_victim) {
+	if (c->state != LG__CONN_READY || c->cancel_pending || seg == NULL || seg->cursor == NULL ||
+	    !seg->cursor->abandoned || seg->cursor->cancel_victim) {
 		return;
 	}
 	struct results_cancel *rc = lg__calloc(1, sizeof(*rc));
@@ -295,7 +295,8 @@ static void results_cancel_head(struct lg_conn *c)
 	}
 	rc->conn = c;
 	rc->req.data = rc;
-	if (uv_queue_work(lg_runtime_loop(c->rt), &rc->req, results_cancel_work, results_cancel_done) != 0) {
+	if (uv_queue_work(lg_runtime_loop(c->rt), &rc->req, results_cancel_work,
+			  results_cancel_done) != 0) {
 		PQfreeCancel(rc->cancel);
 		lg__free(rc);
 		return;

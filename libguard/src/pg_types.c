@@ -247,7 +247,8 @@ static int pg_bytea_escape(const char *s, size_t len, uint8_t *out, size_t *coun
 			b = '\\';
 			i += 2;
 		} else if (pg_is_octal_escape(s, len, i)) {
-			b = (uint8_t)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+			b = (uint8_t)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 |
+				      (s[i + 3] - '0'));
 			i += 4;
 		} else {
 			return LG_EINVAL;
@@ -433,7 +434,8 @@ static bool pg_secs_to_us(int64_t secs, int64_t frac, int64_t *us)
 		secs += 1;
 		frac -= US_PER_SEC;
 	}
-	return !__builtin_mul_overflow(secs, US_PER_SEC, us) && !__builtin_add_overflow(*us, frac, us);
+	return !__builtin_mul_overflow(secs, US_PER_SEC, us) &&
+	       !__builtin_add_overflow(*us, frac, us);
 }
 
 int lg__pg_parse_timestamptz(const char *s, size_t len, int64_t *us_since_unix_epoch)
@@ -448,7 +450,8 @@ int lg__pg_parse_timestamptz(const char *s, size_t len, int64_t *us_since_unix_e
 	}
 	struct pg_scan sc = {s, len, 0};
 	int64_t y, mo, d, secs, frac, total;
-	if (!pg_scan_date(&sc, &y, &mo, &d) || !(pg_scan_char(&sc, ' ') || pg_scan_char(&sc, 'T')) ||
+	if (!pg_scan_date(&sc, &y, &mo, &d) ||
+	    !(pg_scan_char(&sc, ' ') || pg_scan_char(&sc, 'T')) ||
 	    !pg_scan_time(&sc, &secs, &frac) || sc.pos != sc.len) {
 		return LG_EINVAL;
 	}

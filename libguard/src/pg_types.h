@@ -22,7 +22,7 @@
 
 /* Timestamps are int64 microseconds since 1970-01-01 00:00:00 UTC; these two values stand
  * for PostgreSQL's 'infinity' and '-infinity'. */
-#define LG__PG_TS_INFINITY INT64_MAX
+#define LG__PG_TS_INFINITY     INT64_MAX
 #define LG__PG_TS_NEG_INFINITY INT64_MIN
 
 /* Longest text lg__pg_format_timestamptz() writes, terminating NUL included. */

@@ -30,15 +30,15 @@
 #include "error_int.h"
 #include "pool_policy.h"
 
-#define POOL_DEFAULT_MAX_CONNS 4
-#define POOL_DEFAULT_IN_FLIGHT 256
-#define POOL_DEFAULT_ACQUIRE_MS 5000
-#define POOL_DEFAULT_CONNECT_MS 5000
-#define POOL_DEFAULT_BACKOFF_MS 50
+#define POOL_DEFAULT_MAX_CONNS      4
+#define POOL_DEFAULT_IN_FLIGHT      256
+#define POOL_DEFAULT_ACQUIRE_MS     5000
+#define POOL_DEFAULT_CONNECT_MS     5000
+#define POOL_DEFAULT_BACKOFF_MS     50
 #define POOL_DEFAULT_BACKOFF_MAX_MS 5000
-#define POOL_DEFAULT_DRAIN_MS 10000
-#define POOL_MAX_UNSENT_RETRIES 3
-#define POOL_MAX_VICTIM_RETRIES 4
+#define POOL_DEFAULT_DRAIN_MS       10000
+#define POOL_MAX_UNSENT_RETRIES     3
+#define POOL_MAX_VICTIM_RETRIES     4
 
 uint32_t lg__pool_random(struct lg_pool *p)
 {
@@ -53,8 +53,7 @@ uint32_t lg__pool_random(struct lg_pool *p)
 
 bool lg__pool_usable(const struct lg__pool_conn *pc)
 {
-	return !pc->pinned && !pc->reserved && !pc->retiring && !pc->lost &&
-	       lg_conn_ok(pc->conn);
+	return !pc->pinned && !pc->reserved && !pc->retiring && !pc->lost && lg_conn_ok(pc->conn);
 }
 
 static struct lg__pool_conn *pool_pick(struct lg_pool *p)
@@ -206,8 +205,8 @@ int lg__pool_acquire(struct lg_pool *p, bool exclusive, uint64_t deadline,
 			return lg__error_set(err, rc,
 					     "pool: no connection slot free before the deadline");
 		}
-		return lg__error_set(err, rc, "pool: %s", rc == LG_ECLOSED ? "closed"
-										: lg_strerror(rc));
+		return lg__error_set(err, rc, "pool: %s",
+				     rc == LG_ECLOSED ? "closed" : lg_strerror(rc));
 	}
 	pool_record_wait(p, since);
 	*out = pw.granted;
@@ -287,8 +286,8 @@ static int pool_query_in_coro(void *arg)
 	struct lg_error local;
 	struct lg_error *e = a->err != NULL ? a->err : &local;
 	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0
-				    ? a->opts->deadline
-				    : lg_deadline_in(p->cfg.acquire_timeout_ms);
+				? a->opts->deadline
+				: lg_deadline_in(p->cfg.acquire_timeout_ms);
 	int unsent = 0;
 	int victims = 0;
 	for (;;) {
@@ -338,20 +337,20 @@ static void pool_apply_defaults(struct lg_pool_config *c)
 		c->min_conns = 1;
 	}
 	if (c->max_conns == 0) {
-		c->max_conns = c->min_conns > POOL_DEFAULT_MAX_CONNS ? c->min_conns
-								     : POOL_DEFAULT_MAX_CONNS;
+		c->max_conns =
+		    c->min_conns > POOL_DEFAULT_MAX_CONNS ? c->min_conns : POOL_DEFAULT_MAX_CONNS;
 	}
 	if (c->max_conns < c->min_conns) {
 		c->max_conns = c->min_conns;
 	}
 	c->max_in_flight_per_conn =
-		c->max_in_flight_per_conn ? c->max_in_flight_per_conn : POOL_DEFAULT_IN_FLIGHT;
-	c->acquire_timeout_ms = c->acquire_timeout_ms ? c->acquire_timeout_ms
-						      : POOL_DEFAULT_ACQUIRE_MS;
-	c->connect_timeout_ms = c->connect_timeout_ms ? c->connect_timeout_ms
-						      : POOL_DEFAULT_CONNECT_MS;
-	c->backoff_initial_ms = c->backoff_initial_ms ? c->backoff_initial_ms
-						      : POOL_DEFAULT_BACKOFF_MS;
+	    c->max_in_flight_per_conn ? c->max_in_flight_per_conn : POOL_DEFAULT_IN_FLIGHT;
+	c->acquire_timeout_ms =
+	    c->acquire_timeout_ms ? c->acquire_timeout_ms : POOL_DEFAULT_ACQUIRE_MS;
+	c->connect_timeout_ms =
+	    c->connect_timeout_ms ? c->connect_timeout_ms : POOL_DEFAULT_CONNECT_MS;
+	c->backoff_initial_ms =
+	    c->backoff_initial_ms ? c->backoff_initial_ms : POOL_DEFAULT_BACKOFF_MS;
 	c->backoff_max_ms = c->backoff_max_ms ? c->backoff_max_ms : POOL_DEFAULT_BACKOFF_MAX_MS;
 	c->drain_timeout_ms = c->drain_timeout_ms ? c->drain_timeout_ms : POOL_DEFAULT_DRAIN_MS;
 }

@@ -8,9 +8,9 @@
 struct lg__pool_conn {
 	struct lg_conn *conn;
 	unsigned in_flight;
-	bool pinned;    /* a transaction holds it exclusively */
-	bool reserved;  /* draining for a transaction waiter: takes no new statements */
-	bool retiring;  /* past its lifetime or idle time: closed once drained */
+	bool pinned;   /* a transaction holds it exclusively */
+	bool reserved; /* draining for a transaction waiter: takes no new statements */
+	bool retiring; /* past its lifetime or idle time: closed once drained */
 	bool lost;
 	uint64_t created_ms;
 	uint64_t last_used_ms;
@@ -36,13 +36,13 @@ struct lg_pool {
 	struct lg__waitq waiters;
 	unsigned nwaiters;
 	bool closing;
-	bool warm;                 /* warm-up finished: later connects count as reconnects */
-	unsigned failures;         /* consecutive connect failures */
+	bool warm;         /* warm-up finished: later connects count as reconnects */
+	unsigned failures; /* consecutive connect failures */
 	uint64_t next_connect_ms;
 	int last_connect_rc;
 	char last_connect_error[LG_ERROR_MSG_SIZE];
-	struct lg_cond *maint_cv;  /* wakes the maintenance coroutine */
-	struct lg_cond *state_cv;  /* broadcast when connections come or go (warm-up, drain) */
+	struct lg_cond *maint_cv; /* wakes the maintenance coroutine */
+	struct lg_cond *state_cv; /* broadcast when connections come or go (warm-up, drain) */
 	struct lg_coro *maint;
 	uint64_t in_flight;
 	uint32_t rng;

@@ -68,13 +68,13 @@ static void maint_connect(void *arg)
 {
 	struct lg_pool *p = arg;
 	struct lg_conn_config cfg = {
-		.conninfo = p->conninfo,
-		.connect_timeout_ms = p->cfg.connect_timeout_ms,
-		.statement_timeout_ms = p->cfg.statement_timeout_ms,
-		.max_segment = p->cfg.max_segment,
-		.max_in_flight = p->cfg.max_in_flight_per_conn,
-		.lost_hook = maint_on_lost,
-		.lost_ud = p,
+	    .conninfo = p->conninfo,
+	    .connect_timeout_ms = p->cfg.connect_timeout_ms,
+	    .statement_timeout_ms = p->cfg.statement_timeout_ms,
+	    .max_segment = p->cfg.max_segment,
+	    .max_in_flight = p->cfg.max_in_flight_per_conn,
+	    .lost_hook = maint_on_lost,
+	    .lost_ud = p,
 	};
 	struct lg_conn *conn = NULL;
 	struct lg_error err;
@@ -99,9 +99,8 @@ static void maint_connect(void *arg)
 		p->last_connect_rc = rc;
 		snprintf(p->last_connect_error, sizeof(p->last_connect_error), "%s", err.message);
 		p->next_connect_ms =
-			lg_now_ms() + lg__pool_backoff_ms(p->failures, p->cfg.backoff_initial_ms,
-							  p->cfg.backoff_max_ms,
-							  lg__pool_random(p));
+		    lg_now_ms() + lg__pool_backoff_ms(p->failures, p->cfg.backoff_initial_ms,
+						      p->cfg.backoff_max_ms, lg__pool_random(p));
 	}
 	lg_cond_broadcast(p->state_cv);
 	lg__pool_maint_wake(p);
@@ -139,7 +138,8 @@ static unsigned maint_rotate(struct lg_pool *p, uint64_t now)
 			continue;
 		}
 		bool old = p->cfg.max_lifetime_ms && now - pc->created_ms >= p->cfg.max_lifetime_ms;
-		bool idle = p->cfg.idle_timeout_ms && pc->in_flight == 0 && usable > p->cfg.min_conns &&
+		bool idle = p->cfg.idle_timeout_ms && pc->in_flight == 0 &&
+			    usable > p->cfg.min_conns &&
 			    now - pc->last_used_ms >= p->cfg.idle_timeout_ms;
 		if (old || idle) {
 			pc->retiring = true;

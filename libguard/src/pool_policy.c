@@ -31,7 +31,7 @@ uint64_t lg__pool_backoff_ms(unsigned failures, uint64_t initial, uint64_t max, 
 }
 
 static const uint64_t wait_bounds[LG_POOL_WAIT_BUCKETS] = {
-	10, 100, 1000, 10000, 100000, 1000000, 10000000, UINT64_MAX,
+    10, 100, 1000, 10000, 100000, 1000000, 10000000, UINT64_MAX,
 };
 
 unsigned lg__pool_wait_bucket(uint64_t us)

@@ -156,8 +156,7 @@ static int tx_end(struct lg_tx *tx, const char *verb, struct lg_error *err)
 {
 	struct lg_result *r = NULL;
 	int rc = lg_tx_query(tx, verb, NULL, 0, NULL, &r, err);
-	if (rc == 0 && strcmp(verb, "COMMIT") == 0 &&
-	    strcmp(lg_result_command(r), "COMMIT") != 0) {
+	if (rc == 0 && strcmp(verb, "COMMIT") == 0 && strcmp(lg_result_command(r), "COMMIT") != 0) {
 		rc = lg__error_set(err, LG_ESERVER,
 				   "tx: COMMIT rolled back: the transaction had failed");
 		lg__error_set_sqlstate(err, "25P02");
@@ -183,8 +182,8 @@ LG_API int lg_tx_rollback(struct lg_tx *tx, struct lg_error *err)
 
 static bool tx_retryable(int rc, const struct lg_error *err)
 {
-	return rc == LG_ESERVER && (strcmp(err->sqlstate, "40001") == 0 ||
-				    strcmp(err->sqlstate, "40P01") == 0);
+	return rc == LG_ESERVER &&
+	       (strcmp(err->sqlstate, "40001") == 0 || strcmp(err->sqlstate, "40P01") == 0);
 }
 
 struct tx_run_args {
@@ -238,7 +237,7 @@ LG_API int lg_pool_run_tx(struct lg_pool *p, const struct lg_tx_opts *opts,
 	if (p == NULL || fn == NULL) {
 		return lg__error_set(err, LG_EINVAL, "tx: invalid arguments");
 	}
-	struct tx_run_args a = {p, opts, fn, arg, max_attempts ? max_attempts : TX_DEFAULT_ATTEMPTS,
-				err};
+	struct tx_run_args a = {
+	    p, opts, fn, arg, max_attempts ? max_attempts : TX_DEFAULT_ATTEMPTS, err};
 	return lg__run_in_coro(p->rt, tx_run_in_coro, &a);
 }

@@ -28,9 +28,9 @@ struct lg_coro {
 	bool queued;
 	bool daemon; /* background service: lg_runtime_run does not wait for it */
 	struct lg_coro *ready_next;
-	struct lg__waiter *waiter;  /* what it is parked on, if anything */
-	struct lg__waiter *joiner;  /* who waits for it to finish */
-	struct lg_coro *live_next;  /* list of coroutines not yet finished */
+	struct lg__waiter *waiter; /* what it is parked on, if anything */
+	struct lg__waiter *joiner; /* who waits for it to finish */
+	struct lg_coro *live_next; /* list of coroutines not yet finished */
 	struct lg_coro *live_prev;
 };
 
@@ -62,8 +62,8 @@ struct lg_runtime {
 	int loop_depth; /* > 0 while a scheduler callback runs */
 	int running;    /* > 0 while libguard itself drives uv_run on this loop */
 
-	uv_idle_t idle;       /* active while coroutines are ready or flushes pending */
-	uv_timer_t timer;     /* armed to the heap's earliest deadline */
+	uv_idle_t idle;   /* active while coroutines are ready or flushes pending */
+	uv_timer_t timer; /* armed to the heap's earliest deadline */
 	struct lg__timer **heap;
 	size_t heap_len;
 	size_t heap_cap;

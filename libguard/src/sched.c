@@ -26,7 +26,7 @@
 #include "alloc_int.h"
 #include "error_int.h"
 
-#define SCHED_DEFAULT_STACK (256 * 1024)
+#define SCHED_DEFAULT_STACK       (256 * 1024)
 #define SCHED_DEFAULT_STACK_CACHE 64
 
 static _Thread_local struct lg_runtime *sched_tls_rt;
@@ -200,11 +200,11 @@ LG_API int lg_runtime_new(uv_loop_t *loop, const struct lg_runtime_config *confi
 	if (rt == NULL) {
 		return LG_ENOMEM;
 	}
-	rt->stack_size = config != NULL && config->stack_size != 0 ? config->stack_size
-								    : SCHED_DEFAULT_STACK;
+	rt->stack_size =
+	    config != NULL && config->stack_size != 0 ? config->stack_size : SCHED_DEFAULT_STACK;
 	rt->stack_cache_max = config != NULL && config->stack_cache != 0
-				      ? config->stack_cache
-				      : SCHED_DEFAULT_STACK_CACHE;
+				  ? config->stack_cache
+				  : SCHED_DEFAULT_STACK_CACHE;
 	rt->stack_cache = lg__calloc(rt->stack_cache_max, sizeof(*rt->stack_cache));
 	if (rt->stack_cache == NULL) {
 		lg__free(rt);
@@ -345,4 +345,3 @@ int lg__coro_spawn_daemon(struct lg_runtime *rt, void (*fn)(void *arg), void *ar
 	}
 	return 0;
 }
-

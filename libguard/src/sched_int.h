@@ -15,8 +15,8 @@
 
 /* A one-shot timer in the runtime's heap; cb runs on the scheduler stack. */
 struct lg__timer {
-	uint64_t when;                        /* absolute lg_now_ms() time */
-	size_t heap_index;                    /* position in the heap, SIZE_MAX when not armed */
+	uint64_t when;     /* absolute lg_now_ms() time */
+	size_t heap_index; /* position in the heap, SIZE_MAX when not armed */
 	void (*cb)(struct lg__timer *timer);
 };
 
@@ -56,8 +56,8 @@ struct lg__waitq {
 
 /* Coroutine backend (coro.c). */
 struct lg__stack {
-	void *base;   /* mapping start, guard page included */
-	size_t size;  /* whole mapping */
+	void *base;  /* mapping start, guard page included */
+	size_t size; /* whole mapping */
 };
 struct lg__ctx;
 

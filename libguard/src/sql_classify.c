@@ -50,8 +50,8 @@ struct sql_stmt {
 };
 
 static const char *const sql_write_words[] = {
-	"insert", "update", "delete", "merge", "into", "share", "analyze", "analyse",
-	"nextval", "setval",
+    "insert", "update",  "delete",  "merge",   "into",
+    "share",  "analyze", "analyse", "nextval", "setval",
 };
 
 static bool sql_is_ident_start(unsigned char c)
@@ -197,7 +197,8 @@ static const char *sql_lex_at(const char *p, const char *text_end, enum sql_tok 
 	if (*p >= '0' && *p <= '9') {
 		/* A number with its letters (1.5e3, 0x1F) is one token, so "1e" is not taken for
 		 * an E'' prefix; a '$' after it still opens a dollar quote, as in the server. */
-		for (end = p; *end == '.' || (sql_is_ident_char((unsigned char)*end) && *end != '$');
+		for (end = p;
+		     *end == '.' || (sql_is_ident_char((unsigned char)*end) && *end != '$');
 		     end++) {
 		}
 		return end;
@@ -301,9 +302,9 @@ static void sql_scan_stmt(struct sql_lexer *lx, struct sql_stmt *st)
 }
 
 static const char *const sql_alone_heads[] = {
-	"abort", "begin", "call", "checkpoint", "close", "cluster", "commit", "deallocate",
-	"declare", "discard", "do", "end", "listen", "load", "prepare", "reindex", "release",
-	"reset", "rollback", "savepoint", "set", "start", "unlisten", "vacuum",
+    "abort",   "begin",   "call",     "checkpoint", "close",  "cluster", "commit",   "deallocate",
+    "declare", "discard", "do",       "end",        "listen", "load",    "prepare",  "reindex",
+    "release", "reset",   "rollback", "savepoint",  "set",    "start",   "unlisten", "vacuum",
 };
 static const char *const sql_create_drop_alone[] = {"database", "tablespace", "subscription"};
 static const char *const sql_alter_alone[] = {"system", "database", "subscription"};
@@ -338,8 +339,8 @@ static enum lg__sql_kind sql_stmt_kind(const struct sql_stmt *st)
  */
 static bool sql_fast_shareable(const char *p)
 {
-	static const char *const heads[] = {"select", "insert", "update", "delete", "with",
-					    "values"};
+	static const char *const heads[] = {"select", "insert", "update",
+					    "delete", "with",   "values"};
 	while (sql_is_space(*p)) {
 		p++;
 	}
@@ -380,7 +381,8 @@ enum lg__sql_kind lg__sql_classify(const char *sql)
 	do {
 		sql_scan_stmt(&lx, &st);
 		if (st.error) {
-			/* The server will reject the text; keep the failure out of others' segments. */
+			/* The server will reject the text; keep the failure out of others'
+			 * segments. */
 			return kind > LG__SQL_ALONE ? kind : LG__SQL_ALONE;
 		}
 		if (st.empty) {
@@ -397,7 +399,7 @@ enum lg__sql_kind lg__sql_classify(const char *sql)
 }
 
 static const char *const sql_read_heads[] = {
-	"select", "values", "table", "show", "explain", "with",
+    "select", "values", "table", "show", "explain", "with",
 };
 
 bool lg__sql_is_write(const char *sql)

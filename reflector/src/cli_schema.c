@@ -81,8 +81,7 @@ static int schema_connect(const struct rf_config *cfg, struct lg_runtime **rt,
 static void schema_report(const char *what, const struct lg_error *err)
 {
 	fprintf(stderr, "lifeguard-reflector: %s: %s%s%s%s\n", what, err->message,
-		err->sqlstate[0] ? " (SQLSTATE " : "", err->sqlstate,
-		err->sqlstate[0] ? ")" : "");
+		err->sqlstate[0] ? " (SQLSTATE " : "", err->sqlstate, err->sqlstate[0] ? ")" : "");
 }
 
 int rf_cli_setup(int argc, char **argv)
@@ -102,9 +101,9 @@ int rf_cli_setup(int argc, char **argv)
 	struct lg_error err;
 	struct lg_param key = lg_param_int64(RF_SCHEMA_LOCK_KEY);
 	rc = lg_conn_exec(conn, "BEGIN", &err);
-	rc = rc ? rc
-		: lg_conn_query(conn, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL,
-				&err);
+	rc =
+	    rc ? rc
+	       : lg_conn_query(conn, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, &err);
 	for (int i = 0; rc == 0 && rf_schema_setup_sql[i] != NULL; i++) {
 		rc = lg_conn_exec(conn, rf_schema_setup_sql[i], &err);
 	}

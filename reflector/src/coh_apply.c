@@ -111,8 +111,8 @@ static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batc
 /* Redis errors worth retrying: the server is busy, loading, read-only, out of memory. */
 static bool coh_transient(const char *msg)
 {
-	static const char *const prefixes[] = {"OOM",     "BUSY",       "LOADING",
-					       "READONLY", "MASTERDOWN", "TRYAGAIN",
+	static const char *const prefixes[] = {"OOM",         "BUSY",       "LOADING",
+					       "READONLY",    "MASTERDOWN", "TRYAGAIN",
 					       "CLUSTERDOWN", "NOREPLICAS"};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
 		if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0) {
@@ -259,8 +259,7 @@ static int coh_truncate(struct coh_batch *b, const struct rf_truncate_work *t)
 	const struct rf_config *cfg = s->coh->cfg;
 	char fence_ttl[24];
 	char answer[320];
-	snprintf(b->sweep_version_str, sizeof(b->sweep_version_str), "%lld",
-		 (long long)t->version);
+	snprintf(b->sweep_version_str, sizeof(b->sweep_version_str), "%lld", (long long)t->version);
 	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
 	const char *keys[] = {t->fence_key, cfg->term_key};
 	const char *args[] = {b->sweep_version_str, fence_ttl, s->term_str};

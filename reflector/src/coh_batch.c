@@ -29,7 +29,6 @@
 #include "coh_int.h"
 #include "log.h"
 
-
 /* The claim also sets idle_in_transaction_session_timeout for the transaction ($2 ms), in
  * the same round trip: the one-row subquery runs once. */
 static const char claim_sql[] =
@@ -101,8 +100,7 @@ static const char *coh_dead_reason(const struct rf_plan *p, const struct rf_chan
 }
 
 /* Step 5: dead letters, delete, commit. *dead receives the dead-lettered count. */
-static int coh_finish(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan *p,
-		      size_t *dead)
+static int coh_finish(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan *p, size_t *dead)
 {
 	json_t *dl = json_array();
 	char *ids = malloc(p->n_changes * 21 + 3);
@@ -120,8 +118,8 @@ static int coh_finish(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan
 		off += (size_t)sprintf(ids + off, "%s%lld", i ? "," : "", (long long)c->id);
 		const char *why = coh_dead_reason(p, c);
 		if (why != NULL) {
-			json_array_append_new(dl, json_pack("{sIss}", "id", (json_int_t)c->id,
-							    "reason", why));
+			json_array_append_new(
+			    dl, json_pack("{sIss}", "id", (json_int_t)c->id, "reason", why));
 			rf_log(RF_LOG_WARN, "coherence.malformed",
 			       "outbox row %lld moved to lifeguard.outbox_dead: %s",
 			       (long long)c->id, why);
@@ -255,7 +253,8 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	struct lg_error err;
 	*claimed = 0;
 	while (s->finishing >= COH_MAX_FINISHING) {
-		if (lg_cond_wait(s->finished_cv, lg_deadline_in(COH_PG_TIMEOUT_MS)) == LG_ECANCELED) {
+		if (lg_cond_wait(s->finished_cv, lg_deadline_in(COH_PG_TIMEOUT_MS)) ==
+		    LG_ECANCELED) {
 			return COH_RETRY;
 		}
 	}
@@ -309,7 +308,8 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 void rf__coh_preopen(struct rf_coh_session *s)
 {
 	struct lg_error err;
-	if (s->next_tx == NULL && !s->ended && lg_pool_begin(s->pool, NULL, &s->next_tx, &err) != 0) {
+	if (s->next_tx == NULL && !s->ended &&
+	    lg_pool_begin(s->pool, NULL, &s->next_tx, &err) != 0) {
 		s->next_tx = NULL; /* the next batch opens its own and reports the failure */
 	}
 }

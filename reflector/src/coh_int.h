@@ -28,21 +28,21 @@
 #define COH_MAX_FINISHING 1
 
 struct rf_coherence {
-	struct lg_runtime *rt;        /* Borrowed */
-	const struct rf_config *cfg;  /* Borrowed */
+	struct lg_runtime *rt;       /* Borrowed */
+	const struct rf_config *cfg; /* Borrowed */
 	struct rf_coherence_stats stats;
 	struct rf_coh_session *session; /* the current term's session, if any */
 	struct lg_redis_script scripts[LG_CACHE__SCRIPT_COUNT];
-	unsigned live_sessions;         /* sessions not yet released */
-	bool disabled;                  /* postgres or redis not configured */
+	unsigned live_sessions; /* sessions not yet released */
+	bool disabled;          /* postgres or redis not configured */
 };
 
 /* A key's table as the catalog describes it (cached per session). */
 struct coh_table {
-	char *name;        /* as in the outbox */
-	const char *bad;   /* static reason it cannot be read, or NULL */
-	char *canon;       /* quote_ident(schema).quote_ident(table) */
-	char *read_sql;    /* rf_plan_read_sql */
+	char *name;      /* as in the outbox */
+	const char *bad; /* static reason it cannot be read, or NULL */
+	char *canon;     /* quote_ident(schema).quote_ident(table) */
+	char *read_sql;  /* rf_plan_read_sql */
 	uint64_t loaded_ms;
 };
 
@@ -59,7 +59,7 @@ struct rf_coh_session {
 	bool listener_done;
 	bool sampler_started;
 	bool sampler_done;
-	struct lg_coro *sampler; /* set by the sampler while it runs */
+	struct lg_coro *sampler;  /* set by the sampler while it runs */
 	struct lg_coro *listener; /* set by the listener while it runs */
 	struct lg_cond *wake;     /* main waits here for NOTIFY, poll timer, end */
 	bool dirty;               /* work may be waiting in the outbox */

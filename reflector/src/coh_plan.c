@@ -214,8 +214,8 @@ static int plan_truncate(struct rf_plan *p, const struct rf_change *c, const cha
 }
 
 /* Groups sorted items into key work entries. */
-static int plan_group(struct rf_plan *p, struct plan_sort_item *items, size_t n,
-		      const char *prefix, const char *fence_prefix)
+static int plan_group(struct rf_plan *p, struct plan_sort_item *items, size_t n, const char *prefix,
+		      const char *fence_prefix)
 {
 	p->keys = calloc(n ? n : 1, sizeof(*p->keys));
 	if (p->keys == NULL) {

@@ -21,13 +21,13 @@
 /* One claimed outbox row. Strings are Owned by the plan (rf_plan_free). */
 struct rf_change {
 	int64_t id;
-	char *table;         /* "schema.table" as quote_ident() wrote it */
-	char *pk;            /* JSON text of the key array; NULL for TRUNCATE */
-	char op;             /* 'I', 'U', 'D', 'T' */
+	char *table; /* "schema.table" as quote_ident() wrote it */
+	char *pk;    /* JSON text of the key array; NULL for TRUNCATE */
+	char op;     /* 'I', 'U', 'D', 'T' */
 	int64_t version;
-	int64_t created_us;  /* clock_timestamp() at capture, µs since the Unix epoch */
-	const char *bad;     /* static reason when the row is malformed, else NULL */
-	size_t key_index;    /* its entry in rf_plan.keys (SIZE_MAX: none) */
+	int64_t created_us; /* clock_timestamp() at capture, µs since the Unix epoch */
+	const char *bad;    /* static reason when the row is malformed, else NULL */
+	size_t key_index;   /* its entry in rf_plan.keys (SIZE_MAX: none) */
 };
 
 enum rf_key_state {
@@ -48,7 +48,7 @@ struct rf_key_work {
 	int64_t version;   /* newest version in the batch */
 	char op;           /* operation of that version */
 	enum rf_key_state state;
-	const char *bad;   /* reason when state is RF_KEY_BAD (static) */
+	const char *bad; /* reason when state is RF_KEY_BAD (static) */
 	/* The row read from the primary for a cached key (or speculatively for any insert or
 	 * update of a small batch, in parallel with the Redis check): */
 	bool read_done;       /* read attempted: row_found and read_bad are valid */

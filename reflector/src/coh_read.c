@@ -33,14 +33,14 @@ static const char table_sql[] =
 /* Server errors that no retry can fix: data exceptions (22) and undefined objects (42). */
 bool rf__coh_permanent(int rc, const struct lg_error *err)
 {
-	return rc == LG_ESERVER && (strncmp(err->sqlstate, "22", 2) == 0 ||
-				    strncmp(err->sqlstate, "42", 2) == 0);
+	return rc == LG_ESERVER &&
+	       (strncmp(err->sqlstate, "22", 2) == 0 || strncmp(err->sqlstate, "42", 2) == 0);
 }
 
 int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, const char *what)
 {
-	rf_log(RF_LOG_WARN, "coherence.postgres", "term %llu: %s: %s",
-	       (unsigned long long)s->term, what, err->message);
+	rf_log(RF_LOG_WARN, "coherence.postgres", "term %llu: %s: %s", (unsigned long long)s->term,
+	       what, err->message);
 	return COH_RETRY;
 }
 
@@ -205,8 +205,7 @@ static int coh_read(struct rf_coh_session *s, struct coh_table *t, struct rf_pla
 }
 
 /* Reads the rows of one table's cached keys; isolates keys that do not cast. */
-static int coh_read_table(struct rf_coh_session *s, struct rf_plan *p, const size_t *idx,
-			  size_t n)
+static int coh_read_table(struct rf_coh_session *s, struct rf_plan *p, const size_t *idx, size_t n)
 {
 	struct coh_table *t = NULL;
 	int rc = coh_table_get(s, p->keys[idx[0]].table, &t);
@@ -243,7 +242,8 @@ static int coh_read_table(struct rf_coh_session *s, struct rf_plan *p, const siz
 		}
 		p->keys[idx[i]].read_done = true;
 		if (rc != 0) {
-			p->keys[idx[i]].read_bad = "key does not match the table's key column types";
+			p->keys[idx[i]].read_bad =
+			    "key does not match the table's key column types";
 		}
 	}
 	return COH_OK;
@@ -255,8 +255,7 @@ static bool coh_wants_read(const struct rf_key_work *k, bool speculative)
 	if (k->read_done) {
 		return false;
 	}
-	return speculative ? k->state == RF_KEY_PENDING && k->op != 'D'
-			   : k->state == RF_KEY_CACHED;
+	return speculative ? k->state == RF_KEY_PENDING && k->op != 'D' : k->state == RF_KEY_CACHED;
 }
 
 /* Rows of the keys to read, one statement per table (keys are sorted by table). */
@@ -282,7 +281,6 @@ int rf__coh_read_rows(struct rf_coh_session *s, struct rf_plan *p, bool speculat
 	free(idx);
 	return rc;
 }
-
 
 void rf__coh_read_merge(struct rf_plan *p)
 {

@@ -100,8 +100,7 @@ static void coh_sample(struct rf_coh_session *s)
 }
 
 /* Copies the value of "name:" from an INFO reply into out (cap bytes); false if absent. */
-static bool coh_info_field(const struct lg_redis_reply *r, const char *name, char *out,
-			   size_t cap)
+static bool coh_info_field(const struct lg_redis_reply *r, const char *name, char *out, size_t cap)
 {
 	if (r == NULL || r->type != LG_REDIS_STRING) {
 		return false;
@@ -166,4 +165,3 @@ void rf__coh_sampler(void *arg)
 	lg_cond_signal(s->wake);
 	rf__coh_session_release(s);
 }
-

@@ -26,9 +26,7 @@
 #include "coh_int.h"
 #include "log.h"
 
-
-int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg,
-		     struct rf_coherence **out)
+int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct rf_coherence **out)
 {
 	struct rf_coherence *c = calloc(1, sizeof(*c));
 	if (c == NULL) {

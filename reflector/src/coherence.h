@@ -17,8 +17,7 @@ struct rf_coherence;
  * Creates the pipeline for rt and cfg (both Borrowed: they must outlive it). When cfg has no
  * postgres or no redis setting it stays idle (logged once). Returns 0 or -1 (out of memory).
  */
-int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg,
-		     struct rf_coherence **out);
+int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct rf_coherence **out);
 
 /* Leadership hooks that start and stop the leader session (see struct rf_leader_hooks). */
 void rf_coherence_became_leader(void *coh, uint64_t term);

@@ -239,7 +239,8 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 	size_t fl = strlen(cfg->fence_prefix);
 	if (strcmp(cfg->key_prefix, cfg->fence_prefix) == 0 ||
 	    (strncmp(cfg->key_prefix, cfg->fence_prefix, fl) == 0 && cfg->key_prefix[fl] == ':') ||
-	    (strncmp(cfg->fence_prefix, cfg->key_prefix, kl) == 0 && cfg->fence_prefix[kl] == ':')) {
+	    (strncmp(cfg->fence_prefix, cfg->key_prefix, kl) == 0 &&
+	     cfg->fence_prefix[kl] == ':')) {
 		return cfg_fail(err, "fence_prefix", dec_source(src, "fence_prefix"),
 				"must not overlap key_prefix (fences would look like rows)");
 	}
@@ -281,10 +282,10 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 	cfg->join = join != NULL && json_is_true(join);
 	if (dec_opt_uint(root, src, "fence_ttl_ms", RF_DEFAULT_FENCE_TTL_MS, 100, 86400000,
 			 &cfg->fence_ttl_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "tombstone_ttl_ms", RF_DEFAULT_TOMBSTONE_TTL_MS, 100,
-			 86400000, &cfg->tombstone_ttl_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "batch_size", RF_DEFAULT_BATCH_SIZE, 1, 10000,
-			 &cfg->batch_size, err) != 0 ||
+	    dec_opt_uint(root, src, "tombstone_ttl_ms", RF_DEFAULT_TOMBSTONE_TTL_MS, 100, 86400000,
+			 &cfg->tombstone_ttl_ms, err) != 0 ||
+	    dec_opt_uint(root, src, "batch_size", RF_DEFAULT_BATCH_SIZE, 1, 10000, &cfg->batch_size,
+			 err) != 0 ||
 	    dec_opt_uint(root, src, "poll_interval_ms", RF_DEFAULT_POLL_INTERVAL_MS, 10, 600000,
 			 &cfg->poll_interval_ms, err) != 0) {
 		return -1;

@@ -25,8 +25,8 @@ void rf_metrics_count_http(struct rf_metrics *m, int code)
 	m->http_requests[RF_METRIC_CODES]++;
 }
 
-const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1] = {1,   2,   5,    10,   25,   50,  100,
-							 250, 500, 1000, 2500, 5000, 10000};
+const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1] = {1,   2,   5,    10,   25,   50,   100,
+						       250, 500, 1000, 2500, 5000, 10000};
 
 void rf_coherence_observe(struct rf_coherence_stats *s, double ms)
 {
@@ -39,18 +39,18 @@ void rf_coherence_observe(struct rf_coherence_stats *s, double ms)
 	s->prop_count++;
 }
 
-#define COH_COUNTERS(X)                                                                    \
-	X(changes)                                                                         \
-	X(keys)                                                                            \
-	X(refreshed)                                                                       \
-	X(fenced)                                                                          \
-	X(tombstoned)                                                                      \
-	X(kept)                                                                            \
-	X(truncates)                                                                       \
-	X(rejected_stale)                                                                  \
-	X(malformed)                                                                       \
-	X(errors)                                                                          \
-	X(batches)                                                                         \
+#define COH_COUNTERS(X)                                                                            \
+	X(changes)                                                                                 \
+	X(keys)                                                                                    \
+	X(refreshed)                                                                               \
+	X(fenced)                                                                                  \
+	X(tombstoned)                                                                              \
+	X(kept)                                                                                    \
+	X(truncates)                                                                               \
+	X(rejected_stale)                                                                          \
+	X(malformed)                                                                               \
+	X(errors)                                                                                  \
+	X(batches)                                                                                 \
 	X(notifications)
 
 /* The coherence fields of /status: postgres, redis, outbox, counters, propagation. */
@@ -223,9 +223,10 @@ static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c
 	if (c == NULL) {
 		c = &none;
 	}
-	metric(b, "postgres_connected", "gauge", "1 if the leader session has a PostgreSQL connection.",
-	       c->pg_connected);
-	metric(b, "postgres_listening", "gauge", "1 if LISTEN lifeguard is active.", c->pg_listening);
+	metric(b, "postgres_connected", "gauge",
+	       "1 if the leader session has a PostgreSQL connection.", c->pg_connected);
+	metric(b, "postgres_listening", "gauge", "1 if LISTEN lifeguard is active.",
+	       c->pg_listening);
 	metric(b, "redis_connected", "gauge", "1 if the last Redis command reached the server.",
 	       c->redis_connected);
 	if (c->redis_info_known) {
@@ -238,18 +239,18 @@ static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c
 	if (c->outbox_known) {
 		metric(b, "outbox_pending", "gauge", "Outbox rows waiting (sampled by the leader).",
 		       c->outbox_pending);
-		mbuf_printf(b,
-			    "# HELP lifeguard_reflector_outbox_oldest_age_seconds Age of the oldest "
-			    "outbox row.\n# TYPE lifeguard_reflector_outbox_oldest_age_seconds gauge\n"
-			    "lifeguard_reflector_outbox_oldest_age_seconds %.3f\n"
-			    "# HELP lifeguard_reflector_notify_queue_usage "
-			    "pg_notification_queue_usage() on the primary.\n"
-			    "# TYPE lifeguard_reflector_notify_queue_usage gauge\n"
-			    "lifeguard_reflector_notify_queue_usage %.6f\n",
-			    c->outbox_oldest_age_s, c->notify_queue_usage);
+		mbuf_printf(
+		    b,
+		    "# HELP lifeguard_reflector_outbox_oldest_age_seconds Age of the oldest "
+		    "outbox row.\n# TYPE lifeguard_reflector_outbox_oldest_age_seconds gauge\n"
+		    "lifeguard_reflector_outbox_oldest_age_seconds %.3f\n"
+		    "# HELP lifeguard_reflector_notify_queue_usage "
+		    "pg_notification_queue_usage() on the primary.\n"
+		    "# TYPE lifeguard_reflector_notify_queue_usage gauge\n"
+		    "lifeguard_reflector_notify_queue_usage %.6f\n",
+		    c->outbox_oldest_age_s, c->notify_queue_usage);
 	}
-#define X(name)                                                                            \
-	metric(b, #name "_total", "counter", "Coherence pipeline: " #name ".", c->name);
+#define X(name) metric(b, #name "_total", "counter", "Coherence pipeline: " #name ".", c->name);
 	COH_COUNTERS(X)
 #undef X
 	mbuf_printf(b, "# HELP lifeguard_reflector_propagation_ms Change captured in PostgreSQL "
@@ -259,10 +260,12 @@ static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c
 	for (size_t i = 0; i < RF_PROP_BUCKETS; i++) {
 		cum += c->prop_buckets[i];
 		if (i < RF_PROP_BUCKETS - 1) {
-			mbuf_printf(b, "lifeguard_reflector_propagation_ms_bucket{le=\"%g\"} %llu\n",
+			mbuf_printf(b,
+				    "lifeguard_reflector_propagation_ms_bucket{le=\"%g\"} %llu\n",
 				    rf_prop_bucket_ms[i], (unsigned long long)cum);
 		} else {
-			mbuf_printf(b, "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} %llu\n",
+			mbuf_printf(b,
+				    "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} %llu\n",
 				    (unsigned long long)cum);
 		}
 	}

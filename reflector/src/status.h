@@ -40,32 +40,32 @@ extern const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1];
  * current leader session's connections, and the outbox as last sampled by the leader.
  */
 struct rf_coherence_stats {
-	bool leading;          /* a leader session is running */
-	uint64_t session_term; /* its raft term (fencing token), 0 = none */
-	bool pg_connected;     /* the session's pool has an open connection */
-	bool pg_listening;     /* LISTEN lifeguard is active on the dedicated connection */
-	bool redis_connected;  /* the last Redis command reached the server */
-	bool redis_info_known; /* the two fields below were sampled */
-	uint64_t redis_evicted_keys;   /* INFO stats evicted_keys: evicted fences weaken the
-					* guarantee (see README, "Coherence") */
+	bool leading;                /* a leader session is running */
+	uint64_t session_term;       /* its raft term (fencing token), 0 = none */
+	bool pg_connected;           /* the session's pool has an open connection */
+	bool pg_listening;           /* LISTEN lifeguard is active on the dedicated connection */
+	bool redis_connected;        /* the last Redis command reached the server */
+	bool redis_info_known;       /* the two fields below were sampled */
+	uint64_t redis_evicted_keys; /* INFO stats evicted_keys: evicted fences weaken the
+				      * guarantee (see README, "Coherence") */
 	char redis_maxmemory_policy[32]; /* INFO memory maxmemory_policy */
-	bool outbox_known;     /* the fields below were sampled by this node */
+	bool outbox_known;               /* the fields below were sampled by this node */
 	uint64_t outbox_pending;
 	double outbox_oldest_age_s;
-	double notify_queue_usage; /* pg_notification_queue_usage(), 0..1 */
+	double notify_queue_usage;  /* pg_notification_queue_usage(), 0..1 */
 	uint64_t outbox_sampled_ms; /* lg_now_ms() of the sample */
-	uint64_t changes;        /* outbox rows processed (deleted after their Redis work) */
-	uint64_t keys;           /* distinct keys among them */
-	uint64_t refreshed;      /* cached keys overwritten with a newer row */
-	uint64_t fenced;         /* uncached keys fenced instead */
-	uint64_t tombstoned;     /* cached keys turned into tombstones */
-	uint64_t kept;           /* Redis already held this version or a newer one */
-	uint64_t truncates;      /* TRUNCATE events (table fence + tombstone sweep) */
-	uint64_t rejected_stale; /* writes refused because a newer raft term holds Redis */
-	uint64_t malformed;      /* outbox rows moved to lifeguard.outbox_dead */
-	uint64_t errors;         /* failed batches (rolled back, retried later) */
-	uint64_t batches;        /* committed batches */
-	uint64_t notifications;  /* NOTIFY wake-ups received */
+	uint64_t changes;           /* outbox rows processed (deleted after their Redis work) */
+	uint64_t keys;              /* distinct keys among them */
+	uint64_t refreshed;         /* cached keys overwritten with a newer row */
+	uint64_t fenced;            /* uncached keys fenced instead */
+	uint64_t tombstoned;        /* cached keys turned into tombstones */
+	uint64_t kept;              /* Redis already held this version or a newer one */
+	uint64_t truncates;         /* TRUNCATE events (table fence + tombstone sweep) */
+	uint64_t rejected_stale;    /* writes refused because a newer raft term holds Redis */
+	uint64_t malformed;         /* outbox rows moved to lifeguard.outbox_dead */
+	uint64_t errors;            /* failed batches (rolled back, retried later) */
+	uint64_t batches;           /* committed batches */
+	uint64_t notifications;     /* NOTIFY wake-ups received */
 	uint64_t prop_buckets[RF_PROP_BUCKETS];
 	double prop_sum_ms;
 	uint64_t prop_count;
@@ -98,7 +98,7 @@ struct rf_status {
 	uint64_t established_term;        /* term whose leadership this node confirmed, 0 = none */
 	const struct rf_metrics *metrics; /* Borrowed */
 	const struct rf_coherence_stats *coherence; /* Borrowed; NULL = not running */
-	uint64_t now_ms; /* lg_now_ms() when filled, for sample ages */
+	uint64_t now_ms;                            /* lg_now_ms() when filled, for sample ages */
 };
 
 /* Counts one HTTP response with this status code. */

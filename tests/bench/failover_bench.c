@@ -98,7 +98,6 @@ static void die(const char *what)
 	exit(1);
 }
 
-
 static void write_configs(void)
 {
 	json_t *peers = json_array();
@@ -209,7 +208,6 @@ static int64_t percentile(const int64_t *sorted, int n, int pct)
 	int rank = (pct * n + 99) / 100;
 	return sorted[rank < 1 ? 0 : rank - 1];
 }
-
 
 /* One kill: returns the time to a new leader in ms. */
 static int64_t one_kill(int k, int kills, bool quiet)

@@ -23,7 +23,7 @@
 
 #include "bench_common.h"
 
-#define BENCH_ROWS 100000
+#define BENCH_ROWS   100000
 #define PGBENCH_PIPE 10
 
 static unsigned segment_size; /* --segment; 0 = the pool's default */
@@ -183,8 +183,7 @@ static int run_b(const char *dsn, int conns, int seconds, struct result *out)
 
 /* C: pgbench, with per-transaction logs for the latency percentiles. */
 
-static int run_pgbench(const char *dsn, int conns, int seconds, bool pipelined,
-		       struct result *out)
+static int run_pgbench(const char *dsn, int conns, int seconds, bool pipelined, struct result *out)
 {
 	char dir[] = "/tmp/lg-pgbench.XXXXXX";
 	if (mkdtemp(dir) == NULL) {
@@ -207,8 +206,7 @@ static int run_pgbench(const char *dsn, int conns, int seconds, bool pipelined,
 	snprintf(cmd, sizeof(cmd),
 		 "cd '%s' && pgbench -n -M prepared -c %d -j %d -T %d -l --log-prefix=tx %s%s "
 		 "'%s' 2>&1 | sed -n 's/^tps = \\([0-9.]*\\).*/\\1/p' | head -1",
-		 dir, conns, jobs, seconds, pipelined ? "-f " : "-S", pipelined ? script : "",
-		 dsn);
+		 dir, conns, jobs, seconds, pipelined ? "-f " : "-S", pipelined ? script : "", dsn);
 	char tps[64] = "";
 	int rc = bench_run(cmd, tps, sizeof(tps));
 	double per_tx = pipelined ? PGBENCH_PIPE : 1;
@@ -266,7 +264,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (conns < 1 || conns > 200 || clients < 1 || clients > 100000 || seconds < 1) {
-		fprintf(stderr, "pool_bench: --conns 1..200, --clients 1..100000, --seconds >= 1\n");
+		fprintf(stderr,
+			"pool_bench: --conns 1..200, --clients 1..100000, --seconds >= 1\n");
 		return 2;
 	}
 	char dsn[512];
@@ -317,15 +316,15 @@ int main(int argc, char **argv)
 		       b.cpu_per_100k);
 		return 0;
 	}
-	printf("pool_bench: primary-key SELECT on %d rows, %d connections, %d s each\n",
-	       BENCH_ROWS, conns, seconds);
+	printf("pool_bench: primary-key SELECT on %d rows, %d connections, %d s each\n", BENCH_ROWS,
+	       conns, seconds);
 	printf("%-44s %12s %10s %10s %14s\n", "", "queries/s", "p50 ms", "p99 ms", "CPU s/100k");
 	printf("%-44s %12.0f %10.3f %10.3f %14.3f\n", "A libguard pool, coroutines", a.qps, a.p50,
 	       a.p99, a.cpu_per_100k);
 	printf("%-44s %12.0f %10.3f %10.3f %14.3f\n", "B threads + blocking PQexecPrepared", b.qps,
 	       b.p50, b.p99, b.cpu_per_100k);
-	printf("%-44s %12.0f %10.3f %10.3f %14s\n", "C pgbench -S -M prepared", c.qps, c.p50,
-	       c.p99, "-");
+	printf("%-44s %12.0f %10.3f %10.3f %14s\n", "C pgbench -S -M prepared", c.qps, c.p50, c.p99,
+	       "-");
 	printf("%-44s %12.0f %10.3f %10.3f %14s\n", "C pgbench pipelined (10 per sync, per tx)",
 	       cp.qps, cp.p50, cp.p99, "-");
 	printf("A/B = %.2f   A/C-pipelined = %.2f   (A clients: %d coroutines)\n", a_over_b,

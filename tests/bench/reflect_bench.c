@@ -55,7 +55,6 @@ static void on_signal(int sig)
 	rb_stop = 1;
 }
 
-
 static int parse(int argc, char **argv, struct rb_opts *o)
 {
 	for (int i = 1; i < argc; i++) {

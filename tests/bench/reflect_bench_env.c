@@ -37,7 +37,6 @@ static void env_sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-
 static int env_write_configs(struct rb_env *e)
 {
 	json_t *peers = json_array();

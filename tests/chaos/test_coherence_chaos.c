@@ -148,9 +148,9 @@ static void env_start_opts(bool with_replica)
 		snprintf(replica_dir, sizeof(replica_dir), "%.*s/replica",
 			 (int)(strrchr(pg.dir, '/') - pg.dir), pg.dir);
 		replica_port = lg_test_free_port();
-		cr_assert_eq(lg_test_services("pg replica '%s' %d %d", replica_dir, replica_port,
-					      pg.port),
-			     0, "streaming replica");
+		cr_assert_eq(
+		    lg_test_services("pg replica '%s' %d %d", replica_dir, replica_port, pg.port),
+		    0, "streaming replica");
 		snprintf(postgres, sizeof(postgres),
 			 "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres"
 			 " target_session_attrs=read-write",

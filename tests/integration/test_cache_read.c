@@ -105,7 +105,8 @@ Test(cache_read, a_miss_reads_the_primary_and_fills_then_hits)
 	char key[128];
 	key_of(key, sizeof(key), "lifeguard:model", "1");
 	char *stored = redis_get(key);
-	cr_assert_str_eq(stored, "{\"v\":5,\"row\":{\"id\": 1, \"name\": \"ann\", \"lg_version\": 5}}");
+	cr_assert_str_eq(stored,
+			 "{\"v\":5,\"row\":{\"id\": 1, \"name\": \"ann\", \"lg_version\": 5}}");
 	free(stored);
 	lg_cache_row_clear(&row);
 
@@ -166,7 +167,8 @@ Test(cache_read, fences_and_tombstones_refuse_older_fills_but_the_row_is_served)
 	cr_assert_null(redis_get(key), "a fill older than the fence landed");
 
 	char sql[256];
-	snprintf(sql, sizeof(sql), "UPDATE %s SET name = 'bo', lg_version = 11 WHERE id = 2", table);
+	snprintf(sql, sizeof(sql), "UPDATE %s SET name = 'bo', lg_version = 11 WHERE id = 2",
+		 table);
 	exec_sql(sql);
 	cr_assert_eq(lg_cache_get(cache, table, id, 1, &row, &err), 0, "%s", err.message);
 	cr_assert_eq(row.version, 11);
@@ -228,11 +230,12 @@ Test(cache_read, bad_tables_and_keys_get_clear_errors)
 Test(cache_read, composite_keys_use_the_reflector_key_spelling)
 {
 	char sql[512];
-	snprintf(sql, sizeof(sql),
-		 "CREATE TABLE %s.\"Acct\" (tenant text, id uuid, bal int, lg_version bigint,"
-		 " PRIMARY KEY (tenant, id));"
-		 "INSERT INTO %s.\"Acct\" VALUES ('a:b', '6f1c1b36-3b7e-4d2a-9a59-7b0b2b8c1c11', 3, 9)",
-		 schema, schema);
+	snprintf(
+	    sql, sizeof(sql),
+	    "CREATE TABLE %s.\"Acct\" (tenant text, id uuid, bal int, lg_version bigint,"
+	    " PRIMARY KEY (tenant, id));"
+	    "INSERT INTO %s.\"Acct\" VALUES ('a:b', '6f1c1b36-3b7e-4d2a-9a59-7b0b2b8c1c11', 3, 9)",
+	    schema, schema);
 	exec_sql(sql);
 	char acct[64];
 	snprintf(acct, sizeof(acct), "%s.\"Acct\"", schema);

@@ -87,8 +87,7 @@ Test(conn, slow_query_past_deadline_is_canceled_and_connection_survives)
 	cr_assert_eq(rc, LG_ETIMEDOUT, "rc %d %s", rc, err.message);
 	/* The server-side statement was canceled: the connection answers the next query. */
 	struct lg_result *r;
-	cr_assert_eq(lg_conn_query(c, "SELECT 42", NULL, 0, NULL, &r, &err), 0, "%s",
-		     err.message);
+	cr_assert_eq(lg_conn_query(c, "SELECT 42", NULL, 0, NULL, &r, &err), 0, "%s", err.message);
 	int64_t v;
 	cr_assert_eq(lg_result_int64(r, 0, 0, &v), 0);
 	cr_assert_eq(v, 42);
@@ -137,9 +136,9 @@ Test(conn, terminated_backend_fails_in_flight_statement_clearly)
 		}
 		usleep(20000);
 	}
-	cr_assert_eq(lg_conn_query(killer, "SELECT pg_terminate_backend($1)", &pid, 1, NULL, NULL,
-				   &err),
-		     0, "%s", err.message);
+	cr_assert_eq(
+	    lg_conn_query(killer, "SELECT pg_terminate_backend($1)", &pid, 1, NULL, NULL, &err), 0,
+	    "%s", err.message);
 	cr_assert_eq(lg_coro_join(co, lg_deadline_in(20000)), 0);
 	cr_assert_eq(v.rc, LG_ECONNLOST, "rc %d: %s", v.rc, v.err.message);
 	cr_assert_not_null(strstr(v.err.message, "terminating connection"), "%s", v.err.message);
@@ -184,9 +183,9 @@ Test(conn, plain_main_without_coroutines)
 	struct lg_error err;
 	struct lg_result *r;
 	struct lg_param p[2] = {lg_param_text("abc"), lg_param_int32(7)};
-	cr_assert_eq(lg_conn_query(c, "SELECT repeat($1, $2) AS s, $2 + 1 AS n", p, 2, NULL, &r,
-				   &err),
-		     0, "%s", err.message);
+	cr_assert_eq(
+	    lg_conn_query(c, "SELECT repeat($1, $2) AS s, $2 + 1 AS n", p, 2, NULL, &r, &err), 0,
+	    "%s", err.message);
 	const char *s;
 	size_t len;
 	cr_assert_eq(lg_result_text_by_name(r, 0, "s", &s, &len), 0);

@@ -59,8 +59,7 @@ static void echo_worker(void *arg)
 	lg_result_free(r);
 }
 
-Test(pipeline, ten_thousand_coroutines_one_connection, .init = connect_shared,
-     .fini = NULL)
+Test(pipeline, ten_thousand_coroutines_one_connection, .init = connect_shared, .fini = NULL)
 {
 	enum { N = 10000 };
 	struct echo_job *jobs = calloc(N, sizeof(*jobs));
@@ -107,9 +106,9 @@ Test(pipeline, failing_statement_only_fails_its_caller, .init = connect_shared)
 {
 	struct lg_error err;
 	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE IF EXISTS lg_it_seg", &err), 0);
-	cr_assert_eq(lg_conn_exec(conn, "CREATE TABLE lg_it_seg (id int8 PRIMARY KEY, v int8)",
-				  &err),
-		     0, "%s", err.message);
+	cr_assert_eq(
+	    lg_conn_exec(conn, "CREATE TABLE lg_it_seg (id int8 PRIMARY KEY, v int8)", &err), 0,
+	    "%s", err.message);
 	enum { N = 300 };
 	struct insert_job jobs[N];
 	for (int i = 0; i < N; i++) {
@@ -154,8 +153,7 @@ Test(pipeline, prepared_cache_reuses_and_recovers_from_bad_sql, .init = connect_
 	cr_assert_eq(lg_conn_query(conn, "SELECT 1", NULL, 0, &opts, NULL, &err), 0);
 	struct lg_conn_stats st;
 	lg_conn_get_stats(conn, &st);
-	cr_assert_eq(st.prepares, 3, "SELECT 1 once, the broken text twice: %" PRIu64,
-		     st.prepares);
+	cr_assert_eq(st.prepares, 3, "SELECT 1 once, the broken text twice: %" PRIu64, st.prepares);
 	close_shared();
 }
 
@@ -178,8 +176,8 @@ static void set_worker(void *arg)
 		j->rc = lg_conn_exec(conn, "SELECT 1/0", NULL);
 		return;
 	}
-	j->rc = lg_conn_query(conn, "SELECT current_setting('application_name')", NULL, 0, NULL,
-			      &r, NULL);
+	j->rc = lg_conn_query(conn, "SELECT current_setting('application_name')", NULL, 0, NULL, &r,
+			      NULL);
 	const char *v;
 	if (j->rc == 0 && lg_result_text(r, 0, 0, &v, NULL) == 0) {
 		snprintf(j->value, sizeof(j->value), "%s", v);

@@ -106,8 +106,9 @@ static void load_worker(void *arg)
 
 Test(pool, four_connections_serve_two_thousand_coroutines)
 {
-	pool_open(lg_test_pg_dsn(), (struct lg_pool_config){.min_conns = 4, .max_conns = 4,
-							     .max_in_flight_per_conn = 64});
+	pool_open(
+	    lg_test_pg_dsn(),
+	    (struct lg_pool_config){.min_conns = 4, .max_conns = 4, .max_in_flight_per_conn = 64});
 	enum { N = 2000, ROUNDS = 5 };
 	struct load *l = calloc(N, sizeof(*l));
 	for (int i = 0; i < N; i++) {
@@ -142,7 +143,7 @@ Test(pool, four_connections_serve_two_thousand_coroutines)
 
 static void stopper(void *arg)
 {
-	lg_sleep((uint64_t)*(int *)arg);
+	lg_sleep((uint64_t) * (int *)arg);
 	stop_load = true;
 }
 
@@ -164,8 +165,8 @@ static void killer(void *arg)
 
 Test(pool, terminated_backends_under_load_recover_by_themselves)
 {
-	pool_open(lg_test_pg_dsn(), (struct lg_pool_config){.min_conns = 4, .max_conns = 4,
-							     .backoff_initial_ms = 10});
+	pool_open(lg_test_pg_dsn(), (struct lg_pool_config){
+					.min_conns = 4, .max_conns = 4, .backoff_initial_ms = 10});
 	enum { N = 300 };
 	struct load *l = calloc(N, sizeof(*l));
 	stop_load = false;
@@ -203,8 +204,10 @@ Test(pool, server_down_acquire_deadline_holds_then_recovers)
 {
 	struct lg_test_pg pg;
 	cr_assert(lg_test_pg_start(&pg));
-	pool_open(pg.dsn, (struct lg_pool_config){.min_conns = 2, .max_conns = 2,
-						  .backoff_initial_ms = 20, .backoff_max_ms = 200,
+	pool_open(pg.dsn, (struct lg_pool_config){.min_conns = 2,
+						  .max_conns = 2,
+						  .backoff_initial_ms = 20,
+						  .backoff_max_ms = 200,
 						  .connect_timeout_ms = 1000});
 	cr_assert_eq(scalar("SELECT 1"), 1);
 	cr_assert(lg_test_pg_stop(&pg, "fast"));
@@ -252,8 +255,8 @@ static void insert_worker(void *arg)
 		return;
 	}
 	struct lg_param p[2] = {lg_param_int64(w->id), lg_param_int64(w->id + 1000000)};
-	w->rc = lg_tx_query(tx, "INSERT INTO lg_pool_rows(id) VALUES ($1), ($2)", p, 2, NULL,
-			    NULL, &err);
+	w->rc = lg_tx_query(tx, "INSERT INTO lg_pool_rows(id) VALUES ($1), ($2)", p, 2, NULL, NULL,
+			    &err);
 	if (w->rc == 0) {
 		w->rc = lg_tx_query(tx, "SELECT pg_sleep(0.002)", NULL, 0, NULL, NULL, &err);
 	}
@@ -320,7 +323,8 @@ Test(pool, connection_loss_during_inserts_and_transactions_loses_no_commit)
 		} else if (w[i].rc == LG_ECONNLOST) {
 			unknown++; /* outcome unknown: either is allowed, atomically */
 		} else {
-			cr_assert_eq(a, 0, "writer %d failed (rc %d) but its row exists", i, w[i].rc);
+			cr_assert_eq(a, 0, "writer %d failed (rc %d) but its row exists", i,
+				     w[i].rc);
 			failed++;
 		}
 	}
@@ -334,8 +338,8 @@ Test(pool, connection_loss_during_inserts_and_transactions_loses_no_commit)
 
 Test(pool, max_lifetime_rotation_under_load_fails_nothing)
 {
-	pool_open(lg_test_pg_dsn(), (struct lg_pool_config){.min_conns = 3, .max_conns = 3,
-							     .max_lifetime_ms = 100});
+	pool_open(lg_test_pg_dsn(),
+		  (struct lg_pool_config){.min_conns = 3, .max_conns = 3, .max_lifetime_ms = 100});
 	enum { N = 200 };
 	struct load *l = calloc(N, sizeof(*l));
 	stop_load = false;
@@ -493,8 +497,9 @@ static void timeout_worker(void *arg)
 Test(pool, overload_is_served_first_come_first_served_and_deadlines_hold)
 {
 	/* One connection, one statement in flight at a time: a strict queue. */
-	pool_open(lg_test_pg_dsn(), (struct lg_pool_config){.min_conns = 1, .max_conns = 1,
-							     .max_in_flight_per_conn = 1});
+	pool_open(
+	    lg_test_pg_dsn(),
+	    (struct lg_pool_config){.min_conns = 1, .max_conns = 1, .max_in_flight_per_conn = 1});
 	struct fifo_job jobs[64];
 	fifo_len = 0;
 	for (int i = 0; i < 64; i++) {

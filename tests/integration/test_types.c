@@ -29,8 +29,7 @@ static void teardown(void)
 	lg_runtime_free(rt);
 }
 
-static struct lg_result *select_one(const char *sql, const struct lg_param *p, int n,
-				    bool binary)
+static struct lg_result *select_one(const char *sql, const struct lg_param *p, int n, bool binary)
 {
 	struct lg_result *r = NULL;
 	struct lg_error err;
@@ -49,9 +48,8 @@ Test(types, int64_extremes_and_small_ints)
 	for (int b = 0; b < 2; b++) {
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			struct lg_param p = lg_param_int64(cases[i]);
-			struct lg_result *r =
-				select_one("SELECT $1::int8, ($1 % 1000)::int2, ($1 % 100000)::int4",
-					   &p, 1, b);
+			struct lg_result *r = select_one(
+			    "SELECT $1::int8, ($1 % 1000)::int2, ($1 % 100000)::int4", &p, 1, b);
 			int64_t v8, v2, v4;
 			cr_assert_eq(lg_result_int64(r, 0, 0, &v8), 0);
 			cr_assert_eq(lg_result_int64(r, 0, 1, &v2), 0);
@@ -93,9 +91,8 @@ Test(types, unicode_text_and_json)
 	const char *json = "{\"name\": \"🐘\", \"list\": [1, 2.5, null, true], \"nested\": {}}";
 	for (int b = 0; b < 2; b++) {
 		struct lg_param p[2] = {lg_param_text(text), lg_param_jsonb(json)};
-		struct lg_result *r =
-			select_one("SELECT $1::text, $2::jsonb, $2::jsonb->>'name', length($1)", p,
-				   2, b);
+		struct lg_result *r = select_one(
+		    "SELECT $1::text, $2::jsonb, $2::jsonb->>'name', length($1)", p, 2, b);
 		const char *s;
 		size_t len;
 		cr_assert_eq(lg_result_text(r, 0, 0, &s, &len), 0);
@@ -129,7 +126,8 @@ Test(types, bytea_with_zero_bytes)
 	data[299] = 0;
 	for (int b = 0; b < 2; b++) {
 		struct lg_param p = lg_param_bytea(data, sizeof(data));
-		struct lg_result *r = select_one("SELECT $1::bytea, length($1), ''::bytea", &p, 1, b);
+		struct lg_result *r =
+		    select_one("SELECT $1::bytea, length($1), ''::bytea", &p, 1, b);
 		const uint8_t *out;
 		size_t len;
 		cr_assert_eq(lg_result_bytea(r, 0, 0, &out, &len), 0);
@@ -154,9 +152,9 @@ Test(types, floats_bool_numeric)
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			struct lg_param p[2] = {lg_param_double(cases[i]), lg_param_bool(i % 2)};
 			struct lg_result *r = select_one(
-				"SELECT $1::float8, $2::bool, "
-				"'123456789012345678901234567890.000000001'::numeric, 'NaN'::float8",
-				p, 2, b);
+			    "SELECT $1::float8, $2::bool, "
+			    "'123456789012345678901234567890.000000001'::numeric, 'NaN'::float8",
+			    p, 2, b);
 			double d;
 			bool flag;
 			cr_assert_eq(lg_result_double(r, 0, 0, &d), 0);
@@ -170,7 +168,8 @@ Test(types, floats_bool_numeric)
 				cr_assert_eq(lg_result_text(r, 0, 2, &s, NULL), 0);
 				cr_assert_str_eq(s, "123456789012345678901234567890.000000001");
 			} else {
-				/* numeric has no text form in binary results: asked as text it says so. */
+				/* numeric has no text form in binary results: asked as text it says
+				 * so. */
 				cr_assert_eq(lg_result_text(r, 0, 2, &s, NULL), LG_ETYPE);
 			}
 			lg_result_free(r);
@@ -183,15 +182,16 @@ Test(types, timestamptz_round_trips_across_dst_and_infinity)
 	struct lg_error err;
 	cr_assert_eq(lg_conn_exec(conn, "SET TimeZone = 'America/New_York'", &err), 0);
 	/* 2024-03-10 06:59:59.999999 UTC is 01:59:59 EST; one microsecond later is 03:00 EDT. */
-	int64_t cases[] = {1710053999999999LL, 1710054000000000LL, 1730613600000000LL, 0, -1,
-			   -62135596800000000LL, 253402300799999999LL, INT64_MAX, INT64_MIN};
+	int64_t cases[] = {
+	    1710053999999999LL,   1710054000000000LL,   1730613600000000LL, 0,        -1,
+	    -62135596800000000LL, 253402300799999999LL, INT64_MAX,          INT64_MIN};
 	for (int b = 0; b < 2; b++) {
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			struct lg_param p = lg_param_timestamptz(cases[i]);
 			struct lg_result *r =
-				select_one("SELECT $1::timestamptz, "
-					   "extract(epoch from $1::timestamptz)::text",
-					   &p, 1, b);
+			    select_one("SELECT $1::timestamptz, "
+				       "extract(epoch from $1::timestamptz)::text",
+				       &p, 1, b);
 			int64_t got;
 			cr_assert_eq(lg_result_timestamptz(r, 0, 0, &got), 0);
 			cr_assert_eq(got, cases[i], "case %zu (%s): %lld", i, b ? "bin" : "text",
@@ -229,28 +229,30 @@ Test(types, uuid_both_formats)
 Test(types, table_round_trip_with_affected_rows)
 {
 	struct lg_error err;
-	cr_assert_eq(lg_conn_exec(conn, "CREATE TEMP TABLE t (id serial PRIMARY KEY, n int8, "
-					"s text, b bytea, ts timestamptz, u uuid, j jsonb)",
+	cr_assert_eq(lg_conn_exec(conn,
+				  "CREATE TEMP TABLE t (id serial PRIMARY KEY, n int8, "
+				  "s text, b bytea, ts timestamptz, u uuid, j jsonb)",
 				  &err),
 		     0, "%s", err.message);
 	uint8_t raw[4] = {0, 1, 0, 2};
 	uint8_t u[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 	struct lg_param p[6] = {lg_param_int64(INT64_MIN), lg_param_text("ünï"),
-				lg_param_bytea(raw, 4), lg_param_timestamptz(1700000000123456LL),
-				lg_param_uuid(u), lg_param_jsonb("[1,{\"a\":null}]")};
+				lg_param_bytea(raw, 4),    lg_param_timestamptz(1700000000123456LL),
+				lg_param_uuid(u),          lg_param_jsonb("[1,{\"a\":null}]")};
 	struct lg_result *r;
-	cr_assert_eq(lg_conn_query(conn,
-				   "INSERT INTO t (n, s, b, ts, u, j) VALUES ($1, $2, $3, $4, $5, $6),"
-				   " (NULL, NULL, NULL, NULL, NULL, NULL) RETURNING id",
-				   p, 6, NULL, &r, &err),
-		     0, "%s", err.message);
+	cr_assert_eq(
+	    lg_conn_query(conn,
+			  "INSERT INTO t (n, s, b, ts, u, j) VALUES ($1, $2, $3, $4, $5, $6),"
+			  " (NULL, NULL, NULL, NULL, NULL, NULL) RETURNING id",
+			  p, 6, NULL, &r, &err),
+	    0, "%s", err.message);
 	cr_assert_eq(lg_result_affected(r), 2);
 	cr_assert_str_eq(lg_result_command(r), "INSERT 0 2");
 	lg_result_free(r);
 	for (int b = 0; b < 2; b++) {
 		struct lg_query_opts opts = {0, b ? LG_QUERY_BINARY : 0};
-		cr_assert_eq(lg_conn_query(conn, "SELECT n, s, b, ts, u, j FROM t ORDER BY id", NULL,
-					   0, &opts, &r, &err),
+		cr_assert_eq(lg_conn_query(conn, "SELECT n, s, b, ts, u, j FROM t ORDER BY id",
+					   NULL, 0, &opts, &r, &err),
 			     0);
 		cr_assert_eq(lg_result_rows(r), 2);
 		cr_assert_eq(lg_result_cols(r), 6);

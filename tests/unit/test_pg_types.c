@@ -43,10 +43,16 @@ Test(pg_int64, accepts_every_valid_form)
 		const char *text;
 		int64_t value;
 	} cases[] = {
-		{"0", 0}, {"-0", 0}, {"+7", 7}, {"-123", -123}, {"32767", 32767},
-		{"-2147483648", INT32_MIN}, {"000000000000000000000000042", 42},
-		{"9223372036854775807", INT64_MAX}, {"-9223372036854775808", INT64_MIN},
-		{"+9223372036854775807", INT64_MAX},
+	    {"0", 0},
+	    {"-0", 0},
+	    {"+7", 7},
+	    {"-123", -123},
+	    {"32767", 32767},
+	    {"-2147483648", INT32_MIN},
+	    {"000000000000000000000000042", 42},
+	    {"9223372036854775807", INT64_MAX},
+	    {"-9223372036854775808", INT64_MIN},
+	    {"+9223372036854775807", INT64_MAX},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int64_t v = 1;
@@ -59,8 +65,9 @@ Test(pg_int64, rejects_overflow_and_junk_without_touching_out)
 {
 	static const char *range[] = {"9223372036854775808", "-9223372036854775809",
 				      "18446744073709551616", "99999999999999999999999"};
-	static const char *junk[] = {"", "-", "+", " 1", "1 ", "1a", "0x10", "1.0", "--1",
-				     "1e3", "1_000", "+-1", "\xd9\xa1", "99999999999999999999x"};
+	static const char *junk[] = {
+	    "",    "-",   "+",   " 1",    "1 ",  "1a",       "0x10",
+	    "1.0", "--1", "1e3", "1_000", "+-1", "\xd9\xa1", "99999999999999999999x"};
 	int64_t v = 77;
 	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
 		cr_expect_eq(parse_i64(range[i], &v), LG_ERANGE, "%s", range[i]);
@@ -115,9 +122,9 @@ Test(pg_double, parses_server_output)
 Test(pg_double, rejects_range_and_junk)
 {
 	static const char *range[] = {"1e309", "-1e309", "1e-400", "-1e-400"};
-	static const char *junk[] = {"", " 1", "1 ", "1.5x", "0x1p3", "inf", "-inf", "nan(1)",
-				     "1e", "e5", ".", "-", "1..2", "1e+-2", "++1", "1,5",
-				     "Infinityx", "-NaN", "1e5.0"};
+	static const char *junk[] = {"",       " 1",  "1 ",        "1.5x", "0x1p3", "inf",  "-inf",
+				     "nan(1)", "1e",  "e5",        ".",    "-",     "1..2", "1e+-2",
+				     "++1",    "1,5", "Infinityx", "-NaN", "1e5.0"};
 	double v = 42;
 	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
 		cr_expect_eq(parse_dbl(range[i], &v), LG_ERANGE, "%s", range[i]);
@@ -147,7 +154,8 @@ static bool use_comma_locale(char *dir, bool *made_dir)
 		return false;
 	}
 	*made_dir = true;
-	snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+	snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1",
+		 dir);
 	if (system(cmd) != 0 || setenv("LOCPATH", dir, 1) != 0) {
 		return false;
 	}
@@ -200,7 +208,8 @@ Test(pg_bool, only_t_and_f)
 	static const char *bad[] = {"", "T", "F", "true", "false", "1", "0", "tt", "y"};
 	b = true;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_expect_eq(lg__pg_parse_bool(bad[i], strlen(bad[i]), &b), LG_EINVAL, "%s", bad[i]);
+		cr_expect_eq(lg__pg_parse_bool(bad[i], strlen(bad[i]), &b), LG_EINVAL, "%s",
+			     bad[i]);
 	}
 	cr_expect(b, "untouched on error");
 }
@@ -238,9 +247,9 @@ Test(pg_bytea, decodes_escape_format)
 
 Test(pg_bytea, rejects_malformed_input)
 {
-	static const char *bad[] = {"\\x0", "\\x0g", "\\xg0", "\\x0 0", "\\x000", "\\x12 3",
-				    "\\", "a\\", "\\400", "\\8", "\\00", "\\0a0", "\\\\\\",
-				    "\\x\\x"};
+	static const char *bad[] = {"\\x0",    "\\x0g", "\\xg0",  "\\x0 0", "\\x000",
+				    "\\x12 3", "\\",    "a\\",    "\\400",  "\\8",
+				    "\\00",    "\\0a0", "\\\\\\", "\\x\\x"};
 	size_t n = 1234;
 	uint8_t out[8];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -298,10 +307,9 @@ Test(pg_uuid, parses_both_cases_and_both_shapes)
 {
 	static const uint8_t want[16] = {0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8,
 					 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11};
-	static const char *forms[] = {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-				      "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
-				      "a0EEbc99-9C0b-4eF8-Bb6d-6BB9bd380A11",
-				      "a0eebc999c0b4ef8bb6d6bb9bd380a11"};
+	static const char *forms[] = {
+	    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+	    "a0EEbc99-9C0b-4eF8-Bb6d-6BB9bd380A11", "a0eebc999c0b4ef8bb6d6bb9bd380a11"};
 	for (size_t i = 0; i < 4; i++) {
 		uint8_t got[16] = {0};
 		cr_expect_eq(lg__pg_parse_uuid(forms[i], strlen(forms[i]), got), 0, "%s", forms[i]);
@@ -314,17 +322,20 @@ Test(pg_uuid, parses_both_cases_and_both_shapes)
 
 Test(pg_uuid, rejects_malformed_and_round_trips)
 {
-	static const char *bad[] = {"", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+	static const char *bad[] = {"",
+				    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
 				    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",
 				    "a0eebc999-c0b-4ef8-bb6d-6bb9bd380a11",
 				    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
 				    "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1}",
 				    "a0eebc99_9c0b_4ef8_bb6d_6bb9bd380a11",
 				    "a0eebc99-9c0b-4ef8-bb6d6bb9-bd380a11",
-				    "a0eebc999c0b4ef8bb6d6bb9bd380a1-", " 0eebc999c0b4ef8bb6d6bb9bd380a11"};
+				    "a0eebc999c0b4ef8bb6d6bb9bd380a1-",
+				    " 0eebc999c0b4ef8bb6d6bb9bd380a11"};
 	uint8_t got[16] = {7};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_expect_eq(lg__pg_parse_uuid(bad[i], strlen(bad[i]), got), LG_EINVAL, "%s", bad[i]);
+		cr_expect_eq(lg__pg_parse_uuid(bad[i], strlen(bad[i]), got), LG_EINVAL, "%s",
+			     bad[i]);
 	}
 	cr_expect_eq(got[0], 7, "untouched on error");
 	uint64_t seed = 6;
@@ -371,9 +382,11 @@ Test(pg_binary, reads_sign_extended_big_endian_ints)
 		lg__pg_put_be64(buf, u);
 		cr_assert(lg__pg_binary_int((const char *)buf, 8, &v) == 0 && v == want);
 		lg__pg_put_be32(buf, (uint32_t)u);
-		cr_assert(lg__pg_binary_int((const char *)buf, 4, &v) == 0 && v == (int32_t)(uint32_t)u);
+		cr_assert(lg__pg_binary_int((const char *)buf, 4, &v) == 0 &&
+			  v == (int32_t)(uint32_t)u);
 		lg__pg_put_be16(buf, (uint16_t)u);
-		cr_assert(lg__pg_binary_int((const char *)buf, 2, &v) == 0 && v == (int16_t)(uint16_t)u);
+		cr_assert(lg__pg_binary_int((const char *)buf, 2, &v) == 0 &&
+			  v == (int16_t)(uint16_t)u);
 	}
 }
 

@@ -49,7 +49,7 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 LG_API void lg_cache_free(struct lg_cache *c);
 
 struct lg_cache_row {
-	char *json;      /* Owned: the row as JSON (to_jsonb), NUL-terminated */
+	char *json; /* Owned: the row as JSON (to_jsonb), NUL-terminated */
 	size_t len;
 	int64_t version; /* its lg_version */
 	bool from_cache; /* true: served by Redis */

@@ -46,18 +46,18 @@ struct lg_notice {
 };
 
 struct lg_conn_config {
-	const char *conninfo;            /* libpq keyword/value string or URI. Copied. */
-	uint64_t connect_timeout_ms;     /* 0 = 10,000 */
-	uint64_t statement_timeout_ms;   /* default deadline per statement; 0 = none */
-	unsigned max_segment;            /* statements per sync segment; 0 = 64 */
-	unsigned max_in_flight;          /* statements sent and unanswered; 0 = 4,096 */
-	unsigned prepared_cache_max;     /* cached prepared statements; 0 = 1,024 */
+	const char *conninfo;          /* libpq keyword/value string or URI. Copied. */
+	uint64_t connect_timeout_ms;   /* 0 = 10,000 */
+	uint64_t statement_timeout_ms; /* default deadline per statement; 0 = none */
+	unsigned max_segment;          /* statements per sync segment; 0 = 64 */
+	unsigned max_in_flight;        /* statements sent and unanswered; 0 = 4,096 */
+	unsigned prepared_cache_max;   /* cached prepared statements; 0 = 1,024 */
 	/* Called on the loop for every notice; NULL drops them. */
 	void (*notice_hook)(void *ud, const struct lg_notice *notice);
-	void *notice_ud;                 /* Borrowed until the connection is closed. */
+	void *notice_ud; /* Borrowed until the connection is closed. */
 	/* Called on the loop once when the connection is found lost (not on lg_conn_close). */
 	void (*lost_hook)(void *ud, struct lg_conn *conn);
-	void *lost_ud;                   /* Borrowed until the connection is closed. */
+	void *lost_ud; /* Borrowed until the connection is closed. */
 };
 
 /*
@@ -77,37 +77,37 @@ LG_API void lg_conn_close(struct lg_conn *conn);
 
 /* A bound parameter. Build it with the lg_param_* constructors below. */
 struct lg_param {
-	const void *value;   /* Borrowed until the call returns; unused for inline values */
-	int length;          /* bytes */
-	int format;          /* 0 text, 1 binary */
-	uint32_t oid;        /* type OID; 0 lets the server infer it */
+	const void *value; /* Borrowed until the call returns; unused for inline values */
+	int length;        /* bytes */
+	int format;        /* 0 text, 1 binary */
+	uint32_t oid;      /* type OID; 0 lets the server infer it */
 	bool is_null;
-	bool is_inline;      /* value lives in inline_buf */
-	bool needs_nul;      /* text of explicit length: copied and terminated when sent */
+	bool is_inline; /* value lives in inline_buf */
+	bool needs_nul; /* text of explicit length: copied and terminated when sent */
 	unsigned char inline_buf[16];
 };
 
 LG_API struct lg_param lg_param_null(void);
-LG_API struct lg_param lg_param_text(const char *s);            /* NUL-terminated UTF-8 */
+LG_API struct lg_param lg_param_text(const char *s); /* NUL-terminated UTF-8 */
 /* len bytes of s, which need not be NUL-terminated (text may not contain NUL bytes:
  * such a parameter fails the call with LG_EINVAL). */
 LG_API struct lg_param lg_param_textn(const char *s, size_t len);
-LG_API struct lg_param lg_param_int32(int32_t v);               /* int4 */
-LG_API struct lg_param lg_param_int64(int64_t v);               /* int8 */
-LG_API struct lg_param lg_param_double(double v);               /* float8 */
+LG_API struct lg_param lg_param_int32(int32_t v); /* int4 */
+LG_API struct lg_param lg_param_int64(int64_t v); /* int8 */
+LG_API struct lg_param lg_param_double(double v); /* float8 */
 LG_API struct lg_param lg_param_bool(bool v);
 LG_API struct lg_param lg_param_bytea(const void *data, size_t len);
 LG_API struct lg_param lg_param_uuid(const uint8_t uuid[16]);
 LG_API struct lg_param lg_param_timestamptz(int64_t us_since_unix_epoch);
-LG_API struct lg_param lg_param_jsonb(const char *json);        /* text JSON, sent as jsonb */
+LG_API struct lg_param lg_param_jsonb(const char *json); /* text JSON, sent as jsonb */
 
 #define LG_QUERY_PREPARE 0x1u /* use the connection's prepared statement cache */
 #define LG_QUERY_BINARY  0x2u /* ask for binary result columns */
 #define LG_QUERY_ALONE   0x4u /* send in a sync segment of its own */
 
 struct lg_query_opts {
-	uint64_t deadline;    /* absolute (lg_deadline_in); 0 = the connection's default */
-	unsigned flags;       /* LG_QUERY_* */
+	uint64_t deadline; /* absolute (lg_deadline_in); 0 = the connection's default */
+	unsigned flags;    /* LG_QUERY_* */
 };
 
 /*
@@ -155,14 +155,14 @@ LG_API int lg_conn_notification(struct lg_conn *conn, uint64_t deadline,
 LG_API void lg_notification_free(struct lg_notification *n);
 
 struct lg_conn_stats {
-	uint64_t statements;   /* completed, with success or failure */
+	uint64_t statements; /* completed, with success or failure */
 	uint64_t failed;
-	uint64_t segments;     /* sync segments sent */
-	uint64_t reruns;       /* statements re-run after a sibling failed */
-	uint64_t prepares;     /* Parse messages sent */
-	uint64_t cancels;      /* cancel requests sent */
-	size_t pending;        /* queued, not sent */
-	size_t in_flight;      /* sent, unanswered */
+	uint64_t segments; /* sync segments sent */
+	uint64_t reruns;   /* statements re-run after a sibling failed */
+	uint64_t prepares; /* Parse messages sent */
+	uint64_t cancels;  /* cancel requests sent */
+	size_t pending;    /* queued, not sent */
+	size_t in_flight;  /* sent, unanswered */
 };
 
 LG_API void lg_conn_get_stats(const struct lg_conn *conn, struct lg_conn_stats *out);

@@ -21,24 +21,24 @@ extern "C" {
 #endif
 
 /* X(name, message): one table generates the enum and lg_strerror(). */
-#define LG_ERRORS(X)                                                                     \
-	X(ENOMEM, "out of memory")                                                         \
-	X(EINVAL, "invalid argument")                                                      \
-	X(ETIMEDOUT, "deadline exceeded")                                                  \
-	X(ECANCELED, "canceled")                                                           \
-	X(ERESOLVE, "name resolution failed")                                              \
-	X(ECONNECT, "connection failed")                                                   \
-	X(ECONNLOST, "connection lost")                                                    \
-	X(ENOTSENT, "connection lost before the statement was sent (not executed)")         \
-	X(ECLOSED, "closed")                                                               \
-	X(ESERVER, "server reported an error")                                             \
-	X(EPROTO, "protocol error")                                                        \
-	X(ENOTCORO, "not inside a coroutine")                                              \
-	X(EBUSY, "busy")                                                                   \
-	X(ENULL, "value is NULL")                                                          \
-	X(ETYPE, "column type does not match the requested C type")                        \
-	X(ERANGE, "value out of range")                                                    \
-	X(ENOTFOUND, "not found")                                                          \
+#define LG_ERRORS(X)                                                                               \
+	X(ENOMEM, "out of memory")                                                                 \
+	X(EINVAL, "invalid argument")                                                              \
+	X(ETIMEDOUT, "deadline exceeded")                                                          \
+	X(ECANCELED, "canceled")                                                                   \
+	X(ERESOLVE, "name resolution failed")                                                      \
+	X(ECONNECT, "connection failed")                                                           \
+	X(ECONNLOST, "connection lost")                                                            \
+	X(ENOTSENT, "connection lost before the statement was sent (not executed)")                \
+	X(ECLOSED, "closed")                                                                       \
+	X(ESERVER, "server reported an error")                                                     \
+	X(EPROTO, "protocol error")                                                                \
+	X(ENOTCORO, "not inside a coroutine")                                                      \
+	X(EBUSY, "busy")                                                                           \
+	X(ENULL, "value is NULL")                                                                  \
+	X(ETYPE, "column type does not match the requested C type")                                \
+	X(ERANGE, "value out of range")                                                            \
+	X(ENOTFOUND, "not found")                                                                  \
 	X(ESYS, "system call failed")
 
 enum lg_errno {
@@ -46,7 +46,7 @@ enum lg_errno {
 #define LG__ERR_ENUM(name, msg) LG_##name,
 	LG_ERRORS(LG__ERR_ENUM)
 #undef LG__ERR_ENUM
-	LG__ERR_COUNT
+	    LG__ERR_COUNT
 };
 
 /* Size of the message buffer in struct lg_error, terminating NUL included. */

@@ -38,20 +38,20 @@ struct lg_pool;
 struct lg_tx;
 
 struct lg_pool_config {
-	const char *conninfo;              /* Copied */
-	unsigned min_conns;                /* opened at start and kept; 0 = 1 */
-	unsigned max_conns;                /* 0 = max(min_conns, 4) */
-	unsigned max_in_flight_per_conn;   /* 0 = 256 */
-	unsigned max_segment;              /* statements per sync segment; 0 = 64 */
-	uint64_t acquire_timeout_ms;       /* default wait for a slot; 0 = 5,000 */
-	uint64_t connect_timeout_ms;       /* per attempt; 0 = 5,000 */
-	uint64_t statement_timeout_ms;     /* default statement deadline; 0 = none */
-	uint64_t max_lifetime_ms;          /* 0 = never rotate */
-	uint64_t idle_timeout_ms;          /* close idle connections above min; 0 = never */
-	uint64_t backoff_initial_ms;       /* reconnect backoff; 0 = 50 */
-	uint64_t backoff_max_ms;           /* 0 = 5,000 */
-	uint64_t drain_timeout_ms;         /* graceful close waits this long; 0 = 10,000 */
-	bool no_warmup;                    /* do not wait for min_conns in lg_pool_new */
+	const char *conninfo;            /* Copied */
+	unsigned min_conns;              /* opened at start and kept; 0 = 1 */
+	unsigned max_conns;              /* 0 = max(min_conns, 4) */
+	unsigned max_in_flight_per_conn; /* 0 = 256 */
+	unsigned max_segment;            /* statements per sync segment; 0 = 64 */
+	uint64_t acquire_timeout_ms;     /* default wait for a slot; 0 = 5,000 */
+	uint64_t connect_timeout_ms;     /* per attempt; 0 = 5,000 */
+	uint64_t statement_timeout_ms;   /* default statement deadline; 0 = none */
+	uint64_t max_lifetime_ms;        /* 0 = never rotate */
+	uint64_t idle_timeout_ms;        /* close idle connections above min; 0 = never */
+	uint64_t backoff_initial_ms;     /* reconnect backoff; 0 = 50 */
+	uint64_t backoff_max_ms;         /* 0 = 5,000 */
+	uint64_t drain_timeout_ms;       /* graceful close waits this long; 0 = 10,000 */
+	bool no_warmup;                  /* do not wait for min_conns in lg_pool_new */
 };
 
 /*
@@ -94,15 +94,15 @@ struct lg_tx_opts {
 	enum lg_isolation isolation;
 	bool read_only;
 	bool deferrable;
-	uint64_t deadline;  /* for acquiring the connection and BEGIN; 0 = acquire_timeout_ms */
+	uint64_t deadline; /* for acquiring the connection and BEGIN; 0 = acquire_timeout_ms */
 };
 
 /*
  * Begins a transaction on a connection pinned for it alone. *out is Owned until
  * lg_tx_commit() or lg_tx_rollback(), which always release it (also on error).
  */
-LG_API int lg_pool_begin(struct lg_pool *pool, const struct lg_tx_opts *opts,
-			 struct lg_tx **out, struct lg_error *err);
+LG_API int lg_pool_begin(struct lg_pool *pool, const struct lg_tx_opts *opts, struct lg_tx **out,
+			 struct lg_error *err);
 LG_API int lg_tx_query(struct lg_tx *tx, const char *sql, const struct lg_param *params,
 		       int nparams, const struct lg_query_opts *opts, struct lg_result **out,
 		       struct lg_error *err);
@@ -132,19 +132,19 @@ LG_API int lg_pool_run_tx(struct lg_pool *pool, const struct lg_tx_opts *opts,
 #define LG_POOL_WAIT_BUCKETS 8
 
 struct lg_pool_stats {
-	unsigned conns_open;        /* connected (busy + idle) */
-	unsigned conns_busy;        /* with statements in flight or pinned */
+	unsigned conns_open; /* connected (busy + idle) */
+	unsigned conns_busy; /* with statements in flight or pinned */
 	unsigned conns_idle;
 	unsigned conns_connecting;
 	unsigned conns_pinned;
-	unsigned waiters;           /* callers waiting for a slot or a connection */
-	uint64_t in_flight;         /* statements on the wire */
+	unsigned waiters;   /* callers waiting for a slot or a connection */
+	uint64_t in_flight; /* statements on the wire */
 	uint64_t statements_ok;
 	uint64_t statements_failed;
-	uint64_t reconnects;        /* connections opened after the warm-up */
+	uint64_t reconnects; /* connections opened after the warm-up */
 	uint64_t connect_failures;
 	uint64_t conns_lost;
-	uint64_t conns_retired;     /* closed for max lifetime or idle timeout */
+	uint64_t conns_retired; /* closed for max lifetime or idle timeout */
 	uint64_t acquire_timeouts;
 	/* Acquire wait histogram: upper bounds in µs are 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, +Inf. */
 	uint64_t acquire_wait_buckets[LG_POOL_WAIT_BUCKETS];

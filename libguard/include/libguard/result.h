@@ -49,8 +49,7 @@ LG_API int lg_result_bool(const struct lg_result *r, int row, int col, bool *out
 LG_API int lg_result_text(const struct lg_result *r, int row, int col, const char **out,
 			  size_t *len);
 /* bytea contents (decoded from the text form when needed; may contain zero bytes). */
-LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t **out,
-			   size_t *len);
+LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t **out, size_t *len);
 /* timestamptz (and timestamp, read as UTC) as microseconds since 1970-01-01 UTC;
  * infinity / -infinity give INT64_MAX / INT64_MIN. */
 LG_API int lg_result_timestamptz(const struct lg_result *r, int row, int col, int64_t *out);

@@ -34,8 +34,8 @@ struct lg_runtime;
 struct lg_coro;
 
 struct lg_runtime_config {
-	size_t stack_size;    /* usable bytes per coroutine stack; 0 = 256 KiB */
-	size_t stack_cache;   /* stacks kept for reuse after coroutines finish; 0 = 64 */
+	size_t stack_size;  /* usable bytes per coroutine stack; 0 = 256 KiB */
+	size_t stack_cache; /* stacks kept for reuse after coroutines finish; 0 = 64 */
 };
 
 /* Monotonic clock in milliseconds. */

@@ -20,7 +20,8 @@ static void add(int64_t id, const char *table, const char *pk, char op, int64_t 
 static const struct rf_key_work *key(const char *redis_key)
 {
 	for (size_t i = 0; i < plan.n_keys; i++) {
-		if (plan.keys[i].redis_key != NULL && strcmp(plan.keys[i].redis_key, redis_key) == 0) {
+		if (plan.keys[i].redis_key != NULL &&
+		    strcmp(plan.keys[i].redis_key, redis_key) == 0) {
 			return &plan.keys[i];
 		}
 	}
@@ -75,19 +76,19 @@ Test(coh_plan, truncate_supersedes_older_changes_of_its_table)
 
 Test(coh_plan, malformed_rows_get_a_reason)
 {
-	add(1, "public.t", "{\"id\": 1}", 'U', 3);   /* not an array */
-	add(2, "public.t", "[1]", 'U', 3);           /* not strings */
-	add(3, "public.t", "[\"1\"", 'U', 3);        /* not JSON */
-	add(4, "public.t", NULL, 'U', 3);            /* row change without key */
-	add(5, "public.t", "[\"1\"]", 'T', 3);       /* TRUNCATE with a key */
-	add(6, "t", "[\"1\"]", 'U', 3);              /* not schema-qualified */
-	add(12, "public.Users", "[\"1\"]", 'U', 3);  /* not how quote_ident spells it */
-	add(13, "public.a:b", "[\"1\"]", 'U', 3);    /* would collide with public.a keys */
+	add(1, "public.t", "{\"id\": 1}", 'U', 3);  /* not an array */
+	add(2, "public.t", "[1]", 'U', 3);          /* not strings */
+	add(3, "public.t", "[\"1\"", 'U', 3);       /* not JSON */
+	add(4, "public.t", NULL, 'U', 3);           /* row change without key */
+	add(5, "public.t", "[\"1\"]", 'T', 3);      /* TRUNCATE with a key */
+	add(6, "t", "[\"1\"]", 'U', 3);             /* not schema-qualified */
+	add(12, "public.Users", "[\"1\"]", 'U', 3); /* not how quote_ident spells it */
+	add(13, "public.a:b", "[\"1\"]", 'U', 3);   /* would collide with public.a keys */
 	add(14, "a.b.c", "[\"1\"]", 'U', 3);
-	add(7, NULL, "[\"1\"]", 'U', 3);             /* no table */
-	add(8, "public.t", "[\"1\"]", 'X', 3);       /* unknown op */
-	add(9, "public.t", "[\"1\"]", 'U', 0);       /* version */
-	add(10, "public.t", "[]", 'U', 3);           /* empty key */
+	add(7, NULL, "[\"1\"]", 'U', 3);       /* no table */
+	add(8, "public.t", "[\"1\"]", 'X', 3); /* unknown op */
+	add(9, "public.t", "[\"1\"]", 'U', 0); /* version */
+	add(10, "public.t", "[]", 'U', 3);     /* empty key */
 	add(11, "public.t", "[\"ok\"]", 'U', 4);
 	cr_assert_eq(rf_plan_build(&plan, "p", "f"), 0);
 	for (size_t i = 0; i < plan.n_changes; i++) {

@@ -246,8 +246,7 @@ Test(coherence, cached_keys_follow_every_write_and_uncached_are_never_created)
 	/* Composite text/uuid key with a ':' inside: escaped key, refreshed. */
 	sql("INSERT INTO acct VALUES ('a:b', '6f1c1b36-3b7e-4d2a-9a59-7b0b2b8c1c11', 1)");
 	wait_drained();
-	const char *akey =
-	    "lifeguard:model:public.acct:a\\:b:6f1c1b36-3b7e-4d2a-9a59-7b0b2b8c1c11";
+	const char *akey = "lifeguard:model:public.acct:a\\:b:6f1c1b36-3b7e-4d2a-9a59-7b0b2b8c1c11";
 	rset(akey, "{\"v\":0,\"row\":{}}");
 	sql("UPDATE acct SET bal = 2");
 	wait_drained();
@@ -330,12 +329,12 @@ Test(coherence, malformed_outbox_rows_are_dead_lettered_and_the_rest_flows)
 	sql("CREATE TABLE plain (id int PRIMARY KEY)");
 	sql("BEGIN");
 	sql("INSERT INTO lifeguard.outbox (table_name, pk, op, version) VALUES"
-	    " ('public.items', '{\"id\": 1}', 'U', 1),"       /* key not an array */
-	    " ('public.items', '[\"abc\"]', 'U', 2),"         /* does not cast to int */
-	    " ('public.nosuch', '[\"1\"]', 'U', 3),"          /* no such table */
-	    " ('public.plain', '[\"1\"]', 'U', 4),"           /* not reflected */
-	    " ('x; DROP TABLE items', '[\"1\"]', 'U', 5),"   /* hostile name */
-	    " ('public.items', NULL, 'U', 6)");                /* no key */
+	    " ('public.items', '{\"id\": 1}', 'U', 1),"    /* key not an array */
+	    " ('public.items', '[\"abc\"]', 'U', 2),"      /* does not cast to int */
+	    " ('public.nosuch', '[\"1\"]', 'U', 3),"       /* no such table */
+	    " ('public.plain', '[\"1\"]', 'U', 4),"        /* not reflected */
+	    " ('x; DROP TABLE items', '[\"1\"]', 'U', 5)," /* hostile name */
+	    " ('public.items', NULL, 'U', 6)");            /* no key */
 	sql("UPDATE items SET name = 'b' WHERE id = 1");
 	sql("COMMIT");
 	sql("NOTIFY lifeguard");
@@ -409,16 +408,18 @@ Test(coherence, a_new_leader_drains_what_was_written_while_no_node_ran)
 		json_t *f = rfh_status(&cluster, i, 2000);
 		cr_assert_not_null(f);
 		cr_assert(json_is_null(json_object_get(f, "outbox")));
-		cr_assert(json_is_false(json_object_get(json_object_get(f, "postgres"), "connected")));
+		cr_assert(
+		    json_is_false(json_object_get(json_object_get(f, "postgres"), "connected")));
 		json_decref(f);
 	}
 	char *metrics = NULL;
-	cr_assert_eq(rfh_http(&cluster, (size_t)leader, "GET", "/metrics", NULL, NULL, &metrics,
-			      2000),
-		     200);
-	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_changes_total 200\n"), "%s", metrics);
+	cr_assert_eq(
+	    rfh_http(&cluster, (size_t)leader, "GET", "/metrics", NULL, NULL, &metrics, 2000), 200);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_changes_total 200\n"), "%s",
+			   metrics);
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_propagation_ms_count 200\n"));
-	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} 200\n"));
+	cr_assert_not_null(
+	    strstr(metrics, "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} 200\n"));
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_outbox_pending 0\n"));
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_notify_queue_usage "));
 	free(metrics);

@@ -75,12 +75,13 @@ static void setup(void)
 	cr_assert_eq(reflector("setup", out, sizeof(out)), 0, "%s", out);
 	PGconn *c = db();
 	char q[1024];
-	snprintf(q, sizeof(q),
-		 "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
-		 "CREATE TABLE %s.acct (tenant text, id uuid, bal int, PRIMARY KEY (tenant, id));"
-		 "CREATE TABLE %s.plain (id int8 PRIMARY KEY, v text);"
-		 "CREATE TABLE %s.nokey (x int);",
-		 schema, schema, schema, schema, schema);
+	snprintf(
+	    q, sizeof(q),
+	    "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
+	    "CREATE TABLE %s.acct (tenant text, id uuid, bal int, PRIMARY KEY (tenant, id));"
+	    "CREATE TABLE %s.plain (id int8 PRIMARY KEY, v text);"
+	    "CREATE TABLE %s.nokey (x int);",
+	    schema, schema, schema, schema, schema);
 	sql(c, q);
 	PQfinish(c);
 }
@@ -98,8 +99,7 @@ Test(schema, setup_is_idempotent_even_when_run_twice_at_once)
 	snprintf(cmd, sizeof(cmd),
 		 "'%s' setup --config '%s' >/dev/null 2>&1 & '%s' setup --config '%s' "
 		 ">/dev/null 2>&1; a=$?; wait $!; b=$?; exit $((a + b))",
-		 getenv("LG_REFLECTOR_BIN"), config_path, getenv("LG_REFLECTOR_BIN"),
-		 config_path);
+		 getenv("LG_REFLECTOR_BIN"), config_path, getenv("LG_REFLECTOR_BIN"), config_path);
 	int st = system(cmd);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "concurrent setups");
 	PGconn *c = db();
