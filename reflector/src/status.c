@@ -253,26 +253,27 @@ static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c
 #define X(name) metric(b, #name "_total", "counter", "Coherence pipeline: " #name ".", c->name);
 	COH_COUNTERS(X)
 #undef X
-	mbuf_printf(b, "# HELP lifeguard_reflector_propagation_ms Change captured in PostgreSQL "
-		       "to Redis written, in milliseconds.\n"
-		       "# TYPE lifeguard_reflector_propagation_ms histogram\n");
+	/* Prometheus base unit: seconds (the buckets are kept in ms, exact integers). */
+	mbuf_printf(b, "# HELP lifeguard_reflector_propagation_seconds Change captured in "
+		       "PostgreSQL to Redis written, in seconds.\n"
+		       "# TYPE lifeguard_reflector_propagation_seconds histogram\n");
 	uint64_t cum = 0;
 	for (size_t i = 0; i < RF_PROP_BUCKETS; i++) {
 		cum += c->prop_buckets[i];
 		if (i < RF_PROP_BUCKETS - 1) {
-			mbuf_printf(b,
-				    "lifeguard_reflector_propagation_ms_bucket{le=\"%g\"} %llu\n",
-				    rf_prop_bucket_ms[i], (unsigned long long)cum);
+			mbuf_printf(
+			    b, "lifeguard_reflector_propagation_seconds_bucket{le=\"%g\"} %llu\n",
+			    rf_prop_bucket_ms[i] / 1000.0, (unsigned long long)cum);
 		} else {
-			mbuf_printf(b,
-				    "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} %llu\n",
-				    (unsigned long long)cum);
+			mbuf_printf(
+			    b, "lifeguard_reflector_propagation_seconds_bucket{le=\"+Inf\"} %llu\n",
+			    (unsigned long long)cum);
 		}
 	}
 	mbuf_printf(b,
-		    "lifeguard_reflector_propagation_ms_sum %.3f\n"
-		    "lifeguard_reflector_propagation_ms_count %llu\n",
-		    c->prop_sum_ms, (unsigned long long)c->prop_count);
+		    "lifeguard_reflector_propagation_seconds_sum %.6f\n"
+		    "lifeguard_reflector_propagation_seconds_count %llu\n",
+		    c->prop_sum_ms / 1000.0, (unsigned long long)c->prop_count);
 }
 
 char *rf_status_metrics(const struct rf_status *st)

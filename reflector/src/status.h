@@ -31,7 +31,8 @@ struct rf_metrics {
 	uint64_t fsm_rejected; /* committed commands the FSM could not decode */
 };
 
-/* Propagation-latency histogram: upper bounds in ms (the last bucket is +Inf). */
+/* Propagation-latency histogram: upper bounds in ms (the last bucket is +Inf); /metrics
+ * exports it in seconds (lifeguard_reflector_propagation_seconds). */
 #define RF_PROP_BUCKETS 14
 extern const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1];
 

@@ -417,9 +417,9 @@ Test(coherence, a_new_leader_drains_what_was_written_while_no_node_ran)
 	    rfh_http(&cluster, (size_t)leader, "GET", "/metrics", NULL, NULL, &metrics, 2000), 200);
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_changes_total 200\n"), "%s",
 			   metrics);
-	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_propagation_ms_count 200\n"));
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_propagation_seconds_count 200\n"));
 	cr_assert_not_null(
-	    strstr(metrics, "lifeguard_reflector_propagation_ms_bucket{le=\"+Inf\"} 200\n"));
+	    strstr(metrics, "lifeguard_reflector_propagation_seconds_bucket{le=\"+Inf\"} 200\n"));
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_outbox_pending 0\n"));
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_notify_queue_usage "));
 	free(metrics);

@@ -133,6 +133,49 @@ Test(status, metrics_text)
 	free(text);
 }
 
+/* The histogram is kept in ms but exported in Prometheus base units (seconds); /status keeps
+ * its JSON field mean_ms. */
+Test(status, propagation_histogram_in_seconds)
+{
+	struct rf_metrics m;
+	memset(&m, 0, sizeof(m));
+	struct rf_coherence_stats c;
+	memset(&c, 0, sizeof(c));
+	rf_coherence_observe(&c, 3);
+	rf_coherence_observe(&c, 1500);
+	rf_coherence_observe(&c, 20000);
+	struct rf_status_peer peers[2];
+	struct rf_status st = sample(&m, peers);
+	st.coherence = &c;
+	char *text = rf_status_metrics(&st);
+	static const char *const want[] = {
+	    "# TYPE lifeguard_reflector_propagation_seconds histogram\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"0.001\"} 0\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"0.002\"} 0\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"0.005\"} 1\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"1\"} 1\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"2.5\"} 2\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"10\"} 2\n",
+	    "lifeguard_reflector_propagation_seconds_bucket{le=\"+Inf\"} 3\n",
+	    "lifeguard_reflector_propagation_seconds_sum 21.503000\n",
+	    "lifeguard_reflector_propagation_seconds_count 3\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		cr_assert(strstr(text, want[i]) != NULL, "missing %s in\n%s", want[i], text);
+	}
+	cr_assert(strstr(text, "_ms") == NULL, "a metric name carries a unit:\n%s", text);
+	free(text);
+	text = rf_status_json(&st);
+	json_t *o = json_loads(text, 0, NULL);
+	cr_assert_not_null(o, "%s", text);
+	json_t *prop = json_object_get(o, "propagation");
+	cr_assert_eq(json_integer_value(json_object_get(prop, "count")), 3);
+	double mean = json_real_value(json_object_get(prop, "mean_ms"));
+	cr_assert(mean > 7167.6 && mean < 7167.7, "mean_ms %f", mean);
+	json_decref(o);
+	free(text);
+}
+
 Test(log, lines_are_json_objects)
 {
 	FILE *f = tmpfile();
