@@ -100,7 +100,11 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 		lg_cache_free(c);
 		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
 	}
-	lg_redis_script_init(&c->fill, lg_cache_script_source(LG_CACHE_FILL));
+	int rc = lg_redis_script_init(&c->fill, lg_cache_script_source(LG_CACHE_FILL), err);
+	if (rc != 0) {
+		lg_cache_free(c);
+		return rc;
+	}
 	*out = c;
 	return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * Commands and scripts.
+ * Commands.
  *
  * Happy path: the command is formatted into the RESP wire form before entering the coroutine
  * (so a va_list is consumed on the caller's stack), the call waits until the client's link is
@@ -12,8 +12,8 @@
  *     reply) whenever hiredis calls it: with the reply, or with NULL when the link dies.
  *   - NULL reply: the link died (LG_ECONNLOST) or the client was closed (LG_ECANCELED).
  *   - an error reply: LG_ESERVER with Redis's text.
- * Scripts: EVALSHA with the locally computed SHA-1; a NOSCRIPT error (script cache flushed or
- * server restarted) sends the script once with EVAL, which caches it again.
+ * Scripts (redis_script.c) use the two halves, lg__redis_call_send and lg__redis_call_wait, to
+ * know which connection a SCRIPT LOAD or EVALSHA went to.
  */
 #include "redis_int.h"
 
@@ -80,42 +80,67 @@ struct cmd_args {
 	struct lg_error *err;
 };
 
-static int cmd_send_and_wait(struct cmd_args *a)
+int lg__redis_call_send(struct lg_redis *r, struct lg__redis_call *call, const char *wire,
+			size_t len, struct lg_error *err)
 {
-	struct lg_redis *r = a->r;
-	int rc = lg__redis_wait_ready(r, a->deadline, a->err);
-	if (rc != 0) {
-		return rc;
-	}
 	struct lg__redis_cmd *cmd = lg__calloc(1, sizeof(*cmd));
 	if (cmd == NULL) {
-		return lg__error_set(a->err, LG_ENOMEM, "redis: out of memory");
+		return lg__error_set(err, LG_ENOMEM, "redis: out of memory");
 	}
-	struct lg__waiter w;
-	lg__waiter_init(&w, cmd_abort);
-	w.data = cmd;
-	cmd->waiter = &w;
-	if (redisAsyncFormattedCommand(r->link->ac, lg__redis_on_reply, cmd, a->wire,
-				       a->wire_len) != REDIS_OK) {
+	lg__waiter_init(&call->w, cmd_abort);
+	call->w.data = cmd;
+	call->cmd = cmd;
+	cmd->waiter = &call->w;
+	if (redisAsyncFormattedCommand(r->link->ac, lg__redis_on_reply, cmd, wire, len) !=
+	    REDIS_OK) {
 		lg__free(cmd);
-		return lg__error_set(a->err, LG_ECONNLOST, "redis %s:%d: connection is closing",
+		return lg__error_set(err, LG_ECONNLOST, "redis %s:%d: connection is closing",
 				     r->host, r->port);
 	}
-	rc = lg__park(&w, a->deadline);
+	return 0;
+}
+
+int lg__redis_call_wait(struct lg_redis *r, struct lg__redis_call *call, uint64_t deadline,
+			struct lg_redis_reply **out, struct lg_error *err)
+{
+	struct lg__redis_cmd *cmd = call->cmd;
+	int rc = lg__park(&call->w, deadline);
 	if (rc != 0) {
 		/* cmd belongs to the reply callback now. */
-		return lg__error_set(a->err, rc, "redis %s:%d: %s (sent; outcome unknown)", r->host,
+		return lg__error_set(err, rc, "redis %s:%d: %s (sent; outcome unknown)", r->host,
 				     r->port, lg_strerror(rc));
 	}
 	rc = cmd->code;
 	if (rc != 0) {
-		lg__error_set(a->err, rc, "%s", cmd->msg);
-	} else if (a->out != NULL) {
-		*a->out = cmd->reply;
+		lg__error_set(err, rc, "%s", cmd->msg);
+	} else if (out != NULL) {
+		*out = cmd->reply;
 		cmd->reply = NULL;
 	}
 	lg_redis_reply_free(cmd->reply);
 	lg__free(cmd);
+	return rc;
+}
+
+uint64_t lg__redis_deadline(const struct lg_redis *r, uint64_t deadline)
+{
+	if (deadline != 0) {
+		return deadline;
+	}
+	return r->command_timeout_ms != 0 ? lg_deadline_in(r->command_timeout_ms)
+					  : LG_DEADLINE_NONE;
+}
+
+static int cmd_send_and_wait(struct cmd_args *a)
+{
+	struct lg__redis_call call;
+	int rc = lg__redis_wait_ready(a->r, a->deadline, a->err);
+	if (rc == 0) {
+		rc = lg__redis_call_send(a->r, &call, a->wire, a->wire_len, a->err);
+	}
+	if (rc == 0) {
+		rc = lg__redis_call_wait(a->r, &call, a->deadline, a->out, a->err);
+	}
 	return rc;
 }
 
@@ -191,11 +216,7 @@ static int cmd_run(struct lg_redis *r, uint64_t deadline, char *wire, int wire_l
 		    "redis: pub/sub, MONITOR and CLIENT REPLY are not supported on "
 		    "a shared client");
 	}
-	if (deadline == 0) {
-		deadline = r->command_timeout_ms != 0 ? lg_deadline_in(r->command_timeout_ms)
-						      : LG_DEADLINE_NONE;
-	}
-	struct cmd_args a = {r, deadline, wire, (size_t)wire_len, out, err};
+	struct cmd_args a = {r, lg__redis_deadline(r, deadline), wire, (size_t)wire_len, out, err};
 	int rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "redis: called from a loop callback");
@@ -236,69 +257,4 @@ LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
 	char *wire = NULL;
 	int len = redisFormatCommandArgv(&wire, argc, (const char **)argv, lens);
 	return cmd_run(r, deadline, wire, len, out, err);
-}
-
-/* Builds verb, name, nkeys, keys..., args... and runs it. */
-static int eval_run(struct lg_redis *r, const char *verb, const char *name, int nkeys,
-		    const char *const *keys, const size_t *key_lens, int nargs,
-		    const char *const *args, const size_t *arg_lens, uint64_t deadline,
-		    struct lg_redis_reply **out, struct lg_error *err)
-{
-	int argc = 3 + nkeys + nargs;
-	const char **argv = lg__calloc((size_t)argc, sizeof(*argv));
-	size_t *lens = lg__calloc((size_t)argc, sizeof(*lens));
-	if (argv == NULL || lens == NULL) {
-		lg__free(argv);
-		lg__free(lens);
-		return lg__error_set(err, LG_ENOMEM, "redis: out of memory");
-	}
-	char nk[16];
-	snprintf(nk, sizeof(nk), "%d", nkeys);
-	argv[0] = verb;
-	argv[1] = name;
-	argv[2] = nk;
-	for (int i = 0; i < nkeys; i++) {
-		argv[3 + i] = keys[i];
-		lens[3 + i] = key_lens != NULL ? key_lens[i] : strlen(keys[i]);
-	}
-	for (int i = 0; i < nargs; i++) {
-		argv[3 + nkeys + i] = args[i];
-		lens[3 + nkeys + i] = arg_lens != NULL ? arg_lens[i] : strlen(args[i]);
-	}
-	for (int i = 0; i < 3; i++) {
-		lens[i] = strlen(argv[i]);
-	}
-	int rc = lg_redis_commandv(r, deadline, argc, argv, lens, out, err);
-	lg__free(argv);
-	lg__free(lens);
-	return rc;
-}
-
-LG_API int lg_redis_eval(struct lg_redis *r, const struct lg_redis_script *script, int nkeys,
-			 const char *const *keys, const size_t *key_lens, int nargs,
-			 const char *const *args, const size_t *arg_lens, uint64_t deadline,
-			 struct lg_redis_reply **out, struct lg_error *err)
-{
-	lg_error_clear(err);
-	if (out != NULL) {
-		*out = NULL;
-	}
-	if (r == NULL || script == NULL || script->source == NULL || nkeys < 0 || nargs < 0 ||
-	    (nkeys > 0 && keys == NULL) || (nargs > 0 && args == NULL)) {
-		return lg__error_set(err, LG_EINVAL, "redis eval: invalid arguments");
-	}
-	if (deadline == 0 && r->command_timeout_ms != 0) {
-		deadline = lg_deadline_in(r->command_timeout_ms); /* one budget for both tries */
-	}
-	struct lg_error local;
-	int rc = eval_run(r, "EVALSHA", script->sha1, nkeys, keys, key_lens, nargs, args, arg_lens,
-			  deadline, out, &local);
-	if (rc == LG_ESERVER && strncmp(local.message, "NOSCRIPT", 8) == 0) {
-		rc = eval_run(r, "EVAL", script->source, nkeys, keys, key_lens, nargs, args,
-			      arg_lens, deadline, out, &local);
-	}
-	if (rc != 0 && err != NULL) {
-		*err = local;
-	}
-	return rc;
 }

@@ -28,6 +28,7 @@
 #include "redis_int.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -253,6 +254,9 @@ static int link_attach(struct lg__redis_link *l)
 	return 0;
 }
 
+/* Link ids are shared by every runtime of the process, which may run on other threads. */
+static atomic_uint_fast64_t link_last_id;
+
 int lg__redis_link_start(struct lg_redis *r)
 {
 	assert(r->link == NULL && !r->closed);
@@ -261,6 +265,7 @@ int lg__redis_link_start(struct lg_redis *r)
 		return LG_ENOMEM;
 	}
 	l->r = r;
+	l->id = (uint64_t)atomic_fetch_add_explicit(&link_last_id, 1, memory_order_relaxed) + 1;
 	l->state = LG__LINK_CONNECTING;
 	lg__timer_init(&l->timer, link_on_timeout);
 	l->ac = redisAsyncConnect(r->host, r->port);

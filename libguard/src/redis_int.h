@@ -1,7 +1,8 @@
 /*
  * Private layout of the Redis client, shared by redis_client.c (the object, connect, close),
  * redis_conn.c (one connection: state machine and the libuv adapter for hiredis),
- * redis_cmd.c (commands, EVALSHA), redis_reply.c (reply copies) and redis_sha1.c.
+ * redis_cmd.c (commands), redis_script.c (SCRIPT LOAD and EVALSHA) and redis_reply.c (reply
+ * copies).
  */
 #ifndef LG_REDIS_INT_H
 #define LG_REDIS_INT_H
@@ -29,6 +30,9 @@ enum lg__redis_link_state {
 struct lg__redis_link {
 	uv_poll_t poll; /* first: the close callback casts back */
 	struct lg_redis *r;
+	/* Unique in the process and never reused, so a script can remember the connection it was
+	 * loaded on without holding a pointer that a later link could reuse. */
+	uint64_t id;
 	redisAsyncContext *ac; /* NULL once hiredis frees it: never touch it after that */
 	enum lg__redis_link_state state;
 	bool poll_open;
@@ -54,6 +58,17 @@ struct lg_redis {
 	struct lg__waitq conn_waiters; /* calls waiting for link to be READY */
 	int last_code;                 /* why the last connection attempt or link failed */
 	char last_msg[LG_ERROR_MSG_SIZE];
+	struct lg__redis_load *loads; /* SCRIPT LOADs this client waits for (redis_script.c) */
+};
+
+/*
+ * A SCRIPT LOAD in flight on a client, on the loading coroutine's stack. Coroutines of the same
+ * client that need the script's first name wait here instead of sending a load of their own.
+ */
+struct lg__redis_load {
+	const struct lg_redis_script *script;
+	struct lg__waitq waiters;
+	struct lg__redis_load *next;
 };
 
 /* A command handed to hiredis: heap-allocated, because it outlives a caller that gave up. */
@@ -84,5 +99,24 @@ struct lg_redis_reply *lg__redis_reply_copy(const redisReply *src);
 
 /* redis_cmd.c: the reply callback for commands. */
 void lg__redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* A command handed to the current link and not yet answered; lives on the caller's stack. */
+struct lg__redis_call {
+	struct lg__waiter w;
+	struct lg__redis_cmd *cmd;
+};
+
+/*
+ * Inside a coroutine holding a reference on r: queues a formatted command (wire is copied) on
+ * r->link, which must be READY. Never yields, so a caller that has just looked at r->link knows
+ * which connection the command goes to and that it follows every command queued before.
+ */
+int lg__redis_call_send(struct lg_redis *r, struct lg__redis_call *call, const char *wire,
+			size_t len, struct lg_error *err);
+/* Waits for the answer of a sent command: the results of lg_redis_commandv. */
+int lg__redis_call_wait(struct lg_redis *r, struct lg__redis_call *call, uint64_t deadline,
+			struct lg_redis_reply **out, struct lg_error *err);
+/* 0 (the client's default deadline, or none) as an absolute deadline. */
+uint64_t lg__redis_deadline(const struct lg_redis *r, uint64_t deadline);
 
 #endif

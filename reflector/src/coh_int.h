@@ -32,6 +32,7 @@ struct rf_coherence {
 	const struct rf_config *cfg; /* Borrowed */
 	struct rf_coherence_stats stats;
 	struct rf_coh_session *session; /* the current term's session, if any */
+	/* Named by Redis on first use; shared by every session's client (all on rt). */
 	struct lg_redis_script scripts[LG_CACHE__SCRIPT_COUNT];
 	unsigned live_sessions; /* sessions not yet released */
 	bool disabled;          /* postgres or redis not configured */

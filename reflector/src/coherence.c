@@ -35,7 +35,13 @@ int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct 
 	c->rt = rt;
 	c->cfg = cfg;
 	for (int i = 0; i < LG_CACHE__SCRIPT_COUNT; i++) {
-		lg_redis_script_init(&c->scripts[i], lg_cache_script_source(i));
+		struct lg_error err;
+		if (lg_redis_script_init(&c->scripts[i], lg_cache_script_source(i), &err) != 0) {
+			rf_log(RF_LOG_ERROR, "coherence.script", "cache script %d: %s", i,
+			       err.message);
+			free(c);
+			return -1;
+		}
 	}
 	if (cfg->postgres == NULL || !cfg->redis.set) {
 		c->disabled = true;

@@ -226,7 +226,7 @@ static int run_cluster(struct rb_ctx *c, struct results *r)
 		printf("cluster up: leader node%d; %d rows cached\n", c->leader + 1, o->rows);
 	}
 	/* Warm-up, not measured: the first second after an election loads the Lua scripts
-	 * (NOSCRIPT -> EVAL once), prepares statements and reads the catalog. Steady state is
+	 * (one SCRIPT LOAD each), prepares statements and reads the catalog. Steady state is
 	 * what the percentiles describe. */
 	struct rb_opts warm_opts = *o;
 	warm_opts.seconds = 1;

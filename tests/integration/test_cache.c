@@ -25,7 +25,10 @@ static void setup(void)
 	struct lg_error err;
 	cr_assert_eq(lg_redis_connect(rt, &cfg, &redis, &err), 0, "%s", err.message);
 	for (int i = 0; i < LG_CACHE__SCRIPT_COUNT; i++) {
-		lg_redis_script_init(&scripts[i], lg_cache_script_source((enum lg_cache_script)i));
+		cr_assert_eq(lg_redis_script_init(&scripts[i],
+						  lg_cache_script_source((enum lg_cache_script)i),
+						  &err),
+			     0, "%s", err.message);
 	}
 	/* Keys private to this test process. */
 	char table[64];

@@ -1,8 +1,8 @@
 /*
  * The Redis client against real servers: binary-safe commands, many coroutines over one
- * pipelined client, EVALSHA with the NOSCRIPT fallback, connect failures (refused, deadline,
- * AUTH), command deadlines, a server killed mid-command and restarted, close with commands
- * in flight. Every test leaves its loop empty.
+ * pipelined client, connect failures (refused, deadline, AUTH), command deadlines, a server
+ * killed mid-command and restarted, close with commands in flight. Every test leaves its loop
+ * empty. Scripts (SCRIPT LOAD, EVALSHA) are tested in test_redis_script.c.
  *
  * The shared Redis ($LG_TEST_REDIS_PORT) is only read and written under keys unique to the
  * test process; tests that kill or reconfigure a server start a private one.
@@ -120,22 +120,6 @@ static const char *key(const char *name)
 	}
 	snprintf(k, 128, "%s:%s", key_prefix, name);
 	return k;
-}
-
-Test(redis, sha1_matches_known_vectors)
-{
-	char hex[41];
-	lg_sha1_hex("abc", 3, hex);
-	cr_assert_str_eq(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
-	lg_sha1_hex("", 0, hex);
-	cr_assert_str_eq(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-	const char *two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-	lg_sha1_hex(two_blocks, strlen(two_blocks), hex);
-	cr_assert_str_eq(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
-	static char million[1000000];
-	memset(million, 'a', sizeof(million));
-	lg_sha1_hex(million, sizeof(million), hex);
-	cr_assert_str_eq(hex, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
 }
 
 Test(redis, set_get_binary_values_with_zero_bytes)
@@ -261,7 +245,7 @@ Test(redis, ten_thousand_coroutines_share_one_client)
 	runtime_free_checked(rt);
 }
 
-static void eval_expect(struct lg_redis *r, const struct lg_redis_script *s, const char *arg)
+static void eval_expect(struct lg_redis *r, struct lg_redis_script *s, const char *arg)
 {
 	const char *keys[] = {key("evalkey")};
 	const char *args[] = {arg};
@@ -274,41 +258,6 @@ static void eval_expect(struct lg_redis *r, const struct lg_redis_script *s, con
 	cr_assert_str_eq(rep->element[0].str, keys[0]);
 	cr_assert_str_eq(rep->element[1].str, arg);
 	lg_redis_reply_free(rep);
-}
-
-Test(redis, evalsha_falls_back_to_eval_after_script_flush)
-{
-	struct lg_runtime *rt = runtime_on_own_loop();
-	struct private_redis pr;
-	private_start(&pr, NULL); /* SCRIPT FLUSH must not disturb other tests */
-	struct lg_redis *r = connect_port(rt, pr.port);
-	struct lg_redis_script s;
-	lg_redis_script_init(&s, "return {KEYS[1], ARGV[1]}");
-
-	/* The local SHA-1 is the one Redis computes. */
-	struct lg_redis_reply *rep;
-	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "SCRIPT LOAD %s", s.source), 0);
-	cr_assert_str_eq(rep->str, s.sha1);
-	lg_redis_reply_free(rep);
-
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "SCRIPT FLUSH"), 0, "%s", err.message);
-	eval_expect(r, &s, "first");
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "SCRIPT EXISTS %s", s.sha1), 0);
-	cr_assert_eq(rep->element[0].integer, 1, "EVAL did not cache the script again");
-	lg_redis_reply_free(rep);
-	eval_expect(r, &s, "second");
-
-	/* A script error is reported, not retried as EVAL. */
-	struct lg_redis_script bad;
-	lg_redis_script_init(&bad, "return redis.call('INCR', KEYS[1], 'extra')");
-	const char *keys[] = {key("evalbad")};
-	cr_assert_eq(lg_redis_eval(r, &bad, 1, keys, NULL, 0, NULL, NULL, 0, &rep, &err),
-		     LG_ESERVER);
-	cr_assert_not_null(strstr(err.message, "rong number of args"), "%s", err.message);
-	lg_redis_close(r);
-	runtime_free_checked(rt);
-	private_stop(&pr);
 }
 
 Test(redis, refused_port_and_bad_host_give_clear_errors)
@@ -410,8 +359,8 @@ Test(redis, server_killed_mid_command_then_restart_and_reconnect)
 	private_start(&pr, NULL);
 	struct lg_redis *r = connect_port(rt, pr.port);
 	struct lg_redis_script s;
-	lg_redis_script_init(&s, "return {KEYS[1], ARGV[1]}");
-	eval_expect(r, &s, "before"); /* cached by the server that is about to die */
+	cr_assert_eq(lg_redis_script_init(&s, "return {KEYS[1], ARGV[1]}", NULL), 0);
+	eval_expect(r, &s, "before"); /* loaded on the server that is about to die */
 
 	struct kill_ctx c = {.r = r, .pr = &pr, .rc = -1};
 	cr_assert_eq(lg_coro_spawn(rt, kill_blpop, &c, NULL), 0);
@@ -436,7 +385,7 @@ Test(redis, server_killed_mid_command_then_restart_and_reconnect)
 	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "PING"), 0, "%s", err.message);
 	cr_assert_str_eq(rep->str, "PONG");
 	lg_redis_reply_free(rep);
-	eval_expect(r, &s, "after"); /* the new server has no script cache: NOSCRIPT, EVAL */
+	eval_expect(r, &s, "after"); /* loaded again on the new connection */
 	/* A fresh client connects too. */
 	struct lg_redis *r2 = connect_port(rt, pr.port);
 	lg_redis_close(r2);

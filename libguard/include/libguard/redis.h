@@ -105,28 +105,45 @@ LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
 			     const char *const *argv, const size_t *lens,
 			     struct lg_redis_reply **out, struct lg_error *err);
 
-/* A Lua script and its SHA-1, computed locally by lg_redis_script_init. */
+/*
+ * A Lua script, named by Redis: lg_redis_eval sends SCRIPT LOAD on first use and keeps the name
+ * it answers. Initialize with lg_redis_script_init; the script needs no cleanup. A script may be
+ * shared by every client of one runtime (lg_redis_eval updates it, without locks).
+ */
 struct lg_redis_script {
 	const char *source; /* Borrowed: must outlive every use of the script */
-	char sha1[41];      /* lowercase hex */
+	char name[41];      /* what SCRIPT LOAD answered (40 hex digits); "" until then */
+	/* Private to lg_redis_eval: the connections the script was last loaded on, each with the
+	 * value of loads when its SCRIPT LOAD was queued. */
+	struct {
+		uint64_t link;
+		uint64_t load;
+	} loaded[2];
+	uint64_t loads; /* SCRIPT LOADs queued for this script so far */
 };
 
-/* Fills script for source (Borrowed). */
-LG_API void lg_redis_script_init(struct lg_redis_script *script, const char *source);
+/*
+ * Fills script for source (Borrowed: a NUL-terminated Lua chunk that must outlive every use of
+ * the script; it is not copied). Contacts no server: the name is learned on first use.
+ * Errors: LG_EINVAL (script or source NULL).
+ */
+LG_API int lg_redis_script_init(struct lg_redis_script *script, const char *source,
+				struct lg_error *err);
 
 /*
- * Runs script with EVALSHA; when Redis does not know the script (NOSCRIPT: never loaded,
- * SCRIPT FLUSH, a restart) it is sent once with EVAL, which caches it again. keys and args
- * are Borrowed for the call; a lens array may be NULL (C strings). Same errors and reply
- * ownership as lg_redis_commandv.
+ * Runs script with EVALSHA under the name Redis gave it. Before the first call on a connection
+ * (first use, a reconnect, another client) the script is sent with SCRIPT LOAD; a NOSCRIPT
+ * answer (SCRIPT FLUSH, say) loads it again and retries once. Coroutines of one client that
+ * need the script at the same time share one SCRIPT LOAD. keys and args are Borrowed for the
+ * call; a lens array may be NULL (C strings). script is Borrowed for the call and updated.
+ * Same errors and reply ownership as lg_redis_commandv; a script that does not compile fails
+ * with LG_ESERVER (Redis's message), an answer to SCRIPT LOAD that is not a name with
+ * LG_EPROTO.
  */
-LG_API int lg_redis_eval(struct lg_redis *r, const struct lg_redis_script *script, int nkeys,
+LG_API int lg_redis_eval(struct lg_redis *r, struct lg_redis_script *script, int nkeys,
 			 const char *const *keys, const size_t *key_lens, int nargs,
 			 const char *const *args, const size_t *arg_lens, uint64_t deadline,
 			 struct lg_redis_reply **out, struct lg_error *err);
-
-/* Lowercase hex SHA-1 (FIPS 180-4) of len bytes of data into hex (41 bytes, NUL included). */
-LG_API void lg_sha1_hex(const void *data, size_t len, char hex[41]);
 
 #ifdef __cplusplus
 }
