@@ -193,7 +193,8 @@ static int cache_table_load(struct lg_cache *c, struct cache_table *t, struct lg
 {
 	struct lg_param p = lg_param_text(t->name);
 	struct lg_result *r = NULL;
-	int rc = lg_pool_query(c->pool, cache_catalog_sql, &p, 1, NULL, &r, err);
+	struct lg_query_opts read = {.flags = LG_QUERY_SHARED_READ};
+	int rc = lg_pool_query(c->pool, cache_catalog_sql, &p, 1, &read, &r, err);
 	if (rc == LG_ESERVER &&
 	    (strncmp(err->sqlstate, "42", 2) == 0 || strncmp(err->sqlstate, "22", 2) == 0)) {
 		return lg__error_set(err, LG_EINVAL, "lg_cache: %s does not name a table", t->name);
@@ -342,7 +343,7 @@ static int cache_read(struct cache_table *t, struct lg_cache *c, const char *con
 	for (size_t i = 0; i < t->nkeys; i++) {
 		params[i] = lg_param_text(parts[i]);
 	}
-	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE};
+	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	struct lg_result *r = NULL;
 	int rc = lg_pool_query(c->pool, t->read_sql, params, (int)t->nkeys, &opts, &r, err);
 	if (rc == LG_ESERVER && strncmp(err->sqlstate, "22", 2) == 0) {

@@ -12,16 +12,15 @@
 
 #define OID_NUMERIC 1700
 
-/* Deadlock victims of shared sync segments are re-sent by the pool (lg_pool_query). */
 int lg__db_run(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
-	       bool prepare, struct lg_result **out, struct lg_error *err)
+	       unsigned flags, struct lg_result **out, struct lg_error *err)
 {
 	if (db->on_sql != NULL) {
 		db->on_sql(db->on_sql_ud, sql, n);
 	}
 	struct lg_query_opts o = {
 	    .deadline = db->timeout_ms != 0 ? lg_deadline_in(db->timeout_ms) : 0,
-	    .flags = prepare ? LG_QUERY_PREPARE : 0,
+	    .flags = flags,
 	};
 	return db->tx != NULL ? lg_tx_query(db->tx, sql, params, n, &o, out, err)
 			      : lg_pool_query(db->pool, sql, params, n, &o, out, err);
@@ -37,7 +36,7 @@ LG_API struct lg_db lg_db_tx(const struct lg_db *base, struct lg_tx *tx)
 LG_API int lg_db_query(const struct lg_db *db, const char *sql, const struct lg_param *params,
 		       int nparams, struct lg_result **out, struct lg_error *err)
 {
-	return lg__db_run(db, sql, params, nparams, true, out, err);
+	return lg__db_run(db, sql, params, nparams, LG_QUERY_PREPARE, out, err);
 }
 
 uint64_t *lg__row_nulls(const struct lg_model *m, void *row)

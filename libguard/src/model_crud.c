@@ -26,11 +26,11 @@ static int bad_value(const struct lg_model *m, struct lg_error *err)
 
 /* Runs sql, then decodes the single returned row (if any) into row. *found tells. */
 static int run_into_row(const struct lg_db *db, const struct lg_model *m, const char *sql,
-			const struct lg_param *p, int n, void *row, bool *found,
+			unsigned flags, const struct lg_param *p, int n, void *row, bool *found,
 			struct lg_error *err)
 {
 	struct lg_result *r = NULL;
-	int rc = lg__db_run(db, sql, p, n, true, &r, err);
+	int rc = lg__db_run(db, sql, p, n, flags, &r, err);
 	if (rc != 0) {
 		return rc;
 	}
@@ -67,7 +67,7 @@ LG_API int lg_model_find(const struct lg_db *db, const struct lg_model *m,
 	}
 	int npk = __builtin_popcountll(lg__model_pk(m));
 	bool found = false;
-	int rc = run_into_row(db, m, sql.buf, key, npk, out, &found, err);
+	int rc = run_into_row(db, m, sql.buf, LG__DB_READ, key, npk, out, &found, err);
 	lg__sql_free(&sql);
 	if (rc == 0 && !found) {
 		rc = lg__error_set(err, LG_ENOTFOUND, "model %s: no row with that key", m->table);
@@ -110,7 +110,7 @@ static int write_one(const struct lg_db *db, struct lg_changes *c, struct lg_sql
 			return bad_value(m, err);
 		}
 	}
-	int rc = run_into_row(db, m, sql->buf, p, n, c->row, found, err);
+	int rc = run_into_row(db, m, sql->buf, LG__DB_WRITE, p, n, c->row, found, err);
 	if (rc == 0 && *found) {
 		c->changed = 0;
 	}
@@ -168,7 +168,7 @@ LG_API int lg_model_update(const struct lg_db *db, struct lg_changes *c, struct 
 	lg__sql_init(&sql, buf, sizeof(buf));
 	lg__sql_find(&sql, m);
 	struct lg_result *r = NULL;
-	rc = lg__sql_text(&sql) != NULL ? lg__db_run(db, sql.buf, key, n, true, &r, err)
+	rc = lg__sql_text(&sql) != NULL ? lg__db_run(db, sql.buf, key, n, LG__DB_READ, &r, err)
 					: lg__model_build_error(m, sql.err, err);
 	lg__sql_free(&sql);
 	if (rc != 0) {
@@ -205,7 +205,7 @@ LG_API int lg_model_delete(const struct lg_db *db, const struct lg_model *m, con
 	lg__sql_init(&sql, buf, sizeof(buf));
 	lg__sql_delete_pk(&sql, m);
 	struct lg_result *r = NULL;
-	int rc = lg__sql_text(&sql) != NULL ? lg__db_run(db, sql.buf, key, n, true, &r, err)
+	int rc = lg__sql_text(&sql) != NULL ? lg__db_run(db, sql.buf, key, n, LG__DB_WRITE, &r, err)
 					    : lg__model_build_error(m, sql.err, err);
 	lg__sql_free(&sql);
 	if (rc == 0 && lg_result_affected(r) == 0) {
@@ -248,7 +248,7 @@ LG_API int lg_model_raw(const struct lg_db *db, const struct lg_model *m, const 
 		return lg__model_build_error(m, LG_EINVAL, err);
 	}
 	struct lg_result *r = NULL;
-	int rc = lg__db_run(db, sql, params, nparams, true, &r, err);
+	int rc = lg__db_run(db, sql, params, nparams, LG_QUERY_PREPARE, &r, err);
 	if (rc != 0) {
 		return rc;
 	}

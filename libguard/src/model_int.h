@@ -10,8 +10,12 @@
 #include "query_build.h"
 
 /* Runs sql on db (pool or transaction) after calling the on_sql hook. */
+/* Query flags of the ORM's statements: its reads share sync segments, its writes do not. */
+#define LG__DB_READ  (LG_QUERY_PREPARE | LG_QUERY_SHARED_READ)
+#define LG__DB_WRITE LG_QUERY_PREPARE
+
 int lg__db_run(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
-	       bool prepare, struct lg_result **out, struct lg_error *err);
+	       unsigned flags, struct lg_result **out, struct lg_error *err);
 
 /* The NULL bit mask and Owned memory block of a row. */
 uint64_t *lg__row_nulls(const struct lg_model *m, void *row);

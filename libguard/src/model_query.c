@@ -262,7 +262,8 @@ static int query_run(const struct lg_db *db, struct lg_query *q, enum lg__select
 	if (rc != 0) {
 		rc = lg__model_build_error(q->model, rc, err);
 	} else {
-		rc = lg__db_run(db, sql.buf, q->params, n, true, out, err);
+		rc = lg__db_run(db, sql.buf, q->params, n,
+				kind == LG__DELETE ? LG__DB_WRITE : LG__DB_READ, out, err);
 	}
 	lg__sql_free(&sql);
 	return rc;

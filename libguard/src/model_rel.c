@@ -46,7 +46,7 @@ static int insert_chunk(const struct lg_db *db, const struct lg_model *m, char *
 		}
 	}
 	struct lg_result *r = NULL;
-	rc = lg__db_run(db, sql.buf, p, np, false, &r, err);
+	rc = lg__db_run(db, sql.buf, p, np, 0, &r, err);
 	if (rc == 0 && returning) {
 		int map[LG_MODEL_MAX_COLS];
 		int nc = lg__map_mask(m, lg__model_all(m), map);
@@ -183,7 +183,7 @@ static int run_related(const struct lg_db *db, const struct lg_model *target, st
 		return lg__model_build_error(target, sql->err, err);
 	}
 	struct lg_param p = lg_param_textn(keys->buf, keys->len);
-	int rc = lg__db_run(db, sql->buf, &p, 1, true, res, err);
+	int rc = lg__db_run(db, sql->buf, &p, 1, LG__DB_READ, res, err);
 	if (rc != 0) {
 		return rc;
 	}

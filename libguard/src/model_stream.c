@@ -73,7 +73,7 @@ static int stream_page(struct stream *s, struct lg_rows *rows, struct lg_error *
 	struct lg_result *r = NULL;
 	int rc = lg__sql_text(&sql) == NULL
 		     ? lg__model_build_error(m, sql.err, err)
-		     : lg__db_run(s->db, sql.buf, s->params, n, true, &r, err);
+		     : lg__db_run(s->db, sql.buf, s->params, n, LG__DB_READ, &r, err);
 	if (rc == 0) {
 		int map[LG_MODEL_MAX_COLS];
 		lg__map_mask(m, cols, map);
@@ -163,7 +163,7 @@ static int cursor_run(struct cursor *cu, int (*fn)(void *ud, const void *row), v
 	int n = 0;
 	int rc = lg__query_render(cu->q, LG__SELECT_ROWS, &sql, &n);
 	rc = rc != 0 ? lg__model_build_error(m, rc, err)
-		     : lg__db_run(cu->db, sql.buf, cu->q->params, n, false, NULL, err);
+		     : lg__db_run(cu->db, sql.buf, cu->q->params, n, 0, NULL, err);
 	lg__sql_free(&sql);
 	char fetch[80];
 	snprintf(fetch, sizeof(fetch), "FETCH %u FROM %s", cu->batch, cu->name);
@@ -173,7 +173,7 @@ static int cursor_run(struct cursor *cu, int (*fn)(void *ud, const void *row), v
 	while (more) {
 		struct lg_result *r = NULL;
 		struct lg_rows rows = {0};
-		rc = lg__db_run(cu->db, fetch, NULL, 0, true, &r, err);
+		rc = lg__db_run(cu->db, fetch, NULL, 0, LG_QUERY_PREPARE, &r, err);
 		if (rc == 0) {
 			rc = lg__rows_append(&rows, m, r, map, 0);
 		}
@@ -186,7 +186,7 @@ static int cursor_run(struct cursor *cu, int (*fn)(void *ud, const void *row), v
 	}
 	if (rc == 0) {
 		snprintf(fetch, sizeof(fetch), "CLOSE %s", cu->name);
-		rc = lg__db_run(cu->db, fetch, NULL, 0, false, NULL, err);
+		rc = lg__db_run(cu->db, fetch, NULL, 0, 0, NULL, err);
 	}
 	return rc;
 }

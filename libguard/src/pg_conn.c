@@ -23,7 +23,7 @@
 
 #include "alloc_int.h"
 #include "error_int.h"
-#include "sql_classify.h"
+#include "sql_parse.h"
 
 #define CONN_DEFAULT_CONNECT_MS 10000
 #define CONN_DEFAULT_SEGMENT    64
@@ -57,6 +57,7 @@ static void conn_free(struct lg_conn *c)
 	lg__free(c->kw);
 	lg__free(c->vals);
 	lg__prep_free_all(c);
+	lg__sql_cache_free(c->verdicts);
 	lg__notify_free_all(c);
 	lg__free(c);
 }

@@ -138,6 +138,7 @@ struct lg_conn {
 	size_t prep_nbuckets;
 	size_t prep_count;
 	unsigned prep_seq;
+	struct lg__sql_cache *verdicts; /* statement verdicts by SQL text (lazy) */
 	char lost_msg[LG_ERROR_MSG_SIZE];
 
 	/* notifications */

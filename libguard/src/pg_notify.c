@@ -94,7 +94,7 @@ static int notify_statement(struct lg_conn *c, const char *verb, const char *cha
 	strcat(sql, " ");
 	strcat(sql, quoted);
 	PQfreemem(quoted);
-	struct lg_query_opts opts = {0, LG_QUERY_ALONE};
+	struct lg_query_opts opts = {0, 0};
 	int rc = lg_conn_query(c, sql, NULL, 0, &opts, NULL, err);
 	lg__free(sql);
 	return rc;

@@ -12,8 +12,9 @@
 
 #include "alloc_int.h"
 #include "error_int.h"
+#include "pg_query_int.h"
 #include "pg_types.h"
-#include "sql_classify.h"
+#include "sql_parse.h"
 
 /* Type OIDs from PostgreSQL's pg_type.dat. */
 #define OID_BOOL        16
@@ -240,7 +241,7 @@ static int query_in_coro(void *arg)
 	}
 	unsigned flags = a->opts != NULL ? a->opts->flags : 0;
 	s->flags = flags;
-	s->alone = a->alone || (flags & LG_QUERY_ALONE);
+	s->alone = a->alone;
 	s->result_format = (flags & LG_QUERY_BINARY) ? 1 : 0;
 	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0 ? a->opts->deadline
 			    : c->statement_timeout_ms != 0 ? lg_deadline_in(c->statement_timeout_ms)
@@ -275,9 +276,35 @@ static int query_in_coro(void *arg)
 	return rc;
 }
 
-LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_param *params,
-			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
-			 struct lg_error *err)
+/*
+ * What the statement may do here, from its verdict: COPY never; a statement marked as a
+ * shared read must be one; on a shared connection, no session state or transaction control.
+ */
+static int query_check(struct lg__sql_verdict v, unsigned flags, bool shared_conn,
+		       struct lg_error *err)
+{
+	if (v.flags & LG__SQL_COPY) {
+		return lg__error_set(err, LG_EINVAL,
+				     "query: COPY cannot run on a pipelined connection");
+	}
+	if ((flags & LG_QUERY_SHARED_READ) && !lg__sql_is_read(v)) {
+		return lg__error_set(err, LG_EINVAL,
+				     "query: marked LG_QUERY_SHARED_READ, but it is not a plain "
+				     "read: %s",
+				     v.why != NULL ? v.why : "not a SELECT, SHOW or EXPLAIN");
+	}
+	if (shared_conn && !lg__sql_shareable_conn(v)) {
+		return lg__error_set(err, LG_EINVAL,
+				     "pool: refused on a shared connection (%s); run it in a "
+				     "transaction (lg_pool_begin) or on a connection of your own",
+				     v.why != NULL ? v.why : "session state");
+	}
+	return 0;
+}
+
+static int query_run(struct lg_conn *c, const char *sql, const struct lg_param *params, int nparams,
+		     const struct lg_query_opts *opts, bool shared_conn, struct lg_result **out,
+		     struct lg_error *err)
 {
 	lg_error_clear(err);
 	if (out != NULL) {
@@ -296,17 +323,38 @@ LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_par
 					     i + 1);
 		}
 	}
-	enum lg__sql_kind kind = lg__sql_classify(sql);
-	if (kind == LG__SQL_UNSUPPORTED) {
-		return lg__error_set(err, LG_EINVAL,
-				     "query: COPY cannot run on a pipelined connection");
+	if (c->verdicts == NULL) {
+		c->verdicts = lg__sql_cache_new(c->prepared_cache_max);
 	}
-	struct query_args a = {c, sql, params, nparams, opts, out, err, kind == LG__SQL_ALONE};
-	int rc = lg__run_in_coro(c->rt, query_in_coro, &a);
+	struct lg__sql_verdict v = lg__sql_cache_get(c->verdicts, sql, NULL);
+	unsigned flags = opts != NULL ? opts->flags : 0;
+	int rc = query_check(v, flags, shared_conn, err);
+	if (rc != 0) {
+		return rc;
+	}
+	/* Autocommit equivalence: only plain reads share a sync segment (and so an implicit
+	 * transaction) with other callers' statements; everything else gets its own Sync. */
+	struct query_args a = {c,    sql, params, nparams,
+			       opts, out, err,    !(flags & LG_QUERY_SHARED_READ)};
+	rc = lg__run_in_coro(c->rt, query_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "query: called from a loop callback");
 	}
 	return rc;
+}
+
+LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_param *params,
+			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+			 struct lg_error *err)
+{
+	return query_run(c, sql, params, nparams, opts, false, out, err);
+}
+
+int lg__conn_query_shared(struct lg_conn *c, const char *sql, const struct lg_param *params,
+			  int nparams, const struct lg_query_opts *opts, struct lg_result **out,
+			  struct lg_error *err)
+{
+	return query_run(c, sql, params, nparams, opts, true, out, err);
 }
 
 LG_API int lg_conn_exec(struct lg_conn *c, const char *sql, struct lg_error *err)

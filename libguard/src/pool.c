@@ -4,8 +4,11 @@
  * Happy path of lg_pool_query:
  *   1. Acquire a slot: with nobody queued, the least-loaded usable connection with fewer than
  *      max_in_flight_per_conn statements takes it at once.
- *   2. The statement runs through lg_conn_query, sharing that connection's sync segments with
- *      the other statements of the loop turn.
+ *   2. The statement runs on that connection (pg_query.c). Statements marked
+ *      LG_QUERY_SHARED_READ share its sync segments with the other reads of the loop turn;
+ *      every other statement gets a Sync of its own, as if it ran alone in autocommit.
+ *      Statements that would leave session state on the shared connection (SET, LISTEN,
+ *      BEGIN ...) are refused before anything is sent.
  *   3. Releasing the slot hands it straight to the oldest waiter (no barging: a newcomer never
  *      overtakes the queue), then the result goes back to the caller.
  *
@@ -15,6 +18,8 @@
  *   - The connection is lost: in-flight statements fail with LG_ECONNLOST (never replayed);
  *     statements it had not sent (LG_ENOTSENT) are sent again on another connection. The
  *     connection is marked lost and the maintenance coroutine replaces it.
+ *   - A shared read that lost a deadlock or serialization conflict (40P01, 40001) did
+ *     nothing and runs again; any other statement's failure is its caller's.
  *   - Pool closing: waiters and new calls get LG_ECLOSED.
  * Exclusive (transaction) waiters reserve the least-loaded connection, which then takes no new
  * statements and is handed over once drained; statement waiters behind them keep flowing on
@@ -28,6 +33,7 @@
 
 #include "alloc_int.h"
 #include "error_int.h"
+#include "pg_query_int.h"
 #include "pool_policy.h"
 
 #define POOL_DEFAULT_MAX_CONNS      4
@@ -290,20 +296,25 @@ static int pool_query_in_coro(void *arg)
 				: lg_deadline_in(p->cfg.acquire_timeout_ms);
 	int unsent = 0;
 	int victims = 0;
+	bool shared_read = a->opts != NULL && (a->opts->flags & LG_QUERY_SHARED_READ);
 	for (;;) {
 		struct lg__pool_conn *pc;
 		int rc = lg__pool_acquire(p, false, deadline, &pc, e);
 		if (rc != 0) {
 			return rc;
 		}
-		rc = lg_conn_query(pc->conn, a->sql, a->params, a->nparams, a->opts, a->out, e);
+		rc = lg__conn_query_shared(pc->conn, a->sql, a->params, a->nparams, a->opts, a->out,
+					   e);
 		lg__pool_note_result(p, pc, rc);
 		lg__pool_release(p, pc);
 		/* Not sent means not executed: another connection may run it. */
 		if (rc == LG_ENOTSENT && unsent++ < POOL_MAX_UNSENT_RETRIES) {
 			continue;
 		}
-		if (pool_rolled_back_victim(rc, e) && victims++ < POOL_MAX_VICTIM_RETRIES &&
+		/* A read that lost a deadlock or serialization conflict did nothing: run it
+		 * again. Anything else is the caller's, as in autocommit. */
+		if (shared_read && pool_rolled_back_victim(rc, e) &&
+		    victims++ < POOL_MAX_VICTIM_RETRIES &&
 		    lg_sleep(1 + lg__pool_random(p) % (2u << victims)) == 0) {
 			continue;
 		}

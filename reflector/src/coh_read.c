@@ -173,7 +173,7 @@ static int coh_read(struct rf_coh_session *s, struct coh_table *t, struct rf_pla
 	keys[off++] = ']';
 	keys[off] = '\0';
 	struct lg_param param = lg_param_text(keys);
-	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE};
+	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	struct lg_result *r = NULL;
 	int rc = lg_pool_query(s->pool, t->read_sql, &param, 1, &opts, &r, err);
 	free(keys);

@@ -72,7 +72,8 @@ static int raw_read(struct lg_result *r, int i)
 static int one_query(struct run *s, uint32_t seed)
 {
 	int64_t key = (int64_t)(seed % ROWS) + 1;
-	struct lg_query_opts o = {0, LG_QUERY_PREPARE};
+	/* Flagged as the ORM flags its reads. */
+	struct lg_query_opts o = {0, LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	struct lg_result *r = NULL;
 	int rc = 0;
 	if (s->shape == FIND && s->orm) {

@@ -7,7 +7,9 @@
  *   C) pgbench -S -M prepared -c N, and a pgbench script with \startpipeline ... 10 selects
  *      ... \endpipeline (what this machine can do at all).
  * Prints queries/s, latency p50/p99, client CPU seconds per 100k queries (A and B) and the
- * ratios A/B and A/C-pipelined.
+ * ratios A/B and A/C-pipelined. A's statements are marked LG_QUERY_SHARED_READ, so they share
+ * sync segments. classify_ns is what deciding that costs per statement on the hot path: a
+ * hit in the connection's cache of parser verdicts (sql_cache.c), timed in a loop.
  *
  *   pool_bench [--dsn DSN] [--conns N] [--clients M] [--seconds S] [--json]
  * Without --dsn it starts its own throwaway PostgreSQL through scripts/services.
@@ -22,6 +24,7 @@
 #include <libguard/libguard.h>
 
 #include "bench_common.h"
+#include "sql_parse.h"
 
 #define BENCH_ROWS   100000
 #define PGBENCH_PIPE 10
@@ -51,7 +54,7 @@ static void a_client(void *arg)
 {
 	struct a_state *s = arg;
 	uint32_t seed = (uint32_t)(uintptr_t)&seed;
-	struct lg_query_opts o = {0, LG_QUERY_PREPARE | LG_QUERY_BINARY};
+	struct lg_query_opts o = {0, LG_QUERY_PREPARE | LG_QUERY_BINARY | LG_QUERY_SHARED_READ};
 	while (bench_now_us() < s->end_us) {
 		seed = seed * 1103515245u + 12345u;
 		struct lg_param p = lg_param_int32((int32_t)(seed % BENCH_ROWS) + 1);
@@ -105,6 +108,25 @@ static int run_a(const char *dsn, int conns, int clients, int seconds, struct re
 	lg_pool_close(s.pool);
 	lg_runtime_free(rt);
 	return 0;
+}
+
+/* The verdict lookup every statement pays (a cache hit), in ns. */
+static double classify_ns(void)
+{
+	enum { N = 2000000 };
+	struct lg__sql_cache *c = lg__sql_cache_new(0);
+	if (c == NULL) {
+		return 0;
+	}
+	(void)lg__sql_cache_get(c, select_sql, NULL);
+	unsigned reads = 0;
+	uint64_t t0 = bench_now_us();
+	for (int i = 0; i < N; i++) {
+		reads += lg__sql_is_read(lg__sql_cache_get(c, select_sql, NULL));
+	}
+	double ns = (double)(bench_now_us() - t0) * 1000.0 / N;
+	lg__sql_cache_free(c);
+	return reads == N ? ns : 0;
 }
 
 /* B: a thread per connection, blocking libpq. */
@@ -301,6 +323,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	double a_over_b = b.qps > 0 ? a.qps / b.qps : 0;
+	double cls_ns = classify_ns();
 	double a_over_cp = cp.qps > 0 ? a.qps / cp.qps : 0;
 	if (json) {
 		printf("{\"conns\":%d,\"clients\":%d,\"seconds\":%d,"
@@ -310,10 +333,10 @@ int main(int argc, char **argv)
 		       "\"c_pipelined_qps\":%.0f,\"c_pipelined_p50_ms\":%.3f,"
 		       "\"c_pipelined_p99_ms\":%.3f,"
 		       "\"a_over_b\":%.3f,\"a_over_c_pipelined\":%.3f,"
-		       "\"a_cpu_per_100k\":%.3f,\"b_cpu_per_100k\":%.3f}\n",
+		       "\"a_cpu_per_100k\":%.3f,\"b_cpu_per_100k\":%.3f,\"classify_ns\":%.1f}\n",
 		       conns, clients, seconds, a.qps, a.p50, a.p99, b.qps, b.p50, b.p99, c.qps,
 		       c.p50, c.p99, cp.qps, cp.p50, cp.p99, a_over_b, a_over_cp, a.cpu_per_100k,
-		       b.cpu_per_100k);
+		       b.cpu_per_100k, cls_ns);
 		return 0;
 	}
 	printf("pool_bench: primary-key SELECT on %d rows, %d connections, %d s each\n", BENCH_ROWS,
@@ -329,5 +352,6 @@ int main(int argc, char **argv)
 	       cp.qps, cp.p50, cp.p99, "-");
 	printf("A/B = %.2f   A/C-pipelined = %.2f   (A clients: %d coroutines)\n", a_over_b,
 	       a_over_cp, clients);
+	printf("classify: %.1f ns per statement (verdict cache hit)\n", cls_ns);
 	return 0;
 }

@@ -72,7 +72,7 @@ static void setup(void)
 	snprintf(table, sizeof(table), "%s.users", schema);
 	char sql[512];
 	snprintf(sql, sizeof(sql),
-		 "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE;"
+		 "DROP SCHEMA IF EXISTS %s CASCADE;"
 		 "CREATE SCHEMA %s;"
 		 "CREATE TABLE %s (id int PRIMARY KEY, name text, lg_version bigint);"
 		 "INSERT INTO %s VALUES (1, 'ann', 5), (2, 'bob', 6), (3, 'cy', 7)",

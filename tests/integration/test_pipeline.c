@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libguard/libguard.h>
 
@@ -51,7 +52,7 @@ static void echo_worker(void *arg)
 	struct echo_job *j = arg;
 	struct lg_param p = lg_param_int64(j->id);
 	struct lg_result *r = NULL;
-	struct lg_query_opts opts = {0, LG_QUERY_PREPARE};
+	struct lg_query_opts opts = {0, LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	j->rc = lg_conn_query(conn, "SELECT $1::int8 * 3 + 1", &p, 1, &opts, &r, NULL);
 	if (j->rc == 0) {
 		j->rc = lg_result_int64(r, 0, 0, &j->got);
@@ -78,7 +79,7 @@ Test(pipeline, ten_thousand_coroutines_one_connection, .init = connect_shared, .
 	lg_conn_get_stats(conn, &st);
 	cr_assert_eq(st.statements, N);
 	cr_assert_eq(st.failed, 0);
-	/* Sharing happened: far fewer syncs than statements. */
+	/* Shared reads shared: far fewer syncs than statements. */
 	cr_assert_lt(st.segments, N / 4, "segments %" PRIu64, st.segments);
 	cr_assert_eq(st.prepares, 1, "one Parse for one SQL text, got %" PRIu64, st.prepares);
 	free(jobs);
@@ -132,8 +133,140 @@ Test(pipeline, failing_statement_only_fails_its_caller, .init = connect_shared)
 	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_seg WHERE id IN (7, 150, 151)"), 0);
 	struct lg_conn_stats st;
 	lg_conn_get_stats(conn, &st);
-	cr_assert_gt(st.reruns, 0, "siblings of the failures were re-run");
+	/* Autocommit equivalence: every write had a Sync of its own, none was re-run. */
+	cr_assert_eq(st.reruns, 0, "writes are never re-run");
+	cr_assert_geq(st.segments, N, "segments %" PRIu64, st.segments);
 	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_seg", &err), 0);
+	close_shared();
+}
+
+struct read_job {
+	int id;
+	int rc;
+	int64_t got;
+};
+
+static void read_worker(void *arg)
+{
+	struct read_job *j = arg;
+	struct lg_param p = lg_param_int64(j->id);
+	struct lg_query_opts opts = {0, LG_QUERY_SHARED_READ};
+	struct lg_result *r = NULL;
+	/* 1 / 0 for every 50th job: division_by_zero inside a shared segment. */
+	j->rc = lg_conn_query(conn, "SELECT $1::int8 / ((($1::int8 % 50) <> 0)::int)", &p, 1, &opts,
+			      &r, NULL);
+	if (j->rc == 0) {
+		j->rc = lg_result_int64(r, 0, 0, &j->got);
+	}
+	lg_result_free(r);
+}
+
+Test(pipeline, a_failing_shared_read_fails_only_its_caller, .init = connect_shared)
+{
+	enum { N = 300 };
+	struct read_job jobs[N];
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct read_job){.id = i + 1, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, read_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < N; i++) {
+		if ((i + 1) % 50 == 0) {
+			cr_assert_eq(jobs[i].rc, LG_ESERVER, "job %d rc %d", i, jobs[i].rc);
+		} else {
+			cr_assert_eq(jobs[i].rc, 0, "job %d rc %d", i, jobs[i].rc);
+			cr_assert_eq(jobs[i].got, i + 1);
+		}
+	}
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_gt(st.reruns, 0, "siblings of the failing reads were re-run");
+	cr_assert_lt(st.segments, N / 4, "reads shared segments: %" PRIu64, st.segments);
+	close_shared();
+}
+
+struct seq_job {
+	bool fail;
+	int rc;
+	int64_t got;
+};
+
+static void seq_worker(void *arg)
+{
+	struct seq_job *j = arg;
+	struct lg_result *r = NULL;
+	j->rc = lg_conn_query(conn, j->fail ? "SELECT 1 / 0" : "SELECT nextval('lg_it_seq')", NULL,
+			      0, NULL, &r, NULL);
+	if (j->rc == 0) {
+		j->rc = lg_result_int64(r, 0, 0, &j->got);
+	}
+	lg_result_free(r);
+}
+
+/* The old pipeline put nextval() in one segment with a failing neighbour, PostgreSQL rolled
+ * the segment back, and the re-run burned a sequence value. */
+Test(pipeline, nextval_beside_a_failure_burns_no_value, .init = connect_shared)
+{
+	struct lg_error err;
+	cr_assert_eq(lg_conn_exec(conn, "DROP SEQUENCE IF EXISTS lg_it_seq", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "CREATE SEQUENCE lg_it_seq", &err), 0, "%s", err.message);
+	enum { N = 200 };
+	struct seq_job jobs[N];
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct seq_job){.fail = i % 10 == 5, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, seq_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	bool seen[N + 1] = {false};
+	int values = 0;
+	for (int i = 0; i < N; i++) {
+		if (jobs[i].fail) {
+			cr_assert_eq(jobs[i].rc, LG_ESERVER);
+			continue;
+		}
+		cr_assert_eq(jobs[i].rc, 0, "job %d rc %d", i, jobs[i].rc);
+		cr_assert(jobs[i].got >= 1 && jobs[i].got <= N, "value %" PRId64, jobs[i].got);
+		cr_assert(!seen[jobs[i].got], "value %" PRId64 " twice", jobs[i].got);
+		seen[jobs[i].got] = true;
+		values++;
+	}
+	/* No gaps: the sequence handed out exactly 1..values. */
+	cr_assert_eq(count_rows("SELECT last_value FROM lg_it_seq"), values);
+	/* Marked as a shared read, it is refused before anything is sent. */
+	struct lg_query_opts read = {0, LG_QUERY_SHARED_READ};
+	cr_assert_eq(lg_conn_query(conn, "SELECT nextval('lg_it_seq')", NULL, 0, &read, NULL, &err),
+		     LG_EINVAL);
+	cr_assert(strstr(err.message, "nextval") != NULL, "%s", err.message);
+	cr_assert_eq(count_rows("SELECT last_value FROM lg_it_seq"), values);
+	cr_assert_eq(lg_conn_exec(conn, "DROP SEQUENCE lg_it_seq", &err), 0);
+	close_shared();
+}
+
+Test(pipeline, shared_read_marks_are_checked_by_the_parser, .init = connect_shared)
+{
+	static const char *const refused[] = {
+	    "WITH d AS (DELETE FROM pg_class WHERE false RETURNING 1) SELECT * FROM d",
+	    "SELECT * FROM pg_class FOR UPDATE",
+	    "SELECT set_config('app.x', 'y', true)",
+	    "SELECT pg_advisory_lock(42)",
+	    "SELECT 1 INTO lg_it_never",
+	    "SELECT 1; SELECT 2",
+	    "SELEC 1",
+	    "BEGIN",
+	};
+	struct lg_query_opts read = {0, LG_QUERY_SHARED_READ};
+	struct lg_error err;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		cr_expect_eq(lg_conn_query(conn, refused[i], NULL, 0, &read, NULL, &err), LG_EINVAL,
+			     "%s", refused[i]);
+		cr_expect(strstr(err.message, "LG_QUERY_SHARED_READ") != NULL, "%s", err.message);
+	}
+	/* Nothing reached the server: no advisory lock is held, no table was created. */
+	cr_assert_eq(count_rows("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM pg_class WHERE relname = 'lg_it_never'"), 0);
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_eq(st.statements, 2, "only the two counts ran: %" PRIu64, st.statements);
 	close_shared();
 }
 

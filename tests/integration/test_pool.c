@@ -523,7 +523,9 @@ Test(pool, overload_is_served_first_come_first_served_and_deadlines_hold)
 	}
 	struct lg_pool_stats st;
 	lg_pool_get_stats(pool, &st);
-	cr_assert_eq(st.acquire_timeouts, 4, "the first ran and timed out; four never got a slot");
+	cr_assert_eq(st.acquire_timeouts, 4,
+		     "the first ran and timed out; four never got a slot (%" PRIu64 ")",
+		     (uint64_t)st.acquire_timeouts);
 	cr_assert_eq(st.waiters, 0);
 	/* The pool still serves after the abandoned statement was canceled. */
 	cr_assert_eq(scalar("SELECT 3"), 3);

@@ -1,13 +1,17 @@
 /*
  * One asynchronous PostgreSQL connection, shared by many coroutines.
  *
- * The connection runs libpq in nonblocking pipeline mode. Statements submitted by coroutines
- * during one loop turn are sent together as one sync segment (up to max_segment statements),
- * which PostgreSQL runs as one implicit transaction. Results are released only when the
- * segment's Sync arrives: if a statement fails, its caller alone gets the error, and the
- * siblings PostgreSQL rolled back are re-run in a new segment, so each statement takes effect
- * exactly once. Statements that may not share a transaction (transaction control, SET,
- * LISTEN, VACUUM ...) travel alone; COPY is refused (pipeline mode cannot carry it).
+ * The connection runs libpq in nonblocking pipeline mode: statements submitted by coroutines
+ * during one loop turn go out in one write, and nobody waits a round trip for another.
+ *
+ * Every statement behaves as if it were sent alone in autocommit: it travels in a sync
+ * segment of its own (its own implicit transaction, locks and failure), unless its caller
+ * marks it LG_QUERY_SHARED_READ. Marked reads of one loop turn share segments (up to
+ * max_segment statements) and are re-run if a sibling fails, which is safe only because they
+ * change nothing: the mark is checked with PostgreSQL's own parser (cached per SQL text), and
+ * a marked statement that writes, locks rows, calls nextval()/set_config()/advisory locks or
+ * holds several statements is refused with LG_EINVAL. COPY is refused (pipeline mode cannot
+ * carry it).
  *
  * A statement in flight when the connection dies fails with LG_ECONNLOST and is never sent
  * again: its outcome is unknown to the caller, and writes are never replayed silently.
@@ -103,7 +107,11 @@ LG_API struct lg_param lg_param_jsonb(const char *json); /* text JSON, sent as j
 
 #define LG_QUERY_PREPARE 0x1u /* use the connection's prepared statement cache */
 #define LG_QUERY_BINARY  0x2u /* ask for binary result columns */
-#define LG_QUERY_ALONE   0x4u /* send in a sync segment of its own */
+/* A plain read (SELECT, VALUES, TABLE, SHOW, EXPLAIN without ANALYZE; no FOR UPDATE/SHARE,
+ * no data-modifying WITH, no function with known side effects): may share a sync segment
+ * with other callers' reads and be re-sent when one of them fails. LG_EINVAL otherwise.
+ * (0x4 was LG_QUERY_ALONE, which is now every statement's default.) */
+#define LG_QUERY_SHARED_READ 0x8u
 
 struct lg_query_opts {
 	uint64_t deadline; /* absolute (lg_deadline_in); 0 = the connection's default */
@@ -116,8 +124,10 @@ struct lg_query_opts {
  * lg_result_free(). Errors: LG_ESERVER (err carries SQLSTATE and the server message),
  * LG_ECONNLOST (sent, outcome unknown; also for any call on a lost connection), LG_ENOTSENT
  * (the connection was lost while the statement waited to be sent: not executed, safe to send
- * again elsewhere), LG_ETIMEDOUT, LG_ECANCELED, LG_ECLOSED, LG_EINVAL (COPY, or more
- * parameters than the protocol allows).
+ * again elsewhere), LG_ETIMEDOUT, LG_ECANCELED, LG_ECLOSED, LG_EINVAL (COPY, a statement
+ * marked LG_QUERY_SHARED_READ that is not a plain read, or more parameters than the protocol
+ * allows; nothing was sent). The connection is the caller's own: session state (SET,
+ * LISTEN ...) is allowed here and stays on it; the pool refuses it on shared connections.
  */
 LG_API int lg_conn_query(struct lg_conn *conn, const char *sql, const struct lg_param *params,
 			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,

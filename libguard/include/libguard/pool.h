@@ -73,10 +73,18 @@ LG_API void lg_pool_close(struct lg_pool *pool);
 /*
  * Runs one statement on a pooled connection (same contract as lg_conn_query). The acquire
  * wait is bounded by opts->deadline when set, else by acquire_timeout_ms; LG_ETIMEDOUT then
- * names the last connect error when the server is unreachable. A statement chosen as a
- * deadlock or serialization victim (40P01/40001) was rolled back with its shared sync
- * segment, applied nothing, and is sent again (a few times, after a short random pause)
- * before the error is reported.
+ * names the last connect error when the server is unreachable. A statement marked
+ * LG_QUERY_SHARED_READ that is chosen as a deadlock or serialization victim (40P01/40001)
+ * changed nothing and is sent again (a few times, after a short random pause) before the
+ * error is reported; any other statement's error is reported as in autocommit.
+ *
+ * Pooled connections are shared, so statements that would leave session state behind are
+ * refused with LG_EINVAL before anything is sent: transaction control (use lg_pool_begin),
+ * SET/RESET (SET LOCAL is fine inside a transaction), set_config(.., false) or with a
+ * non-literal is_local, LISTEN/UNLISTEN, PREPARE/DEALLOCATE/DISCARD, session advisory locks
+ * (pg_advisory_lock ...; the _xact_ ones are fine), temporary tables and cursors WITH HOLD.
+ * Text that PostgreSQL's parser rejects (or longer than 256 KiB) is sent, alone, and the
+ * server reports its error.
  */
 LG_API int lg_pool_query(struct lg_pool *pool, const char *sql, const struct lg_param *params,
 			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,

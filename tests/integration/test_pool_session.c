@@ -1,0 +1,206 @@
+/*
+ * lg_pool against real PostgreSQL: statements keep their autocommit meaning on shared
+ * connections. Session state is refused there (it would leak to the next caller of the same
+ * connection), transaction-local state does not leak to neighbours of the same loop turn, and
+ * writes never share an implicit transaction with other callers.
+ *
+ * Every test here failed on the pipeline that put all statements of a loop turn into one sync
+ * segment: BEGIN went through and swallowed other callers' INSERTs, set_config(.., true) was
+ * visible to a neighbour's current_setting(), a neighbour's failure rolled back a write.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libguard/libguard.h>
+
+#include "lg_test.h"
+
+static struct lg_runtime *rt;
+static struct lg_pool *pool;
+static char table[64];
+
+static void open_pool(void)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	struct lg_pool_config cfg = {.conninfo = lg_test_pg_dsn(), .min_conns = 2, .max_conns = 2};
+	struct lg_error err;
+	cr_assert_eq(lg_pool_new(rt, &cfg, &pool, &err), 0, "pool: %s", err.message);
+	snprintf(table, sizeof(table), "lg_it_ps_%d", (int)getpid());
+	char sql[160];
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int8 PRIMARY KEY, who text)", table);
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+}
+
+static void close_pool(void)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
+	struct lg_error err;
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	lg_pool_close(pool);
+	lg_runtime_free(rt);
+}
+
+static int64_t count_rows(void)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	struct lg_result *r;
+	struct lg_error err;
+	cr_assert_eq(lg_pool_query(pool, sql, NULL, 0, NULL, &r, &err), 0, "%s", err.message);
+	int64_t n = -1;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &n), 0);
+	lg_result_free(r);
+	return n;
+}
+
+Test(pool_session, session_state_is_refused_before_it_is_sent, .init = open_pool, .fini = NULL)
+{
+	static const char *const refused[] = {
+	    "BEGIN",
+	    "START TRANSACTION",
+	    "COMMIT",
+	    "SET search_path = nowhere",
+	    "RESET ALL",
+	    "SELECT set_config('app.tenant', 'tenant-A', false)",
+	    "SELECT set_config('app.tenant', 'tenant-A', 1 = 1)",
+	    "LISTEN lg_it_chan",
+	    "PREPARE lg_it_p AS SELECT 1",
+	    "DISCARD ALL",
+	    "DEALLOCATE ALL",
+	    "SELECT pg_advisory_lock(4242)",
+	    "SELECT pg_try_advisory_lock(4242)",
+	    "CREATE TEMP TABLE lg_it_tmp (a int)",
+	};
+	struct lg_error err;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		cr_expect_eq(lg_pool_exec(pool, refused[i], &err), LG_EINVAL, "%s", refused[i]);
+		cr_expect(strstr(err.message, "lg_pool_begin") != NULL, "%s: %s", refused[i],
+			  err.message);
+	}
+	/* None of it reached a server: no advisory lock, no LISTEN, no prepared statement. */
+	struct lg_result *r;
+	cr_assert_eq(lg_pool_query(pool,
+				   "SELECT (SELECT count(*) FROM pg_locks WHERE locktype = "
+				   "'advisory') + (SELECT count(*) FROM pg_listening_channels()) + "
+				   "(SELECT count(*) FROM pg_prepared_statements)",
+				   NULL, 0, NULL, &r, &err),
+		     0, "%s", err.message);
+	int64_t n = -1;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &n), 0);
+	lg_result_free(r);
+	cr_assert_eq(n, 0);
+	/* The same statements are fine where the session is the caller's: in a transaction. */
+	struct lg_tx *tx;
+	cr_assert_eq(lg_pool_begin(pool, NULL, &tx, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_tx_exec(tx, "SELECT set_config('app.tenant', 'tenant-A', true)", &err), 0,
+		     "%s", err.message);
+	cr_assert_eq(lg_tx_exec(tx, "SET LOCAL statement_timeout = 0", &err), 0, "%s", err.message);
+	cr_assert_eq(lg_tx_commit(tx, &err), 0, "%s", err.message);
+	close_pool();
+}
+
+struct tenant_job {
+	int id;
+	bool setter;
+	int rc;
+	char seen[64];
+	struct lg_error err;
+};
+
+static void tenant_worker(void *arg)
+{
+	struct tenant_job *j = arg;
+	struct lg_result *r = NULL;
+	if (j->setter) {
+		char v[32];
+		snprintf(v, sizeof(v), "tenant-%d", j->id);
+		struct lg_param p = lg_param_text(v);
+		j->rc = lg_pool_query(pool, "SELECT set_config('app.tenant', $1, true)", &p, 1,
+				      NULL, NULL, &j->err);
+		return;
+	}
+	struct lg_query_opts read = {0, LG_QUERY_SHARED_READ};
+	j->rc = lg_pool_query(pool, "SELECT coalesce(current_setting('app.tenant', true), '')",
+			      NULL, 0, &read, &r, &j->err);
+	const char *v = NULL;
+	if (j->rc == 0 && lg_result_text(r, 0, 0, &v, NULL) == 0) {
+		snprintf(j->seen, sizeof(j->seen), "%s", v);
+	}
+	lg_result_free(r);
+}
+
+/* Row-level security keyed on a setting: one tenant must never read with another's. */
+Test(pool_session, transaction_local_settings_do_not_reach_neighbours, .init = open_pool,
+     .fini = NULL)
+{
+	enum { N = 400 };
+	struct tenant_job *jobs = calloc(N, sizeof(*jobs));
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct tenant_job){.id = i, .setter = i % 2 == 0, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, tenant_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+		if (!jobs[i].setter) {
+			cr_assert_str_eq(jobs[i].seen, "", "job %d read tenant '%s'", i,
+					 jobs[i].seen);
+		}
+	}
+	free(jobs);
+	close_pool();
+}
+
+struct write_job {
+	int id;
+	bool poison;
+	int rc;
+	struct lg_error err;
+};
+
+static void write_worker(void *arg)
+{
+	struct write_job *j = arg;
+	char sql[160];
+	snprintf(sql, sizeof(sql), "INSERT INTO %s (id, who) VALUES ($1, ($2::int8 / $3)::text)",
+		 table);
+	struct lg_param p[3] = {lg_param_int64(j->id), lg_param_int64(j->id),
+				lg_param_int64(j->poison ? 0 : 1)};
+	j->rc = lg_pool_query(pool, sql, p, 3, NULL, NULL, &j->err);
+}
+
+/* A caller's BEGIN used to open a transaction around other callers' INSERTs, which then
+ * reported success and were never committed. Refused now; the neighbours commit. */
+Test(pool_session, begin_through_the_pool_cannot_swallow_other_writes, .init = open_pool,
+     .fini = NULL)
+{
+	enum { N = 200 };
+	struct write_job jobs[N];
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct write_job){.id = i, .poison = i % 40 == 7, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, write_worker, &jobs[i], NULL), 0);
+	}
+	struct lg_error err;
+	cr_assert_eq(lg_pool_exec(pool, "BEGIN", &err), LG_EINVAL);
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	int ok = 0;
+	for (int i = 0; i < N; i++) {
+		if (jobs[i].poison) {
+			cr_assert_eq(jobs[i].rc, LG_ESERVER);
+			cr_assert_str_eq(jobs[i].err.sqlstate, "22012");
+		} else {
+			cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+			ok++;
+		}
+	}
+	/* Every acknowledged INSERT is visible to a fresh session, exactly once. */
+	cr_assert_eq(count_rows(), ok);
+	close_pool();
+}
