@@ -77,6 +77,7 @@ struct lg__segment {
 	struct lg__stmt *cursor; /* statement whose results come next; NULL: awaiting Sync */
 	bool cursor_in_prepare;  /* the Parse answer of cursor comes first */
 	bool awaiting_null;      /* the current query's results ended; a NULL follows */
+	bool commit_failed;      /* the implicit COMMIT at Sync failed; a NULL may follow */
 	bool failed;
 	size_t count;
 };

@@ -5,8 +5,9 @@
  * Happy path:
  *   1. At the end of a loop turn the flush takes the queued statements in order and sends
  *      them as segments of at most max_segment statements, each closed by PQpipelineSync.
- *      A statement marked alone (transaction control, SET, LISTEN, VACUUM ...) gets a
- *      segment of its own. With the prepared cache, the first use of a text sends Parse
+ *      Only statements marked LG_QUERY_SHARED_READ share a segment; every other statement
+ *      gets a segment of its own, so it keeps its autocommit meaning (pg_query.c decides,
+ *      from PostgreSQL's parser). With the prepared cache, the first use of a text sends Parse
  *      (PQsendPrepare) ahead of its execution in the same segment.
  *   2. Readable socket: PQconsumeInput, then PQgetResult while libpq is not busy. Results
  *      arrive in send order: per query its result(s), then NULL; per segment one
@@ -19,6 +20,9 @@
  *     the segment comes back PGRES_PIPELINE_ABORTED and the earlier statements were rolled
  *     back. The failing statement's caller gets the error; every sibling is queued again at
  *     the front, in order, and re-sent in a fresh segment (nothing of it committed).
+ *   - The implicit COMMIT at Sync fails (deferred constraint, serialization failure): the
+ *     ErrorResponse arrives after the last statement's results; it goes to that segment's
+ *     statement (pg_results.c), and the connection carries on.
  *   - A Parse fails or is skipped: the cache entry returns to "not prepared".
  *   - A statement whose caller left (deadline/cancel) is dropped, never re-sent; when it is
  *     the one the server is executing, a cancel request is sent. A cancel can land on the

@@ -153,6 +153,46 @@ static void results_advance(struct lg__segment *seg)
 
 static void results_cancel_head(struct lg_conn *c);
 
+/*
+ * An ErrorResponse after the segment's last result and before its ReadyForQuery: the
+ * implicit COMMIT at Sync failed (a deferred constraint, a serialization failure, a
+ * commit-time trigger). Nothing of the segment committed. The error goes to the first
+ * statement that had succeeded (a segment of one statement: that statement); in a segment of
+ * shared reads the others are re-sent. A FATAL or PANIC error is the server ending the
+ * session: returns false and the connection fails.
+ */
+static bool results_commit_error(struct lg__segment *seg, PGresult *r)
+{
+	const char *severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (PQresultStatus(r) != PGRES_FATAL_ERROR || severity == NULL ||
+	    strcmp(severity, "ERROR") != 0) {
+		return false;
+	}
+	struct lg__stmt *owner = NULL;
+	for (struct lg__stmt *s = seg->head; s != NULL; s = s->next) {
+		if (s->outcome == LG__STMT_OK) {
+			owner = s;
+			break;
+		}
+	}
+	if (owner == NULL) {
+		PQclear(r); /* every statement already failed on its own */
+	} else {
+		PQclear(owner->result);
+		owner->result = NULL;
+		owner->error = r;
+		owner->outcome = LG__STMT_FAILED;
+		for (struct lg__stmt *s = owner->next; s != NULL; s = s->next) {
+			if (s->outcome == LG__STMT_OK) {
+				s->outcome = LG__STMT_ABORTED;
+			}
+		}
+	}
+	seg->failed = true;
+	seg->commit_failed = true;
+	return true;
+}
+
 static void results_process(struct lg_conn *c)
 {
 	while (c->state == LG__CONN_READY && !PQisBusy(c->pg)) {
@@ -163,9 +203,18 @@ static void results_process(struct lg_conn *c)
 				results_advance(seg);
 				continue;
 			}
+			if (seg != NULL && seg->commit_failed && seg->cursor == NULL) {
+				seg->commit_failed =
+				    false; /* the NULL closing the COMMIT's error */
+				continue;
+			}
 			break;
 		}
 		ExecStatusType st = PQresultStatus(r);
+		if (seg != NULL && st != PGRES_PIPELINE_SYNC && seg->cursor == NULL &&
+		    results_commit_error(seg, r)) {
+			continue;
+		}
 		if (seg == NULL || (st != PGRES_PIPELINE_SYNC && seg->cursor == NULL)) {
 			/* An error outside any statement: the server is ending the session. */
 			char msg[LG_ERROR_MSG_SIZE];

@@ -383,3 +383,59 @@ Test(pipeline, listen_notify_roundtrip, .init = connect_shared)
 	lg_conn_close(other);
 	close_shared();
 }
+
+struct deferred_job {
+	const char *sql;
+	int64_t id;
+	int64_t parent;
+	int rc;
+	struct lg_error err;
+};
+
+static void deferred_worker(void *arg)
+{
+	struct deferred_job *j = arg;
+	struct lg_param p[2] = {lg_param_int64(j->id), lg_param_int64(j->parent)};
+	j->rc = lg_conn_query(conn, j->sql, p, j->sql[0] == 'I' ? 2 : 0, NULL, NULL, &j->err);
+}
+
+/* A DEFERRABLE INITIALLY DEFERRED foreign key fails at the implicit COMMIT, after the INSERT
+ * itself reported success: the error belongs to that INSERT alone, and the connection and the
+ * other callers are untouched. (It used to drop the connection and fail every caller with
+ * LG_ECONNLOST, storing nothing.) */
+Test(pipeline, commit_time_failure_belongs_to_its_statement, .init = connect_shared)
+{
+	struct lg_error err;
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE IF EXISTS lg_it_child, lg_it_parent", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "CREATE TABLE lg_it_parent (id int8 PRIMARY KEY)", &err),
+		     0);
+	cr_assert_eq(lg_conn_exec(conn,
+				  "CREATE TABLE lg_it_child (id int8 PRIMARY KEY, parent int8 "
+				  "REFERENCES lg_it_parent DEFERRABLE INITIALLY DEFERRED)",
+				  &err),
+		     0, "%s", err.message);
+	cr_assert_eq(lg_conn_exec(conn, "INSERT INTO lg_it_parent VALUES (1)", &err), 0);
+	static const char ins[] = "INSERT INTO lg_it_child (id, parent) VALUES ($1, $2)";
+	for (int round = 0; round < 3; round++) {
+		struct deferred_job jobs[4] = {
+		    {ins, round * 10 + 1, 1, -1, {0}},
+		    {ins, round * 10 + 2, 999, -1, {0}}, /* no such parent */
+		    {ins, round * 10 + 3, 1, -1, {0}},
+		    {"SELECT 42", 0, 0, -1, {0}},
+		};
+		for (int i = 0; i < 4; i++) {
+			cr_assert_eq(lg_coro_spawn(rt, deferred_worker, &jobs[i], NULL), 0);
+		}
+		cr_assert_eq(lg_runtime_run(rt), 0);
+		cr_assert_eq(jobs[0].rc, 0, "%s", jobs[0].err.message);
+		cr_assert_eq(jobs[1].rc, LG_ESERVER, "rc %d: %s", jobs[1].rc, jobs[1].err.message);
+		cr_assert_str_eq(jobs[1].err.sqlstate, "23503");
+		cr_assert_eq(jobs[2].rc, 0, "%s", jobs[2].err.message);
+		cr_assert_eq(jobs[3].rc, 0, "%s", jobs[3].err.message);
+		cr_assert(lg_conn_ok(conn));
+		cr_assert(!lg_conn_in_transaction(conn));
+	}
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_child"), 6);
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_child, lg_it_parent", &err), 0);
+	close_shared();
+}
