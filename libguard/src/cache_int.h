@@ -2,7 +2,7 @@
 #ifndef LG_CACHE_INT_H
 #define LG_CACHE_INT_H
 
-#include "libguard/cache_read.h"
+#include "libguard/cache.h"
 
 /* Returned by lg__cache_flight_join when the caller must read the row itself. */
 #define LG__CACHE_LOAD (-1)

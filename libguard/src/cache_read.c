@@ -1,5 +1,5 @@
 /*
- * Cache-aside reads of reflected rows (libguard/cache_read.h).
+ * Cache-aside reads of reflected rows (libguard/cache.h).
  *
  * Happy path of lg_cache_get:
  *   1. Resolve the table once per cache: canonical quote_ident(schema).quote_ident(table) (the
@@ -24,7 +24,8 @@
 #include "alloc_int.h"
 #include "error_int.h"
 #include "cache_int.h"
-#include "libguard/cache_read.h"
+#include "libguard/cache.h"
+#include "libguard/cache_contract.h"
 #include "pool_int.h"
 #include "query_build.h"
 

@@ -1,5 +1,6 @@
 /*
- * Lua compare-and-set scripts and key building for the cache contract (see libguard/cache.h).
+ * Lua compare-and-set scripts and key building for the cache contract (see
+ * libguard/cache_contract.h).
  *
  * Versions compare as numbers (tonumber), stored values are decoded with Redis' bundled cjson
  * to read their "v". A fence only ever rises, so a late writer with an older version can never
@@ -8,7 +9,7 @@
  * a refreshed or tombstoned key that Redis evicts (or that expires) right after must still
  * refuse a fill that read an older row before the change.
  */
-#include "libguard/cache.h"
+#include "libguard/cache_contract.h"
 
 #include <stdbool.h>
 #include <string.h>

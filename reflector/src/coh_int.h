@@ -2,7 +2,7 @@
 #ifndef RF_COH_INT_H
 #define RF_COH_INT_H
 
-#include <libguard/cache.h>
+#include <libguard/cache_contract.h>
 #include <libguard/conn.h>
 #include <libguard/pool.h>
 #include <libguard/redis.h>

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libguard/cache.h>
+#include <libguard/cache_contract.h>
 
 #define PLAN_KEY_MAX 2048
 

@@ -9,7 +9,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include <libguard/cache.h>
+#include <libguard/cache_contract.h>
 
 /* A fill older than this from its read is dropped (far below the 30 s fence TTL). */
 #define CHAOS_FILL_DEADLINE_MS 1000

@@ -25,7 +25,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
-#include <libguard/cache.h>
+#include <libguard/cache_contract.h>
 
 #include "chaos_check.h"
 #include "chaos_load.h"

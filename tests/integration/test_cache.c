@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libguard/cache_contract.h>
 #include <libguard/libguard.h>
 
 static struct lg_runtime *rt;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libguard/cache_contract.h>
 #include <libguard/libguard.h>
 
 #include "lg_test.h"

@@ -1,67 +1,84 @@
 /*
- * The Redis side of the cache-coherence contract (../shared/DESIGN.md, "Shared data
- * contract"), shared by libguard's cache fills and the reflector's refreshes.
- *
- * Keys: <prefix>:<schema>.<table>:<pk> for rows (composite keys joined with ':' after
- * escaping '\' and ':' with a backslash), <fence prefix>:<schema>.<table>:<pk> for key fences,
- * <fence prefix>:<schema>.<table> for table fences, and the raft term key.
- * Values: {"v": <lg_version>, "row": {...}}; tombstones {"v": <version>, "deleted": true}.
- *
- * Every write goes through one of the Lua scripts below (run with lg_redis_eval), so each
- * check and its write are one atomic step in Redis. KEYS and ARGV per script:
- *
- *   LG_CACHE_CLAIM_TERM      KEYS term             ARGV term
- *       Raises the stored term; an older term gets the error "STALETERM".
- *   LG_CACHE_CHECK_OR_FENCE  KEYS row, fence, term ARGV version, fence_ttl_ms, term
- *       Raises the fence to version; answers "cached" if the row key exists, else "fenced".
- *       STALETERM for a deposed writer.
- *   LG_CACHE_REFRESH         KEYS row, fence, term ARGV version, value, fence_ttl_ms, term
- *       Raises the fence to version; overwrites a cached row whose stored version is lower,
- *       keeping its TTL ("refreshed"); "kept" when the stored version is not lower; "fenced"
- *       when the key vanished meanwhile.
- *   LG_CACHE_TOMBSTONE       KEYS row, fence, term ARGV version, tomb_ttl_ms, fence_ttl_ms, term
- *       A delete: raises the fence to version; a cached row becomes a short-lived tombstone
- *       ("tombstoned", or "kept" when newer); an uncached one answers "fenced".
- *   Every reflector script raises the key fence, so an evicted or expired row key still
- *   refuses fills older than the last processed change for fence_ttl_ms.
- *   LG_CACHE_TABLE_FENCE     KEYS table fence, term ARGV version, fence_ttl_ms, term
- *       TRUNCATE: raises the table fence ("fenced").
- *   LG_CACHE_FILL            KEYS row, fence, table fence ARGV version, value, ttl_ms
- *       A read-through fill after a miss: "filled" only if no key or table fence holds a
- *       higher version and the key is absent or older; else "fenced" / "kept".
+ * lg_cache: cache-aside reads of rows the reflector keeps coherent (see
+ * libguard/cache_contract.h for the Redis contract and reflector/README.md, "Coherence", for
+ * the guarantee).
  */
 #ifndef LIBGUARD_CACHE_H
 #define LIBGUARD_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "libguard/error.h"
+#include "libguard/pool.h"
+#include "libguard/redis.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum lg_cache_script {
-	LG_CACHE_CLAIM_TERM,
-	LG_CACHE_CHECK_OR_FENCE,
-	LG_CACHE_REFRESH,
-	LG_CACHE_TOMBSTONE,
-	LG_CACHE_TABLE_FENCE,
-	LG_CACHE_FILL,
-	LG_CACHE__SCRIPT_COUNT
+/*
+ * Cache-aside reads of reflected rows: Redis first; on a miss, the row from the primary, then
+ * a fenced fill (LG_CACHE_FILL) that the reflector's fences refuse when the row read is older
+ * than a change it already processed. The reflector keeps filled keys fresh afterwards.
+ *
+ * Values are byte-exact {"v":<lg_version>,"row":<to_jsonb(row)>}, as the reflector writes
+ * them; a tombstone or a value in another format counts as a miss (the primary answers).
+ * Redis failures degrade to reads from the primary (counted in redis_errors): the cache never
+ * makes a read fail that PostgreSQL can answer. A fill is dropped, not written, when more than
+ * fill_deadline_ms passed since the read started (the fences only cover fills that young).
+ * Coroutines that miss the same key at the same time share one read of the primary.
+ */
+struct lg_cache;
+
+struct lg_cache_config {
+	struct lg_pool *pool;      /* the primary; Borrowed: must outlive the cache */
+	struct lg_redis *redis;    /* Borrowed: must outlive the cache */
+	const char *key_prefix;    /* Copied; NULL = "lifeguard:model" (reflector key_prefix) */
+	const char *fence_prefix;  /* Copied; NULL = "lifeguard:fence" (reflector fence_prefix) */
+	uint64_t ttl_ms;           /* TTL of filled keys; 0 = 300,000 */
+	uint64_t fill_deadline_ms; /* read -> fill budget; 0 = 1,000; keep below fence_ttl_ms */
+	uint64_t redis_timeout_ms; /* per GET / fill: a stalled Redis degrades to the primary
+				    * after this long instead of holding reads; 0 = 250 */
 };
 
-/* The Lua source of a script (static storage), or NULL for an unknown one. */
-LG_API const char *lg_cache_script_source(enum lg_cache_script which);
+/* Creates a cache reader. On success *out is Owned (lg_cache_free). LG_EINVAL, LG_ENOMEM. */
+LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out,
+			struct lg_error *err);
+LG_API void lg_cache_free(struct lg_cache *c);
+
+struct lg_cache_row {
+	char *json; /* Owned: the row as JSON (to_jsonb), NUL-terminated */
+	size_t len;
+	int64_t version; /* its lg_version */
+	bool from_cache; /* true: served by Redis */
+};
 
 /*
- * Builds "<prefix>:<table>:<k1>:<k2>..." into buf (size bytes, NUL-terminated), escaping '\'
- * and ':' inside key parts with a backslash so distinct keys never collide. table is
- * "schema.table". Returns 0, LG_EINVAL (empty prefix/table, no parts) or LG_ERANGE (buf too
- * small). parts are Borrowed for the call.
+ * Reads one row by primary key. table names a reflected table ("public.users"; resolved by
+ * PostgreSQL, so any accepted spelling works); parts are the key columns' text forms in key
+ * order (Borrowed for the call). On 0, *row holds the row (release with lg_cache_row_clear).
+ * LG_ENOTFOUND: no such row (nothing is cached for it). LG_EINVAL: not a table, no primary
+ * key, no lg_version column (not reflected), wrong number of key parts. Errors of the primary
+ * as lg_pool_query. Must run in a coroutine of the pool's runtime or outside any coroutine.
  */
-LG_API int lg_cache_key(char *buf, size_t size, const char *prefix, const char *table,
-			const char *const *parts, size_t nparts);
+LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const *parts,
+			size_t nparts, struct lg_cache_row *row, struct lg_error *err);
+
+LG_API void lg_cache_row_clear(struct lg_cache_row *row);
+
+struct lg_cache_stats {
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t fills;         /* written by LG_CACHE_FILL */
+	uint64_t fills_refused; /* a fence or a newer value was there ("fenced"/"kept") */
+	uint64_t fills_late;    /* dropped: the fill deadline had passed */
+	uint64_t redis_errors;  /* Redis unavailable: served from the primary */
+	uint64_t coalesced;     /* misses answered by another coroutine's read of the same key */
+};
+
+LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,6 @@
 
 #include "libguard/alloc.h"
 #include "libguard/cache.h"
-#include "libguard/cache_read.h"
 #include "libguard/conn.h"
 #include "libguard/error.h"
 #include "libguard/model.h"

@@ -17,7 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
-#include <libguard/cache.h>
+#include <libguard/cache_contract.h>
 
 #include "lg_test.h"
 #include "rf_harness.h"
