@@ -1,7 +1,8 @@
 /*
  * Result accessors over a PGresult: bounds, NULL and type checks, then decoding of the text
- * or binary form (decoders in pg_types.c). bytea in text form is decoded on first access and
- * kept with the result, so the returned pointer lives as long as the result.
+ * or binary form (decoders in pg_types.c, and libpq's PQunescapeBytea() for bytea text). bytea
+ * in text form is decoded on first access and kept with the result, so the returned pointer
+ * lives as long as the result.
  */
 #include "pg_conn_int.h"
 
@@ -263,20 +264,24 @@ LG_API int lg_result_bytea(struct lg_result *r, int row, int col, const uint8_t 
 			return 0;
 		}
 	}
-	size_t need = 0;
-	rc = lg__pg_bytea_text_decode(c.v, c.len, NULL, 0, &need);
-	if (rc != 0) {
-		return rc;
-	}
-	struct bytea_cell *cell = lg__malloc(sizeof(*cell) + need + 1);
-	if (cell == NULL) {
+	/* PQgetvalue() text always ends in NUL, as PQunescapeBytea() needs. libpq decodes both
+	 * bytea_output formats but does not reject malformed text; the server never sends any.
+	 * The bytes are copied into a block of our own so that lg_set_allocator() still owns
+	 * every allocation a result holds, and libpq's malloc() block goes straight back. */
+	size_t n = 0;
+	unsigned char *raw = PQunescapeBytea((const unsigned char *)c.v, &n);
+	if (raw == NULL) {
 		return LG_ENOMEM;
 	}
-	rc = lg__pg_bytea_text_decode(c.v, c.len, cell->data, need + 1, &cell->len);
-	if (rc != 0) {
-		lg__free(cell);
-		return rc;
+	struct bytea_cell *cell = lg__malloc(sizeof(*cell) + n + 1);
+	if (cell == NULL) {
+		PQfreemem(raw);
+		return LG_ENOMEM;
 	}
+	memcpy(cell->data, raw, n);
+	cell->data[n] = 0;
+	cell->len = n;
+	PQfreemem(raw);
 	cell->row = row;
 	cell->col = col;
 	cell->next = r->decoded;

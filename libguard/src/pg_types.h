@@ -7,11 +7,11 @@
  * hand in slices of larger buffers as well as PQgetvalue() strings.
  *
  * The text parsers accept what the server prints (PostgreSQL 15 documentation, chapter 8,
- * per type "Output" paragraphs) with DateStyle ISO and either bytea_output, and reject
- * anything else with LG_EINVAL: a surprise in a server value means a misconfigured session,
- * and failing loudly beats silently misreading a timestamp. Well-formed values that do not
- * fit the C type give LG_ERANGE. On any error the output arguments are left untouched,
- * except *out_len of lg__pg_bytea_text_decode() as documented there.
+ * per type "Output" paragraphs) with DateStyle ISO, and reject anything else with LG_EINVAL: a
+ * surprise in a server value means a misconfigured session, and failing loudly beats silently
+ * misreading a timestamp. Well-formed values that do not fit the C type give LG_ERANGE. On any
+ * error the output arguments are left untouched. bytea text is not decoded here: pg_result.c hands
+ * it to libpq's PQunescapeBytea().
  */
 #ifndef LG_PG_TYPES_H
 #define LG_PG_TYPES_H
@@ -42,16 +42,6 @@ int lg__pg_parse_double(const char *s, size_t len, double *out);
 
 /* Parses the text form of boolean: exactly "t" or "f". */
 int lg__pg_parse_bool(const char *s, size_t len, bool *out);
-
-/*
- * Decodes the text form of bytea: hex format ("\x" then digit pairs, blanks allowed between
- * pairs as the server's hex_decode allows) or the legacy escape format (raw bytes, "\\" for a
- * backslash, "\ooo" octal with a first digit 0-3). s is Borrowed; out is Borrowed and may be
- * NULL to only compute the size. Sets *out_len to the decoded size on success and also on
- * LG_ERANGE (out_cap too small; nothing is written then), so callers can size a buffer.
- */
-int lg__pg_bytea_text_decode(const char *s, size_t len, uint8_t *out, size_t out_cap,
-			     size_t *out_len);
 
 /*
  * Parses the ISO DateStyle text of timestamptz: "YYYY-MM-DD HH:MM:SS[.f{1,6}]+HH[:MM[:SS]]"

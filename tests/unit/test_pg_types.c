@@ -1,6 +1,6 @@
 /*
- * Unit tests for the scalar, bytea, uuid and binary codecs in pg_types.c (timestamps are in
- * test_pg_timestamptz.c).
+ * Unit tests for the scalar, uuid and binary codecs in pg_types.c (timestamps are in
+ * test_pg_timestamptz.c, bytea text decoding in test_pg_bytea.c).
  *
  * Expected values are hand-built encodings and values printed by a real PostgreSQL 15
  * server, and random round trips check the parsers against the C library's own printf().
@@ -212,95 +212,6 @@ Test(pg_bool, only_t_and_f)
 			     bad[i]);
 	}
 	cr_expect(b, "untouched on error");
-}
-
-/* Decodes a whole text and compares with want. */
-static void expect_bytea(const char *text, size_t text_len, const void *want, size_t want_len)
-{
-	uint8_t out[512];
-	size_t n = 9999;
-	cr_assert_eq(lg__pg_bytea_text_decode(text, text_len, out, sizeof(out), &n), 0, "%s", text);
-	cr_assert_eq(n, want_len, "%s", text);
-	cr_assert(memcmp(out, want, want_len) == 0, "%s", text);
-}
-
-Test(pg_bytea, decodes_hex_format)
-{
-	expect_bytea("\\x", 2, "", 0);
-	expect_bytea("\\x00ff10", 8, "\x00\xff\x10", 3);
-	expect_bytea("\\xDEADbeef", 10, "\xde\xad\xbe\xef", 4);
-	expect_bytea("\\x00 0a\n1B", 10, "\x00\x0a\x1b", 3);
-	expect_bytea("\\x000000", 8, "\0\0\0", 3);
-}
-
-Test(pg_bytea, decodes_escape_format)
-{
-	expect_bytea("", 0, "", 0);
-	expect_bytea("abc", 3, "abc", 3);
-	expect_bytea("a\\000b", 6, "a\0b", 3);
-	expect_bytea("\\\\", 2, "\\", 1);
-	expect_bytea("\\\\x41", 5, "\\x41", 4);
-	expect_bytea("\\377\\001\\100", 12, "\xff\x01\x40", 3);
-	expect_bytea("\xc3\xa9\x01", 3, "\xc3\xa9\x01", 3);
-	expect_bytea("x\\\\000", 6, "x\\000", 5);
-}
-
-Test(pg_bytea, rejects_malformed_input)
-{
-	static const char *bad[] = {"\\x0",    "\\x0g", "\\xg0",  "\\x0 0", "\\x000",
-				    "\\x12 3", "\\",    "a\\",    "\\400",  "\\8",
-				    "\\00",    "\\0a0", "\\\\\\", "\\x\\x"};
-	size_t n = 1234;
-	uint8_t out[8];
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_expect_eq(lg__pg_bytea_text_decode(bad[i], strlen(bad[i]), out, sizeof(out), &n),
-			     LG_EINVAL, "%s", bad[i]);
-		cr_expect_eq(lg__pg_bytea_text_decode(bad[i], strlen(bad[i]), NULL, 0, &n),
-			     LG_EINVAL, "%s size query", bad[i]);
-	}
-	cr_expect_eq(n, 1234);
-}
-
-Test(pg_bytea, size_query_and_capacity)
-{
-	size_t n = 0;
-	uint8_t out[4] = {9, 9, 9, 9};
-	cr_expect_eq(lg__pg_bytea_text_decode("\\x0102030405", 12, NULL, 0, &n), 0);
-	cr_expect_eq(n, 5);
-	n = 0;
-	cr_expect_eq(lg__pg_bytea_text_decode("\\x0102030405", 12, out, 4, &n), LG_ERANGE);
-	cr_expect_eq(n, 5, "needed size reported");
-	cr_expect_eq(out[0], 9, "nothing written when it does not fit");
-	cr_expect_eq(lg__pg_bytea_text_decode("a\\000\\\\b", 8, out, 4, &n), 0, "exact fit");
-	cr_expect(n == 4 && memcmp(out, "a\0\\b", 4) == 0);
-	cr_expect_eq(lg__pg_bytea_text_decode("", 0, out, 0, &n), 0);
-	cr_expect_eq(n, 0);
-}
-
-Test(pg_bytea, every_byte_value_in_both_formats)
-{
-	uint8_t want[256];
-	char hex[2 + 512 + 1], esc[4 * 256 + 1];
-	size_t elen = 0;
-	for (int i = 0; i < 256; i++) {
-		want[i] = (uint8_t)(255 - i);
-	}
-	hex[0] = '\\';
-	hex[1] = 'x';
-	for (int i = 0; i < 256; i++) {
-		snprintf(hex + 2 + 2 * i, 3, "%02X", want[i]);
-		/* byteaout()'s escape rules: backslash doubled, non-printables as octal. */
-		if (want[i] == '\\') {
-			memcpy(esc + elen, "\\\\", 2);
-			elen += 2;
-		} else if (want[i] < 0x20 || want[i] > 0x7e) {
-			elen += (size_t)sprintf(esc + elen, "\\%03o", want[i]);
-		} else {
-			esc[elen++] = (char)want[i];
-		}
-	}
-	expect_bytea(hex, 2 + 512, want, sizeof(want));
-	expect_bytea(esc, elen, want, sizeof(want));
 }
 
 Test(pg_uuid, parses_both_cases_and_both_shapes)
