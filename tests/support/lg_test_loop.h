@@ -6,6 +6,8 @@
 #ifndef LG_TEST_LOOP_H
 #define LG_TEST_LOOP_H
 
+#include <uv.h>
+
 #include <libguard/runtime.h>
 
 static uv_loop_t lg_test_loop;

@@ -3,6 +3,7 @@
  * and validation, parameter numbering, and the query builder's groups and sticky errors.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

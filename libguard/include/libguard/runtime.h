@@ -20,13 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 #include "libguard/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* libuv's loop (uv_loop_t); the header does not need <uv.h>, callers that use libuv include it. */
+struct uv_loop_s;
 
 #define LG_DEADLINE_NONE UINT64_MAX
 
@@ -49,7 +50,7 @@ LG_API uint64_t lg_deadline_in(uint64_t ms);
  * and owns its own loop). config is Copied; NULL means defaults. On success *out is Owned by
  * the caller and released with lg_runtime_free().
  */
-LG_API int lg_runtime_new(uv_loop_t *loop, const struct lg_runtime_config *config,
+LG_API int lg_runtime_new(struct uv_loop_s *loop, const struct lg_runtime_config *config,
 			  struct lg_runtime **out);
 
 /*
@@ -66,7 +67,7 @@ LG_API int lg_runtime_run(struct lg_runtime *rt);
 LG_API void lg_runtime_free(struct lg_runtime *rt);
 
 /* The loop of rt (Borrowed for the runtime's lifetime). */
-LG_API uv_loop_t *lg_runtime_loop(struct lg_runtime *rt);
+LG_API struct uv_loop_s *lg_runtime_loop(struct lg_runtime *rt);
 
 /* The runtime whose coroutine is running now on this thread, or NULL. */
 LG_API struct lg_runtime *lg_runtime_current(void);
@@ -107,7 +108,8 @@ LG_API bool lg_coro_canceled(void);
 
 /*
  * Waits until fd is readable (UV_READABLE) and/or writable (UV_WRITABLE) or deadline.
- * *revents (may be NULL) receives the ready events. Only one waiter per fd at a time.
+ * *revents (may be NULL) receives the ready events. Only one waiter per fd at a time. The
+ * flags are libuv's: callers include <uv.h> for them.
  */
 LG_API int lg_wait_fd(int fd, int events, uint64_t deadline, int *revents);
 
