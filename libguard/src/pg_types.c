@@ -1,5 +1,6 @@
 /*
- * PostgreSQL value codecs: strict text parsers, text formatters and big-endian binary access.
+ * PostgreSQL value codecs: strict text parsers, text formatters and big-endian binary access
+ * (byte order through glibc's <endian.h>).
  *
  * Every parser validates its whole input before it writes an output argument, so a caller
  * never sees a half-decoded value. Character classes are spelled out instead of taken from
@@ -13,6 +14,7 @@
 
 #include "libguard/error.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
@@ -499,75 +501,70 @@ void lg__pg_format_uuid(const uint8_t in[16], char out[37])
 	*p = '\0';
 }
 
-static uint64_t pg_read_be(const char *p, size_t len)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		v = v << 8 | (uint8_t)p[i];
-	}
-	return v;
-}
-
 int lg__pg_binary_int(const char *p, size_t len, int64_t *out)
 {
-	if (len != 2 && len != 4 && len != 8) {
-		return LG_EINVAL;
-	}
-	/* memcpy reinterprets the bits; converting an out-of-range unsigned value to a signed
-	 * type would be implementation-defined. */
-	uint64_t u = pg_read_be(p, len);
+	/* memcpy copies from the possibly unaligned wire bytes and then reinterprets the bits;
+	 * converting an out-of-range unsigned value to a signed type would be
+	 * implementation-defined. */
 	if (len == 2) {
-		uint16_t u16 = (uint16_t)u;
+		uint16_t u;
 		int16_t v;
-		memcpy(&v, &u16, sizeof(v));
+		memcpy(&u, p, sizeof(u));
+		u = be16toh(u);
+		memcpy(&v, &u, sizeof(v));
 		*out = v;
 	} else if (len == 4) {
-		uint32_t u32 = (uint32_t)u;
+		uint32_t u;
 		int32_t v;
-		memcpy(&v, &u32, sizeof(v));
+		memcpy(&u, p, sizeof(u));
+		u = be32toh(u);
+		memcpy(&v, &u, sizeof(v));
 		*out = v;
-	} else {
+	} else if (len == 8) {
+		uint64_t u;
+		memcpy(&u, p, sizeof(u));
+		u = be64toh(u);
 		memcpy(out, &u, sizeof(*out));
+	} else {
+		return LG_EINVAL;
 	}
 	return 0;
 }
 
 int lg__pg_binary_float(const char *p, size_t len, double *out)
 {
-	if (len != 4 && len != 8) {
-		return LG_EINVAL;
-	}
-	uint64_t u = pg_read_be(p, len);
 	if (len == 4) {
-		uint32_t u32 = (uint32_t)u;
+		uint32_t u;
 		float f;
-		memcpy(&f, &u32, sizeof(f));
+		memcpy(&u, p, sizeof(u));
+		u = be32toh(u);
+		memcpy(&f, &u, sizeof(f));
 		*out = f;
-	} else {
+	} else if (len == 8) {
+		uint64_t u;
+		memcpy(&u, p, sizeof(u));
+		u = be64toh(u);
 		memcpy(out, &u, sizeof(*out));
+	} else {
+		return LG_EINVAL;
 	}
 	return 0;
 }
 
-static void pg_put_be(uint8_t *out, uint64_t v, size_t len)
-{
-	for (size_t i = len; i > 0; i--) {
-		out[i - 1] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
 void lg__pg_put_be64(uint8_t out[8], uint64_t v)
 {
-	pg_put_be(out, v, 8);
+	v = htobe64(v);
+	memcpy(out, &v, sizeof(v));
 }
 
 void lg__pg_put_be32(uint8_t out[4], uint32_t v)
 {
-	pg_put_be(out, v, 4);
+	v = htobe32(v);
+	memcpy(out, &v, sizeof(v));
 }
 
 void lg__pg_put_be16(uint8_t out[2], uint16_t v)
 {
-	pg_put_be(out, v, 2);
+	v = htobe16(v);
+	memcpy(out, &v, sizeof(v));
 }
