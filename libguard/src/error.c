@@ -63,3 +63,8 @@ void lg__error_set_sqlstate(struct lg_error *err, const char *sqlstate)
 	}
 	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate);
 }
+
+LG_API int lg_error_outcome_unknown(int code)
+{
+	return code == LG_EUNKNOWN || code == LG_ECONNLOST;
+}

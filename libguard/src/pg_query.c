@@ -255,9 +255,16 @@ static int query_in_coro(void *arg)
 		if (qw.unsent) {
 			lg__stmt_free(s); /* the connection let go of it */
 		}
-		return lg__error_set(a->err, rc, "query: %s%s", lg_strerror(rc),
-				     qw.unsent ? " before it was sent"
-					       : " (sent; outcome unknown)");
+		if (qw.unsent) {
+			return lg__error_set(a->err, rc,
+					     "query: %s before it was sent (not executed)",
+					     lg_strerror(rc));
+		}
+		return lg__error_set(
+		    a->err, LG_EUNKNOWN,
+		    "query: %s after it was sent: outcome unknown (a cancel request "
+		    "went to the server)",
+		    lg_strerror(rc));
 	}
 	if (s->outcome == LG__STMT_OK) {
 		rc = 0;

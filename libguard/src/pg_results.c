@@ -272,14 +272,17 @@ static void results_fail_stmt(struct lg__stmt *s, int code, const char *prefix, 
 
 void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)
 {
-	const char *sent = code == LG_ECONNLOST ? "connection lost, outcome unknown: " : "";
+	/* Sent and unanswered: the outcome is unknown, whatever ended the wait. */
+	int sent_code = code == LG_ECONNLOST ? LG_ECONNLOST : LG_EUNKNOWN;
+	const char *sent = code == LG_ECONNLOST ? "connection lost, outcome unknown: "
+						: "closed in flight, outcome unknown: ";
 	while (c->seg_head != NULL) {
 		struct lg__segment *seg = c->seg_head;
 		c->seg_head = seg->next;
 		struct lg__stmt *s = seg->head;
 		while (s != NULL) {
 			struct lg__stmt *next = s->next;
-			results_fail_stmt(s, code, sent, why);
+			results_fail_stmt(s, sent_code, sent, why);
 			s = next;
 		}
 		lg__free(seg);

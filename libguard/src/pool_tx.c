@@ -12,6 +12,9 @@
  *     COMMIT is never reported as success. The connection is replaced by maintenance.
  *   - A connection that still reports a transaction after the end (it should not) is
  *     retired rather than shared.
+ *   - A statement's deadline or cancel dooms the transaction: lg_tx_commit then sends
+ *     ROLLBACK and fails with LG_ECANCELED (what the statement did is unknown, so it must not
+ *     become permanent).
  *   - lg_pool_run_tx re-runs the whole function on 40001/40P01, up to max_attempts.
  */
 #include "pool_int.h"
@@ -27,6 +30,7 @@
 struct lg_tx {
 	struct lg_pool *pool;
 	struct lg__pool_conn *pc;
+	int doomed; /* a statement's deadline or cancel hit (its code): COMMIT rolls back */
 };
 
 static const char *tx_isolation_sql(enum lg_isolation iso)
@@ -74,7 +78,7 @@ static int tx_begin_in_coro(void *arg)
 	rc = lg_conn_query(pc->conn, sql, NULL, 0, &qo, NULL, a->err);
 	lg__pool_note_result(p, pc, rc);
 	if (rc != 0) {
-		if (rc == LG_ETIMEDOUT || rc == LG_ECANCELED) {
+		if (rc == LG_ETIMEDOUT || rc == LG_ECANCELED || rc == LG_EUNKNOWN) {
 			pc->lost = true; /* BEGIN may still arrive: never share this session */
 		}
 		lg__pool_unpin(p, pc);
@@ -108,6 +112,9 @@ LG_API int lg_tx_query(struct lg_tx *tx, const char *sql, const struct lg_param 
 	}
 	int rc = lg_conn_query(tx->pc->conn, sql, params, nparams, opts, out, err);
 	lg__pool_note_result(tx->pool, tx->pc, rc);
+	if ((rc == LG_ETIMEDOUT || rc == LG_ECANCELED || rc == LG_EUNKNOWN) && tx->doomed == 0) {
+		tx->doomed = rc; /* whatever it did (or not), the transaction cannot commit */
+	}
 	return rc;
 }
 
@@ -154,6 +161,18 @@ LG_API int lg_tx_rollback_to(struct lg_tx *tx, const char *name, struct lg_error
 
 static int tx_end(struct lg_tx *tx, const char *verb, struct lg_error *err)
 {
+	int doomed = tx->doomed;
+	if (doomed != 0 && strcmp(verb, "COMMIT") == 0) {
+		/* A statement of it timed out or was canceled: its effect is unknown to the
+		 * caller, so committing would make an unknown outcome permanent. */
+		struct lg_error ignored;
+		int rb = tx_end(tx, "ROLLBACK", &ignored);
+		lg_error_clear(err);
+		return lg__error_set(err, LG_ECANCELED,
+				     "tx: COMMIT refused, the transaction was rolled back: one of "
+				     "its statements ended with \"%s\"%s",
+				     lg_strerror(doomed), rb == 0 ? "" : " (and ROLLBACK failed)");
+	}
 	struct lg_result *r = NULL;
 	int rc = lg_tx_query(tx, verb, NULL, 0, NULL, &r, err);
 	if (rc == 0 && strcmp(verb, "COMMIT") == 0 && strcmp(lg_result_command(r), "COMMIT") != 0) {
@@ -162,7 +181,7 @@ static int tx_end(struct lg_tx *tx, const char *verb, struct lg_error *err)
 		lg__error_set_sqlstate(err, "25P02");
 	}
 	lg_result_free(r);
-	if (rc == LG_ETIMEDOUT || rc == LG_ECANCELED) {
+	if (rc == LG_ETIMEDOUT || rc == LG_ECANCELED || rc == LG_EUNKNOWN) {
 		tx->pc->lost = true; /* the end may still arrive: never share this session */
 	}
 	lg__pool_unpin(tx->pool, tx->pc);

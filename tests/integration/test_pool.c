@@ -512,7 +512,8 @@ Test(pool, overload_is_served_first_come_first_served_and_deadlines_hold)
 		cr_assert_eq(jobs[i].rc, 0);
 		cr_assert_eq(fifo_log[i], i, "served out of order at %d: %d", i, fifo_log[i]);
 	}
-	/* Overloaded callers with short deadlines give up with LG_ETIMEDOUT, nobody hangs. */
+	/* Overloaded callers with short deadlines give up, nobody hangs: the one that was sent
+	 * learns its outcome is unknown, the four still queued that they did not run. */
 	struct fifo_job slow[5];
 	for (int i = 0; i < 5; i++) {
 		slow[i] = (struct fifo_job){.id = i, .rc = -1};
@@ -520,13 +521,15 @@ Test(pool, overload_is_served_first_come_first_served_and_deadlines_hold)
 	}
 	cr_assert_eq(lg_runtime_run(rt), 0);
 	for (int i = 0; i < 5; i++) {
-		cr_assert_eq(slow[i].rc, LG_ETIMEDOUT, "job %d: %d", i, slow[i].rc);
+		cr_assert_eq(slow[i].rc, i == 0 ? LG_EUNKNOWN : LG_ETIMEDOUT, "job %d: %d", i,
+			     slow[i].rc);
 	}
 	struct lg_pool_stats st;
 	lg_pool_get_stats(pool, &st);
-	cr_assert_eq(st.acquire_timeouts, 4,
-		     "the first ran and timed out; four never got a slot (%" PRIu64 ")",
-		     (uint64_t)st.acquire_timeouts);
+	/* How many of the four waited out their deadline in the queue, rather than getting the
+	 * freed slot just before it, depends on timer order; what matters is above: none of
+	 * them ran. */
+	cr_assert_geq(st.acquire_timeouts, 1);
 	cr_assert_eq(st.waiters, 0);
 	/* The pool still serves after the abandoned statement was canceled. */
 	cr_assert_eq(scalar("SELECT 3"), 3);

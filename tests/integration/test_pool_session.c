@@ -204,3 +204,27 @@ Test(pool_session, begin_through_the_pool_cannot_swallow_other_writes, .init = o
 	cr_assert_eq(count_rows(), ok);
 	close_pool();
 }
+
+/* A statement of a transaction that timed out may or may not have run: COMMIT must not make
+ * that permanent. It rolls back and says so. */
+Test(pool_session, a_deadline_inside_a_transaction_dooms_it, .init = open_pool, .fini = NULL)
+{
+	struct lg_tx *tx;
+	struct lg_error err;
+	cr_assert_eq(lg_pool_begin(pool, NULL, &tx, &err), 0, "%s", err.message);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "INSERT INTO %s (id, who) VALUES (1, 'doomed')", table);
+	cr_assert_eq(lg_tx_exec(tx, sql, &err), 0, "%s", err.message);
+	struct lg_query_opts slow = {lg_deadline_in(50), 0};
+	int rc = lg_tx_query(tx, "SELECT pg_sleep(30)", NULL, 0, &slow, NULL, &err);
+	cr_assert_eq(rc, LG_EUNKNOWN, "rc %d: %s", rc, err.message);
+	rc = lg_tx_commit(tx, &err);
+	cr_assert_eq(rc, LG_ECANCELED, "rc %d: %s", rc, err.message);
+	cr_assert(strstr(err.message, "rolled back") != NULL, "%s", err.message);
+	cr_assert_eq(count_rows(), 0, "the doomed INSERT was committed");
+	/* The pool still serves. */
+	snprintf(sql, sizeof(sql), "INSERT INTO %s (id, who) VALUES (2, 'after')", table);
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	cr_assert_eq(count_rows(), 1);
+	close_pool();
+}

@@ -39,7 +39,8 @@ extern "C" {
 	X(ETYPE, "column type does not match the requested C type")                                \
 	X(ERANGE, "value out of range")                                                            \
 	X(ENOTFOUND, "not found")                                                                  \
-	X(ESYS, "system call failed")
+	X(ESYS, "system call failed")                                                              \
+	X(EUNKNOWN, "sent, outcome unknown (deadline, cancel or close after sending)")
 
 enum lg_errno {
 	LG_OK = 0,
@@ -65,6 +66,15 @@ struct lg_error {
 
 /* Returns a static description of code; unknown codes give "unknown error". */
 LG_API const char *lg_strerror(int code);
+
+/*
+ * What a failed statement did. Not executed (safe to send again): LG_ENOTSENT, and
+ * LG_ETIMEDOUT / LG_ECANCELED (the deadline passed, or the caller was canceled, before it was
+ * sent), LG_EINVAL, LG_ECLOSED. Outcome unknown (it was sent and never confirmed: it may or
+ * may not have taken effect; never re-sent by libguard): LG_EUNKNOWN (deadline, cancel or
+ * close after sending) and LG_ECONNLOST (the connection died with it in flight).
+ */
+LG_API int lg_error_outcome_unknown(int code);
 
 /* Resets err (NULL allowed) to "no error". */
 LG_API void lg_error_clear(struct lg_error *err);
