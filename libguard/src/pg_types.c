@@ -6,7 +6,7 @@
  * never sees a half-decoded value. Character classes are spelled out instead of taken from
  * <ctype.h>, and floats go through strtod_l() with a private "C" locale, because an
  * application calling setlocale() must not change how server values are read. Calendar
- * arithmetic uses Howard Hinnant's days-from-civil algorithms (proleptic Gregorian,
+ * arithmetic uses Howard Hinnant's days-from-civil algorithm (proleptic Gregorian,
  * astronomical years) on int64, so it covers the whole timestamp range without mktime(),
  * timegm() or the TZ environment.
  */
@@ -23,7 +23,6 @@
 #include <string.h>
 
 #define US_PER_SEC INT64_C(1000000)
-#define US_PER_DAY INT64_C(86400000000)
 /* 2000-01-01 minus 1970-01-01 in microseconds: the binary timestamp epoch shift. */
 #define PG_EPOCH_SHIFT_US INT64_C(946684800000000)
 
@@ -213,20 +212,6 @@ static int64_t pg_days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-/* The inverse (Hinnant's civil_from_days). */
-static void pg_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static unsigned pg_days_in_month(int64_t y, unsigned m)
 {
 	static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -383,60 +368,6 @@ int lg__pg_parse_timestamptz(const char *s, size_t len, int64_t *us_since_unix_e
 	}
 	*us_since_unix_epoch = total;
 	return 0;
-}
-
-/* Writes v in decimal, zero-padded to width; returns the end. */
-static char *pg_put_uint(char *p, uint64_t v, int width)
-{
-	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (; width > n; width--) {
-		*p++ = '0';
-	}
-	while (n > 0) {
-		*p++ = tmp[--n];
-	}
-	return p;
-}
-
-void lg__pg_format_timestamptz(int64_t us_since_unix_epoch, char out[LG__PG_TS_TEXT_SIZE])
-{
-	if (us_since_unix_epoch == LG__PG_TS_INFINITY) {
-		memcpy(out, "infinity", sizeof("infinity"));
-		return;
-	}
-	if (us_since_unix_epoch == LG__PG_TS_NEG_INFINITY) {
-		memcpy(out, "-infinity", sizeof("-infinity"));
-		return;
-	}
-	int64_t days = us_since_unix_epoch / US_PER_DAY;
-	int64_t rem = us_since_unix_epoch % US_PER_DAY;
-	if (rem < 0) {
-		rem += US_PER_DAY; /* Division truncates toward zero; times of day count forward. */
-		days--;
-	}
-	int64_t y;
-	unsigned m, d;
-	pg_civil_from_days(days, &y, &m, &d);
-	uint64_t secs = (uint64_t)rem / US_PER_SEC;
-	char *p = pg_put_uint(out, (uint64_t)(y > 0 ? y : 1 - y), 4);
-	*p++ = '-';
-	p = pg_put_uint(p, m, 2);
-	*p++ = '-';
-	p = pg_put_uint(p, d, 2);
-	*p++ = ' ';
-	p = pg_put_uint(p, secs / 3600, 2);
-	*p++ = ':';
-	p = pg_put_uint(p, secs / 60 % 60, 2);
-	*p++ = ':';
-	p = pg_put_uint(p, secs % 60, 2);
-	*p++ = '.';
-	p = pg_put_uint(p, (uint64_t)rem % US_PER_SEC, 6);
-	memcpy(p, y > 0 ? "+00" : "+00 BC", y > 0 ? sizeof("+00") : sizeof("+00 BC"));
 }
 
 int64_t lg__pg_timestamptz_from_binary(int64_t pg_us)

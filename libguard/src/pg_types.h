@@ -25,9 +25,6 @@
 #define LG__PG_TS_INFINITY     INT64_MAX
 #define LG__PG_TS_NEG_INFINITY INT64_MIN
 
-/* Longest text lg__pg_format_timestamptz() writes, terminating NUL included. */
-#define LG__PG_TS_TEXT_SIZE 40
-
 /* Parses the text form of int2, int4 or int8: an optional sign and one or more decimal
  * digits, nothing else (no blanks, no underscores). Covers INT64_MIN. s is Borrowed. */
 int lg__pg_parse_int64(const char *s, size_t len, int64_t *out);
@@ -52,11 +49,6 @@ int lg__pg_parse_bool(const char *s, size_t len, bool *out);
  * a sentinel value, give LG_ERANGE (this cuts off the server's last 30 years, 294247-294276).
  */
 int lg__pg_parse_timestamptz(const char *s, size_t len, int64_t *us_since_unix_epoch);
-
-/* Writes us_since_unix_epoch as "YYYY-MM-DD HH:MM:SS.ffffff+00" in UTC, NUL-terminated,
- * with " BC" for years before 1 and "infinity"/"-infinity" for the sentinels. The server
- * accepts every output as a timestamptz text parameter. */
-void lg__pg_format_timestamptz(int64_t us_since_unix_epoch, char out[LG__PG_TS_TEXT_SIZE]);
 
 /* Convert between the binary wire format (µs since 2000-01-01, the server's
  * timestamptz_send) and µs since 1970-01-01. Sentinels pass unchanged; finite values that

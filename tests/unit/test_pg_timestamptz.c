@@ -242,8 +242,10 @@ Test(pg_timestamptz, infinities_and_int64_limits)
 	cr_expect(parse_ts(text, &v) == 0 && v == INT64_MIN + 1, "%s", text);
 }
 
-Test(pg_timestamptz, formats_known_instants)
+Test(pg_timestamptz, parses_known_instants_in_the_oracle_form)
 {
+	/* The same instants as gmtime_r() prints them with a six-digit fraction: the first check
+	 * pins the oracle the random test below relies on, the second parses its form. */
 	static const struct {
 		int64_t us;
 		const char *text;
@@ -255,21 +257,18 @@ Test(pg_timestamptz, formats_known_instants)
 	    {INT64_C(-63517780800000000), "0044-03-15 12:00:00.000000+00 BC"},
 	    {INT64_C(253402300800000000), "10000-01-01 00:00:00.000000+00"},
 	    {INT64_MAX - 1, "294247-01-10 04:00:54.775806+00"},
-	    {INT64_MAX, "infinity"},
-	    {INT64_MIN, "-infinity"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char out[LG__PG_TS_TEXT_SIZE];
-		memset(out, 'X', sizeof(out));
-		lg__pg_format_timestamptz(cases[i].us, out);
-		cr_expect_str_eq(out, cases[i].text);
+		char text[64];
+		int64_t v = 0;
+		oracle_format(cases[i].us, text, sizeof(text));
+		cr_expect_str_eq(text, cases[i].text);
+		cr_expect_eq(parse_ts(cases[i].text, &v), 0, "%s", cases[i].text);
+		cr_expect_eq(v, cases[i].us, "%s gave %" PRId64, cases[i].text, v);
 	}
-	char out[LG__PG_TS_TEXT_SIZE];
-	lg__pg_format_timestamptz(INT64_MIN + 1, out);
-	cr_expect(strlen(out) < sizeof(out) && strstr(out, " BC") != NULL, "%s", out);
 }
 
-Test(pg_timestamptz, format_agrees_with_gmtime_and_parses_back)
+Test(pg_timestamptz, parses_what_gmtime_formats)
 {
 	uint64_t seed = 3;
 	for (int i = 0; i < 40000; i++) {
@@ -280,13 +279,11 @@ Test(pg_timestamptz, format_agrees_with_gmtime_and_parses_back)
 		if (us == INT64_MAX || us == INT64_MIN) {
 			continue;
 		}
-		char want[64], got[LG__PG_TS_TEXT_SIZE];
+		char text[64];
 		int64_t back = 0;
-		oracle_format(us, want, sizeof(want));
-		lg__pg_format_timestamptz(us, got);
-		cr_assert_str_eq(got, want, "%" PRId64, us);
-		cr_assert_eq(parse_ts(got, &back), 0, "%s", got);
-		cr_assert_eq(back, us, "%s", got);
+		oracle_format(us, text, sizeof(text));
+		cr_assert_eq(parse_ts(text, &back), 0, "%s", text);
+		cr_assert_eq(back, us, "%s", text);
 	}
 }
 
