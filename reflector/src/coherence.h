@@ -1,6 +1,6 @@
 /*
  * The coherence pipeline: while this node leads, consume the outbox and keep the cached Redis
- * keys fresh (../shared/DESIGN.md "Shared data contract", README "Coherence").
+ * keys fresh (docs/data-contract.md, reflector/README.md "Coherence").
  */
 #ifndef RF_COHERENCE_H
 #define RF_COHERENCE_H

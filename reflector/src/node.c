@@ -1,9 +1,9 @@
 /*
  * Node lifecycle: start, watch, hand-off, close.
  *
- * Start (DEPS.md order): raft_uv_tcp_init -> raft_uv_init(dir) -> raft_init -> raft_bootstrap
- * with every configured peer as a voter (skipped with join; RAFT_CANTBOOTSTRAP means the data
- * dir already holds a cluster: a restart, which is normal) -> timeouts and pre-vote ->
+ * Start order (canonical raft 0.15): raft_uv_tcp_init -> raft_uv_init(dir) -> raft_init ->
+ * raft_bootstrap with every configured peer as a voter (skipped with join; RAFT_CANTBOOTSTRAP means
+ * the data dir already holds a cluster: a restart, which is normal) -> timeouts and pre-vote ->
  * raft_start (loads the log and snapshot from the data dir, replays committed entries into
  * the FSM) -> the watcher starts.
  *

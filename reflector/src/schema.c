@@ -1,5 +1,5 @@
 /*
- * The data contract's PostgreSQL side (../shared/DESIGN.md, "Shared data contract").
+ * The data contract's PostgreSQL side (docs/data-contract.md).
  *
  * - lifeguard.version_seq: one global sequence. A BEFORE ROW trigger stamps lg_version on
  *   every INSERT/UPDATE, and a BEFORE DELETE trigger records deletes with a fresh value.
@@ -14,8 +14,8 @@
  *   uuid keys work), op (I, U, D, T) and version. The AFTER ROW trigger inserts it and sends
  *   NOTIFY lifeguard '<schema.table>': the outbox is the record, the notification only a
  *   wake-up, and PostgreSQL folds identical notifications of one transaction into one — a
- *   100k-row transaction sends one per table instead of 100k (DESIGN.md's '<outbox id>'
- *   payload would send them all). A primary-key change is recorded as D (old key) + I (new).
+ *   100k-row transaction sends one per table instead of 100k (a payload naming each outbox
+ *   row would send them all). A primary-key change is recorded as D (old key) + I (new).
  * - TRUNCATE is captured by a statement trigger (op T, pk NULL).
  * - lifeguard.reflect(regclass) installs all of it on a table, idempotently, and refuses
  *   tables without a primary key.

@@ -126,7 +126,7 @@ static double bench_switch_alone(long rounds)
 }
 
 #if defined(LG_CORO_FCONTEXT)
-/* boost.context's C entry points (see DEPS.md): the floor under any fcontext scheduler. */
+/* boost.context's C entry points: the floor under any fcontext scheduler. */
 typedef void *fcontext_t;
 typedef struct {
 	fcontext_t fctx;

@@ -2,7 +2,7 @@
  * The end-state checker of the chaos tests: once writes stopped and the outbox drained, every
  * cached key of public.items must tell the truth about its row.
  *
- * What the contract guarantees at that point (libguard/cache.h, ../shared/DESIGN.md):
+ * What the contract guarantees at that point (libguard/cache_contract.h, docs/data-contract.md):
  * - A row value {"v":V,"row":R} must equal {"v": lg_version, "row": to_jsonb(row)} of the
  *   current row (compared as JSON). An older version is a stale write that landed (a deposed
  *   leader's, a stale fill, a lost refresh); a row value for a row that is gone is a missed

@@ -166,7 +166,8 @@ static bool chaos_fill_one(struct chaos_thread *t, PGconn *conn, redisContext *r
 	snprintf(fence, sizeof(fence), "%s%s", CHAOS_FENCE_PREFIX, id);
 	if (rand_r(&t->seed) % 8 == 0) {
 		/* An eviction (or expiry) of a cached row: the next change of the key fences it,
-		 * the next read misses and fills. Fences are never evicted (see DESIGN.md). */
+		 * the next read misses and fills. Fences are never evicted (docs/data-contract.md).
+		 */
 		redisReply *del = redisCommand(rc, "DEL %s", key);
 		st->evictions += del != NULL;
 		freeReplyObject(del);

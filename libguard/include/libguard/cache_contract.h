@@ -1,8 +1,8 @@
 /*
- * The Redis side of the cache-coherence contract (../shared/DESIGN.md, "Shared data
- * contract"), shared by libguard's cache fills and the reflector's refreshes. Internals for
- * the reflector and the contract tests: libguard/libguard.h does not include this header
- * (applications read the cache through libguard/cache.h).
+ * The Redis side of the cache-coherence contract (docs/data-contract.md), shared by libguard's
+ * cache fills and the reflector's refreshes. Internals for the reflector and the contract tests:
+ * libguard/libguard.h does not include this header (applications read the cache through
+ * libguard/cache.h).
  *
  * Keys: <prefix>:<schema>.<table>:<pk> for rows (composite keys joined with ':' after
  * escaping '\' and ':' with a backslash), <fence prefix>:<schema>.<table>:<pk> for key fences,
