@@ -74,47 +74,11 @@ struct rf_route_match rf_http_route(const struct rf_http_request *req)
 	return m;
 }
 
-const char *rf_http_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 202:
-		return "Accepted";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 415:
-		return "Unsupported Media Type";
-	case 421:
-		return "Misdirected Request";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	default:
-		return "Unknown";
-	}
-}
-
 size_t rf_http_format_head(char *buf, size_t cap, int status, const char *content_type,
 			   size_t content_length, bool keep_alive, const char *extra_headers)
 {
+	/* http-parser's table names every status the reflector sends; any other code would get
+	 * "<unknown>", which clients ignore since they read the number. */
 	int n = snprintf(buf, cap,
 			 "HTTP/1.1 %d %s\r\n"
 			 "Content-Type: %s\r\n"
@@ -123,8 +87,8 @@ size_t rf_http_format_head(char *buf, size_t cap, int status, const char *conten
 			 "Connection: %s\r\n"
 			 "%s"
 			 "\r\n",
-			 status, rf_http_reason(status), content_type, content_length,
-			 keep_alive ? "keep-alive" : "close",
+			 status, http_status_str((enum http_status)status), content_type,
+			 content_length, keep_alive ? "keep-alive" : "close",
 			 extra_headers != NULL ? extra_headers : "");
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

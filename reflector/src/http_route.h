@@ -37,13 +37,11 @@ struct rf_route_match {
 /* Routes by method and path (req->path). */
 struct rf_route_match rf_http_route(const struct rf_http_request *req);
 
-/* The reason phrase for a status code ("OK", "Not Found", ...). */
-const char *rf_http_reason(int status);
-
 /*
  * Writes the status line and headers of a response into buf (capacity cap) and returns the
- * length, or 0 if it does not fit. extra_headers (may be NULL) are complete "Name: value\r\n"
- * lines. content_length is the length of the body that a GET would get (also for HEAD).
+ * length, or 0 if it does not fit. The reason phrase is http-parser's http_status_str().
+ * extra_headers (may be NULL) are complete "Name: value\r\n" lines. content_length is the length of
+ * the body that a GET would get (also for HEAD).
  */
 size_t rf_http_format_head(char *buf, size_t cap, int status, const char *content_type,
 			   size_t content_length, bool keep_alive, const char *extra_headers);

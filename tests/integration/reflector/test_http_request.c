@@ -214,3 +214,36 @@ Test(http_route, response_head)
 	cr_assert(strstr(buf, "\r\nAllow: GET\r\n\r\n"));
 	cr_assert_eq(rf_http_format_head(buf, 20, 200, "text/plain", 1, false, NULL), 0);
 }
+
+Test(http_route, every_status_the_reflector_sends_has_its_reason_phrase)
+{
+	/* The codes of status.c's per-code request counter, which lists every status the daemon
+	 * answers with, and the RFC 9110 phrases (413 by its older name, as http-parser has it). */
+	static const struct {
+		int status;
+		const char *line;
+	} cases[] = {
+	    {200, "HTTP/1.1 200 OK\r\n"},
+	    {202, "HTTP/1.1 202 Accepted\r\n"},
+	    {400, "HTTP/1.1 400 Bad Request\r\n"},
+	    {401, "HTTP/1.1 401 Unauthorized\r\n"},
+	    {404, "HTTP/1.1 404 Not Found\r\n"},
+	    {405, "HTTP/1.1 405 Method Not Allowed\r\n"},
+	    {409, "HTTP/1.1 409 Conflict\r\n"},
+	    {413, "HTTP/1.1 413 Payload Too Large\r\n"},
+	    {414, "HTTP/1.1 414 URI Too Long\r\n"},
+	    {415, "HTTP/1.1 415 Unsupported Media Type\r\n"},
+	    {421, "HTTP/1.1 421 Misdirected Request\r\n"},
+	    {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+	    {500, "HTTP/1.1 500 Internal Server Error\r\n"},
+	    {503, "HTTP/1.1 503 Service Unavailable\r\n"},
+	    {504, "HTTP/1.1 504 Gateway Timeout\r\n"},
+	};
+	char buf[512];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = rf_http_format_head(buf, sizeof(buf), cases[i].status, "text/plain", 0,
+					       false, NULL);
+		cr_assert_gt(n, 0);
+		cr_expect(strncmp(buf, cases[i].line, strlen(cases[i].line)) == 0, "%s", buf);
+	}
+}
