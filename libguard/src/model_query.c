@@ -340,9 +340,13 @@ LG_API int lg_query_exists(const struct lg_db *db, struct lg_query *q, bool *out
 LG_API int lg_query_delete(const struct lg_db *db, struct lg_query *q, int64_t *affected,
 			   struct lg_error *err)
 {
-	if (lg__where_is_empty(&q->where)) {
-		return lg__error_set(err, LG_EINVAL, "model %s: delete without a filter refused",
-				     q->model != NULL ? q->model->table : "?");
+	if (q->model != NULL && lg__where_matches_all(&q->where)) {
+		return lg__error_set(
+		    err, LG_EINVAL,
+		    "model %s: delete refused: the filter matches every row (it has "
+		    "no condition, or reduces to TRUE); lg_query_delete_all empties "
+		    "the table on purpose",
+		    q->model->table);
 	}
 	struct lg_result *r = NULL;
 	int rc = query_run(db, q, LG__DELETE, &r, err);
@@ -350,5 +354,29 @@ LG_API int lg_query_delete(const struct lg_db *db, struct lg_query *q, int64_t *
 		*affected = lg_result_affected(r);
 	}
 	lg_result_free(r);
+	return rc;
+}
+
+LG_API int lg_query_delete_all(const struct lg_db *db, const struct lg_model *m, int64_t *affected,
+			       struct lg_error *err)
+{
+	lg_error_clear(err);
+	if (lg__model_check(m) != 0) {
+		return lg__model_build_error(m, LG_EINVAL, err);
+	}
+	char buf[LG__STACK_SQL];
+	struct lg_sqlbuf sql;
+	lg__sql_init(&sql, buf, sizeof(buf));
+	lg__sql_puts(&sql, "DELETE FROM ");
+	lg__sql_table(&sql, m);
+	struct lg_result *r = NULL;
+	int rc = lg__sql_text(&sql) == NULL
+		     ? lg__model_build_error(m, sql.err, err)
+		     : lg__db_run(db, sql.buf, NULL, 0, LG__DB_WRITE, &r, err);
+	if (rc == 0 && affected != NULL) {
+		*affected = lg_result_affected(r);
+	}
+	lg_result_free(r);
+	lg__sql_free(&sql);
 	return rc;
 }

@@ -219,12 +219,32 @@ int lg__model_check(const struct lg_model *m)
 
 /* ---- WHERE ---- */
 
+/*
+ * Constant folding of the predicate, so that guards judge what a filter does rather than
+ * whether one was written: "NOT (x IN ())" has a condition and still matches every row.
+ * Each open group keeps what it reduces to so far; an empty AND is TRUE, an empty OR FALSE.
+ */
+enum { WHERE_TRUE, WHERE_FALSE, WHERE_VARIES };
+
+static void where_fold(struct lg_where *w, uint8_t item)
+{
+	uint8_t *g = &w->value[w->depth];
+	uint8_t absorbing = w->kind[w->depth] == LG__OR ? WHERE_TRUE : WHERE_FALSE;
+	if (*g == absorbing) {
+		return;
+	}
+	if (item == absorbing || item == WHERE_VARIES) {
+		*g = item;
+	}
+}
+
 void lg__where_init(struct lg_where *w, char *stack, size_t cap)
 {
 	lg__sql_init(&w->sql, stack, cap);
 	w->depth = 0;
 	w->kind[0] = LG__AND;
 	w->empty[0] = true;
+	w->value[0] = WHERE_TRUE;
 }
 
 /* Emits the connective before a new item of the current group. */
@@ -249,6 +269,7 @@ void lg__where_open(struct lg_where *w, enum lg__group g)
 	w->depth++;
 	w->kind[w->depth] = (uint8_t)g;
 	w->empty[w->depth] = true;
+	w->value[w->depth] = g == LG__OR ? WHERE_FALSE : WHERE_TRUE;
 }
 
 void lg__where_close(struct lg_where *w)
@@ -264,7 +285,12 @@ void lg__where_close(struct lg_where *w)
 		lg__sql_puts(&w->sql, w->kind[w->depth] == LG__OR ? "FALSE" : "TRUE");
 	}
 	lg__sql_put(&w->sql, ")", 1);
+	uint8_t v = w->value[w->depth];
+	if (w->kind[w->depth] == LG__NOT && v != WHERE_VARIES) {
+		v = v == WHERE_TRUE ? WHERE_FALSE : WHERE_TRUE;
+	}
 	w->depth--;
+	where_fold(w, v);
 }
 
 static bool where_col_ok(struct lg_where *w, const struct lg_model *m, unsigned col)
@@ -285,6 +311,7 @@ void lg__where_cmp(struct lg_where *w, const struct lg_model *m, unsigned col, c
 		return;
 	}
 	where_item(w);
+	where_fold(w, WHERE_VARIES);
 	lg__sql_ident(&w->sql, m->cols[col].name);
 	lg__sql_put(&w->sql, " ", 1);
 	lg__sql_puts(&w->sql, op);
@@ -298,6 +325,7 @@ void lg__where_in(struct lg_where *w, const struct lg_model *m, unsigned col, in
 		return;
 	}
 	where_item(w);
+	where_fold(w, n == 0 ? WHERE_FALSE : WHERE_VARIES);
 	if (n == 0) {
 		lg__sql_puts(&w->sql, "FALSE");
 		return;
@@ -319,6 +347,7 @@ void lg__where_null(struct lg_where *w, const struct lg_model *m, unsigned col, 
 		return;
 	}
 	where_item(w);
+	where_fold(w, WHERE_VARIES);
 	lg__sql_ident(&w->sql, m->cols[col].name);
 	lg__sql_puts(&w->sql, is_null ? " IS NULL" : " IS NOT NULL");
 }
@@ -332,6 +361,7 @@ void lg__where_row_cmp(struct lg_where *w, const struct lg_model *m, const uint8
 		}
 	}
 	where_item(w);
+	where_fold(w, WHERE_VARIES);
 	lg__sql_put(&w->sql, "(", 1);
 	for (int i = 0; i < ncols; i++) {
 		if (i > 0) {
@@ -354,4 +384,9 @@ void lg__where_row_cmp(struct lg_where *w, const struct lg_model *m, const uint8
 bool lg__where_is_empty(const struct lg_where *w)
 {
 	return w->sql.len == 0;
+}
+
+bool lg__where_matches_all(const struct lg_where *w)
+{
+	return w->depth == 0 && w->value[0] == WHERE_TRUE;
 }

@@ -65,6 +65,9 @@ void lg__where_row_cmp(struct lg_where *w, const struct lg_model *m, const uint8
 		       const char *op, int first);
 /* True when the clause has no condition. */
 bool lg__where_is_empty(const struct lg_where *w);
+/* True when the clause reduces to TRUE (no condition, or only constants such as
+ * NOT (x IN ())): it would match every row. */
+bool lg__where_matches_all(const struct lg_where *w);
 
 /* ---- Statements ---- */
 

@@ -438,6 +438,41 @@ Test(orm, query_builder_runs)
 	cr_assert_eq(lg_query_first(&db, &q, &u, &err), LG_ENOTFOUND);
 	lg_query_free(&q);
 	cr_assert_eq(scalar("SELECT count(*) FROM users"), 10);
+
+	/* Filters that reduce to TRUE match every row: refused like no filter at all. (The
+	 * guard used to look only for a condition, and NOT (x IN ()) deleted everything.) */
+	for (int shape = 0; shape < 3; shape++) {
+		lg_query_init(&q, &usr_model);
+		if (shape == 0) {
+			lg_query_not(&q);
+			lg_query_in(&q, usr_col_id, NULL, 0);
+			lg_query_end(&q);
+		} else if (shape == 1) {
+			lg_query_or(&q); /* (NOT (FALSE)) OR id < 0 */
+			lg_query_not(&q);
+			lg_query_in(&q, usr_col_id, NULL, 0);
+			lg_query_end(&q);
+			lg_query_lt(&q, usr_col_id, lg_param_int64(0));
+			lg_query_end(&q);
+		} else {
+			lg_query_and(&q);
+			lg_query_end(&q);
+		}
+		cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), LG_EINVAL, "shape %d", shape);
+		cr_assert(strstr(err.message, "every row") != NULL, "%s", err.message);
+		lg_query_free(&q);
+		cr_assert_eq(scalar("SELECT count(*) FROM users"), 10);
+	}
+	/* A filter that reduces to FALSE runs and deletes nothing. */
+	lg_query_init(&q, &usr_model);
+	lg_query_in(&q, usr_col_id, NULL, 0);
+	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), 0, "%s", err.message);
+	cr_assert_eq(gone, 0);
+	lg_query_free(&q);
+	/* Emptying the table is a call of its own. */
+	cr_assert_eq(lg_query_delete_all(&db, &usr_model, &gone, &err), 0, "%s", err.message);
+	cr_assert_eq(gone, 10);
+	cr_assert_eq(scalar("SELECT count(*) FROM users"), 0);
 }
 
 /* ---- Upserts from 100 coroutines ---- */

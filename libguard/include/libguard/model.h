@@ -124,8 +124,9 @@ struct lg_sqlbuf {
 struct lg_where {
 	struct lg_sqlbuf sql;
 	int depth;
-	uint8_t kind[LG_WHERE_MAX_DEPTH]; /* connective of each open group */
-	bool empty[LG_WHERE_MAX_DEPTH];   /* nothing emitted in the group yet */
+	uint8_t kind[LG_WHERE_MAX_DEPTH];  /* connective of each open group */
+	bool empty[LG_WHERE_MAX_DEPTH];    /* nothing emitted in the group yet */
+	uint8_t value[LG_WHERE_MAX_DEPTH]; /* what the group reduces to: TRUE, FALSE or neither */
 };
 
 /* ---- Generated code ---------------------------------------------------------------------- */

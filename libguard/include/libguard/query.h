@@ -111,10 +111,14 @@ LG_API int lg_query_count(const struct lg_db *db, struct lg_query *q, int64_t *o
 			  struct lg_error *err);
 LG_API int lg_query_exists(const struct lg_db *db, struct lg_query *q, bool *out,
 			   struct lg_error *err);
-/* DELETE FROM t WHERE <filter>. A query without any condition is refused (LG_EINVAL):
- * say lg_query_not_null(key) to delete everything on purpose. */
+/* DELETE FROM t WHERE <filter>. A filter that matches every row -- no condition, or one that
+ * reduces to TRUE, such as NOT (x IN ()) -- is refused with LG_EINVAL before anything is
+ * sent; emptying a table takes lg_query_delete_all. */
 LG_API int lg_query_delete(const struct lg_db *db, struct lg_query *q, int64_t *affected,
 			   struct lg_error *err);
+/* DELETE FROM t: every row, on purpose. */
+LG_API int lg_query_delete_all(const struct lg_db *db, const struct lg_model *m, int64_t *affected,
+			       struct lg_error *err);
 
 /*
  * Streams every matching row to fn without materializing the result: pages of page_size
