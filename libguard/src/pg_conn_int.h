@@ -61,6 +61,7 @@ struct lg__stmt {
 	bool cancel_victim; /* a cancel request was sent for it */
 	struct lg__prep *prep;
 	bool sent_prepare;
+	bool reprepared; /* re-sent once after its prepared statement went stale */
 	enum stmt_outcome outcome;
 	PGresult *result;
 	PGresult *error;

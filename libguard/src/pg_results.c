@@ -37,6 +37,37 @@ static bool results_stray_cancel(struct lg_conn *c, const struct lg__stmt *s)
 	return state != NULL && strcmp(state, SQLSTATE_QUERY_CANCELED) == 0;
 }
 
+/*
+ * A prepared statement that the server no longer has (26000: DISCARD ALL, a Parse skipped
+ * because a sibling failed) or whose plan changed result type (0A000 after ALTER TABLE ...
+ * ADD COLUMN under a SELECT *): the Execute failed before running anything, so it is safe to
+ * prepare again and re-send once. After 0A000 the server still holds the old statement under
+ * its name, so the entry takes a new name (the old one is released when the session ends).
+ */
+static bool results_stale_prepared(struct lg_conn *c, struct lg__stmt *s)
+{
+	if (s->prep == NULL || s->reprepared || s->abandoned || s->error == NULL) {
+		return false;
+	}
+	const char *state = PQresultErrorField(s->error, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(s->error, PG_DIAG_MESSAGE_PRIMARY);
+	bool missing = state != NULL && strcmp(state, "26000") == 0;
+	bool changed = state != NULL && strcmp(state, "0A000") == 0 && msg != NULL &&
+		       strstr(msg, "cached plan must not change result type") != NULL;
+	if (!missing && !changed) {
+		return false;
+	}
+	if (changed && s->prep->state != LG__PREP_PREPARING) {
+		snprintf(s->prep->name, sizeof(s->prep->name), "lg_%u", ++c->prep_seq);
+	}
+	if (s->prep->state != LG__PREP_PREPARING) {
+		s->prep->state = LG__PREP_NONE;
+	}
+	s->reprepared = true;
+	c->stats.reprepares++;
+	return true;
+}
+
 static void results_complete_segment(struct lg_conn *c, struct lg__segment *seg)
 {
 	c->seg_head = seg->next;
@@ -56,10 +87,12 @@ static void results_complete_segment(struct lg_conn *c, struct lg__segment *seg)
 			c->cancel_pending = false;
 			s->outcome = LG__STMT_ABORTED;
 		}
-		if (!seg->failed || s->outcome == LG__STMT_FAILED || s->abandoned) {
+		bool again = s->outcome == LG__STMT_FAILED && results_stale_prepared(c, s);
+		if (!again && (!seg->failed || s->outcome == LG__STMT_FAILED || s->abandoned)) {
 			results_release(c, s);
 		} else {
-			/* Rolled back with its segment: nothing of it committed, send it again. */
+			/* Rolled back with its segment, or never run (stale prepared statement):
+			 * nothing of it committed, send it again. */
 			PQclear(s->result);
 			PQclear(s->error);
 			s->result = s->error = NULL;

@@ -439,3 +439,50 @@ Test(pipeline, commit_time_failure_belongs_to_its_statement, .init = connect_sha
 	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_child, lg_it_parent", &err), 0);
 	close_shared();
 }
+
+static int result_cols_of(const char *sql)
+{
+	struct lg_query_opts prep = {0, LG_QUERY_PREPARE};
+	struct lg_result *r = NULL;
+	struct lg_error err;
+	int rc = lg_conn_query(conn, sql, NULL, 0, &prep, &r, &err);
+	cr_assert_eq(rc, 0, "%s: %s", sql, err.message);
+	int n = lg_result_cols(r);
+	lg_result_free(r);
+	return n;
+}
+
+/* A cached prepared SELECT * used to fail with 0A000 ("cached plan must not change result
+ * type") on every call after ALTER TABLE ... ADD COLUMN, and with 26000 after DISCARD or
+ * DEALLOCATE, until the connection was replaced. It did not execute, so it is prepared again
+ * and re-sent once. */
+Test(pipeline, stale_prepared_statements_are_prepared_again, .init = connect_shared)
+{
+	struct lg_error err;
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE IF EXISTS lg_it_plan", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "CREATE TABLE lg_it_plan (a int)", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "INSERT INTO lg_it_plan VALUES (1)", &err), 0);
+	static const char sel[] = "SELECT * FROM lg_it_plan";
+	cr_assert_eq(result_cols_of(sel), 1);
+	cr_assert_eq(result_cols_of(sel), 1);
+	cr_assert_eq(lg_conn_exec(conn, "ALTER TABLE lg_it_plan ADD COLUMN b int", &err), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(result_cols_of(sel), 2);
+	}
+	cr_assert_eq(lg_conn_exec(conn, "DEALLOCATE ALL", &err), 0, "%s", err.message);
+	cr_assert_eq(result_cols_of(sel), 2);
+	cr_assert_eq(lg_conn_exec(conn, "DISCARD ALL", &err), 0, "%s", err.message);
+	cr_assert_eq(result_cols_of(sel), 2);
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_eq(st.reprepares, 3, "reprepares %" PRIu64, st.reprepares);
+	/* A write is re-sent only because it provably did not run: exactly one row added. */
+	struct lg_query_opts prep = {0, LG_QUERY_PREPARE};
+	static const char ins[] = "INSERT INTO lg_it_plan VALUES (2) RETURNING *";
+	cr_assert_eq(lg_conn_query(conn, ins, NULL, 0, &prep, NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_exec(conn, "ALTER TABLE lg_it_plan ADD COLUMN c int", &err), 0);
+	cr_assert_eq(lg_conn_query(conn, ins, NULL, 0, &prep, NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_plan WHERE a = 2"), 2);
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_plan", &err), 0);
+	close_shared();
+}

@@ -167,12 +167,13 @@ LG_API void lg_notification_free(struct lg_notification *n);
 struct lg_conn_stats {
 	uint64_t statements; /* completed, with success or failure */
 	uint64_t failed;
-	uint64_t segments; /* sync segments sent */
-	uint64_t reruns;   /* statements re-run after a sibling failed */
-	uint64_t prepares; /* Parse messages sent */
-	uint64_t cancels;  /* cancel requests sent */
-	size_t pending;    /* queued, not sent */
-	size_t in_flight;  /* sent, unanswered */
+	uint64_t segments;   /* sync segments sent */
+	uint64_t reruns;     /* statements re-run after a sibling failed */
+	uint64_t prepares;   /* Parse messages sent */
+	uint64_t reprepares; /* re-sent after the server lost or invalidated a prepared one */
+	uint64_t cancels;    /* cancel requests sent */
+	size_t pending;      /* queued, not sent */
+	size_t in_flight;    /* sent, unanswered */
 };
 
 LG_API void lg_conn_get_stats(const struct lg_conn *conn, struct lg_conn_stats *out);
