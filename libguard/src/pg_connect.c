@@ -8,8 +8,9 @@
  *      set none, and drops connect_timeout (libpq ignores it in nonblocking mode; the caller's
  *      deadline rules instead).
  *   2. A host name that is not an IP literal or a socket directory is resolved with
- *      uv_getaddrinfo on libuv's thread pool; the first address becomes hostaddr (libpq's own
- *      lookup would block the loop). Failure: LG_ERESOLVE.
+ *      uv_getaddrinfo on libuv's thread pool; its addresses (up to CONNECT_MAX_ADDRS, in the
+ *      resolver's order) become a hostaddr list, with host repeated to match, so libpq tries
+ *      each in turn (libpq's own lookup would block the loop). Failure: LG_ERESOLVE.
  *   3. PQconnectStartParams, then per socket event: stop polling, PQconnectPoll, and poll for
  *      what it asks next. libpq may close and reopen its socket while trying further
  *      addresses, so the poll handle is re-created whenever PQsocket() changes. A refused
@@ -114,6 +115,9 @@ static int connect_build_params(struct lg_conn *c, PQconninfoOption *opts)
 	rc = rc ? rc : connect_set(c, "keepalives_idle", "30", false);
 	rc = rc ? rc : connect_set(c, "keepalives_interval", "10", false);
 	rc = rc ? rc : connect_set(c, "keepalives_count", "3", false);
+	/* Unacknowledged data on a blackholed link fails the socket after 30 s (Linux
+	 * TCP_USER_TIMEOUT), instead of the kernel's retransmission schedule of ~15 minutes. */
+	rc = rc ? rc : connect_set(c, "tcp_user_timeout", "30000", false);
 	return rc;
 }
 
@@ -125,8 +129,11 @@ static void connect_finish(struct lg_conn *c, int rc, const char *msg)
 		const char *port = connect_get(c, "port");
 		char detail[LG_ERROR_MSG_SIZE];
 		lg__pg_message(detail, sizeof(detail), msg != NULL ? msg : "");
-		snprintf(c->connect_msg, sizeof(c->connect_msg), "connect %.64s:%.16s: %.400s",
-			 host != NULL ? host : "(default)", port != NULL ? port : "5432", detail);
+		/* After resolution host is the name repeated once per address: show it once. */
+		int hl = host != NULL ? (int)strcspn(host, ",") : 0;
+		snprintf(c->connect_msg, sizeof(c->connect_msg), "connect %.*s:%.16s: %.400s",
+			 host != NULL ? (hl < 64 ? hl : 64) : 9, host != NULL ? host : "(default)",
+			 port != NULL ? port : "5432", detail);
 		c->state = LG__CONN_BROKEN;
 		lg__conn_poll_close(c); /* libpq has closed the socket already */
 	}
@@ -205,6 +212,20 @@ static void connect_libpq(struct lg_conn *c)
 	connect_step(c, PGRES_POLLING_WRITING);
 }
 
+#define CONNECT_MAX_ADDRS 8
+
+/* Is ip one of the comma-separated addresses of list? */
+static bool connect_addr_listed(const char *list, const char *ip)
+{
+	size_t n = strlen(ip);
+	for (const char *p = list; *p != '\0'; p += strcspn(p, ","), p += *p == ',') {
+		if (strncmp(p, ip, n) == 0 && (p[n] == ',' || p[n] == '\0')) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static void connect_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct lg_conn *c = req->data;
@@ -222,14 +243,32 @@ static void connect_on_resolved(uv_getaddrinfo_t *req, int status, struct addrin
 		uv_freeaddrinfo(res);
 		return;
 	}
-	char ip[64] = "";
-	if (res->ai_family == AF_INET6) {
-		uv_ip6_name((struct sockaddr_in6 *)res->ai_addr, ip, sizeof(ip));
-	} else {
-		uv_ip4_name((struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+	char addrs[CONNECT_MAX_ADDRS * 48] = "";
+	char hosts[CONNECT_MAX_ADDRS * 256] = "";
+	const char *host = connect_get(c, "host");
+	int n = 0;
+	for (struct addrinfo *a = res; a != NULL && n < CONNECT_MAX_ADDRS; a = a->ai_next) {
+		char ip[48] = "";
+		if (a->ai_family == AF_INET6) {
+			uv_ip6_name((struct sockaddr_in6 *)a->ai_addr, ip, sizeof(ip));
+		} else if (a->ai_family == AF_INET) {
+			uv_ip4_name((struct sockaddr_in *)a->ai_addr, ip, sizeof(ip));
+		}
+		if (ip[0] == '\0' || connect_addr_listed(addrs, ip)) {
+			continue; /* another family, or the same address for another protocol */
+		}
+		size_t al = strlen(addrs), hl = strlen(hosts);
+		snprintf(addrs + al, sizeof(addrs) - al, "%s%s", n ? "," : "", ip);
+		snprintf(hosts + hl, sizeof(hosts) - hl, "%s%.250s", n ? "," : "", host);
+		n++;
 	}
 	uv_freeaddrinfo(res);
-	if (connect_set(c, "hostaddr", ip, true) != 0) {
+	if (n == 0) {
+		connect_finish(c, LG_ERESOLVE, "no IPv4 or IPv6 address");
+		return;
+	}
+	if (connect_set(c, "host", hosts, true) != 0 ||
+	    connect_set(c, "hostaddr", addrs, true) != 0) {
 		connect_finish(c, LG_ENOMEM, "out of memory");
 		return;
 	}
