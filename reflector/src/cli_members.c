@@ -7,6 +7,8 @@
  * other answer or when no node answered, 2 on usage errors. The admin token is read from
  * LIFEGUARD_ADMIN_TOKEN and sent as "Authorization: Bearer".
  */
+#include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "http_client.h"
 
 #define CLI_TIMEOUT_MS 70000 /* a promotion may take many catch-up rounds */
@@ -87,6 +90,54 @@ static int cli_send(const char *address, const char *method, const char *path, c
 	return 1;
 }
 
+enum { MEMBERS_URL = CLI_OPT_FIRST, MEMBERS_ID, MEMBERS_RAFT, MEMBERS_HTTP };
+
+static const struct option members_options[] = {
+    {"url", required_argument, NULL, MEMBERS_URL},
+    {"id", required_argument, NULL, MEMBERS_ID},
+    {"raft", required_argument, NULL, MEMBERS_RAFT},
+    {"http", required_argument, NULL, MEMBERS_HTTP},
+    {NULL, 0, NULL, 0},
+};
+
+struct members_args {
+	const char *url, *id, *raft, *http;
+};
+
+/* Reads the flags after "add" or "remove" (argv[0]); 0, or -1 after printing why. */
+static int members_parse(int argc, char **argv, struct members_args *a)
+{
+	int c;
+	rf_cli_getopt_begin();
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, members_options, NULL)) != -1) {
+		switch (c) {
+		case MEMBERS_URL:
+			a->url = optarg;
+			break;
+		case MEMBERS_ID:
+			a->id = optarg;
+			break;
+		case MEMBERS_RAFT:
+			a->raft = optarg;
+			break;
+		case MEMBERS_HTTP:
+			a->http = optarg;
+			break;
+		case 1:
+			fprintf(stderr, "members: unexpected argument '%s'\n", optarg);
+			return -1;
+		default:
+			rf_cli_option_error("members", c, argv);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "members: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
 int rf_cli_members(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -96,34 +147,33 @@ int rf_cli_members(int argc, char **argv)
 	if (!add && strcmp(argv[1], "remove") != 0) {
 		return cli_members_usage();
 	}
-	const char *url = NULL, *id = NULL, *raft = NULL, *http = NULL;
-	for (int i = 2; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--url") == 0) {
-			url = argv[i + 1];
-		} else if (strcmp(argv[i], "--id") == 0) {
-			id = argv[i + 1];
-		} else if (strcmp(argv[i], "--raft") == 0) {
-			raft = argv[i + 1];
-		} else if (strcmp(argv[i], "--http") == 0) {
-			http = argv[i + 1];
-		} else {
-			return cli_members_usage();
-		}
+	struct members_args a = {NULL, NULL, NULL, NULL};
+	if (members_parse(argc - 1, argv + 1, &a) != 0) {
+		return cli_members_usage();
+	}
+	if (a.url == NULL || a.id == NULL || (add && (a.raft == NULL || a.http == NULL))) {
+		return cli_members_usage();
 	}
 	char address[RF_ADDR_MAX];
-	char *end = NULL;
-	unsigned long long n = id != NULL ? strtoull(id, &end, 10) : 0;
-	if ((argc % 2) != 0 || url == NULL || rf_http_url_address(url, address) != 0 || n == 0 ||
-	    *end != '\0' || (add && (raft == NULL || http == NULL))) {
-		return cli_members_usage();
+	if (rf_http_url_address(a.url, address) != 0) {
+		fprintf(stderr, "members: --url must look like http://10.0.0.1:8080, not '%s'\n",
+			a.url);
+		return 2;
+	}
+	/* Ids are positive JSON integers on the wire, hence the int64 ceiling. */
+	uint64_t n = 0;
+	if (rf_cli_parse_uint(a.id, 1, INT64_MAX, &n) != 0) {
+		fprintf(stderr, "members: --id must be a whole number from 1 to %lld, not '%s'\n",
+			(long long)INT64_MAX, a.id);
+		return 2;
 	}
 	if (!add) {
 		char path[64];
-		snprintf(path, sizeof(path), "/members/%llu", n);
+		snprintf(path, sizeof(path), "/members/%llu", (unsigned long long)n);
 		return cli_send(address, "DELETE", path, NULL);
 	}
-	json_t *o = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)n, "raft_address", raft,
-			      "http_address", http);
+	json_t *o = json_pack("{s:I, s:s, s:s}", "id", (json_int_t)n, "raft_address", a.raft,
+			      "http_address", a.http);
 	char *body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	int rc = body != NULL ? cli_send(address, "POST", "/members", body) : 1;

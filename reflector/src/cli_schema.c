@@ -10,12 +10,14 @@
  * Exit status: 0 success, 1 a database error (printed with its SQLSTATE), 2 bad usage or
  * configuration.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <libguard/libguard.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "config.h"
 #include "schema.h"
 
@@ -26,22 +28,41 @@ static int schema_usage(void)
 	return 2;
 }
 
+enum { SCHEMA_CONFIG = CLI_OPT_FIRST };
+
+static const struct option schema_options[] = {
+    {"config", required_argument, NULL, SCHEMA_CONFIG},
+    {NULL, 0, NULL, 0},
+};
+
 /* Loads the configuration; collects positional arguments into tables (may be NULL). */
 static int schema_load(int argc, char **argv, struct rf_config *cfg, const char **tables,
 		       int *ntables)
 {
 	struct rf_config_flags flags = {0};
-	int n = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			flags.config_path = argv[++i];
-		} else if (strncmp(argv[i], "--config=", 9) == 0) {
-			flags.config_path = argv[i] + 9;
-		} else if (argv[i][0] == '-' || tables == NULL) {
+	int n = 0, c;
+	rf_cli_getopt_begin();
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, schema_options, NULL)) != -1) {
+		if (c == SCHEMA_CONFIG) {
+			flags.config_path = optarg;
+		} else if (c == 1 && tables != NULL) {
+			tables[n++] = optarg;
+		} else if (c == 1) {
+			fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n", optarg);
 			return schema_usage();
 		} else {
-			tables[n++] = argv[i];
+			rf_cli_option_error("lifeguard-reflector", c, argv);
+			return schema_usage();
 		}
+	}
+	/* getopt_long() stops at "--": what follows are table names, even with a leading '-'. */
+	for (; optind < argc; optind++) {
+		if (tables == NULL) {
+			fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n",
+				argv[optind]);
+			return schema_usage();
+		}
+		tables[n++] = argv[optind];
 	}
 	if (ntables != NULL) {
 		*ntables = n;

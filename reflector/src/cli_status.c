@@ -7,6 +7,9 @@
  * such, plus a summary: the leader, how many peers answered, whether they agree on leader and
  * term. Exit status: 0 when the given node answered, 1 when it did not, 2 on usage errors.
  */
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "http_client.h"
 
 #define CLI_MAX_PEERS 128
@@ -164,29 +168,65 @@ static void cli_print_json(struct cli_peer *peers, size_t n)
 	}
 }
 
+enum { STATUS_URL = CLI_OPT_FIRST, STATUS_JSON, STATUS_TIMEOUT };
+
+static const struct option status_options[] = {
+    {"url", required_argument, NULL, STATUS_URL},
+    {"json", no_argument, NULL, STATUS_JSON},
+    {"timeout-ms", required_argument, NULL, STATUS_TIMEOUT},
+    {NULL, 0, NULL, 0},
+};
+
+static int status_usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: lifeguard-reflector status --url http://IP:PORT [--json] [--timeout-ms N]\n");
+	return 2;
+}
+
 int rf_cli_status(int argc, char **argv)
 {
-	const char *url = NULL;
+	const char *url = NULL, *timeout = NULL;
 	bool as_json = false;
-	int timeout_ms = 1000;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
-			url = argv[++i];
-		} else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
-			timeout_ms = atoi(argv[++i]);
-		} else if (strcmp(argv[i], "--json") == 0) {
+	int c;
+	rf_cli_getopt_begin();
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, status_options, NULL)) != -1) {
+		switch (c) {
+		case STATUS_URL:
+			url = optarg;
+			break;
+		case STATUS_JSON:
 			as_json = true;
-		} else {
-			fprintf(stderr, "usage: lifeguard-reflector status --url http://IP:PORT "
-					"[--json] [--timeout-ms N]\n");
-			return 2;
+			break;
+		case STATUS_TIMEOUT:
+			timeout = optarg;
+			break;
+		case 1:
+			fprintf(stderr, "status: unexpected argument '%s'\n", optarg);
+			return status_usage();
+		default:
+			rf_cli_option_error("status", c, argv);
+			return status_usage();
 		}
 	}
+	if (optind < argc) {
+		fprintf(stderr, "status: unexpected argument '%s'\n", argv[optind]);
+		return status_usage();
+	}
 	char address[RF_ADDR_MAX];
-	if (url == NULL || rf_http_url_address(url, address) != 0 || timeout_ms <= 0) {
+	if (url == NULL || rf_http_url_address(url, address) != 0) {
 		fprintf(stderr, "status: --url must look like http://10.0.0.1:8080\n");
 		return 2;
 	}
+	uint64_t t = 1000;
+	if (timeout != NULL && rf_cli_parse_uint(timeout, 1, INT_MAX, &t) != 0) {
+		fprintf(stderr,
+			"status: --timeout-ms must be a whole number from 1 to %d, not '%s'\n",
+			INT_MAX, timeout);
+		return 2;
+	}
+	int timeout_ms = (int)t;
 	char err[128];
 	json_t *first = cli_fetch_status(address, timeout_ms, err, sizeof(err));
 	if (first == NULL) {

@@ -11,10 +11,12 @@
  * Exit status: 0 after a graceful shutdown; 1 when the node cannot start; 2 for an invalid or
  * missing setting (the message names the key) or a usage error.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_args.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -37,40 +39,62 @@ static int main_usage(FILE *out)
 	return out == stdout ? 0 : 2;
 }
 
-/* Matches "--name VALUE" and "--name=VALUE"; advances *i past what it used. */
-static bool main_flag(int argc, char **argv, int *i, const char *name, const char **value)
-{
-	size_t len = strlen(name);
-	if (strncmp(argv[*i], name, len) != 0) {
-		return false;
-	}
-	if (argv[*i][len] == '=') {
-		*value = argv[*i] + len + 1;
-		return true;
-	}
-	if (argv[*i][len] == '\0' && *i + 1 < argc) {
-		*value = argv[++*i];
-		return true;
-	}
-	return false;
-}
+enum {
+	MAIN_CONFIG = CLI_OPT_FIRST,
+	MAIN_NODE_ID,
+	MAIN_RAFT,
+	MAIN_HTTP,
+	MAIN_DATA_DIR,
+	MAIN_JOIN,
+};
 
+static const struct option main_options[] = {
+    {"config", required_argument, NULL, MAIN_CONFIG},
+    {"node-id", required_argument, NULL, MAIN_NODE_ID},
+    {"raft", required_argument, NULL, MAIN_RAFT},
+    {"http", required_argument, NULL, MAIN_HTTP},
+    {"data-dir", required_argument, NULL, MAIN_DATA_DIR},
+    {"join", no_argument, NULL, MAIN_JOIN},
+    {NULL, 0, NULL, 0},
+};
+
+/* Fills f from "--name VALUE" or "--name=VALUE" flags. Values stay text: the config module
+ * validates them together with the file and the environment, and names the flag. */
 static int main_parse(int argc, char **argv, struct rf_config_flags *f)
 {
-	for (int i = 1; i < argc; i++) {
-		if (main_flag(argc, argv, &i, "--config", &f->config_path) ||
-		    main_flag(argc, argv, &i, "--node-id", &f->node_id) ||
-		    main_flag(argc, argv, &i, "--raft", &f->raft_address) ||
-		    main_flag(argc, argv, &i, "--http", &f->http_address) ||
-		    main_flag(argc, argv, &i, "--data-dir", &f->data_dir)) {
-			continue;
-		}
-		if (strcmp(argv[i], "--join") == 0) {
+	int c;
+	rf_cli_getopt_begin();
+	while ((c = getopt_long(argc, argv, CLI_OPTSTRING, main_options, NULL)) != -1) {
+		switch (c) {
+		case MAIN_CONFIG:
+			f->config_path = optarg;
+			break;
+		case MAIN_NODE_ID:
+			f->node_id = optarg;
+			break;
+		case MAIN_RAFT:
+			f->raft_address = optarg;
+			break;
+		case MAIN_HTTP:
+			f->http_address = optarg;
+			break;
+		case MAIN_DATA_DIR:
+			f->data_dir = optarg;
+			break;
+		case MAIN_JOIN:
 			f->join = true;
-			continue;
+			break;
+		case 1:
+			fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n", optarg);
+			return -1;
+		default:
+			rf_cli_option_error("lifeguard-reflector", c, argv);
+			return -1;
 		}
-		fprintf(stderr, "lifeguard-reflector: unknown or incomplete argument '%s'\n",
-			argv[i]);
+	}
+	/* getopt_long() stops at "--"; what follows is no option either. */
+	if (optind < argc) {
+		fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
 	return 0;
