@@ -124,7 +124,9 @@ LG_API void lg_query_in(struct lg_query *q, unsigned col, const struct lg_param 
 	if (first < 0) {
 		return;
 	}
-	memcpy(q->params + q->nparams, v, (size_t)n * sizeof(*v));
+	if (n > 0) { /* v may be NULL for an empty list */
+		memcpy(q->params + q->nparams, v, (size_t)n * sizeof(*v));
+	}
 	q->nparams += n;
 	lg__where_in(&q->where, q->model, col, first, n);
 }
