@@ -246,9 +246,31 @@ void lg__pool_release(struct lg_pool *p, struct lg__pool_conn *pc)
 	lg__pool_dispatch(p);
 }
 
+static void pool_free(struct lg_pool *p);
+
+/* After lg_pool_close: the last open transaction to end frees what is left of the pool. */
+static void pool_unpin_closed(struct lg_pool *p, struct lg__pool_conn *pc)
+{
+	size_t pinned = 0;
+	for (size_t i = 0; i < p->nconns; i++) {
+		if (p->conns[i] == pc) {
+			lg__pool_conn_drop(p, i--);
+		} else {
+			pinned += p->conns[i]->pinned;
+		}
+	}
+	if (pinned == 0) {
+		pool_free(p);
+	}
+}
+
 void lg__pool_unpin(struct lg_pool *p, struct lg__pool_conn *pc)
 {
 	pc->pinned = false;
+	if (p->closed) {
+		pool_unpin_closed(p, pc);
+		return;
+	}
 	pc->last_used_ms = lg_now_ms();
 	if (!lg_conn_ok(pc->conn) || lg_conn_in_transaction(pc->conn)) {
 		/* Never hand a session still inside a transaction to other callers. */
@@ -482,24 +504,28 @@ static int pool_close_in_coro(void *arg)
 	while (p->connecting > 0) {
 		lg_cond_wait(p->state_cv, LG_DEADLINE_NONE);
 	}
-	/* Whatever still runs completes with LG_ECANCELED; its callers release their slots on
-	 * their next turn, and transactions fail fast until their owners end them. */
+	/* Whatever still runs completes now (outcome unknown); its callers release their slots
+	 * on their next turn. Transactions left open past the drain deadline fail fast from here
+	 * on: what is left of the pool lives until their owners end them (lg__pool_unpin), and
+	 * the close itself does not wait for that. */
 	for (size_t i = 0; i < p->nconns; i++) {
 		lg_conn_close(p->conns[i]->conn);
 		p->conns[i]->conn = NULL;
 	}
-	for (;;) {
-		bool busy = p->in_flight > 0;
-		for (size_t i = 0; i < p->nconns; i++) {
-			busy = busy || p->conns[i]->pinned;
-		}
-		if (!busy) {
-			break;
-		}
+	while (p->in_flight > 0) {
 		lg_cond_wait(p->state_cv, LG_DEADLINE_NONE);
 	}
-	while (p->nconns > 0) {
-		lg__pool_conn_drop(p, p->nconns - 1);
+	size_t pinned = 0;
+	for (size_t i = p->nconns; i-- > 0;) {
+		if (p->conns[i]->pinned) {
+			pinned++;
+		} else {
+			lg__pool_conn_drop(p, i);
+		}
+	}
+	if (pinned > 0) {
+		p->closed = true;
+		return 0;
 	}
 	pool_free(p);
 	return 0;

@@ -228,3 +228,45 @@ Test(pool_session, a_deadline_inside_a_transaction_dooms_it, .init = open_pool, 
 	cr_assert_eq(count_rows(), 1);
 	close_pool();
 }
+
+/* lg_pool_close used to wait for a transaction left open until its owner ended it, spinning
+ * the loop at 100% CPU when nothing else could run. It now gives the transaction until
+ * drain_timeout_ms, closes, and returns; the owner's later calls fail with LG_ECLOSED and its
+ * COMMIT never reports success. (Under ASan, LeakSanitizer checks that the last end frees what
+ * was left of the pool.) */
+Test(pool_session, close_with_a_transaction_left_open_returns, .init = NULL, .fini = NULL)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	struct lg_pool_config cfg = {
+	    .conninfo = lg_test_pg_dsn(), .min_conns = 2, .max_conns = 2, .drain_timeout_ms = 200};
+	struct lg_error err;
+	cr_assert_eq(lg_pool_new(rt, &cfg, &pool, &err), 0, "pool: %s", err.message);
+	snprintf(table, sizeof(table), "lg_it_psc_%d", (int)getpid());
+	char sql[160];
+	snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int8 PRIMARY KEY)", table);
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	struct lg_tx *open_tx, *other_tx;
+	cr_assert_eq(lg_pool_begin(pool, NULL, &open_tx, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_pool_begin(pool, NULL, &other_tx, &err), 0, "%s", err.message);
+	snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1)", table);
+	cr_assert_eq(lg_tx_exec(open_tx, sql, &err), 0, "%s", err.message);
+	lg_pool_close(pool); /* returns: the transactions are still open */
+	cr_assert_eq(lg_tx_exec(open_tx, sql, &err), LG_ECLOSED);
+	cr_assert_eq(lg_tx_rollback(other_tx, &err), LG_ECLOSED);
+	cr_assert_eq(lg_tx_commit(open_tx, &err), LG_ECLOSED); /* frees the rest of the pool */
+	/* Nothing was committed. */
+	struct lg_conn *c;
+	struct lg_conn_config cc = {.conninfo = lg_test_pg_dsn()};
+	cr_assert_eq(lg_conn_connect(rt, &cc, &c, &err), 0, "%s", err.message);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	struct lg_result *r;
+	cr_assert_eq(lg_conn_query(c, sql, NULL, 0, NULL, &r, &err), 0, "%s", err.message);
+	int64_t n = -1;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &n), 0);
+	lg_result_free(r);
+	cr_assert_eq(n, 0);
+	snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
+	cr_assert_eq(lg_conn_exec(c, sql, &err), 0, "%s", err.message);
+	lg_conn_close(c);
+	lg_runtime_free(rt);
+}
