@@ -29,6 +29,7 @@
 #define CONN_DEFAULT_SEGMENT    64
 #define CONN_DEFAULT_IN_FLIGHT  4096
 #define CONN_DEFAULT_PREPARED   1024
+#define CONN_DEFAULT_NOTIFY_MAX 10000
 
 void lg__pg_message(char *buf, size_t size, const char *msg)
 {
@@ -214,6 +215,7 @@ static int conn_connect_in_coro(void *arg)
 	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : CONN_DEFAULT_IN_FLIGHT;
 	c->prepared_cache_max =
 	    cfg->prepared_cache_max ? cfg->prepared_cache_max : CONN_DEFAULT_PREPARED;
+	c->notify_max = cfg->notify_queue_max ? cfg->notify_queue_max : CONN_DEFAULT_NOTIFY_MAX;
 	c->notice_hook = cfg->notice_hook;
 	c->notice_ud = cfg->notice_ud;
 	c->lost_hook = cfg->lost_hook;

@@ -147,6 +147,8 @@ struct lg_conn {
 	struct lg__notify_item *notify_head;
 	struct lg__notify_item *notify_tail;
 	struct lg__waiter *notify_waiter;
+	size_t notify_len;
+	size_t notify_max;
 
 	struct lg_conn_stats stats;
 };

@@ -35,6 +35,15 @@ void lg__notify_drain(struct lg_conn *c)
 				c->notify_head = it;
 			}
 			c->notify_tail = it;
+			if (++c->notify_len > c->notify_max) {
+				/* Nobody reads them (a pooled connection, a slow consumer): keep
+				 * memory bounded and drop the oldest. */
+				struct lg__notify_item *old = c->notify_head;
+				c->notify_head = old->next;
+				lg__free(old);
+				c->notify_len--;
+				c->stats.notifications_dropped++;
+			}
 		}
 		PQfreemem(n);
 	}
@@ -62,6 +71,7 @@ void lg__notify_free_all(struct lg_conn *c)
 		c->notify_head = next;
 	}
 	c->notify_tail = NULL;
+	c->notify_len = 0;
 }
 
 LG_API void lg_notification_free(struct lg_notification *n)
@@ -149,6 +159,7 @@ static int notify_wait_in_coro(void *arg)
 	}
 	struct lg__notify_item *it = c->notify_head;
 	c->notify_head = it->next;
+	c->notify_len--;
 	if (c->notify_head == NULL) {
 		c->notify_tail = NULL;
 	}

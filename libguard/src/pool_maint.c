@@ -75,6 +75,8 @@ static void maint_connect(void *arg)
 	    .max_in_flight = p->cfg.max_in_flight_per_conn,
 	    .lost_hook = maint_on_lost,
 	    .lost_ud = p,
+	    /* Nobody takes notifications from a pooled connection (LISTEN is refused there). */
+	    .notify_queue_max = 16,
 	};
 	struct lg_conn *conn = NULL;
 	struct lg_error err;

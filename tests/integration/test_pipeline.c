@@ -486,3 +486,36 @@ Test(pipeline, stale_prepared_statements_are_prepared_again, .init = connect_sha
 	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_plan", &err), 0);
 	close_shared();
 }
+
+/* A connection nobody reads notifications from keeps at most notify_queue_max of them. */
+Test(pipeline, notification_queue_is_bounded)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn(), .notify_queue_max = 10};
+	struct lg_error err;
+	cr_assert_eq(lg_conn_connect(rt, &cfg, &conn, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_listen(conn, "lg_it_bound", &err), 0, "%s", err.message);
+	/* 100 notifications from the connection itself, one transaction each. */
+	for (int i = 0; i < 100; i++) {
+		struct lg_param p = lg_param_int64(i);
+		cr_assert_eq(lg_conn_query(conn, "SELECT pg_notify('lg_it_bound', $1::text)", &p, 1,
+					   NULL, NULL, &err),
+			     0, "%s", err.message);
+	}
+	struct lg_conn_stats st;
+	lg_conn_get_stats(conn, &st);
+	cr_assert_eq(st.notifications_dropped, 90, "dropped %" PRIu64, st.notifications_dropped);
+	/* The newest ten are kept, in order. */
+	for (int i = 90; i < 100; i++) {
+		struct lg_notification *n = NULL;
+		cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(1000), &n, &err), 0, "%s",
+			     err.message);
+		char want[8];
+		snprintf(want, sizeof(want), "%d", i);
+		cr_assert_str_eq(n->payload, want);
+		lg_notification_free(n);
+	}
+	struct lg_notification *n = NULL;
+	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(50), &n, &err), LG_ETIMEDOUT);
+	close_shared();
+}

@@ -62,6 +62,9 @@ struct lg_conn_config {
 	/* Called on the loop once when the connection is found lost (not on lg_conn_close). */
 	void (*lost_hook)(void *ud, struct lg_conn *conn);
 	void *lost_ud; /* Borrowed until the connection is closed. */
+	/* Notifications kept until lg_conn_notification takes them; past it the oldest is
+	 * dropped (counted in lg_conn_stats). 0 = 10,000. */
+	unsigned notify_queue_max;
 };
 
 /*
@@ -171,9 +174,10 @@ struct lg_conn_stats {
 	uint64_t reruns;     /* statements re-run after a sibling failed */
 	uint64_t prepares;   /* Parse messages sent */
 	uint64_t reprepares; /* re-sent after the server lost or invalidated a prepared one */
-	uint64_t cancels;    /* cancel requests sent */
-	size_t pending;      /* queued, not sent */
-	size_t in_flight;    /* sent, unanswered */
+	uint64_t notifications_dropped; /* the oldest, past notify_queue_max */
+	uint64_t cancels;               /* cancel requests sent */
+	size_t pending;                 /* queued, not sent */
+	size_t in_flight;               /* sent, unanswered */
 };
 
 LG_API void lg_conn_get_stats(const struct lg_conn *conn, struct lg_conn_stats *out);
