@@ -7,9 +7,11 @@
  *   C) pgbench -S -M prepared -c N, and a pgbench script with \startpipeline ... 10 selects
  *      ... \endpipeline (what this machine can do at all).
  * Prints queries/s, latency p50/p99, client CPU seconds per 100k queries (A and B) and the
- * ratios A/B and A/C-pipelined. A's statements are marked LG_QUERY_SHARED_READ, so they share
- * sync segments. classify_ns is what deciding that costs per statement on the hot path: a
- * hit in the connection's cache of parser verdicts (sql_cache.c), timed in a loop.
+ * ratios A/B and A/C-pipelined. Then the same A and B for writes (single-row UPDATE by key,
+ * autocommit) and for a 90/10 read/write mix: write_* and mixed_* keys. A's reads are marked
+ * LG_QUERY_SHARED_READ, so they share sync segments. classify_ns is what deciding that costs per
+ * statement on the hot path: a hit in the connection's cache of parser verdicts (sql_cache.c),
+ * timed in a loop.
  *
  *   pool_bench [--dsn DSN] [--conns N] [--clients M] [--seconds S] [--json]
  * Without --dsn it starts its own throwaway PostgreSQL through scripts/services.
@@ -32,6 +34,10 @@
 static unsigned segment_size; /* --segment; 0 = the pool's default */
 
 static const char *select_sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+static const char *update_sql =
+    "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = $1";
+/* Share of statements that are the UPDATE: 0 (reads), 100 (writes) or 10 (the mix). */
+static unsigned write_pct;
 
 struct result {
 	double qps;
@@ -54,14 +60,17 @@ static void a_client(void *arg)
 {
 	struct a_state *s = arg;
 	uint32_t seed = (uint32_t)(uintptr_t)&seed;
-	struct lg_query_opts o = {0, LG_QUERY_PREPARE | LG_QUERY_BINARY | LG_QUERY_SHARED_READ};
+	struct lg_query_opts read = {0, LG_QUERY_PREPARE | LG_QUERY_BINARY | LG_QUERY_SHARED_READ};
+	struct lg_query_opts write = {0, LG_QUERY_PREPARE | LG_QUERY_BINARY};
 	while (bench_now_us() < s->end_us) {
 		seed = seed * 1103515245u + 12345u;
 		struct lg_param p = lg_param_int32((int32_t)(seed % BENCH_ROWS) + 1);
+		bool is_write = (seed >> 8) % 100 < write_pct;
 		uint64_t t0 = bench_now_us();
 		struct lg_result *r = NULL;
-		if (lg_pool_query(s->pool, select_sql, &p, 1, &o, &r, NULL) != 0 ||
-		    lg_result_rows(r) != 1) {
+		if (lg_pool_query(s->pool, is_write ? update_sql : select_sql, &p, 1,
+				  is_write ? &write : &read, &r, NULL) != 0 ||
+		    (is_write ? lg_result_affected(r) : lg_result_rows(r)) != 1) {
 			s->errors++;
 		}
 		lg_result_free(r);
@@ -151,15 +160,20 @@ static void *b_main(void *arg)
 	}
 	PGresult *r = PQprepare(c, "sel", select_sql, 1, NULL);
 	PQclear(r);
+	r = PQprepare(c, "upd", update_sql, 1, NULL);
+	PQclear(r);
 	uint32_t seed = (uint32_t)(uintptr_t)t;
 	while (bench_now_us() < t->end_us) {
 		seed = seed * 1103515245u + 12345u;
 		char id[16];
 		snprintf(id, sizeof(id), "%u", seed % BENCH_ROWS + 1);
 		const char *v[1] = {id};
+		bool is_write = (seed >> 8) % 100 < write_pct;
 		uint64_t t0 = bench_now_us();
-		r = PQexecPrepared(c, "sel", 1, v, NULL, NULL, 1);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		r = PQexecPrepared(c, is_write ? "upd" : "sel", 1, v, NULL, NULL, 1);
+		if (is_write ? (PQresultStatus(r) != PGRES_COMMAND_OK ||
+				strcmp(PQcmdTuples(r), "1") != 0)
+			     : (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)) {
 			t->errors++;
 		}
 		PQclear(r);
@@ -298,6 +312,7 @@ int main(int argc, char **argv)
 	}
 	int rc = 1;
 	struct result a = {0}, b = {0}, c = {0}, cp = {0};
+	struct result wa = {0}, wb = {0}, ma = {0}, mb = {0};
 	if (prepare_db(dsn) != 0) {
 		fprintf(stderr, "pool_bench: pgbench -i failed\n");
 	} else if (only != NULL) {
@@ -314,7 +329,11 @@ int main(int argc, char **argv)
 		   run_b(dsn, conns, seconds, &b) == 0 &&
 		   run_pgbench(dsn, conns, seconds, false, &c) == 0 &&
 		   run_pgbench(dsn, conns, seconds, true, &cp) == 0) {
-		rc = 0;
+		/* Writes: every UPDATE in a sync segment of its own (autocommit meaning). */
+		write_pct = 100;
+		rc = run_a(dsn, conns, clients, seconds, &wa) | run_b(dsn, conns, seconds, &wb);
+		write_pct = 10;
+		rc |= run_a(dsn, conns, clients, seconds, &ma) | run_b(dsn, conns, seconds, &mb);
 	}
 	if (dsn_arg == NULL) {
 		bench_services_down();
@@ -333,10 +352,15 @@ int main(int argc, char **argv)
 		       "\"c_pipelined_qps\":%.0f,\"c_pipelined_p50_ms\":%.3f,"
 		       "\"c_pipelined_p99_ms\":%.3f,"
 		       "\"a_over_b\":%.3f,\"a_over_c_pipelined\":%.3f,"
-		       "\"a_cpu_per_100k\":%.3f,\"b_cpu_per_100k\":%.3f,\"classify_ns\":%.1f}\n",
+		       "\"a_cpu_per_100k\":%.3f,\"b_cpu_per_100k\":%.3f,\"classify_ns\":%.1f,"
+		       "\"write_a_qps\":%.0f,\"write_b_qps\":%.0f,\"write_a_over_b\":%.3f,"
+		       "\"mixed_a_qps\":%.0f,\"mixed_b_qps\":%.0f,\"mixed_a_over_b\":%.3f,"
+		       "\"write_a_cpu_per_100k\":%.3f,\"write_b_cpu_per_100k\":%.3f}\n",
 		       conns, clients, seconds, a.qps, a.p50, a.p99, b.qps, b.p50, b.p99, c.qps,
 		       c.p50, c.p99, cp.qps, cp.p50, cp.p99, a_over_b, a_over_cp, a.cpu_per_100k,
-		       b.cpu_per_100k, cls_ns);
+		       b.cpu_per_100k, cls_ns, wa.qps, wb.qps, wb.qps > 0 ? wa.qps / wb.qps : 0,
+		       ma.qps, mb.qps, mb.qps > 0 ? ma.qps / mb.qps : 0, wa.cpu_per_100k,
+		       wb.cpu_per_100k);
 		return 0;
 	}
 	printf("pool_bench: primary-key SELECT on %d rows, %d connections, %d s each\n", BENCH_ROWS,
@@ -352,6 +376,16 @@ int main(int argc, char **argv)
 	       cp.qps, cp.p50, cp.p99, "-");
 	printf("A/B = %.2f   A/C-pipelined = %.2f   (A clients: %d coroutines)\n", a_over_b,
 	       a_over_cp, clients);
+	printf("%-44s %12.0f %10.3f %10.3f %14.3f\n", "A writes (UPDATE by key, autocommit)",
+	       wa.qps, wa.p50, wa.p99, wa.cpu_per_100k);
+	printf("%-44s %12.0f %10.3f %10.3f %14.3f\n", "B writes", wb.qps, wb.p50, wb.p99,
+	       wb.cpu_per_100k);
+	printf("%-44s %12.0f %10.3f %10.3f %14.3f\n", "A 90/10 read/write", ma.qps, ma.p50, ma.p99,
+	       ma.cpu_per_100k);
+	printf("%-44s %12.0f %10.3f %10.3f %14.3f\n", "B 90/10 read/write", mb.qps, mb.p50, mb.p99,
+	       mb.cpu_per_100k);
+	printf("writes A/B = %.2f   mixed A/B = %.2f\n", wb.qps > 0 ? wa.qps / wb.qps : 0,
+	       mb.qps > 0 ? ma.qps / mb.qps : 0);
 	printf("classify: %.1f ns per statement (verdict cache hit)\n", cls_ns);
 	return 0;
 }
