@@ -3,16 +3,17 @@
  *
  * Statements from many coroutines are multiplexed over the pool's connections: each goes to
  * the least-loaded healthy connection with room (at most max_in_flight_per_conn statements
- * in flight on one connection), where the statements of one loop turn share a pipeline sync
- * segment (see conn.h for the failure isolation). When every connection is full, callers wait
+ * in flight on one connection). There every statement keeps its autocommit meaning (a sync
+ * segment of its own), while reads marked LG_QUERY_SHARED_READ share segments (see conn.h),
+ * and session state is refused (see lg_pool_query). When every connection is full, callers wait
  * in one FIFO queue with their acquire deadline; a freed slot is handed to the oldest waiter,
  * so nobody starves under overload.
  *
  * Transactions pin one connection exclusively from BEGIN to COMMIT/ROLLBACK.
  *
- * Health: a lost connection fails its in-flight statements with LG_ECONNLOST (never
- * replayed); statements it had not sent yet are sent on another connection. Lost connections
- * are replaced in the background with exponential backoff and jitter; connections past
+ * Health: a lost connection fails its in-flight statements with LG_ECONNLOST (outcome
+ * unknown, never replayed); statements it had not sent yet are sent on another connection. Lost
+ * connections are replaced in the background with exponential backoff and jitter; connections past
  * max_lifetime_ms, or idle past idle_timeout_ms while the pool is above min_conns, are retired
  * only once nothing is in flight on them.
  *
