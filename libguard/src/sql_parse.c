@@ -313,13 +313,19 @@ static struct lg__sql_verdict verdict_unparsed(const char *why)
 	return v;
 }
 
+static struct lg__sql_verdict verdict_unchecked(const char *why)
+{
+	struct lg__sql_verdict v = {LG__SQL_UNPARSED, LG__SQL_UNCHECKED, why};
+	return v;
+}
+
 static struct lg__sql_verdict verdict_of_tree(const char *tree)
 {
 	json_t *root = json_loads(tree, 0, NULL);
 	json_t *stmts = json_object_get(root, "stmts");
 	struct lg__sql_verdict v;
 	if (!json_is_array(stmts)) {
-		v = verdict_unparsed("the parse tree is nested too deeply to inspect");
+		v = verdict_unchecked("the parse tree is nested too deeply to inspect");
 	} else if (json_array_size(stmts) == 0) {
 		v = (struct lg__sql_verdict){LG__SQL_EMPTY, 0, NULL};
 	} else {
@@ -355,9 +361,9 @@ static void *parse_thread(void *arg)
 struct lg__sql_verdict lg__sql_parse(const char *sql)
 {
 	if (strlen(sql) > LG__SQL_PARSE_MAX) {
-		return verdict_unparsed("the text is too long to parse");
+		return verdict_unchecked("the text is longer than 256 KiB, too long to inspect");
 	}
-	struct parse_job job = {sql, verdict_unparsed("no thread for the parser")};
+	struct parse_job job = {sql, verdict_unchecked("no thread for the parser")};
 	pthread_attr_t attr;
 	pthread_t t;
 	if (pthread_attr_init(&attr) != 0) {

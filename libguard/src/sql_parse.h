@@ -61,6 +61,9 @@ enum lg__sql_kind {
 			       * DATABASE, CREATE INDEX CONCURRENTLY, COMMIT PREPARED ...) */
 #define LG__SQL_COPY   0x040u /* COPY: pipeline mode cannot carry it */
 #define LG__SQL_OPAQUE 0x080u /* runs code we cannot see: CALL, DO, EXECUTE */
+/* Not inspected (too long, nested too deeply, no thread to parse it on): it might be a
+ * BEGIN or a SET, so shared pooled connections refuse it. */
+#define LG__SQL_UNCHECKED 0x100u
 
 struct lg__sql_verdict {
 	uint8_t kind;    /* enum lg__sql_kind */
@@ -83,11 +86,12 @@ static inline bool lg__sql_is_read(struct lg__sql_verdict v)
 	return (v.kind == LG__SQL_READ || v.kind == LG__SQL_EMPTY) && v.flags == 0;
 }
 
-/* May run on a connection that other callers share between their statements. Unparsed text
- * goes to the server, which rejects a syntax error or several statements on its own. */
+/* May run on a connection that other callers share between their statements. Text the
+ * parser rejects goes to the server, which rejects it too (the same PostgreSQL 15 grammar);
+ * text that was not inspected might change the session, so it may not. */
 static inline bool lg__sql_shareable_conn(struct lg__sql_verdict v)
 {
-	return (v.flags & (LG__SQL_SESSION_FX | LG__SQL_TX_CONTROL)) == 0;
+	return (v.flags & (LG__SQL_SESSION_FX | LG__SQL_TX_CONTROL | LG__SQL_UNCHECKED)) == 0;
 }
 
 /* A bounded cache of verdicts keyed by SQL text, least recently used out first. */

@@ -270,3 +270,43 @@ Test(pool_session, close_with_a_transaction_left_open_returns, .init = NULL, .fi
 	lg_conn_close(c);
 	lg_runtime_free(rt);
 }
+
+/* Text the parser does not inspect (past its 256 KiB limit) might be anything: a BEGIN
+ * padded that way used to leave the pooled session inside a transaction, where the next
+ * callers' writes reported success and were never committed. It is refused on shared
+ * connections, and later writes commit. */
+Test(pool_session, a_transaction_left_open_on_a_shared_connection_is_closed, .init = open_pool,
+     .fini = NULL)
+{
+	size_t pad = 300 * 1024;
+	char *begin = malloc(pad + 16);
+	cr_assert_not_null(begin);
+	memcpy(begin, "BEGIN", 5);
+	memset(begin + 5, ' ', pad);
+	begin[5 + pad] = '\0';
+	struct lg_error err;
+	int rc = lg_pool_exec(pool, begin, &err);
+	free(begin);
+	cr_assert_eq(rc, LG_EINVAL, "rc %d: %s", rc, err.message);
+	cr_assert(strstr(err.message, "too long to inspect") != NULL, "%s", err.message);
+	/* Every later write commits, whichever connection it lands on. */
+	for (int i = 0; i < 20; i++) {
+		char sql[160];
+		snprintf(sql, sizeof(sql), "INSERT INTO %s (id, who) VALUES (%d, 'after')", table,
+			 i);
+		cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	}
+	struct lg_conn *c;
+	struct lg_conn_config cc = {.conninfo = lg_test_pg_dsn()};
+	cr_assert_eq(lg_conn_connect(rt, &cc, &c, &err), 0, "%s", err.message);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	struct lg_result *r;
+	cr_assert_eq(lg_conn_query(c, sql, NULL, 0, NULL, &r, &err), 0, "%s", err.message);
+	int64_t n = -1;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &n), 0);
+	lg_result_free(r);
+	lg_conn_close(c);
+	cr_assert_eq(n, 20, "committed %" PRId64 " of 20", n);
+	close_pool();
+}

@@ -84,8 +84,9 @@ LG_API void lg_pool_close(struct lg_pool *pool);
  * SET/RESET (SET LOCAL is fine inside a transaction), set_config(.., false) or with a
  * non-literal is_local, LISTEN/UNLISTEN, PREPARE/DEALLOCATE/DISCARD, session advisory locks
  * (pg_advisory_lock ...; the _xact_ ones are fine), temporary tables and cursors WITH HOLD.
- * Text that PostgreSQL's parser rejects (or longer than 256 KiB) is sent, alone, and the
- * server reports its error.
+ * Text that PostgreSQL's parser rejects is sent, alone, and the server
+ * reports its error; text it could not inspect (longer than 256 KiB, or nested too deeply)
+ * is refused, since it might change the session.
  */
 LG_API int lg_pool_query(struct lg_pool *pool, const char *sql, const struct lg_param *params,
 			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
