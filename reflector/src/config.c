@@ -104,6 +104,41 @@ int rf_addr_parse(const char *text, bool allow_any, char ip[16], unsigned *port)
 	return 0;
 }
 
+/* True when name[len] continues a UTF-8 character, so a cut there would split it. */
+static bool cfg_mid_char(const char *name, size_t len)
+{
+	return ((unsigned char)name[len] & 0xc0) == 0x80;
+}
+
+void cfg_show_name(char *out, size_t cap, const char *name)
+{
+	/* Names come from jansson's parser, so they are valid UTF-8. Escaping never shortens
+	 * text, so no prefix longer than cap - 1 bytes can fit: start there, then drop one
+	 * character at a time until the escaped prefix and its "..." fit. */
+	size_t full = strlen(name);
+	size_t len = full < cap ? full : cap - 1;
+	char tmp[256];
+	out[0] = '\0';
+	for (;;) {
+		while (len > 0 && cfg_mid_char(name, len)) {
+			len--;
+		}
+		json_t *j = json_stringn(name, len);
+		size_t n = j != NULL ? json_dumpb(j, tmp, sizeof(tmp), JSON_ENCODE_ANY) : 0;
+		json_decref(j);
+		const char *more = len < full ? "..." : "";
+		/* n counts the two quotes, which are not shown. */
+		if (n >= 2 && n <= sizeof(tmp) && n - 2 + strlen(more) < cap) {
+			snprintf(out, cap, "%.*s%s", (int)(n - 2), tmp + 1, more);
+			return;
+		}
+		if (n == 0 || len == 0) {
+			return;
+		}
+		len--;
+	}
+}
+
 /* Copies a validated "ip:port" string into dst. */
 int cfg_addr(const json_t *v, bool allow_any, char dst[RF_ADDR_MAX], const char *key,
 	     const char *source, struct rf_config_error *err)

@@ -34,7 +34,7 @@ static int dec_peer(const json_t *v, size_t idx, struct rf_peer *p, const char *
 		if (strcmp(name, "id") != 0 && strcmp(name, "raft_address") != 0 &&
 		    strcmp(name, "http_address") != 0) {
 			char shown[24];
-			rf_json_escape(shown, 0, sizeof(shown), name);
+			cfg_show_name(shown, sizeof(shown), name);
 			return cfg_fail(err, key, source, "unknown key \"%s\"", shown);
 		}
 	}
@@ -106,7 +106,7 @@ static int dec_redis(const json_t *v, struct rf_redis_config *r, const char *sou
 		if (strcmp(name, "host") != 0 && strcmp(name, "port") != 0 &&
 		    strcmp(name, "password") != 0 && strcmp(name, "db") != 0) {
 			char shown[24];
-			rf_json_escape(shown, 0, sizeof(shown), name);
+			cfg_show_name(shown, sizeof(shown), name);
 			return cfg_fail(err, "redis", source, "unknown key \"%s\"", shown);
 		}
 	}

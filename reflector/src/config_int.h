@@ -33,6 +33,11 @@ int cfg_uint(const json_t *v, uint64_t min, uint64_t max, uint64_t *out, const c
 int cfg_string(const json_t *v, bool allow_empty, char **out, const char *key, const char *source,
 	       struct rf_config_error *err);
 
+/* Writes name, a key read from JSON, into out (cap bytes) as the body of a JSON string, for a
+ * message: jansson escapes quotes, backslashes and control characters. A name whose escaped
+ * form does not fit loses trailing characters and ends in "...". */
+void cfg_show_name(char *out, size_t cap, const char *name);
+
 /* Index of key in cfg_keys, or -1. */
 int cfg_key_index(const char *name);
 

@@ -182,7 +182,7 @@ static json_t *merge_file(const char *text, size_t len, const char *path, struct
 		if (i < 0) {
 			char shown[48] = "\"\""; /* an empty name still shows as a key */
 			if (key[0] != '\0') {
-				rf_json_escape(shown, 0, sizeof(shown), key);
+				cfg_show_name(shown, sizeof(shown), key);
 			}
 			cfg_fail(err, shown, NULL, "unknown key in %s", name);
 			json_decref(root);

@@ -1,15 +1,21 @@
 /*
- * JSON-lines logger. Each call formats into a stack buffer and writes the line with a single
- * fwrite so that lines from one process never interleave mid-line. A message too long for the
- * buffer is truncated (the line stays valid JSON).
+ * JSON-lines logger. Each call formats the message into a stack buffer, replaces whatever is
+ * not valid UTF-8, lets jansson build and encode the line, and writes it with a single fwrite
+ * so that lines from one process never interleave mid-line. A message too long for the buffer
+ * is truncated; the line stays valid JSON.
  */
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define LOG_LINE_MAX 2048
+#include <jansson.h>
+
+/* Longer messages and event names are cut; a character split by the cut becomes '?'. */
+#define LOG_MSG_MAX   1024
+#define LOG_EVENT_MAX 128
 
 static enum rf_log_level log_min = RF_LOG_INFO;
 static uint64_t log_node;
@@ -44,39 +50,54 @@ int rf_log_level_parse(const char *name, enum rf_log_level *out)
 	return -1;
 }
 
-size_t rf_json_escape(char *buf, size_t len, size_t cap, const char *s)
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, surrogates or
+ * code points above U+10FFFF), or 0. p is NUL-terminated, and NUL is never a continuation
+ * byte, so the checks stop before they could read past the end. */
+static size_t log_utf8_len(const unsigned char *p)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[7];
-		size_t n;
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			n = 2;
-		} else if (c == '\n') {
-			memcpy(esc, "\\n", 2);
-			n = 2;
-		} else if (c < 0x20 || c == 0x7f) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			n = 6;
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (p[0] < 0x80) {
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		lo = p[0] == 0xe0 ? 0xa0 : lo;
+		hi = p[0] == 0xed ? 0x9f : hi;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		lo = p[0] == 0xf0 ? 0x90 : lo;
+		hi = p[0] == 0xf4 ? 0x8f : hi;
+	} else {
+		return 0;
+	}
+	if (p[1] < lo || p[1] > hi) {
+		return 0;
+	}
+	for (size_t i = 2; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) {
+			return 0;
+		}
+	}
+	return n;
+}
+
+/* Replaces, in place, every byte that does not belong to well-formed UTF-8 with '?'.
+ * jansson refuses such strings, and they come from truncation by vsnprintf() in the middle
+ * of a character or from bytes a caller formatted without knowing their encoding. */
+static void log_clean_utf8(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p != '\0') {
+		size_t n = log_utf8_len(p);
+		if (n == 0) {
+			*p++ = '?';
 		} else {
-			esc[0] = (char)c;
-			n = 1;
+			p += n;
 		}
-		if (len + n + 1 > cap) {
-			break;
-		}
-		memcpy(buf + len, esc, n);
-		len += n;
 	}
-	if (cap > 0) {
-		buf[len < cap ? len : cap - 1] = '\0';
-	}
-	return len;
 }
 
 static size_t log_timestamp(char *buf, size_t cap)
@@ -95,30 +116,32 @@ void rf_log(enum rf_log_level level, const char *event, const char *fmt, ...)
 	if (level < log_min) {
 		return;
 	}
-	char msg[LOG_LINE_MAX / 2];
+	char msg[LOG_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-
-	char line[LOG_LINE_MAX];
+	log_clean_utf8(msg);
+	char ev[LOG_EVENT_MAX];
+	snprintf(ev, sizeof(ev), "%s", event);
+	log_clean_utf8(ev);
 	char ts[40];
 	log_timestamp(ts, sizeof(ts));
-	int n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",", ts,
-			 rf_log_level_name(level));
-	size_t len = n > 0 ? (size_t)n : 0;
-	if (log_node != 0) {
-		n = snprintf(line + len, sizeof(line) - len, "\"node\":%llu,",
-			     (unsigned long long)log_node);
-		len += n > 0 ? (size_t)n : 0;
+
+	/* jansson keeps keys in insertion order, which is the documented field order; "o*"
+	 * leaves "node" out while it is unknown. */
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:o*, s:s, s:s}", "ts", ts, "level", rf_log_level_name(level), "node",
+	    log_node != 0 ? json_integer((json_int_t)log_node) : NULL, "event", ev, "msg", msg);
+	/* One buffer and one fwrite per line, so lines from one process never interleave. */
+	size_t n = o != NULL ? json_dumpb(o, NULL, 0, JSON_COMPACT) : 0;
+	char *line = n > 0 ? malloc(n + 1) : NULL;
+	if (line != NULL && json_dumpb(o, line, n, JSON_COMPACT) == n) {
+		line[n] = '\n';
+		FILE *out = log_stream != NULL ? log_stream : stderr;
+		fwrite(line, 1, n + 1, out);
+		fflush(out);
 	}
-	len += (size_t)snprintf(line + len, sizeof(line) - len, "\"event\":\"");
-	len = rf_json_escape(line, len, sizeof(line) - 16, event);
-	len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"msg\":\"");
-	len = rf_json_escape(line, len, sizeof(line) - 4, msg);
-	memcpy(line + len, "\"}\n", 4);
-	len += 3;
-	FILE *out = log_stream != NULL ? log_stream : stderr;
-	fwrite(line, 1, len, out);
-	fflush(out);
+	free(line);
+	json_decref(o);
 }

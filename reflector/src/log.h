@@ -4,9 +4,10 @@
  *   {"ts":"2024-05-01T12:00:00.123Z","level":"info","node":1,"event":"raft.leader",
  *    "msg":"became leader in term 3"}
  *
- * Pure: no libuv. Messages are formatted with printf semantics and JSON-escaped. Callers never
- * pass secrets (passwords, tokens, conninfo strings) to these functions: the config module
- * only ever logs whether a secret is set.
+ * Pure: no libuv. Messages are formatted with printf semantics, cut at 1023 bytes, bytes that
+ * are not valid UTF-8 become '?', and jansson encodes the line. Callers never pass secrets
+ * (passwords, tokens, conninfo strings) to these functions: the config module only ever logs
+ * whether a secret is set.
  */
 #ifndef RF_LOG_H
 #define RF_LOG_H
@@ -31,12 +32,5 @@ int rf_log_level_parse(const char *name, enum rf_log_level *out);
 /* Writes one line. event is a short dotted identifier ("raft.leader"); fmt a printf format. */
 void rf_log(enum rf_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/*
- * Appends s to buf (capacity cap, NUL-terminated) as the body of a JSON string (no quotes),
- * escaping quotes, backslashes and control characters. Truncates rather than overflows, never
- * in the middle of an escape. Returns the new length.
- */
-size_t rf_json_escape(char *buf, size_t len, size_t cap, const char *s);
 
 #endif

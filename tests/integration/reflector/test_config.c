@@ -122,6 +122,10 @@ Test(config, environment_overrides_the_file_and_flags_override_both)
 	rf_config_free(&cfg);
 }
 
+/* Ten ASCII letters and ten two-byte characters, for long key names. */
+#define K10 "kkkkkkkkkk"
+#define E10 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+
 struct bad {
 	const char *json;
 	const char *env;    /* one "K=V" or NULL */
@@ -207,6 +211,15 @@ Test(config, each_fault_names_its_key)
 	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3 ",\"postgres\":5}", NULL,
 	     "postgres", "string"},
 	    {"{\"node_id\":1,\"nodeid\":2}", NULL, "nodeid", "unknown key"},
+	    /* Unknown keys are shown JSON-escaped, and cut with "..." when long. */
+	    {"{\"node_id\":1,\"a\\\"b\\u0001\":2}", NULL, "a\\\"b\\u0001", "unknown key"},
+	    {"{\"node_id\":1,\"" K10 K10 K10 K10 K10 K10 "\":2}", NULL, K10 K10 K10 K10 "kkkk...",
+	     "unknown key"},
+	    {"{\"node_id\":1,\"" E10 E10 E10 "\":2}", NULL, E10 E10 "\xc3\xa9\xc3\xa9...",
+	     "unknown key"},
+	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3
+	     ",\"redis\":{\"host\":\"h\",\"" K10 K10 K10 "\":1}}",
+	     NULL, "redis", "unknown key \"" K10 K10 "...\""},
 	    {"{\"node_id\":1,\"node_id\":2}", NULL, "--config", "test.json:1:"},
 	    {"[1,2]", NULL, "--config", "JSON object"},
 	    {"{\"node_id\":1,\n\"data_dir\":}", NULL, "--config", "test.json:2:"},

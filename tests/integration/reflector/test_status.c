@@ -213,13 +213,74 @@ Test(log, lines_are_json_objects)
 	rf_log_setup(RF_LOG_INFO, 0);
 }
 
-Test(log, escape_never_splits_an_escape)
+/* Logs msg at error level into a temporary file and returns the one line written, parsed;
+ * raw gets the line's text. */
+static json_t *log_one_line(uint64_t node, const char *event, const char *msg, char *raw,
+			    size_t cap)
 {
-	char buf[8];
-	size_t n = rf_json_escape(buf, 0, sizeof(buf), "ab\x01");
-	cr_assert_eq(n, 2, "the 6-byte escape does not fit");
-	cr_assert_str_eq(buf, "ab");
-	n = rf_json_escape(buf, 0, sizeof(buf), "\"\"\"\"");
-	cr_assert_str_eq(buf, "\\\"\\\"\\\"");
-	cr_assert_eq(n, 6);
+	FILE *f = tmpfile();
+	cr_assert_not_null(f);
+	rf_log_set_stream(f);
+	rf_log_setup(RF_LOG_INFO, node);
+	rf_log(RF_LOG_ERROR, event, "%s", msg);
+	rf_log_set_stream(NULL);
+	rf_log_setup(RF_LOG_INFO, 0);
+	rewind(f);
+	size_t n = fread(raw, 1, cap - 1, f);
+	raw[n] = '\0';
+	fclose(f);
+	cr_assert(n > 0 && n < cap - 1 && raw[n - 1] == '\n', "%s", raw);
+	cr_assert_eq(strchr(raw, '\n'), raw + n - 1, "exactly one line: %s", raw);
+	json_error_t jerr;
+	json_t *o = json_loads(raw, 0, &jerr);
+	cr_assert_not_null(o, "%s: %s", jerr.text, raw);
+	return o;
+}
+
+Test(log, invalid_utf8_becomes_question_marks_in_valid_json)
+{
+	char raw[8192];
+	json_t *o =
+	    log_one_line(7, "x.utf8",
+			 "bad \xff\xfe, cut \xc3, overlong \xc0\xaf, surrogate \xed\xa0\x80,"
+			 " past U+10FFFF \xf4\x90\x80\x80; good \xc3\xa9\xe2\x82\xac\xf0\x9f"
+			 "\x98\x80",
+			 raw, sizeof(raw));
+	cr_expect_str_eq(json_string_value(json_object_get(o, "msg")),
+			 "bad ??, cut ?, overlong ??, surrogate ???, past U+10FFFF ????; good "
+			 "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+	/* The field names and their order are the documented format. */
+	cr_expect(strncmp(raw, "{\"ts\":\"", 7) == 0, "%s", raw);
+	cr_expect(strstr(raw,
+			 "\",\"level\":\"error\",\"node\":7,\"event\":\"x.utf8\",\"msg\":\"bad "
+			 "??") != NULL,
+		  "%s", raw);
+	cr_expect_eq(json_object_size(o), 5);
+	json_decref(o);
+	o = log_one_line(0, "x.\xff", "no node yet", raw, sizeof(raw));
+	cr_expect_eq(json_object_get(o, "node"), NULL, "%s", raw);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "event")), "x.?");
+	json_decref(o);
+}
+
+Test(log, a_message_longer_than_the_buffer_is_cut_into_one_valid_line)
+{
+	/* 1500 two-byte characters: the 1024-byte buffer cuts the 512th in half. */
+	char msg[3001], raw[8192];
+	for (size_t i = 0; i < 1500; i++) {
+		memcpy(msg + 2 * i, "\xc3\xa9", 2);
+	}
+	msg[3000] = '\0';
+	json_t *o = log_one_line(3, "x.long", msg, raw, sizeof(raw));
+	const char *got = json_string_value(json_object_get(o, "msg"));
+	cr_assert_not_null(got);
+	cr_expect_eq(strlen(got), 1023);
+	cr_expect(strncmp(got, msg, 1022) == 0);
+	cr_expect_eq(got[1022], '?', "the half character");
+	json_decref(o);
+	/* Every byte escaped (6 output bytes per input byte) still makes one line. */
+	memset(msg, '\x01', 3000);
+	o = log_one_line(3, "x.long", msg, raw, sizeof(raw));
+	cr_expect_eq(strlen(json_string_value(json_object_get(o, "msg"))), 1023);
+	json_decref(o);
 }
