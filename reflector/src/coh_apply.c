@@ -1,5 +1,5 @@
 /*
- * The Redis side of a batch: the cache-contract scripts (libguard/cache.h) for every key,
+ * The Redis side of a batch: the cache-contract scripts (libguard/cache_contract.h) for every key,
  * fanned out over up to COH_WORKERS coroutines so that the commands of one loop turn travel
  * to Redis in one pipelined write.
  *

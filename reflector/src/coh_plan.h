@@ -5,7 +5,7 @@
  * rows that cannot be processed (moved to lifeguard.outbox_dead with the reason).
  *
  * Many changes to one row cost one Redis round and at most one read: only the newest version
- * matters, because every Redis write is "only forward in version" (see libguard/cache.h).
+ * matters, because every Redis write is "only forward in version" (see libguard/cache_contract.h).
  * A key change whose newest version is older than a TRUNCATE of its table in the same batch
  * is superseded: the table fence and the tombstone sweep already cover it.
  */
