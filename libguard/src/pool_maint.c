@@ -158,7 +158,7 @@ static void maint_grow(struct lg_pool *p, unsigned usable, uint64_t now)
 	if (p->nwaiters > 0 && usable + p->connecting < p->cfg.max_conns) {
 		want = usable + p->connecting + 1; /* callers queue: add capacity */
 	}
-	while (!p->closing && usable + p->connecting < want && total < p->cfg.max_conns + 1) {
+	while (!p->closing && usable + p->connecting < want && total < p->cfg.max_conns) {
 		if (p->failures > 0 && (p->connecting > 0 || now < p->next_connect_ms)) {
 			break; /* one attempt at a time while the server keeps failing */
 		}
