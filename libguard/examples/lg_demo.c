@@ -45,9 +45,11 @@ static void demo_worker(void *arg)
 		}
 		return;
 	}
+	/* Reads marked as such share sync segments; the INSERT above had one of its own. */
+	struct lg_query_opts read = {opts.deadline, LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	struct lg_result *r;
 	rc = lg_conn_query(d->conn, "SELECT id * 2 AS twice FROM lg_demo WHERE id = $1", p, 1,
-			   &opts, &r, &err);
+			   &read, &r, &err);
 	int64_t v = 0;
 	if (rc == 0 && lg_result_rows(r) == 1 && lg_result_int64_by_name(r, 0, "twice", &v) == 0) {
 		d->ok++;
@@ -68,7 +70,8 @@ static void demo_pool_worker(void *arg)
 {
 	struct pool_demo *d = arg;
 	struct lg_param p = lg_param_int64(lg_now_ms() % 1000);
-	struct lg_query_opts opts = {lg_deadline_in(10000), LG_QUERY_PREPARE};
+	struct lg_query_opts opts = {lg_deadline_in(10000),
+				     LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	for (int i = 0; i < 5; i++) {
 		if (lg_pool_query(d->pool, "SELECT count(*) FROM lg_demo WHERE id < $1", &p, 1,
 				  &opts, NULL, NULL) == 0) {
