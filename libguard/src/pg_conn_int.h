@@ -79,6 +79,7 @@ struct lg__segment {
 	bool cursor_in_prepare;  /* the Parse answer of cursor comes first */
 	bool awaiting_null;      /* the current query's results ended; a NULL follows */
 	bool commit_failed;      /* the implicit COMMIT at Sync failed; a NULL may follow */
+	bool cursor_in_guard;    /* the read-only guard's answer comes first */
 	bool failed;
 	size_t count;
 };
@@ -133,6 +134,7 @@ struct lg_conn {
 	struct lg__segment *seg_head;
 	struct lg__segment *seg_tail;
 	size_t in_flight;
+	bool no_guard;           /* the read-only guard failed once: shared segments go without */
 	bool cancel_pending;     /* a cancel request may still hit a statement */
 	bool cancel_victim_live; /* its target's segment has not completed yet */
 	int cancel_works;        /* cancel requests running on the thread pool */

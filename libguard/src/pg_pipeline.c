@@ -202,12 +202,33 @@ static void seg_append(struct lg__segment *seg, struct lg__stmt *s)
 	s->segment = seg;
 }
 
+/*
+ * A segment that several reads share runs read-only: a statement marked as a read that writes
+ * anyway (through a user function the parser cannot see into) fails loudly with 25006
+ * instead of committing beside its neighbours and being re-run with them. set_config(..,
+ * true) may raise transaction_read_only at any point of a transaction, and it ends with it.
+ */
+static const char pipe_guard_sql[] = "SELECT set_config('transaction_read_only', 'on', true)";
+
+static bool pipe_wants_guard(const struct lg_conn *c)
+{
+	const struct lg__stmt *first = c->pending.head;
+	return !c->no_guard && c->max_segment > 1 && first != NULL && !first->alone &&
+	       first->next != NULL && !first->next->alone;
+}
+
 /* Sends one segment from the front of the queue; returns false when the connection broke. */
 static bool pipe_send_segment(struct lg_conn *c)
 {
 	struct lg__segment *seg = pipe_segment_new(c);
 	if (seg == NULL) {
 		return true; /* out of memory: the statements stay queued for the next turn */
+	}
+	seg->cursor_in_guard = pipe_wants_guard(c);
+	if (seg->cursor_in_guard &&
+	    !PQsendQueryParams(c->pg, pipe_guard_sql, 0, NULL, NULL, NULL, NULL, 0)) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return false;
 	}
 	struct lg__stmt *s;
 	while ((s = c->pending.head) != NULL && seg->count < c->max_segment &&

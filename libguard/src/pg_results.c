@@ -176,6 +176,10 @@ static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg_
 static void results_advance(struct lg__segment *seg)
 {
 	seg->awaiting_null = false;
+	if (seg->cursor_in_guard) {
+		seg->cursor_in_guard = false;
+		return;
+	}
 	if (seg->cursor_in_prepare) {
 		seg->cursor_in_prepare = false;
 		return;
@@ -261,7 +265,20 @@ static void results_process(struct lg_conn *c)
 			results_complete_segment(c, seg);
 			continue;
 		}
-		results_store(c, seg, seg->cursor, r);
+		if (seg->cursor_in_guard) {
+			/* The read-only guard (pg_pipeline.c). If it failed, the segment's
+			 * statements come back aborted and are re-sent; unless a stray cancel hit
+			 * it, further segments go without it rather than failing again. */
+			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+			if (st == PGRES_FATAL_ERROR) {
+				seg->failed = true;
+				c->no_guard =
+				    state == NULL || strcmp(state, SQLSTATE_QUERY_CANCELED) != 0;
+			}
+			PQclear(r);
+		} else {
+			results_store(c, seg, seg->cursor, r);
+		}
 		seg->awaiting_null = true;
 	}
 	results_cancel_head(c);

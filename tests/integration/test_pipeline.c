@@ -519,3 +519,55 @@ Test(pipeline, notification_queue_is_bounded)
 	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(50), &n, &err), LG_ETIMEDOUT);
 	close_shared();
 }
+
+struct hidden_write_job {
+	bool writer;
+	int rc;
+	struct lg_error err;
+};
+
+static void hidden_write_worker(void *arg)
+{
+	struct hidden_write_job *j = arg;
+	struct lg_query_opts read = {0, LG_QUERY_SHARED_READ};
+	j->rc = lg_conn_query(conn, j->writer ? "SELECT lg_it_sneaky()" : "SELECT 1", NULL, 0,
+			      &read, NULL, &j->err);
+}
+
+/* The parser cannot see into a user function: a "read" that calls one which writes passes the
+ * mark's check. In a segment shared with other reads it must fail loudly (the segment runs
+ * read-only), not commit beside them and be re-run with them. */
+Test(pipeline, a_shared_read_that_writes_through_a_function_fails_loudly, .init = connect_shared)
+{
+	struct lg_error err;
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE IF EXISTS lg_it_sneak CASCADE", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "CREATE TABLE lg_it_sneak (a int)", &err), 0);
+	cr_assert_eq(
+	    lg_conn_exec(conn,
+			 "CREATE OR REPLACE FUNCTION lg_it_sneaky() RETURNS int "
+			 "LANGUAGE sql AS 'INSERT INTO lg_it_sneak VALUES (1) RETURNING 1'",
+			 &err),
+	    0, "%s", err.message);
+	enum { N = 200 };
+	struct hidden_write_job jobs[N];
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (struct hidden_write_job){.writer = i % 10 == 3, .rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, hidden_write_worker, &jobs[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < N; i++) {
+		if (jobs[i].writer) {
+			cr_assert_eq(jobs[i].rc, LG_ESERVER, "job %d rc %d", i, jobs[i].rc);
+			cr_assert_str_eq(jobs[i].err.sqlstate, "25006", "%s", jobs[i].err.message);
+		} else {
+			cr_assert_eq(jobs[i].rc, 0, "job %d: %s", i, jobs[i].err.message);
+		}
+	}
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 0);
+	/* Writes that are not marked as reads are not affected. */
+	cr_assert_eq(lg_conn_exec(conn, "SELECT lg_it_sneaky()", &err), 0, "%s", err.message);
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 1);
+	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_sneak CASCADE", &err), 0);
+	cr_assert_eq(lg_conn_exec(conn, "DROP FUNCTION lg_it_sneaky()", &err), 0);
+	close_shared();
+}
