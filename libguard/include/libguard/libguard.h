@@ -6,6 +6,7 @@
 #include "libguard/cache.h"
 #include "libguard/conn.h"
 #include "libguard/error.h"
+#include "libguard/migrate.h"
 #include "libguard/model.h"
 #include "libguard/pool.h"
 #include "libguard/query.h"

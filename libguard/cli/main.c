@@ -1,0 +1,43 @@
+/*
+ * `lifeguard`: the command-line tool of libguard. One binary with subcommands; today only
+ * `migrate` (docs/migrations.md). Code generation, schema drift checks and `doctor` are not
+ * built yet.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: lifeguard COMMAND [ARGS]\n"
+		   "\n"
+		   "commands:\n"
+		   "  migrate new NAME                  create the next V_NAME.up.sql / .down.sql\n"
+		   "  migrate up [--to V] [--dry-run]   apply pending migrations\n"
+		   "  migrate down [--steps N]          revert the last N applied migrations\n"
+		   "  migrate status [--json]           list migrations and their state\n"
+		   "  migrate validate                  check files and applied checksums\n"
+		   "  migrate redo                      revert and re-apply the last migration\n"
+		   "\n"
+		   "Run `lifeguard migrate --help` for the common options.\n"
+		   "Exit status: 0 success, 1 failure, 2 bad input.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_BAD_USE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "migrate") == 0) {
+		return cli_migrate(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "lifeguard: unknown command '%s' (try lifeguard --help)\n", argv[1]);
+	return CLI_BAD_USE;
+}
