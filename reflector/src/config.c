@@ -51,6 +51,7 @@ const struct cfg_key cfg_keys[] = {
     {"poll_interval_ms", CFG_UINT, false},
     {"fence_prefix", CFG_STRING, false},
     {"term_key", CFG_STRING, false},
+    {"http_head_timeout_ms", CFG_UINT, false},
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 

@@ -28,6 +28,7 @@
 #define RF_DEFAULT_TOMBSTONE_TTL_MS     5000
 #define RF_DEFAULT_BATCH_SIZE           1000
 #define RF_DEFAULT_POLL_INTERVAL_MS     1000
+#define RF_DEFAULT_HTTP_HEAD_TIMEOUT_MS 5000
 
 struct rf_peer {
 	uint64_t id;
@@ -66,6 +67,9 @@ struct rf_config {
 	unsigned tombstone_ttl_ms; /* lifetime of {"v":V,"deleted":true} */
 	unsigned batch_size;       /* outbox rows claimed per transaction */
 	unsigned poll_interval_ms; /* outbox poll without a NOTIFY; also the stats refresh */
+	/* A request (head and body) must arrive within this time of its first byte, or of the
+	 * accept on a new connection: slow clients cannot hold a connection slot longer. */
+	unsigned http_head_timeout_ms;
 };
 
 struct rf_config_error {
@@ -110,5 +114,15 @@ const struct rf_peer *rf_config_peer(const struct rf_config *cfg, uint64_t id);
  * allow_any: whether 0.0.0.0 is acceptable (a bind address, not one peers can dial).
  */
 int rf_addr_parse(const char *text, bool allow_any, char ip[16], unsigned *port);
+
+/* True when address ("ip:port") binds a 127.0.0.0/8 address, reachable from this host only. */
+bool rf_addr_is_loopback(const char *address);
+
+/*
+ * Hands every secret of cfg to the logger (rf_log_add_secret), in each spelling it may take:
+ * admin_token, the Redis password, and the postgres password decoded by libpq and as written
+ * (percent-escaped in a URI, quoted in keyword/value form). Call once after loading.
+ */
+void rf_config_register_secrets(const struct rf_config *cfg);
 
 #endif

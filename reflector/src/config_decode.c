@@ -132,7 +132,7 @@ static int dec_redis(const json_t *v, struct rf_redis_config *r, const char *sou
 		return -1;
 	}
 	r->db = (unsigned)n;
-	return 0;
+	return cfg_check_redis_host(r->host, source, err);
 }
 
 /* Optional unsigned with a default. */
@@ -227,6 +227,10 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 	    dec_opt_string(root, src, "term_key", RF_DEFAULT_TERM_KEY, &cfg->term_key, err) != 0) {
 		return -1;
 	}
+	if (cfg->postgres != NULL &&
+	    cfg_check_postgres(cfg->postgres, dec_source(src, "postgres"), err) != 0) {
+		return -1;
+	}
 	const char *names[] = {"key_prefix", "fence_prefix", "term_key"};
 	const char *values[] = {cfg->key_prefix, cfg->fence_prefix, cfg->term_key};
 	for (size_t i = 0; i < 3; i++) {
@@ -268,6 +272,17 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 			cfg->admin_token = NULL;
 		}
 	}
+	/* Admin endpoints change the cluster's membership: open ones are only acceptable where
+	 * nobody but this host can reach them. */
+	if (cfg->admin_token == NULL && !rf_addr_is_loopback(cfg->http_address)) {
+		const char *where = dec_source(src, "http_address");
+		return cfg_fail(err, "admin_token", NULL,
+				"must be set (LIFEGUARD_ADMIN_TOKEN) when http_address %s%s%s%s is "
+				"not a loopback address: the admin endpoints would be open to the "
+				"network",
+				cfg->http_address, where[0] != '\0' ? " (" : "", where,
+				where[0] != '\0' ? ")" : "");
+	}
 	cfg->log_level = RF_LOG_INFO;
 	const json_t *level = json_object_get(root, "log_level");
 	if (level != NULL && (!json_is_string(level) ||
@@ -287,7 +302,9 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 	    dec_opt_uint(root, src, "batch_size", RF_DEFAULT_BATCH_SIZE, 1, 10000, &cfg->batch_size,
 			 err) != 0 ||
 	    dec_opt_uint(root, src, "poll_interval_ms", RF_DEFAULT_POLL_INTERVAL_MS, 10, 600000,
-			 &cfg->poll_interval_ms, err) != 0) {
+			 &cfg->poll_interval_ms, err) != 0 ||
+	    dec_opt_uint(root, src, "http_head_timeout_ms", RF_DEFAULT_HTTP_HEAD_TIMEOUT_MS, 100,
+			 600000, &cfg->http_head_timeout_ms, err) != 0) {
 		return -1;
 	}
 	return 0;

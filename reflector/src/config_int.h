@@ -38,6 +38,13 @@ int cfg_string(const json_t *v, bool allow_empty, char **out, const char *key, c
  * form does not fit loses trailing characters and ends in "...". */
 void cfg_show_name(char *out, size_t cap, const char *name);
 
+/* The postgres conninfo parses with libpq (config_secret.c); the message withholds libpq's
+ * quoted text, which may be the password. */
+int cfg_check_postgres(const char *conninfo, const char *source, struct rf_config_error *err);
+
+/* redis.host is an IP literal, the only form libguard's Redis client connects to. */
+int cfg_check_redis_host(const char *host, const char *source, struct rf_config_error *err);
+
 /* Index of key in cfg_keys, or -1. */
 int cfg_key_index(const char *name);
 

@@ -218,8 +218,9 @@ static void daemon_start(struct daemon *d, const struct rf_leader_hooks *user_ho
 	}
 	d->node.data = d;
 	d->node.coherence = rf_coherence_stats(d->coherence);
-	if (rf_http_server_start(&d->loop, d->cfg->http_address, rf_api_handle, &d->node,
-				 &d->node.metrics, &d->http, err, sizeof(err)) != 0) {
+	if (rf_http_server_start(&d->loop, d->cfg->http_address, d->cfg->http_head_timeout_ms,
+				 rf_api_handle, &d->node, &d->node.metrics, &d->http, err,
+				 sizeof(err)) != 0) {
 		rf_log(RF_LOG_ERROR, "daemon.start", "%s", err);
 		d->exit_code = 1;
 		d->http = NULL;
@@ -240,6 +241,7 @@ int rf_daemon_run(const struct rf_config *cfg, const struct rf_leader_hooks *hoo
 {
 	rf_log_setup(cfg->log_level, cfg->node_id);
 	signal(SIGPIPE, SIG_IGN);
+	rf_config_register_secrets(cfg);
 	daemon_log_config(cfg);
 	int lock_fd = daemon_lock_dir(cfg->data_dir);
 	if (lock_fd < 0) {

@@ -10,10 +10,17 @@
  * Failure modes:
  *   - malformed or oversized request: the reader's status (400/413/414/431) is sent with
  *     "Connection: close", then the connection closes;
- *   - read error or EOF, write error, idle timeout (no byte for RF_HTTP_IDLE_TIMEOUT_MS while
- *     no request is pending): the connection closes; a connection that is busy (its request is
- *     with the handler) closes only after the reply, which is then dropped;
- *   - more than RF_HTTP_MAX_CONNECTIONS connections: new ones are accepted and closed at once;
+ *   - a request (head and body) that has not arrived head_timeout_ms after its first byte (on
+ *     a new connection: after the accept) gets 408 and the connection closes. The deadline is
+ *     set once per request and never pushed back by the bytes that trickle in, so a client
+ *     sending one byte at a time holds its slot for head_timeout_ms at most;
+ *   - read error or EOF, write error, idle timeout (no byte for RF_HTTP_IDLE_TIMEOUT_MS after
+ *     a reply on a keep-alive connection): the connection closes; a connection that is busy
+ *     (its request is with the handler) closes only after the reply, which is then dropped;
+ *   - more than RF_HTTP_MAX_CONNECTIONS connections: the connection that has waited longest
+ *     for its next request is closed to make room (so connections that hold a slot without
+ *     finishing a request cannot lock out a client that sends one at once); when every
+ *     connection is busy with the handler, the new one is closed at once;
  *   - server stop: listener closed, idle connections closed, busy ones close after replying;
  *     the server is freed when the listener and every connection have closed.
  * Connection memory is freed only after both its handles (TCP, timer) report closed.
@@ -31,6 +38,13 @@
 #define CONN_READ_CHUNK 4096
 #define CONN_MAX_INPUT  (64 * 1024)
 
+/* What the connection's timer is measuring. */
+enum conn_wait {
+	CONN_IDLE,    /* keep-alive, nothing received since the last reply: idle timeout */
+	CONN_REQUEST, /* a request is due: the head deadline runs */
+	CONN_ABORT,   /* the 408 is being written: the timer closes whatever is left */
+};
+
 struct rf_http_exchange {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
@@ -42,8 +56,10 @@ struct rf_http_exchange {
 	bool busy;    /* a request is with the handler or its reply is being written */
 	bool closing; /* close requested (done once not busy) */
 	bool close_after_write;
-	bool head;        /* the pending request is a HEAD */
-	int open_handles; /* > 0 once the handles are closing */
+	bool head; /* the pending request is a HEAD */
+	enum conn_wait wait;
+	uint64_t waiting_since; /* loop time the wait for the current request began */
+	int open_handles;       /* > 0 once the handles are closing */
 	struct rf_http_exchange *next;
 	struct rf_http_exchange *prev;
 };
@@ -54,6 +70,7 @@ struct rf_http_server {
 	rf_http_handler handler;
 	void *data;
 	struct rf_metrics *metrics;
+	unsigned head_timeout_ms;
 	struct rf_http_exchange *conns; /* every connection until its memory is freed */
 	size_t n_conns;
 	bool stopping;
@@ -125,9 +142,35 @@ static void conn_close(struct rf_http_exchange *c)
 	}
 }
 
+static void conn_send(struct rf_http_exchange *c, int status, const char *ctype, const char *body,
+		      size_t len, const char *extra, bool keep_alive);
+static void conn_on_timeout(uv_timer_t *t);
+
+/* Starts the wait for the next request: the head deadline when a request is due (new
+ * connection, or bytes of one received), the idle timeout otherwise. */
+static void conn_wait_for(struct rf_http_exchange *c, enum conn_wait wait)
+{
+	c->wait = wait;
+	uint64_t ms = wait == CONN_IDLE ? RF_HTTP_IDLE_TIMEOUT_MS : c->srv->head_timeout_ms;
+	uv_timer_start(&c->timer, conn_on_timeout, ms, 0);
+}
+
 static void conn_on_timeout(uv_timer_t *t)
 {
-	conn_close(t->data);
+	struct rf_http_exchange *c = t->data;
+	if (c->wait != CONN_REQUEST || c->busy || c->closing) {
+		/* Idle keep-alive: close quietly. A 408 that could not be written within another
+		 * head timeout (the peer does not read): close regardless. */
+		c->busy = false;
+		conn_close_handles(c);
+		return;
+	}
+	static const char body[] = "{\"error\":\"request not received in time\"}\n";
+	c->busy = true;
+	c->head = false;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	conn_wait_for(c, CONN_ABORT);
+	conn_send(c, 408, "application/json", body, sizeof(body) - 1, NULL, false);
 }
 
 static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -158,7 +201,10 @@ static void conn_on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)n;
-	uv_timer_again(&c->timer);
+	if (n > 0 && c->wait == CONN_IDLE) {
+		conn_wait_for(c,
+			      CONN_REQUEST); /* the first byte of a request starts its deadline */
+	}
 	conn_process(c);
 }
 
@@ -173,7 +219,9 @@ static void conn_on_written(uv_write_t *req, int status)
 		return;
 	}
 	rf_http_reader_next(&c->reader);
-	uv_timer_again(&c->timer);
+	c->waiting_since = uv_now(c->srv->loop);
+	/* Pipelined bytes already received belong to the next request: its deadline runs. */
+	conn_wait_for(c, c->in_len > 0 ? CONN_REQUEST : CONN_IDLE);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);
 	conn_process(c);
 }
@@ -258,6 +306,34 @@ static void conn_process(struct rf_http_exchange *c)
 	}
 }
 
+/* Connections not on their way out: the ones the cap counts. */
+static size_t server_live(const struct rf_http_server *s)
+{
+	size_t n = 0;
+	for (const struct rf_http_exchange *c = s->conns; c != NULL; c = c->next) {
+		n += !c->closing;
+	}
+	return n;
+}
+
+/* Closes the connection that has waited longest for a request and is not with the handler;
+ * returns false when there is none. */
+static bool server_evict(struct rf_http_server *s, const struct rf_http_exchange *keep)
+{
+	struct rf_http_exchange *victim = NULL;
+	for (struct rf_http_exchange *c = s->conns; c != NULL; c = c->next) {
+		if (c != keep && !c->busy && !c->closing &&
+		    (victim == NULL || c->waiting_since < victim->waiting_since)) {
+			victim = c;
+		}
+	}
+	if (victim == NULL) {
+		return false;
+	}
+	conn_close(victim);
+	return true;
+}
+
 static void server_on_connection(uv_stream_t *listener, int status)
 {
 	struct rf_http_server *s = listener->data;
@@ -280,14 +356,16 @@ static void server_on_connection(uv_stream_t *listener, int status)
 	}
 	s->conns = c;
 	s->n_conns++;
+	/* Closing connections still count until their handles are closed, so the cap is
+	 * checked against those that are not closing. */
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-	    s->n_conns > RF_HTTP_MAX_CONNECTIONS) {
+	    (server_live(s) > RF_HTTP_MAX_CONNECTIONS && !server_evict(s, c))) {
 		conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
-	uv_timer_start(&c->timer, conn_on_timeout, RF_HTTP_IDLE_TIMEOUT_MS,
-		       RF_HTTP_IDLE_TIMEOUT_MS);
+	c->waiting_since = uv_now(s->loop);
+	conn_wait_for(c, CONN_REQUEST);
 	uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read);
 }
 
@@ -296,9 +374,9 @@ static void server_on_failed_close(uv_handle_t *h)
 	free(h->data);
 }
 
-int rf_http_server_start(uv_loop_t *loop, const char *address, rf_http_handler handler, void *data,
-			 struct rf_metrics *metrics, struct rf_http_server **out, char *errbuf,
-			 size_t errlen)
+int rf_http_server_start(uv_loop_t *loop, const char *address, unsigned head_timeout_ms,
+			 rf_http_handler handler, void *data, struct rf_metrics *metrics,
+			 struct rf_http_server **out, char *errbuf, size_t errlen)
 {
 	char ip[16];
 	unsigned port;
@@ -316,6 +394,7 @@ int rf_http_server_start(uv_loop_t *loop, const char *address, rf_http_handler h
 	s->handler = handler;
 	s->data = data;
 	s->metrics = metrics;
+	s->head_timeout_ms = head_timeout_ms;
 	uv_tcp_init(loop, &s->listener);
 	s->listener.data = s;
 	int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);

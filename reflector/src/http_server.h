@@ -1,6 +1,7 @@
 /*
  * A small HTTP/1.1 server on a libuv loop: keep-alive, pipelining (answered in order),
- * request limits (see http_request.h), an idle timeout and a connection cap.
+ * request limits (see http_request.h), a deadline per request, an idle timeout and a connection
+ * cap that makes room by closing the connection waiting longest.
  *
  * One request per connection is outstanding at a time: the server hands it to the handler as
  * an exchange and reads nothing more from that connection until the handler replies.
@@ -31,13 +32,15 @@ typedef void (*rf_http_handler)(void *data, struct rf_http_exchange *x,
 
 /*
  * Binds address ("ip:port"), listens, and starts serving on loop (Borrowed: outlives the
- * server). metrics (Borrowed, may be NULL) counts every response by status code. On success
- * *out is Owned by the caller and released with rf_http_server_stop(). On failure returns a
- * libuv error code, fills errbuf with a sentence, and nothing remains to release.
+ * server). A request must arrive within head_timeout_ms of its first byte (of the accept on a
+ * new connection), else it is answered 408 and the connection closes. metrics (Borrowed, may be
+ * NULL) counts every response by status code. On success *out is Owned by the caller and released
+ * with rf_http_server_stop(). On failure returns a libuv error code, fills errbuf with a sentence,
+ * and nothing remains to release.
  */
-int rf_http_server_start(uv_loop_t *loop, const char *address, rf_http_handler handler, void *data,
-			 struct rf_metrics *metrics, struct rf_http_server **out, char *errbuf,
-			 size_t errlen);
+int rf_http_server_start(uv_loop_t *loop, const char *address, unsigned head_timeout_ms,
+			 rf_http_handler handler, void *data, struct rf_metrics *metrics,
+			 struct rf_http_server **out, char *errbuf, size_t errlen);
 
 /*
  * Answers x. body (len bytes) is Copied; HEAD requests get the head only. extra_headers (may be

@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,74 @@ static uint64_t log_node;
 static FILE *log_stream;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
+
+#define LOG_MAX_SECRETS 16
+#define LOG_REDACTED    "[redacted]"
+
+/* Static storage, so that nothing needs freeing at exit. */
+static char log_secrets[LOG_MAX_SECRETS][RF_LOG_SECRET_MAX];
+static size_t log_n_secrets;
+
+void rf_log_add_secret(const char *secret)
+{
+	if (secret == NULL || secret[0] == '\0' || log_n_secrets == LOG_MAX_SECRETS) {
+		return;
+	}
+	snprintf(log_secrets[log_n_secrets++], RF_LOG_SECRET_MAX, "%s", secret);
+}
+
+void rf_log_clear_secrets(void)
+{
+	log_n_secrets = 0;
+}
+
+/* Drops the end of s when it is the beginning of a secret: text cut at the buffer's end may
+ * have split a secret, and its first bytes are a secret too. */
+static void log_drop_cut_secret(char *s)
+{
+	size_t len = strlen(s);
+	for (size_t i = 0; i < log_n_secrets; i++) {
+		size_t slen = strlen(log_secrets[i]);
+		for (size_t k = slen - 1 < len ? slen - 1 : len; k > 0; k--) {
+			if (memcmp(s + len - k, log_secrets[i], k) == 0) {
+				len -= k;
+				s[len] = '\0';
+				break;
+			}
+		}
+	}
+}
+
+/* Rewrites s (capacity cap) with every registered secret replaced by LOG_REDACTED, cutting
+ * the result to fit. cut: s was already cut by the formatting. */
+static void log_redact(char *s, size_t cap, bool cut)
+{
+	for (size_t i = 0; i < log_n_secrets; i++) {
+		const char *sec = log_secrets[i];
+		size_t slen = strlen(sec);
+		char *hit = strstr(s, sec);
+		while (hit != NULL) {
+			size_t rlen = strlen(LOG_REDACTED);
+			size_t tail = strlen(hit + slen);
+			size_t keep = (size_t)(hit - s) + rlen;
+			if (keep >= cap) {
+				*hit = '\0';
+				break;
+			}
+			if (keep + tail >= cap) {
+				tail = cap - 1 - keep;
+				cut = true;
+			}
+			memmove(hit + rlen, hit + slen, tail);
+			hit[rlen + tail] = '\0';
+			memcpy(hit, LOG_REDACTED, rlen);
+			hit = strstr(hit + rlen, sec);
+		}
+	}
+	if (cut && log_n_secrets > 0) {
+		log_drop_cut_secret(s);
+	}
+}
 
 void rf_log_setup(enum rf_log_level min_level, uint64_t node_id)
 {
@@ -119,11 +188,13 @@ void rf_log(enum rf_log_level level, const char *event, const char *fmt, ...)
 	char msg[LOG_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int full = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	log_redact(msg, sizeof(msg), full >= (int)sizeof(msg));
 	log_clean_utf8(msg);
 	char ev[LOG_EVENT_MAX];
 	snprintf(ev, sizeof(ev), "%s", event);
+	log_redact(ev, sizeof(ev), strlen(event) >= sizeof(ev));
 	log_clean_utf8(ev);
 	char ts[40];
 	log_timestamp(ts, sizeof(ts));

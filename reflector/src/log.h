@@ -7,7 +7,7 @@
  * Pure: no libuv. Messages are formatted with printf semantics, cut at 1023 bytes, bytes that
  * are not valid UTF-8 become '?', and jansson encodes the line. Callers never pass secrets
  * (passwords, tokens, conninfo strings) to these functions: the config module only ever logs
- * whether a secret is set.
+ * whether a secret is set. Registered secrets are redacted from every line as a safety net.
  */
 #ifndef RF_LOG_H
 #define RF_LOG_H
@@ -28,6 +28,20 @@ const char *rf_log_level_name(enum rf_log_level level);
 
 /* Parses a level name; returns 0 or -1 when name is not one of the four. */
 int rf_log_level_parse(const char *name, enum rf_log_level *out);
+
+/* Longest secret registered in full; a longer one has its first RF_LOG_SECRET_MAX - 1 bytes
+ * registered. */
+#define RF_LOG_SECRET_MAX 512
+
+/*
+ * Registers a secret (Copied; at most 16 are kept, empty ones are ignored): from then on every
+ * occurrence of it in a message or event is written as "[redacted]". A safety net under the
+ * rule that callers never log secrets: a library error message can quote a conninfo.
+ */
+void rf_log_add_secret(const char *secret);
+
+/* Forgets every registered secret (tests). */
+void rf_log_clear_secrets(void);
 
 /* Writes one line. event is a short dotted identifier ("raft.leader"); fmt a printf format. */
 void rf_log(enum rf_log_level level, const char *event, const char *fmt, ...)

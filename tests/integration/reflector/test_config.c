@@ -1,5 +1,6 @@
 /* Configuration: sources, precedence, defaults, and an error naming the key for each fault. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -91,7 +92,7 @@ Test(config, environment_overrides_the_file_and_flags_override_both)
 				   "LIFEGUARD_PEERS=" PEERS3,
 				   "LIFEGUARD_ELECTION_TIMEOUT_MS=1500",
 				   "LIFEGUARD_JOIN=1",
-				   "LIFEGUARD_REDIS={\"host\":\"r\"}",
+				   "LIFEGUARD_REDIS={\"host\":\"10.9.8.7\"}",
 				   NULL};
 	struct rf_config cfg;
 	struct rf_config_error err;
@@ -211,6 +212,19 @@ Test(config, each_fault_names_its_key)
 	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3 ",\"postgres\":5}", NULL,
 	     "postgres", "string"},
 	    {"{\"node_id\":1,\"nodeid\":2}", NULL, "nodeid", "unknown key"},
+	    /* Admin endpoints open to the network are refused. */
+	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3
+	     ",\"http_address\":\"0.0.0.0:8001\"}",
+	     NULL, "admin_token", "not a loopback address"},
+	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3 "}",
+	     "LIFEGUARD_HTTP_ADDRESS=10.1.1.1:80", "admin_token", "LIFEGUARD_HTTP_ADDRESS"},
+	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3 ",\"postgres\":\"host=h port\"}",
+	     NULL, "postgres", "not a valid libpq conninfo"},
+	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3
+	     ",\"redis\":{\"host\":\"redis.local\"}}",
+	     NULL, "redis.host", "IPv4 or IPv6"},
+	    {"{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3 ",\"http_head_timeout_ms\":5}",
+	     NULL, "http_head_timeout_ms", "[100,"},
 	    /* Unknown keys are shown JSON-escaped, and cut with "..." when long. */
 	    {"{\"node_id\":1,\"a\\\"b\\u0001\":2}", NULL, "a\\\"b\\u0001", "unknown key"},
 	    {"{\"node_id\":1,\"" K10 K10 K10 K10 K10 K10 "\":2}", NULL, K10 K10 K10 K10 "kkkk...",
@@ -259,6 +273,62 @@ Test(config, secrets_stay_out_of_error_messages)
 		     -1);
 	cr_assert_str_eq(err.key, "admin_token");
 	cr_assert(strstr(err.message, "Hunter2") == NULL, "%s", err.message);
+	/* libpq quotes the text it could not parse: here, part of the password. */
+	cr_assert_eq(build("{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3
+			   ",\"postgres\":\"postgresql://u:Hunter2%zz@h/db\"}",
+			   NULL, NULL, &cfg, &err),
+		     -1);
+	cr_assert_str_eq(err.key, "postgres");
+	cr_assert(strstr(err.message, "Hunter2") == NULL, "%s", err.message);
+	cr_assert(strstr(err.message, "percent-encoded") != NULL, "%s", err.message);
+}
+
+/* Logs one line with the registered secrets and returns it (Owned). */
+static char *log_line(const char *fmt, const char *arg)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	rf_log_set_stream(f);
+	rf_log(RF_LOG_ERROR, "test.secret", fmt, arg);
+	rf_log_set_stream(NULL);
+	fclose(f);
+	return text;
+}
+
+Test(log, registered_secrets_are_redacted_in_every_spelling)
+{
+	struct rf_config cfg;
+	struct rf_config_error err;
+	cr_assert_eq(build("{\"node_id\":1,\"data_dir\":\"d\",\"peers\":" PEERS3
+			   ",\"admin_token\":\"Tok-Hunter2\",\"postgres\":\"postgresql://"
+			   "u:Uri-Hunter2%25x@h/db\",\"redis\":{\"host\":\"::1\","
+			   "\"password\":\"Rd-Hunter2\"}}",
+			   NULL, NULL, &cfg, &err),
+		     0, "%s", err.message);
+	rf_config_register_secrets(&cfg);
+	rf_config_free(&cfg);
+	const char *const leaks[] = {"a token Tok-Hunter2.", "raw Uri-Hunter2%25x in a URI",
+				     "decoded Uri-Hunter2%x", "twice Rd-Hunter2Rd-Hunter2",
+				     "Rd-Hunter2 at the start"};
+	for (size_t i = 0; i < sizeof(leaks) / sizeof(leaks[0]); i++) {
+		char *line = log_line("%s", leaks[i]);
+		cr_assert(strstr(line, "Hunter2") == NULL, "%s", line);
+		cr_assert(strstr(line, "[redacted]") != NULL, "%s", line);
+		free(line);
+	}
+	/* A message cut at the buffer's end does not keep the first bytes of a secret. */
+	char big[1100];
+	memset(big, 'x', sizeof(big));
+	memcpy(big + 1016, "Tok-Hunter2", 11);
+	big[sizeof(big) - 1] = '\0';
+	char *line = log_line("%s", big);
+	cr_assert(strstr(line, "Tok-Hun") == NULL, "%s", line + 1000);
+	free(line);
+	rf_log_clear_secrets();
+	line = log_line("%s", "Tok-Hunter2 is no secret any more");
+	cr_assert(strstr(line, "Tok-Hunter2") != NULL, "%s", line);
+	free(line);
 }
 
 Test(config, empty_admin_token_disables_protection)
