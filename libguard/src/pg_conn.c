@@ -226,7 +226,7 @@ static int conn_connect_in_coro(void *arg)
 	lg__waiter_init(&w, lg__conn_connect_abort);
 	w.data = c;
 	c->connect_waiter = &w;
-	int rc = lg__conn_start(c, cfg->conninfo, a->err);
+	int rc = lg__conn_start(c, cfg->conninfo, cfg->options, a->err);
 	if (rc != 0) {
 		c->connect_waiter = NULL;
 		lg_conn_close(c);

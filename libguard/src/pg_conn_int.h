@@ -168,7 +168,8 @@ void lg__conn_unref(struct lg_conn *c);
 void lg__conn_fail(struct lg_conn *c, int code, const char *why);
 
 /* pg_connect.c */
-int lg__conn_start(struct lg_conn *c, const char *conninfo, struct lg_error *err);
+int lg__conn_start(struct lg_conn *c, const char *conninfo, const char *extra_options,
+		   struct lg_error *err);
 void lg__conn_connect_on_event(struct lg_conn *c);
 void lg__conn_connect_abort(struct lg__waiter *w, int status);
 

@@ -83,7 +83,7 @@ static const char *connect_get(struct lg_conn *c, const char *key)
 	return i >= 0 ? c->vals[i] : NULL;
 }
 
-static int connect_build_params(struct lg_conn *c, PQconninfoOption *opts)
+static int connect_build_params(struct lg_conn *c, PQconninfoOption *opts, const char *extra)
 {
 	size_t n = 0;
 	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
@@ -105,9 +105,13 @@ static int connect_build_params(struct lg_conn *c, PQconninfoOption *opts)
 		}
 	}
 	const char *user_opts = connect_get(c, "options");
-	char options[1024];
-	snprintf(options, sizeof(options), "-c DateStyle=ISO,MDY%s%s", user_opts != NULL ? " " : "",
-		 user_opts != NULL ? user_opts : "");
+	char options[2048];
+	int len = snprintf(options, sizeof(options), "-c DateStyle=ISO,MDY%s%s%s%s",
+			   user_opts != NULL ? " " : "", user_opts != NULL ? user_opts : "",
+			   extra != NULL ? " " : "", extra != NULL ? extra : "");
+	if (len < 0 || (size_t)len >= sizeof(options)) {
+		return LG_EINVAL;
+	}
 	int rc = connect_set(c, "options", options, true);
 	rc = rc ? rc : connect_set(c, "client_encoding", "UTF8", false);
 	rc = rc ? rc : connect_set(c, "fallback_application_name", "libguard", false);
@@ -299,7 +303,8 @@ static int connect_resolve(struct lg_conn *c, const char *host)
 	return 0;
 }
 
-int lg__conn_start(struct lg_conn *c, const char *conninfo, struct lg_error *err)
+int lg__conn_start(struct lg_conn *c, const char *conninfo, const char *extra_options,
+		   struct lg_error *err)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
@@ -309,10 +314,12 @@ int lg__conn_start(struct lg_conn *c, const char *conninfo, struct lg_error *err
 		PQfreemem(perr);
 		return rc;
 	}
-	int rc = connect_build_params(c, opts);
+	int rc = connect_build_params(c, opts, extra_options);
 	PQconninfoFree(opts);
 	if (rc != 0) {
-		return lg__error_set(err, rc, "connect: out of memory");
+		return lg__error_set(err, rc,
+				     rc == LG_EINVAL ? "connect: options too long"
+						     : "connect: out of memory");
 	}
 	const char *host = connect_get(c, "host");
 	const char *hostaddr = connect_get(c, "hostaddr");

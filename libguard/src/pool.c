@@ -43,6 +43,7 @@
 #define POOL_DEFAULT_BACKOFF_MS     50
 #define POOL_DEFAULT_BACKOFF_MAX_MS 5000
 #define POOL_DEFAULT_DRAIN_MS       10000
+#define POOL_DEFAULT_TX_IDLE_MS     60000
 #define POOL_MAX_UNSENT_RETRIES     3
 #define POOL_MAX_VICTIM_RETRIES     4
 
@@ -386,6 +387,8 @@ static void pool_apply_defaults(struct lg_pool_config *c)
 	    c->backoff_initial_ms ? c->backoff_initial_ms : POOL_DEFAULT_BACKOFF_MS;
 	c->backoff_max_ms = c->backoff_max_ms ? c->backoff_max_ms : POOL_DEFAULT_BACKOFF_MAX_MS;
 	c->drain_timeout_ms = c->drain_timeout_ms ? c->drain_timeout_ms : POOL_DEFAULT_DRAIN_MS;
+	c->tx_idle_timeout_ms =
+	    c->tx_idle_timeout_ms ? c->tx_idle_timeout_ms : POOL_DEFAULT_TX_IDLE_MS;
 }
 
 LG_API void lg_pool_get_stats(const struct lg_pool *p, struct lg_pool_stats *out)

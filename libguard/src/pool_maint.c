@@ -14,6 +14,7 @@
  */
 #include "pool_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -67,6 +68,14 @@ static void maint_on_lost(void *ud, struct lg_conn *conn)
 static void maint_connect(void *arg)
 {
 	struct lg_pool *p = arg;
+	char options[96] = "";
+	if (p->cfg.tx_idle_timeout_ms != LG_DEADLINE_NONE) {
+		/* The server's setting is an int of milliseconds. */
+		uint64_t ms =
+		    p->cfg.tx_idle_timeout_ms < INT32_MAX ? p->cfg.tx_idle_timeout_ms : INT32_MAX;
+		snprintf(options, sizeof(options), "-c idle_in_transaction_session_timeout=%llu",
+			 (unsigned long long)ms);
+	}
 	struct lg_conn_config cfg = {
 	    .conninfo = p->conninfo,
 	    .connect_timeout_ms = p->cfg.connect_timeout_ms,
@@ -77,6 +86,7 @@ static void maint_connect(void *arg)
 	    .lost_ud = p,
 	    /* Nobody takes notifications from a pooled connection (LISTEN is refused there). */
 	    .notify_queue_max = 16,
+	    .options = options[0] != '\0' ? options : NULL,
 	};
 	struct lg_conn *conn = NULL;
 	struct lg_error err;

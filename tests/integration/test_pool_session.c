@@ -310,3 +310,33 @@ Test(pool_session, a_transaction_left_open_on_a_shared_connection_is_closed, .in
 	cr_assert_eq(n, 20, "committed %" PRId64 " of 20", n);
 	close_pool();
 }
+
+/* A transaction whose owner went quiet (a stuck coroutine, a forgotten lg_tx) used to hold its
+ * pinned connection and row locks forever. After tx_idle_timeout_ms the server ends it: the
+ * owner's COMMIT fails, its writes are gone, its locks are released, and the pool goes on. */
+Test(pool_session, an_abandoned_transaction_is_ended_by_the_server, .init = NULL, .fini = NULL)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	struct lg_pool_config cfg = {.conninfo = lg_test_pg_dsn(),
+				     .min_conns = 2,
+				     .max_conns = 2,
+				     .tx_idle_timeout_ms = 200};
+	struct lg_error err;
+	cr_assert_eq(lg_pool_new(rt, &cfg, &pool, &err), 0, "pool: %s", err.message);
+	snprintf(table, sizeof(table), "lg_it_pst_%d", (int)getpid());
+	char sql[160];
+	snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int8 PRIMARY KEY, who text)", table);
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	struct lg_tx *tx;
+	cr_assert_eq(lg_pool_begin(pool, NULL, &tx, &err), 0, "%s", err.message);
+	snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1, 'abandoned')", table);
+	cr_assert_eq(lg_tx_exec(tx, sql, &err), 0, "%s", err.message);
+	usleep(1000 * 1000); /* the owner goes quiet (the loop need not run meanwhile) */
+	int rc = lg_tx_commit(tx, &err);
+	cr_assert_neq(rc, 0, "the abandoned transaction committed");
+	/* The row lock is gone: the same key can be written at once. */
+	snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1, 'after')", table);
+	struct lg_query_opts quick = {lg_deadline_in(5000), 0};
+	cr_assert_eq(lg_pool_query(pool, sql, NULL, 0, &quick, NULL, &err), 0, "%s", err.message);
+	close_pool();
+}

@@ -65,6 +65,9 @@ struct lg_conn_config {
 	/* Notifications kept until lg_conn_notification takes them; past it the oldest is
 	 * dropped (counted in lg_conn_stats). 0 = 10,000. */
 	unsigned notify_queue_max;
+	/* Server settings for the session, in libpq's "options" syntax ("-c name=value ...");
+	 * appended to the conninfo's own. NULL for none. Copied. */
+	const char *options;
 };
 
 /*

@@ -52,7 +52,11 @@ struct lg_pool_config {
 	uint64_t backoff_initial_ms;     /* reconnect backoff; 0 = 50 */
 	uint64_t backoff_max_ms;         /* 0 = 5,000 */
 	uint64_t drain_timeout_ms;       /* graceful close waits this long; 0 = 10,000 */
-	bool no_warmup;                  /* do not wait for min_conns in lg_pool_new */
+	/* A transaction whose owner sends nothing for this long is ended by the server
+	 * (idle_in_transaction_session_timeout): its connection is lost and replaced, and the
+	 * owner's COMMIT fails. 0 = 60,000; LG_DEADLINE_NONE = never. */
+	uint64_t tx_idle_timeout_ms;
+	bool no_warmup; /* do not wait for min_conns in lg_pool_new */
 };
 
 /*
