@@ -6,8 +6,15 @@
  *   page:       lg_query (eq + order + limit 20) + lg_query_all vs lg_pool_query + reading
  *               every column of every row.
  * Phases alternate ORM / raw for --rounds rounds to spread machine noise over both sides.
- * Prints q/s of both and ratio = orm/raw (1.0 = free; the target is >= 0.90), and the
- * client CPU per query of each side (steadier than q/s on a shared machine).
+ * Prints q/s of both and ratio = orm/raw (1.0 = free; the target is >= 0.95), the client CPU
+ * per query of each side (steadier than q/s on a shared machine), and what the ORM adds:
+ * orm_extra_us = ORM CPU per query minus raw CPU per query, taken per round (an ORM phase
+ * and the raw phase next to it) and reported as the median of the rounds, which one noisy
+ * phase cannot drag; for page also per row. The _mean keys come from the totals.
+ *
+ * Under valgrind --tool=callgrind each phase is dumped on its own ("find_by_pk orm 2345
+ * queries" in the dump's description), so instruction counts per query of one shape and
+ * side can be read without the setup, the other phases or the process start-up.
  *
  *   orm_bench [--dsn DSN] [--conns N] [--clients M] [--seconds S] [--rounds R] [--json]
  * Without --dsn it starts its own throwaway PostgreSQL through scripts/services.
@@ -22,6 +29,13 @@
 #include <libguard/query.h>
 
 #include "bench_common.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define HAVE_CALLGRIND 1
+#endif
+#endif
 
 #define ROWS 100000
 #define PAGE 20
@@ -119,10 +133,15 @@ static void client(void *arg)
 	}
 }
 
-/* Returns q/s; adds this process's CPU seconds per query to *cpu. */
+static const char *const shape_names[2] = {"find_by_pk", "page"};
+
+/* Returns q/s; sets *cpu to this process's CPU seconds per query. */
 static double phase(struct lg_runtime *rt, struct run *s, int clients, int seconds, double *cpu)
 {
 	s->queries = 0;
+#ifdef HAVE_CALLGRIND
+	CALLGRIND_ZERO_STATS;
+#endif
 	double c0 = bench_cpu_s();
 	uint64_t t0 = bench_now_us();
 	s->end_us = t0 + (uint64_t)seconds * 1000000u;
@@ -130,7 +149,15 @@ static double phase(struct lg_runtime *rt, struct run *s, int clients, int secon
 		lg_coro_spawn(rt, client, s, NULL);
 	}
 	lg_runtime_run(rt);
-	*cpu += (bench_cpu_s() - c0) / (double)(s->queries ? s->queries : 1);
+	*cpu = (bench_cpu_s() - c0) / (double)(s->queries ? s->queries : 1);
+#ifdef HAVE_CALLGRIND
+	if (RUNNING_ON_VALGRIND) {
+		char what[96];
+		snprintf(what, sizeof(what), "%s %s %" PRIu64 " queries", shape_names[s->shape],
+			 s->orm ? "orm" : "raw", s->queries);
+		CALLGRIND_DUMP_STATS_AT(what);
+	}
+#endif
 	return (double)s->queries * 1e6 / (double)(bench_now_us() - t0);
 }
 
@@ -159,9 +186,24 @@ static int prepare_db(struct lg_pool *pool)
 struct pair {
 	double orm;
 	double raw;
-	double orm_cpu_us; /* client CPU per query */
+	double orm_cpu_us; /* client CPU per query, over all rounds */
 	double raw_cpu_us;
+	double extra_us_median; /* ORM minus raw CPU per query: median of the rounds */
+	double ratio_median;
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median of v[0..n-1] (sorts v). */
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 static int measure(const char *dsn, int conns, int clients, int seconds, int rounds,
 		   struct pair out[2], uint64_t *errors)
@@ -181,6 +223,17 @@ static int measure(const char *dsn, int conns, int clients, int seconds, int rou
 	}
 	int rc = prepare_db(pool);
 	struct run *s = calloc(1, sizeof(*s));
+	double *extra = calloc((size_t)rounds, sizeof(double));
+	double *ratio = calloc((size_t)rounds, sizeof(double));
+	if (s == NULL || extra == NULL || ratio == NULL) {
+		fprintf(stderr, "orm_bench: out of memory\n");
+		free(s);
+		free(extra);
+		free(ratio);
+		lg_pool_close(pool);
+		lg_runtime_free(rt);
+		return -1;
+	}
 	s->pool = pool;
 	s->db = (struct lg_db){.pool = pool};
 	/* The raw side sends exactly the SQL the ORM generates. */
@@ -196,23 +249,42 @@ static int measure(const char *dsn, int conns, int clients, int seconds, int rou
 	lg_query_free(&q);
 	for (int shape = 0; rc == 0 && shape < 2; shape++) {
 		s->shape = (enum shape)shape;
+		/* An uncounted second of each side first: whichever side went first used to pay
+		 * for the cold start (statements prepared and classified per connection, table
+		 * pages read in, the server busy after loading the table) and lost ~10% against
+		 * itself when both sides ran the raw calls. */
+		double warm;
+		for (int side = 0; side < 2; side++) {
+			s->orm = side == 0;
+			(void)phase(rt, s, clients, 1, &warm);
+		}
 		double orm = 0, raw = 0, orm_cpu = 0, raw_cpu = 0;
 		for (int r = 0; r < rounds; r++) {
 			/* ABBA order, so a trend in machine load hits both sides alike. */
+			double cpu[2]; /* [orm?] */
 			s->orm = r % 2 == 0;
-			double a = phase(rt, s, clients, seconds, s->orm ? &orm_cpu : &raw_cpu);
+			double a = phase(rt, s, clients, seconds, &cpu[s->orm]);
 			s->orm = !s->orm;
-			double b = phase(rt, s, clients, seconds, s->orm ? &orm_cpu : &raw_cpu);
-			orm += r % 2 == 0 ? a : b;
-			raw += r % 2 == 0 ? b : a;
+			double b = phase(rt, s, clients, seconds, &cpu[s->orm]);
+			double o = r % 2 == 0 ? a : b, w = r % 2 == 0 ? b : a;
+			orm += o;
+			raw += w;
+			orm_cpu += cpu[1];
+			raw_cpu += cpu[0];
+			extra[r] = (cpu[1] - cpu[0]) * 1e6;
+			ratio[r] = o / w;
 		}
 		out[shape].orm = orm / rounds;
 		out[shape].raw = raw / rounds;
 		out[shape].orm_cpu_us = orm_cpu * 1e6 / rounds;
 		out[shape].raw_cpu_us = raw_cpu * 1e6 / rounds;
+		out[shape].extra_us_median = median(extra, rounds);
+		out[shape].ratio_median = median(ratio, rounds);
 	}
 	*errors = s->errors;
 	free(s);
+	free(extra);
+	free(ratio);
 	lg_pool_close(pool);
 	lg_runtime_free(rt);
 	return rc;
@@ -263,14 +335,22 @@ int main(int argc, char **argv)
 	if (rc != 0) {
 		return 1;
 	}
-	const char *names[2] = {"find_by_pk", "page"};
+	const char *const *names = shape_names;
 	if (json) {
 		printf("{");
 		for (int i = 0; i < 2; i++) {
 			printf("%s\"%s\": {\"orm_qps\": %.0f, \"raw_qps\": %.0f, \"ratio\": %.3f, "
-			       "\"orm_cpu_us_per_q\": %.2f, \"raw_cpu_us_per_q\": %.2f}",
+			       "\"orm_cpu_us_per_q\": %.2f, \"raw_cpu_us_per_q\": %.2f, "
+			       "\"ratio_median\": %.3f, \"orm_extra_us\": %.3f, "
+			       "\"orm_extra_us_mean\": %.3f",
 			       i ? ", " : "", names[i], p[i].orm, p[i].raw, p[i].orm / p[i].raw,
-			       p[i].orm_cpu_us, p[i].raw_cpu_us);
+			       p[i].orm_cpu_us, p[i].raw_cpu_us, p[i].ratio_median,
+			       p[i].extra_us_median, p[i].orm_cpu_us - p[i].raw_cpu_us);
+			if (i == PAGE_Q) {
+				printf(", \"orm_extra_us_per_row\": %.3f",
+				       p[i].extra_us_median / PAGE);
+			}
+			printf("}");
 		}
 		printf(", \"errors\": %" PRIu64 "}\n", errors);
 	} else {
@@ -278,10 +358,12 @@ int main(int argc, char **argv)
 		       clients, rounds, seconds);
 		for (int i = 0; i < 2; i++) {
 			printf("  %-10s  ORM %9.0f q/s   raw %9.0f q/s   ratio %.3f (ORM cost "
-			       "%.1f%%)   client CPU/query ORM %.2f us, raw %.2f us\n",
+			       "%.1f%%)   client CPU/query ORM %.2f us, raw %.2f us, ORM adds "
+			       "%.3f us (median of rounds; %.3f us per row)\n",
 			       names[i], p[i].orm, p[i].raw, p[i].orm / p[i].raw,
 			       100.0 * (1.0 - p[i].orm / p[i].raw), p[i].orm_cpu_us,
-			       p[i].raw_cpu_us);
+			       p[i].raw_cpu_us, p[i].extra_us_median,
+			       p[i].extra_us_median / (i == PAGE_Q ? PAGE : 1));
 		}
 		printf("  errors: %" PRIu64 "\n", errors);
 	}
