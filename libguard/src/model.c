@@ -54,7 +54,7 @@ LG_API void lg_row_clear(const struct lg_model *m, void *row)
 	if (row == NULL) {
 		return;
 	}
-	lg__free(*lg__row_mem(m, row));
+	lg__row_mem_release(*lg__row_mem(m, row));
 	memset(row, 0, m->size);
 }
 
@@ -136,32 +136,6 @@ int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, str
 		}
 	}
 	return 0;
-}
-
-int lg__map_mask(const struct lg_model *m, uint64_t mask, int *map)
-{
-	int k = 0;
-	for (unsigned i = 0; i < m->ncols; i++) {
-		if (mask & LG_COL(i)) {
-			map[k++] = (int)i;
-		}
-	}
-	return k;
-}
-
-void lg__map_names(const struct lg_model *m, const struct lg_result *r, int skip, int *map)
-{
-	int nc = lg_result_cols(r);
-	for (int k = skip; k < nc; k++) {
-		map[k - skip] = -1;
-		const char *name = lg_result_col_name(r, k);
-		for (unsigned i = 0; name != NULL && i < m->ncols; i++) {
-			if (strcmp(m->cols[i].name, name) == 0) {
-				map[k - skip] = (int)i;
-				break;
-			}
-		}
-	}
 }
 
 LG_API void lg_changes_init(struct lg_changes *c, const struct lg_model *m, void *row)

@@ -35,19 +35,29 @@ static int run_into_row(const struct lg_db *db, const struct lg_model *m, const 
 		return rc;
 	}
 	*found = lg_result_rows(r) > 0;
-	if (*found) {
-		int map[LG_MODEL_MAX_COLS];
-		int nc = lg__map_mask(m, lg__model_all(m), map);
-		/* The parameters may borrow the row's old strings: released only now. */
-		lg__free(*lg__row_mem(m, row));
-		rc = lg__row_decode(m, r, 0, map, nc, 0, row, NULL);
-		if (rc != 0) {
-			lg_row_clear(m, row);
-			lg__error_set(err, rc, "model %s: decoding a row: %s", m->table,
-				      lg_strerror(rc));
-		}
+	if (!*found) {
+		lg_result_free(r);
+		return 0;
 	}
-	lg_result_free(r);
+	struct lg__plan plan;
+	lg__plan_mask(&plan, m, lg__model_all(m), r, 0);
+	/* The parameters may borrow the row's old strings: released only now, by the take. */
+	rc = lg__row_take(m, &plan, r, 0, row);
+	if (rc != 0) {
+		lg__error_set(err, rc, "model %s: decoding a row: %s", m->table, lg_strerror(rc));
+	}
+	return rc;
+}
+
+/* Runs find-by-key sql into out: LG_ENOTFOUND when no row has the key. */
+static int find_run(const struct lg_db *db, const struct lg_model *m, const char *sql, int npk,
+		    const struct lg_param *key, void *out, struct lg_error *err)
+{
+	bool found = false;
+	int rc = run_into_row(db, m, sql, LG__DB_READ, key, npk, out, &found, err);
+	if (rc == 0 && !found) {
+		rc = lg__error_set(err, LG_ENOTFOUND, "model %s: no row with that key", m->table);
+	}
 	return rc;
 }
 
@@ -57,21 +67,20 @@ LG_API int lg_model_find(const struct lg_db *db, const struct lg_model *m,
 	if (lg__model_check(m) != 0) {
 		return lg__model_build_error(m, LG_EINVAL, err);
 	}
+	/* A cached model sends its statement straight from the cache: nothing is built. */
+	const struct lg__model_cache *c = lg__model_cached(m);
+	if (c != NULL) {
+		return find_run(db, m, c->text + c->find.off, c->npk, key, out, err);
+	}
 	char buf[LG__STACK_SQL];
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, buf, sizeof(buf));
 	lg__sql_find(&sql, m);
-	if (lg__sql_text(&sql) == NULL) {
-		lg__sql_free(&sql);
-		return lg__model_build_error(m, sql.err, err);
-	}
-	int npk = __builtin_popcountll(lg__model_pk(m));
-	bool found = false;
-	int rc = run_into_row(db, m, sql.buf, LG__DB_READ, key, npk, out, &found, err);
+	int rc =
+	    lg__sql_text(&sql) == NULL
+		? lg__model_build_error(m, sql.err, err)
+		: find_run(db, m, sql.buf, __builtin_popcountll(lg__model_pk(m)), key, out, err);
 	lg__sql_free(&sql);
-	if (rc == 0 && !found) {
-		rc = lg__error_set(err, LG_ENOTFOUND, "model %s: no row with that key", m->table);
-	}
 	return rc;
 }
 
@@ -252,20 +261,10 @@ LG_API int lg_model_raw(const struct lg_db *db, const struct lg_model *m, const 
 	if (rc != 0) {
 		return rc;
 	}
-	int nc = lg_result_cols(r);
-	int stack_map[LG_MODEL_MAX_COLS];
-	int *map = nc <= LG_MODEL_MAX_COLS ? stack_map : lg__malloc((size_t)nc * sizeof(int));
-	if (map == NULL) {
-		lg_result_free(r);
-		return lg__error_set(err, LG_ENOMEM, "model %s: raw: out of memory", m->table);
-	}
-	lg__map_names(m, r, 0, map);
+	struct lg__plan plan;
+	lg__plan_names(&plan, m, r);
 	out->model = m;
-	rc = lg__rows_append(out, m, r, map, 0);
-	if (map != stack_map) {
-		lg__free(map);
-	}
-	lg_result_free(r);
+	rc = lg__rows_append(out, m, r, &plan);
 	if (rc != 0) {
 		lg__error_set(err, rc, "model %s: raw: decoding rows: %s", m->table,
 			      lg_strerror(rc));

@@ -1,39 +1,117 @@
 /*
  * Result rows decoded into model structs, and the lg_rows container.
  *
- * A decode reads each cell once through the lg_result accessors (NULL arrives as LG_ENULL,
- * so there is no separate NULL test per cell), then copies the row's strings and byte
- * strings into one block: the row's own lg_mem for single-row reads, or the arena of an
- * lg_rows (8 KiB blocks shared by many rows) for listings, so a page of rows costs a couple
- * of allocations instead of one per row. NULLs set the column's bit in lg_null; the field
- * stays zero.
+ * A plan, built once per result, says which result column fills which field and how
+ * (lg__plan_mask, lg__plan_names), so the per-row loop neither looks names up nor re-reads
+ * the descriptor. Each cell is read once through the typed lg_result accessor of the
+ * column's model type (NULL arrives as LG_ENULL and sets the column's bit in lg_null; the
+ * field stays zero).
+ *
+ * Strings and byte strings are not copied: fields point into the result (libpq ends every
+ * value with a NUL), and the result is kept by whoever owns the rows. An lg_rows keeps its
+ * results in rows->arena until lg_rows_free; a single row keeps its result in lg_mem, tagged
+ * by the low bit (blocks from lg__malloc are aligned, so that bit is free) to tell it from a
+ * block of copies made by lg_row_copy. Rows that must outlive that (lg_model_insert_many's
+ * caller-owned arrays) get copies instead.
  */
 #include <string.h>
 
 #include "alloc_int.h"
 #include "model_int.h"
 
-static bool type_is_varlen(enum lg_type t)
+static void *mem_of_result(struct lg_result *r)
 {
-	return t == LG_TEXT || t == LG_JSONB || t == LG_NUMERIC || t == LG_BYTEA;
+	return (void *)((uintptr_t)r | 1u);
 }
 
-/* Fixed-size column k of row ri into the field. */
-static int decode_fixed(const struct lg_model_col *c, struct lg_result *r, int ri, int k, void *dst)
+void lg__row_mem_release(void *mem)
 {
-	char *f = (char *)dst + c->offset;
-	int rc;
+	if ((uintptr_t)mem & 1u) {
+		lg_result_free((struct lg_result *)((uintptr_t)mem & ~(uintptr_t)1u));
+	} else {
+		lg__free(mem);
+	}
+}
+
+static void plan_add(struct lg__plan *p, const struct lg_model *m, unsigned col, int k)
+{
+	struct lg__plan_col *c = &p->c[p->n++];
+	c->k = (int16_t)k;
+	c->col = (uint8_t)col;
+	c->type = (uint8_t)m->cols[col].type;
+	c->offset = (uint32_t)m->cols[col].offset;
+}
+
+void lg__plan_mask(struct lg__plan *p, const struct lg_model *m, uint64_t mask,
+		   const struct lg_result *r, int skip)
+{
+	int nc = lg_result_cols(r);
+	p->n = 0;
+	if (mask == lg__model_all(m)) {
+		/* Every column in order: the descriptor is the plan, nothing to fill in. */
+		p->all = true;
+		p->skip = skip;
+		p->n = nc - skip < (int)m->ncols ? nc - skip : (int)m->ncols;
+		return;
+	}
+	p->all = false;
+	for (unsigned i = 0, k = (unsigned)skip; i < m->ncols && (int)k < nc; i++) {
+		if (mask & LG_COL(i)) {
+			plan_add(p, m, i, (int)k++);
+		}
+	}
+}
+
+void lg__plan_names(struct lg__plan *p, const struct lg_model *m, const struct lg_result *r)
+{
+	int nc = lg_result_cols(r);
+	p->n = 0;
+	p->all = false;
+	for (int k = 0; k < nc && p->n < LG_MODEL_MAX_COLS; k++) {
+		const char *name = lg_result_col_name(r, k);
+		for (unsigned i = 0; name != NULL && i < m->ncols; i++) {
+			if (strcmp(m->cols[i].name, name) == 0) {
+				plan_add(p, m, i, k);
+				break;
+			}
+		}
+	}
+}
+
+/* One column of a run of rows: where the column's cells are and where they go. Decoding a
+ * page column by column reads the plan once per column instead of once per cell. */
+struct column_run {
+	struct lg_result *r;
+	int first; /* result row of the first row struct */
+	int nr;
+	int k;          /* result column */
+	char *f;        /* the field in the first row struct */
+	size_t size;    /* row struct size */
+	ptrdiff_t null; /* from the field to the row's lg_null */
+	uint64_t bit;
+};
+
+static int int32_cell(struct lg_result *r, int ri, int k, int32_t *out)
+{
 	int64_t v;
-	switch (c->type) {
+	int rc = lg_result_int64(r, ri, k, &v);
+	if (rc == 0 && (v < INT32_MIN || v > INT32_MAX)) {
+		rc = LG_ERANGE;
+	}
+	if (rc == 0) {
+		*out = (int32_t)v;
+	}
+	return rc;
+}
+
+/* One cell into field f; LG_ENULL leaves f untouched. Always inlined: as a call it cost
+ * about 20 instructions per cell in callgrind, more than the switch it wraps. */
+static inline __attribute__((always_inline)) int cell_fill(enum lg_type t, struct lg_result *r,
+							   int ri, int k, char *f)
+{
+	switch (t) {
 	case LG_INT32:
-		rc = lg_result_int64(r, ri, k, &v);
-		if (rc == 0 && (v < INT32_MIN || v > INT32_MAX)) {
-			rc = LG_ERANGE;
-		}
-		if (rc == 0) {
-			*(int32_t *)(void *)f = (int32_t)v;
-		}
-		return rc;
+		return int32_cell(r, ri, k, (int32_t *)(void *)f);
 	case LG_INT64:
 		return lg_result_int64(r, ri, k, (int64_t *)(void *)f);
 	case LG_FLOAT64:
@@ -44,161 +122,202 @@ static int decode_fixed(const struct lg_model_col *c, struct lg_result *r, int r
 		return lg_result_uuid(r, ri, k, ((struct lg_uuid *)(void *)f)->b);
 	case LG_TIMESTAMPTZ:
 		return lg_result_timestamptz(r, ri, k, (int64_t *)(void *)f);
-	default:
-		return LG_ETYPE;
+	case LG_TEXT:
+	case LG_JSONB:
+	case LG_NUMERIC:
+		return lg_result_text(r, ri, k, (const char **)(void *)f, NULL);
+	case LG_BYTEA:
+		return lg_result_bytea(r, ri, k, &((struct lg_bytes *)(void *)f)->data,
+				       &((struct lg_bytes *)(void *)f)->len);
 	}
+	return LG_ETYPE;
 }
 
-static int cell_bytes(const struct lg_model_col *c, struct lg_result *r, int ri, int k,
-		      const void **p, size_t *len)
+/* The cells of one column of a run of rows; a NULL sets the column's bit in that row's
+ * lg_null and leaves the zeroed field. The run is read into locals so that they stay in
+ * registers across the accessor calls. */
+static int column_fill(enum lg_type t, const struct column_run *c)
 {
-	if (c->type == LG_BYTEA) {
-		return lg_result_bytea(r, ri, k, (const uint8_t **)p, len);
-	}
-	return lg_result_text(r, ri, k, (const char **)p, len);
-}
-
-#define ARENA_BLOCK 8192
-
-struct arena_block {
-	struct arena_block *next;
-	size_t used;
-	size_t cap;
-	char data[];
-};
-
-static char *rows_arena_alloc(struct lg_rows *rows, size_t n)
-{
-	struct arena_block *b = rows->arena;
-	if (b == NULL || b->cap - b->used < n) {
-		size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-		struct arena_block *nb = lg__malloc(sizeof(*nb) + cap);
-		if (nb == NULL) {
-			return NULL;
+	char *f = c->f;
+	const size_t size = c->size;
+	const ptrdiff_t null = c->null;
+	const uint64_t bit = c->bit;
+	for (int ri = c->first, end = ri + c->nr; ri < end; ri++, f += size) {
+		int rc = cell_fill(t, c->r, ri, c->k, f);
+		if (rc == LG_ENULL) {
+			*(uint64_t *)(void *)(f + null) |= bit;
+		} else if (rc != 0) {
+			return rc;
 		}
-		nb->next = b;
-		nb->used = 0;
-		nb->cap = cap;
-		rows->arena = nb;
-		b = nb;
-	}
-	char *p = b->data + b->used;
-	b->used += n;
-	return p;
-}
-
-/* Copies the variable-length cells (vp/vl, one pass over the result) into one block. */
-static int decode_varlen(const struct lg_model *m, const int *map, int ncols, uint64_t nulls,
-			 const void **vp, const size_t *vl, size_t total, void *dst,
-			 struct lg_rows *rows)
-{
-	char *mem = rows != NULL ? rows_arena_alloc(rows, total) : lg__malloc(total);
-	if (mem == NULL) {
-		return LG_ENOMEM;
-	}
-	if (rows == NULL) {
-		*lg__row_mem(m, dst) = mem;
-	}
-	for (int k = 0; k < ncols; k++) {
-		if (map[k] < 0 || (nulls & LG_COL((unsigned)map[k])) ||
-		    !type_is_varlen(m->cols[map[k]].type)) {
-			continue;
-		}
-		const struct lg_model_col *c = &m->cols[map[k]];
-		memcpy(mem, vp[k], vl[k]);
-		mem[vl[k]] = '\0';
-		char *f = (char *)dst + c->offset;
-		if (c->type == LG_BYTEA) {
-			struct lg_bytes b = {(const uint8_t *)mem, vl[k]};
-			memcpy(f, &b, sizeof(b));
-		} else {
-			const char *str = mem;
-			memcpy(f, &str, sizeof(str));
-		}
-		mem += vl[k] + 1;
 	}
 	return 0;
 }
 
-int lg__row_decode(const struct lg_model *m, struct lg_result *r, int ri, const int *map, int ncols,
-		   int skip, void *dst, struct lg_rows *rows)
+/* Result row ri into the zeroed row struct dst: cell by cell, which for a single row costs
+ * less than setting up a run per column. */
+static int row_fill(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
+		    char *dst)
 {
-	memset(dst, 0, m->size);
 	uint64_t nulls = 0;
-	size_t total = 0;
-	const void *vp[LG_MODEL_MAX_COLS];
-	size_t vl[LG_MODEL_MAX_COLS];
-	if (ncols > LG_MODEL_MAX_COLS) {
-		ncols = LG_MODEL_MAX_COLS; /* extra result columns cannot map to the model */
-	}
-	for (int k = 0; k < ncols; k++) {
-		if (map[k] < 0) {
-			continue;
-		}
-		const struct lg_model_col *c = &m->cols[map[k]];
-		bool varlen = type_is_varlen(c->type);
-		/* Accessors report NULL as LG_ENULL: no separate NULL test per cell. */
-		int rc = varlen ? cell_bytes(c, r, ri, k + skip, &vp[k], &vl[k])
-				: decode_fixed(c, r, ri, k + skip, dst);
+	for (int i = 0; i < p->n; i++) {
+		const struct lg_model_col *mc = p->all ? &m->cols[i] : NULL;
+		const struct lg__plan_col *pc = p->all ? NULL : &p->c[i];
+		int rc = mc != NULL
+			     ? cell_fill(mc->type, r, ri, i + p->skip, dst + mc->offset)
+			     : cell_fill((enum lg_type)pc->type, r, ri, pc->k, dst + pc->offset);
 		if (rc == LG_ENULL) {
-			nulls |= LG_COL((unsigned)map[k]);
-			continue;
+			nulls |= LG_COL(mc != NULL ? (unsigned)i : pc->col);
+		} else if (rc != 0) {
+			return rc;
 		}
+	}
+	memcpy(dst + m->null_offset, &nulls, sizeof(nulls));
+	return 0;
+}
+
+/* Result rows first..first+nr-1 into the nr zeroed row structs at dst, column by column. */
+static int rows_fill(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r,
+		     int first, int nr, char *dst)
+{
+	if (nr == 1) {
+		return row_fill(m, p, r, first, dst);
+	}
+	for (int i = 0; i < p->n; i++) {
+		const struct lg_model_col *mc = p->all ? &m->cols[i] : NULL;
+		const struct lg__plan_col *pc = p->all ? NULL : &p->c[i];
+		size_t off = mc != NULL ? mc->offset : pc->offset;
+		struct column_run run = {
+		    .r = r,
+		    .first = first,
+		    .nr = nr,
+		    .k = mc != NULL ? i + p->skip : pc->k,
+		    .f = dst + off,
+		    .size = m->size,
+		    .null = (ptrdiff_t)m->null_offset - (ptrdiff_t)off,
+		    .bit = LG_COL(mc != NULL ? (unsigned)i : pc->col),
+		};
+		int rc = column_fill(mc != NULL ? mc->type : (enum lg_type)pc->type, &run);
 		if (rc != 0) {
 			return rc;
 		}
-		if (varlen) {
-			total += vl[k] + 1;
-		}
 	}
-	*lg__row_nulls(m, dst) = nulls;
-	return total == 0 ? 0 : decode_varlen(m, map, ncols, nulls, vp, vl, total, dst, rows);
+	return 0;
 }
 
-void *lg__rows_push(struct lg_rows *out, const struct lg_model *m)
+static bool type_borrows(enum lg_type t)
 {
-	if (out->n == out->cap) {
-		size_t cap = out->cap < 16 ? 16 : out->cap * 2;
-		void *nd = lg__realloc(out->data, cap * m->size);
-		if (nd == NULL) {
-			return NULL;
+	return t == LG_TEXT || t == LG_JSONB || t == LG_NUMERIC || t == LG_BYTEA;
+}
+
+/* Whether rows decoded by p point into the result: only strings and byte strings do. A
+ * model of fixed-size columns alone then keeps no result, as it kept no block before. */
+static bool plan_borrows(const struct lg_model *m, const struct lg__plan *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		if (type_borrows(p->all ? m->cols[i].type : (enum lg_type)p->c[i].type)) {
+			return true;
 		}
-		out->data = nd;
-		out->cap = cap;
 	}
-	out->model = m;
-	void *row = (char *)out->data + out->n * m->size;
-	memset(row, 0, m->size);
-	out->n++;
-	return row;
+	return false;
+}
+
+int lg__row_decode(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
+		   void *dst)
+{
+	memset(dst, 0, m->size);
+	int rc = rows_fill(m, p, r, ri, 1, dst);
+	if (rc != 0) {
+		memset(dst, 0, m->size);
+	}
+	return rc;
+}
+
+int lg__row_take(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
+		 void *row)
+{
+	lg__row_mem_release(*lg__row_mem(m, row));
+	int rc = lg__row_decode(m, p, r, ri, row);
+	if (rc != 0 || !plan_borrows(m, p)) {
+		lg_result_free(r);
+		return rc;
+	}
+	*lg__row_mem(m, row) = mem_of_result(r);
+	return 0;
+}
+
+int lg__row_decode_copy(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r,
+			int ri, void *row)
+{
+	lg__row_mem_release(*lg__row_mem(m, row));
+	int rc = lg__row_decode(m, p, r, ri, row);
+	/* In place: the fields still point into r while their copies are made. */
+	return rc != 0 ? rc : lg_row_copy(m, row, row);
+}
+
+/* What rows->arena holds beyond its first result: a chain of these, ending in a tagged
+ * result pointer. One result per query is the common case and costs no allocation. */
+struct rows_hold {
+	void *next;
+	struct lg_result *r;
+};
+
+static void rows_release(void *p)
+{
+	while (p != NULL && !((uintptr_t)p & 1u)) {
+		struct rows_hold *h = p;
+		p = h->next;
+		lg_result_free(h->r);
+		lg__free(h);
+	}
+	if (p != NULL) {
+		lg__row_mem_release(p);
+	}
 }
 
 int lg__rows_append(struct lg_rows *out, const struct lg_model *m, struct lg_result *r,
-		    const int *map, int skip)
+		    const struct lg__plan *p)
 {
 	int nr = lg_result_rows(r);
-	int nc = lg_result_cols(r) - skip;
-	if (out->n + (size_t)nr > out->cap && nr > 0) {
+	if (nr == 0) {
+		lg_result_free(r);
+		return 0;
+	}
+	if (out->n + (size_t)nr > out->cap) {
 		/* One allocation for the whole result instead of doubling steps. */
 		void *nd = lg__realloc(out->data, (out->n + (size_t)nr) * m->size);
 		if (nd == NULL) {
+			lg_result_free(r);
 			return LG_ENOMEM;
 		}
 		out->data = nd;
 		out->cap = out->n + (size_t)nr;
 	}
-	for (int i = 0; i < nr; i++) {
-		void *row = lg__rows_push(out, m);
-		if (row == NULL) {
-			return LG_ENOMEM;
-		}
-		int rc = lg__row_decode(m, r, i, map, nc, skip, row, out);
+	/* The hold is made before decoding so that nothing can fail after it: a result is
+	 * appended whole or not at all. */
+	bool keep = plan_borrows(m, p);
+	struct rows_hold *h = NULL;
+	if (keep && out->arena != NULL && (h = lg__malloc(sizeof(*h))) == NULL) {
+		lg_result_free(r);
+		return LG_ENOMEM;
+	}
+	char *rows = (char *)out->data + out->n * m->size;
+	memset(rows, 0, (size_t)nr * m->size);
+	int rc = rows_fill(m, p, r, 0, nr, rows);
+	if (rc != 0 || !keep) {
+		lg__free(h);
+		lg_result_free(r);
 		if (rc != 0) {
-			lg_row_clear(m, row);
-			out->n--;
 			return rc;
 		}
+	} else if (h != NULL) {
+		h->next = out->arena;
+		h->r = r;
+		out->arena = h;
+	} else {
+		out->arena = mem_of_result(r);
 	}
+	out->model = m;
+	out->n += (size_t)nr;
 	return 0;
 }
 
@@ -207,7 +326,9 @@ static size_t field_size(const struct lg_model *m, unsigned i, const void *row)
 {
 	const struct lg_model_col *c = &m->cols[i];
 	const char *f = (const char *)row + c->offset;
-	if (!type_is_varlen(c->type) || ((*lg__row_nulls(m, (void *)(uintptr_t)row) >> i) & 1u)) {
+	bool varlen = c->type == LG_TEXT || c->type == LG_JSONB || c->type == LG_NUMERIC ||
+		      c->type == LG_BYTEA;
+	if (!varlen || ((*lg__row_nulls(m, (void *)(uintptr_t)row) >> i) & 1u)) {
 		return 0;
 	}
 	if (c->type == LG_BYTEA) {
@@ -263,13 +384,18 @@ LG_API void lg_rows_free(struct lg_rows *rows)
 	if (rows == NULL) {
 		return;
 	}
-	for (size_t i = 0; i < rows->n; i++) {
-		lg__free(*lg__row_mem(rows->model, lg_rows_at(rows, i)));
+	/* Container rows Borrow from the held results; a row given its own lg_mem by the
+	 * caller (lg_row_copy into it) is still released. */
+	size_t size = rows->n != 0 ? rows->model->size : 0;
+	char *mem_at = rows->n != 0 ? (char *)rows->data + rows->model->mem_offset : NULL;
+	for (size_t i = 0; i < rows->n; i++, mem_at += size) {
+		void *mem;
+		memcpy(&mem, mem_at, sizeof(mem));
+		if (mem != NULL) {
+			lg__row_mem_release(mem);
+		}
 	}
-	for (struct arena_block *b = rows->arena, *next; b != NULL; b = next) {
-		next = b->next;
-		lg__free(b);
-	}
+	rows_release(rows->arena);
 	rows->arena = NULL;
 	lg__free(rows->data);
 	lg__free(rows->owner);

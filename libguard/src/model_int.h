@@ -33,23 +33,48 @@ int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, str
 		   int *n);
 
 /*
- * Decodes row ri of r into dst (zeroed first; its old lg_mem must already be released).
- * map[k] is the model column of result column k + skip, or -1 to ignore it. Strings go to
- * the arena of rows when given, else to a new lg_mem block of dst.
+ * How the columns of one result fill a model's row struct (model_decode.c), worked out once
+ * per result: entry i reads result column k into the field of model column col. When all is
+ * set, result column skip + i is model column i for i < n and the entries are unused.
  */
-int lg__row_decode(const struct lg_model *m, struct lg_result *r, int ri, const int *map, int ncols,
-		   int skip, void *dst, struct lg_rows *rows);
+struct lg__plan {
+	int n;
+	bool all;
+	int skip;
+	struct lg__plan_col {
+		int16_t k;
+		uint8_t col;
+		uint8_t type; /* enum lg_type */
+		uint32_t offset;
+	} c[LG_MODEL_MAX_COLS];
+};
 
-/* map for a result whose columns are exactly the columns of mask, in model order. */
-int lg__map_mask(const struct lg_model *m, uint64_t mask, int *map);
-/* map by result column names. */
-void lg__map_names(const struct lg_model *m, const struct lg_result *r, int skip, int *map);
+/* For a result whose columns from skip on are the columns of mask, in model order. */
+void lg__plan_mask(struct lg__plan *p, const struct lg_model *m, uint64_t mask,
+		   const struct lg_result *r, int skip);
+/* By result column names; result columns without a model column are ignored. */
+void lg__plan_names(struct lg__plan *p, const struct lg_model *m, const struct lg_result *r);
 
-/* Appends every row of r to out (which must be for m). */
+/* Releases what a row's lg_mem holds: a block of copies, or a result (tagged pointer). */
+void lg__row_mem_release(void *mem);
+
+/* Decodes row ri of r into dst (zeroed first; lg_mem left NULL), strings Borrowed from r. */
+int lg__row_decode(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
+		   void *dst);
+/* Releases row's old lg_mem, decodes row ri into it and hands r to the row (its lg_mem): the
+ * strings stay valid until lg_row_clear. r is taken in every case: freed now on failure, or
+ * when the columns decoded include no string (lg_mem then stays NULL). */
+int lg__row_take(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
+		 void *row);
+/* Same, but the row gets its own block of copies; r stays the caller's. */
+int lg__row_decode_copy(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r,
+			int ri, void *row);
+
+/* Appends every row of r to out (which must be for m), or none on error. r is taken in
+ * every case: out keeps it until lg_rows_free when its rows Borrow strings from it, else
+ * (no rows, no string column, an error) it is freed now. */
 int lg__rows_append(struct lg_rows *out, const struct lg_model *m, struct lg_result *r,
-		    const int *map, int skip);
-/* Grows out by one zeroed row and returns it. */
-void *lg__rows_push(struct lg_rows *out, const struct lg_model *m);
+		    const struct lg__plan *p);
 
 /* Renders q as a statement of kind into sql; LIMIT/OFFSET values are written after the
  * filter's parameters, *n = the parameter count. */

@@ -279,16 +279,16 @@ LG_API int lg_query_all(const struct lg_db *db, struct lg_query *q, struct lg_ro
 	}
 	struct lg_result *r = NULL;
 	int rc = query_run(db, q, LG__SELECT_ROWS, &r, err);
-	if (rc == 0) {
-		int map[LG_MODEL_MAX_COLS];
-		lg__map_mask(q->model, q->select != 0 ? q->select : lg__model_all(q->model), map);
-		out->model = q->model;
-		rc = lg__rows_append(out, q->model, r, map, 0);
-		if (rc != 0) {
-			lg__error_set(err, rc, "model %s: decoding rows", q->model->table);
-		}
+	if (rc != 0) {
+		return rc;
 	}
-	lg_result_free(r);
+	struct lg__plan plan;
+	lg__plan_mask(&plan, q->model, q->select != 0 ? q->select : lg__model_all(q->model), r, 0);
+	out->model = q->model;
+	rc = lg__rows_append(out, q->model, r, &plan);
+	if (rc != 0) {
+		lg__error_set(err, rc, "model %s: decoding rows", q->model->table);
+	}
 	return rc;
 }
 
@@ -297,21 +297,23 @@ LG_API int lg_query_first(const struct lg_db *db, struct lg_query *q, void *row,
 {
 	int64_t limit = q->limit;
 	q->limit = 1;
-	struct lg_rows rows = {0};
-	int rc = lg_query_all(db, q, &rows, err);
+	struct lg_result *r = NULL;
+	int rc = query_run(db, q, LG__SELECT_ROWS, &r, err);
 	q->limit = limit;
-	if (rc == 0 && rows.n == 0) {
+	if (rc == 0 && lg_result_rows(r) == 0) {
 		rc = lg__error_set(err, LG_ENOTFOUND, "model %s: no matching row", q->model->table);
 	}
-	if (rc == 0) {
-		/* Copy the row out of the container, with its own string block. */
-		lg_row_clear(q->model, row);
-		rc = lg_row_copy(q->model, row, rows.data);
-		if (rc != 0) {
-			lg__error_set(err, rc, "model %s: out of memory", q->model->table);
-		}
+	if (rc != 0) {
+		lg_result_free(r);
+		return rc;
 	}
-	lg_rows_free(&rows);
+	/* The row takes the result: its strings are Borrowed from it until lg_row_clear. */
+	struct lg__plan plan;
+	lg__plan_mask(&plan, q->model, q->select != 0 ? q->select : lg__model_all(q->model), r, 0);
+	rc = lg__row_take(q->model, &plan, r, 0, row);
+	if (rc != 0) {
+		lg__error_set(err, rc, "model %s: decoding a row", q->model->table);
+	}
 	return rc;
 }
 

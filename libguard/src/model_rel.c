@@ -48,13 +48,12 @@ static int insert_chunk(const struct lg_db *db, const struct lg_model *m, char *
 	struct lg_result *r = NULL;
 	rc = lg__db_run(db, sql.buf, p, np, 0, &r, err);
 	if (rc == 0 && returning) {
-		int map[LG_MODEL_MAX_COLS];
-		int nc = lg__map_mask(m, lg__model_all(m), map);
-		/* INSERT ... VALUES RETURNING yields rows in VALUES order. */
+		struct lg__plan plan;
+		lg__plan_mask(&plan, m, lg__model_all(m), r, 0);
+		/* INSERT ... VALUES RETURNING yields rows in VALUES order. The caller's rows
+		 * outlive r, each on its own: they get copies. */
 		for (int i = 0; i < lg_result_rows(r) && (size_t)i < n && rc == 0; i++) {
-			void *row = rows + (size_t)i * m->size;
-			lg__free(*lg__row_mem(m, row));
-			rc = lg__row_decode(m, r, i, map, nc, 0, row, NULL);
+			rc = lg__row_decode_copy(m, &plan, r, i, rows + (size_t)i * m->size);
 		}
 		if (rc != 0) {
 			lg__error_set(err, rc, "model %s: insert: decoding", m->table);
@@ -175,52 +174,6 @@ static int keys_literal(struct lg_sqlbuf *s, const struct lg_model *m, unsigned 
 	return s->err;
 }
 
-static int run_related(const struct lg_db *db, const struct lg_model *target, struct lg_sqlbuf *sql,
-		       struct lg_sqlbuf *keys, int skip, struct lg_rows *out,
-		       struct lg_result **res, struct lg_error *err)
-{
-	if (lg__sql_text(sql) == NULL) {
-		return lg__model_build_error(target, sql->err, err);
-	}
-	struct lg_param p = lg_param_textn(keys->buf, keys->len);
-	int rc = lg__db_run(db, sql->buf, &p, 1, LG__DB_READ, res, err);
-	if (rc != 0) {
-		return rc;
-	}
-	int map[LG_MODEL_MAX_COLS];
-	lg__map_mask(target, lg__model_all(target), map);
-	rc = lg__rows_append(out, target, *res, map, skip);
-	if (rc != 0) {
-		lg__error_set(err, rc, "model %s: decoding related rows", target->table);
-	}
-	return rc;
-}
-
-LG_API int lg_model_load_related(const struct lg_db *db, const struct lg_model *target,
-				 unsigned target_col, const struct lg_model *src_model,
-				 const void *src, size_t n, unsigned src_col, struct lg_rows *out,
-				 struct lg_error *err)
-{
-	if (lg__model_check(target) != 0 || lg__model_check(src_model) != 0 ||
-	    (out->model != NULL && out->model != target)) {
-		return lg__model_build_error(target, LG_EINVAL, err);
-	}
-	out->model = target;
-	struct lg_sqlbuf keys, sql;
-	char kbuf[LG__STACK_SQL], sbuf[LG__STACK_SQL];
-	lg__sql_init(&keys, kbuf, sizeof(kbuf));
-	lg__sql_init(&sql, sbuf, sizeof(sbuf));
-	int rc = keys_literal(&keys, src_model, src_col, src, n);
-	lg__sql_related(&sql, target, target_col);
-	struct lg_result *r = NULL;
-	rc = rc != 0 ? lg__model_build_error(target, rc, err)
-		     : run_related(db, target, &sql, &keys, 0, out, &r, err);
-	lg_result_free(r);
-	lg__sql_free(&keys);
-	lg__sql_free(&sql);
-	return rc;
-}
-
 /* Index of the source row whose key text equals key, or SIZE_MAX. */
 static size_t owner_of(const struct lg_model *m, unsigned col, const void *src, size_t n,
 		       const char *key)
@@ -254,6 +207,82 @@ static size_t owner_of(const struct lg_model *m, unsigned col, const void *src, 
 	return SIZE_MAX;
 }
 
+/* The source rows of a many-to-many load, to tell each loaded row's owner. */
+struct m2m_src {
+	const struct lg_model *m;
+	const void *rows;
+	size_t n;
+	unsigned col;
+};
+
+/* out->owner for the rows r is about to append: its first column is the source key. Read
+ * before the append, which may release r (a target without strings keeps no result). */
+static int set_owners(struct lg_rows *out, struct lg_result *r, const struct m2m_src *s)
+{
+	size_t nr = (size_t)lg_result_rows(r);
+	size_t *owner = nr != 0 ? lg__realloc(out->owner, (out->n + nr) * sizeof(size_t)) : NULL;
+	if (nr != 0 && owner == NULL) {
+		return LG_ENOMEM;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		const char *key = "";
+		(void)lg_result_text(r, (int)i, 0, &key, NULL);
+		owner[out->n + i] = owner_of(s->m, s->col, s->rows, s->n, key);
+	}
+	out->owner = nr != 0 ? owner : out->owner;
+	return 0;
+}
+
+/* Runs the relation statement and appends its rows to out (with their owners for m2m). */
+static int run_related(const struct lg_db *db, const struct lg_model *target, struct lg_sqlbuf *sql,
+		       struct lg_sqlbuf *keys, const struct m2m_src *m2m, struct lg_rows *out,
+		       struct lg_error *err)
+{
+	if (lg__sql_text(sql) == NULL) {
+		return lg__model_build_error(target, sql->err, err);
+	}
+	struct lg_param p = lg_param_textn(keys->buf, keys->len);
+	struct lg_result *r = NULL;
+	int rc = lg__db_run(db, sql->buf, &p, 1, LG__DB_READ, &r, err);
+	if (rc != 0) {
+		return rc;
+	}
+	if (m2m != NULL && set_owners(out, r, m2m) != 0) {
+		lg_result_free(r);
+		return lg__error_set(err, LG_ENOMEM, "model %s: out of memory", target->table);
+	}
+	struct lg__plan plan;
+	lg__plan_mask(&plan, target, lg__model_all(target), r, m2m != NULL ? 1 : 0);
+	rc = lg__rows_append(out, target, r, &plan);
+	if (rc != 0) {
+		lg__error_set(err, rc, "model %s: decoding related rows", target->table);
+	}
+	return rc;
+}
+
+LG_API int lg_model_load_related(const struct lg_db *db, const struct lg_model *target,
+				 unsigned target_col, const struct lg_model *src_model,
+				 const void *src, size_t n, unsigned src_col, struct lg_rows *out,
+				 struct lg_error *err)
+{
+	if (lg__model_check(target) != 0 || lg__model_check(src_model) != 0 ||
+	    (out->model != NULL && out->model != target)) {
+		return lg__model_build_error(target, LG_EINVAL, err);
+	}
+	out->model = target;
+	struct lg_sqlbuf keys, sql;
+	char kbuf[LG__STACK_SQL], sbuf[LG__STACK_SQL];
+	lg__sql_init(&keys, kbuf, sizeof(kbuf));
+	lg__sql_init(&sql, sbuf, sizeof(sbuf));
+	int rc = keys_literal(&keys, src_model, src_col, src, n);
+	lg__sql_related(&sql, target, target_col);
+	rc = rc != 0 ? lg__model_build_error(target, rc, err)
+		     : run_related(db, target, &sql, &keys, NULL, out, err);
+	lg__sql_free(&keys);
+	lg__sql_free(&sql);
+	return rc;
+}
+
 LG_API int lg_model_load_many_to_many(const struct lg_db *db, const struct lg_model *target,
 				      unsigned target_col, const struct lg_model *join,
 				      unsigned join_src_col, unsigned join_target_col,
@@ -265,31 +294,15 @@ LG_API int lg_model_load_many_to_many(const struct lg_db *db, const struct lg_mo
 		return lg__model_build_error(target, LG_EINVAL, err);
 	}
 	out->model = target;
-	size_t before = out->n;
 	struct lg_sqlbuf keys, sql;
 	char kbuf[LG__STACK_SQL], sbuf[LG__STACK_SQL];
 	lg__sql_init(&keys, kbuf, sizeof(kbuf));
 	lg__sql_init(&sql, sbuf, sizeof(sbuf));
 	int rc = keys_literal(&keys, src_model, src_col, src, n);
 	lg__sql_m2m(&sql, target, target_col, join, join_src_col, join_target_col);
-	struct lg_result *r = NULL;
+	struct m2m_src m2m = {src_model, src, n, src_col};
 	rc = rc != 0 ? lg__model_build_error(target, rc, err)
-		     : run_related(db, target, &sql, &keys, 1, out, &r, err);
-	if (rc == 0) {
-		size_t *owner = lg__realloc(out->owner, (out->cap ? out->cap : 1) * sizeof(size_t));
-		if (owner == NULL) {
-			rc =
-			    lg__error_set(err, LG_ENOMEM, "model %s: out of memory", target->table);
-		} else {
-			out->owner = owner;
-			for (size_t i = before; i < out->n; i++) {
-				const char *key = "";
-				(void)lg_result_text(r, (int)(i - before), 0, &key, NULL);
-				owner[i] = owner_of(src_model, src_col, src, n, key);
-			}
-		}
-	}
-	lg_result_free(r);
+		     : run_related(db, target, &sql, &keys, &m2m, out, err);
 	lg__sql_free(&keys);
 	lg__sql_free(&sql);
 	return rc;

@@ -75,11 +75,10 @@ static int stream_page(struct stream *s, struct lg_rows *rows, struct lg_error *
 		     ? lg__model_build_error(m, sql.err, err)
 		     : lg__db_run(s->db, sql.buf, s->params, n, LG__DB_READ, &r, err);
 	if (rc == 0) {
-		int map[LG_MODEL_MAX_COLS];
-		lg__map_mask(m, cols, map);
-		rc = lg__rows_append(rows, m, r, map, 0);
+		struct lg__plan plan;
+		lg__plan_mask(&plan, m, cols, r, 0);
+		rc = lg__rows_append(rows, m, r, &plan); /* rows keeps r */
 	}
-	lg_result_free(r);
 	lg__sql_free(&sql);
 	lg__sql_free(&w.sql);
 	return rc;
@@ -167,17 +166,17 @@ static int cursor_run(struct cursor *cu, int (*fn)(void *ud, const void *row), v
 	lg__sql_free(&sql);
 	char fetch[80];
 	snprintf(fetch, sizeof(fetch), "FETCH %u FROM %s", cu->batch, cu->name);
-	int map[LG_MODEL_MAX_COLS];
-	lg__map_mask(m, cu->q->select != 0 ? cu->q->select : lg__model_all(m), map);
+	uint64_t cols = cu->q->select != 0 ? cu->q->select : lg__model_all(m);
 	bool more = rc == 0;
 	while (more) {
 		struct lg_result *r = NULL;
 		struct lg_rows rows = {0};
 		rc = lg__db_run(cu->db, fetch, NULL, 0, LG_QUERY_PREPARE, &r, err);
 		if (rc == 0) {
-			rc = lg__rows_append(&rows, m, r, map, 0);
+			struct lg__plan plan;
+			lg__plan_mask(&plan, m, cols, r, 0);
+			rc = lg__rows_append(&rows, m, r, &plan); /* rows keeps r */
 		}
-		lg_result_free(r);
 		for (size_t i = 0; rc == 0 && i < rows.n; i++) {
 			rc = fn(ud, lg_rows_at(&rows, i));
 		}

@@ -58,7 +58,7 @@ static bool sql_reserve(struct lg_sqlbuf *sql, size_t n)
 	return true;
 }
 
-void lg__sql_put(struct lg_sqlbuf *sql, const char *s, size_t n)
+void lg__sql_put_grow(struct lg_sqlbuf *sql, const char *s, size_t n)
 {
 	if (!sql_reserve(sql, n)) {
 		return;
@@ -66,11 +66,6 @@ void lg__sql_put(struct lg_sqlbuf *sql, const char *s, size_t n)
 	memcpy(sql->buf + sql->len, s, n);
 	sql->len += n;
 	sql->buf[sql->len] = '\0';
-}
-
-void lg__sql_puts(struct lg_sqlbuf *sql, const char *s)
-{
-	lg__sql_put(sql, s, strlen(s));
 }
 
 void lg__sql_param(struct lg_sqlbuf *sql, int n)
@@ -124,6 +119,11 @@ void lg__sql_ident(struct lg_sqlbuf *sql, const char *name)
 
 void lg__sql_table(struct lg_sqlbuf *sql, const struct lg_model *m)
 {
+	const struct lg__model_cache *c = lg__model_cached(m);
+	if (c != NULL) {
+		lg__sql_span(sql, c, c->table);
+		return;
+	}
 	if (m->schema != NULL && m->schema[0] != '\0') {
 		lg__sql_ident(sql, m->schema);
 		lg__sql_put(sql, ".", 1);
@@ -134,6 +134,11 @@ void lg__sql_table(struct lg_sqlbuf *sql, const struct lg_model *m)
 void lg__sql_cols(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t mask,
 		  const char *prefix)
 {
+	const struct lg__model_cache *c = lg__model_cached(m);
+	if (c != NULL && prefix == NULL && mask == c->all) {
+		lg__sql_span(sql, c, c->cols);
+		return;
+	}
 	bool first = true;
 	for (unsigned i = 0; i < m->ncols; i++) {
 		if (!(mask & LG_COL(i))) {
@@ -146,7 +151,7 @@ void lg__sql_cols(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t mask
 		if (prefix != NULL) {
 			lg__sql_puts(sql, prefix);
 		}
-		lg__sql_ident(sql, m->cols[i].name);
+		lg__sql_col(sql, m, i);
 	}
 }
 
@@ -156,11 +161,6 @@ const char *lg__sql_text(const struct lg_sqlbuf *sql)
 		return NULL;
 	}
 	return sql->buf;
-}
-
-uint64_t lg__model_all(const struct lg_model *m)
-{
-	return m->ncols >= 64 ? UINT64_MAX : (LG_COL(m->ncols) - 1);
 }
 
 uint64_t lg__model_pk(const struct lg_model *m)
@@ -197,6 +197,9 @@ uint64_t lg__model_insertable(const struct lg_model *m)
 
 int lg__model_check(const struct lg_model *m)
 {
+	if (m != NULL && lg__model_cached(m) != NULL) {
+		return 0;
+	}
 	if (m == NULL || m->ncols == 0 || m->ncols > LG_MODEL_MAX_COLS ||
 	    lg__ident_check(m->table) != 0 ||
 	    (m->schema != NULL && m->schema[0] != '\0' && lg__ident_check(m->schema) != 0)) {
@@ -214,7 +217,11 @@ int lg__model_check(const struct lg_model *m)
 			}
 		}
 	}
-	return lg__model_pk(m) != 0 ? 0 : LG_EINVAL;
+	if (lg__model_pk(m) == 0) {
+		return LG_EINVAL;
+	}
+	lg__model_cache_build(m); /* valid: render its fixed SQL once */
+	return 0;
 }
 
 /* ---- WHERE ---- */
@@ -312,7 +319,7 @@ void lg__where_cmp(struct lg_where *w, const struct lg_model *m, unsigned col, c
 	}
 	where_item(w);
 	where_fold(w, WHERE_VARIES);
-	lg__sql_ident(&w->sql, m->cols[col].name);
+	lg__sql_col(&w->sql, m, col);
 	lg__sql_put(&w->sql, " ", 1);
 	lg__sql_puts(&w->sql, op);
 	lg__sql_put(&w->sql, " ", 1);
@@ -330,7 +337,7 @@ void lg__where_in(struct lg_where *w, const struct lg_model *m, unsigned col, in
 		lg__sql_puts(&w->sql, "FALSE");
 		return;
 	}
-	lg__sql_ident(&w->sql, m->cols[col].name);
+	lg__sql_col(&w->sql, m, col);
 	lg__sql_puts(&w->sql, " IN (");
 	for (int i = 0; i < n; i++) {
 		if (i > 0) {
@@ -348,7 +355,7 @@ void lg__where_null(struct lg_where *w, const struct lg_model *m, unsigned col, 
 	}
 	where_item(w);
 	where_fold(w, WHERE_VARIES);
-	lg__sql_ident(&w->sql, m->cols[col].name);
+	lg__sql_col(&w->sql, m, col);
 	lg__sql_puts(&w->sql, is_null ? " IS NULL" : " IS NOT NULL");
 }
 
@@ -367,7 +374,7 @@ void lg__where_row_cmp(struct lg_where *w, const struct lg_model *m, const uint8
 		if (i > 0) {
 			lg__sql_put(&w->sql, ", ", 2);
 		}
-		lg__sql_ident(&w->sql, m->cols[cols[i]].name);
+		lg__sql_col(&w->sql, m, cols[i]);
 	}
 	lg__sql_puts(&w->sql, ") ");
 	lg__sql_puts(&w->sql, op);

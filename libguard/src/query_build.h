@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "libguard/model.h"
 
@@ -22,8 +23,26 @@
 void lg__sql_init(struct lg_sqlbuf *sql, char *stack, size_t cap);
 /* Releases heap storage; the buffer may be reused after lg__sql_init. */
 void lg__sql_free(struct lg_sqlbuf *sql);
-void lg__sql_put(struct lg_sqlbuf *sql, const char *s, size_t n);
-void lg__sql_puts(struct lg_sqlbuf *sql, const char *s);
+/* lg__sql_put when s may not fit: grows the buffer (or makes the error sticky). */
+void lg__sql_put_grow(struct lg_sqlbuf *sql, const char *s, size_t n);
+
+/* Inline because statements are a string of short appends, most of them literals whose
+ * length and copy the compiler then resolves in place. */
+static inline void lg__sql_put(struct lg_sqlbuf *sql, const char *s, size_t n)
+{
+	if (sql->err == 0 && sql->len + n < sql->cap) {
+		memcpy(sql->buf + sql->len, s, n);
+		sql->len += n;
+		sql->buf[sql->len] = '\0';
+	} else {
+		lg__sql_put_grow(sql, s, n);
+	}
+}
+
+static inline void lg__sql_puts(struct lg_sqlbuf *sql, const char *s)
+{
+	lg__sql_put(sql, s, strlen(s));
+}
 /* Appends "$n". */
 void lg__sql_param(struct lg_sqlbuf *sql, int n);
 /* 0 when name is a usable identifier: non-empty, at most 63 bytes. */
@@ -38,9 +57,53 @@ void lg__sql_cols(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t mask
 /* The NUL-terminated text, or NULL when building failed (then *code = sql->err). */
 const char *lg__sql_text(const struct lg_sqlbuf *sql);
 
-/* Validates m: identifiers, 1..64 columns, a primary key, an int8 version column. */
+/*
+ * What is rendered once per model whose descriptor has a cache slot (LG_MODEL_DEFINE):
+ * the masks, the quoted names and the fixed statements, as spans of text. Built by the
+ * first lg__model_check that passes, published with one compare-and-swap on the slot (a
+ * racing builder frees its copy and uses the winner's), never freed or changed after, so
+ * any thread reads it without a lock.
+ */
+struct lg__span {
+	uint32_t off;
+	uint32_t len;
+};
+
+struct lg__model_cache {
+	uint64_t all, pk, insertable;
+	int version_col; /* -1: none */
+	int npk;
+	struct lg__span find;   /* SELECT all FROM t WHERE pk1 = $1 AND ... (NUL-terminated) */
+	struct lg__span select; /* its head: SELECT all FROM t */
+	struct lg__span cols;   /* "c1", "c2", ... */
+	struct lg__span table;  /* "schema"."table" */
+	struct lg__span del;    /* DELETE FROM t WHERE pk1 = $1 AND ... (NUL-terminated) */
+	struct lg__span col[LG_MODEL_MAX_COLS];
+	char text[];
+};
+
+/* The published cache of m, or NULL (no slot, not built yet, or m never passed a check). */
+static inline const struct lg__model_cache *lg__model_cached(const struct lg_model *m)
+{
+	return m->lg_cache != NULL ? __atomic_load_n(m->lg_cache, __ATOMIC_ACQUIRE) : NULL;
+}
+
+/* Renders and publishes the cache of a valid m (no-op without a slot); on ENOMEM m stays
+ * uncached and a later check tries again. */
+void lg__model_cache_build(const struct lg_model *m);
+
+/* Appends the span of cache text. */
+void lg__sql_span(struct lg_sqlbuf *sql, const struct lg__model_cache *c, struct lg__span s);
+/* Appends the quoted name of column col of m. */
+void lg__sql_col(struct lg_sqlbuf *sql, const struct lg_model *m, unsigned col);
+
+/* Validates m: identifiers, 1..64 columns, a primary key, an int8 version column. Cheap
+ * once m is cached: it was validated before it was published. */
 int lg__model_check(const struct lg_model *m);
-uint64_t lg__model_all(const struct lg_model *m);
+static inline uint64_t lg__model_all(const struct lg_model *m)
+{
+	return m->ncols >= 64 ? UINT64_MAX : (LG_COL(m->ncols) - 1);
+}
 uint64_t lg__model_pk(const struct lg_model *m);
 /* Index of the version column, or -1. */
 int lg__model_version_col(const struct lg_model *m);

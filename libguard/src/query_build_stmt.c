@@ -3,8 +3,31 @@
  * key, INSERT (one or many rows), UPDATE with optimistic locking, DELETE by key, upserts and
  * the relation loaders. Parameter numbering is documented per function in query_build.h;
  * model.c binds values in exactly that order.
+ *
+ * The parts that depend on the model alone (quoted names, the column list, find and delete
+ * by key) are rendered once per model into its cache (lg__model_cache_build) and copied
+ * from there: the hot statements then cost a few memcpy calls, or none for find by key.
  */
 #include "query_build.h"
+
+#include <string.h>
+
+#include "alloc_int.h"
+
+void lg__sql_span(struct lg_sqlbuf *sql, const struct lg__model_cache *c, struct lg__span s)
+{
+	lg__sql_put(sql, c->text + s.off, s.len);
+}
+
+void lg__sql_col(struct lg_sqlbuf *sql, const struct lg_model *m, unsigned col)
+{
+	const struct lg__model_cache *c = lg__model_cached(m);
+	if (c != NULL) {
+		lg__sql_span(sql, c, c->col[col]);
+	} else {
+		lg__sql_ident(sql, m->cols[col].name);
+	}
+}
 
 static void sql_returning(struct lg_sqlbuf *sql, const struct lg_model *m)
 {
@@ -24,7 +47,7 @@ static int sql_pk_match(struct lg_sqlbuf *sql, const struct lg_model *m, int fir
 			lg__sql_puts(sql, " AND ");
 		}
 		any = true;
-		lg__sql_ident(sql, m->cols[i].name);
+		lg__sql_col(sql, m, i);
 		lg__sql_puts(sql, " = ");
 		lg__sql_param(sql, first++);
 	}
@@ -34,8 +57,13 @@ static int sql_pk_match(struct lg_sqlbuf *sql, const struct lg_model *m, int fir
 void lg__sql_select(struct lg_sqlbuf *sql, const struct lg__select *s, enum lg__select_kind k)
 {
 	const struct lg_model *m = s->m;
+	const struct lg__model_cache *c = lg__model_cached(m);
 	switch (k) {
 	case LG__SELECT_ROWS:
+		if (c != NULL && (s->cols == 0 || s->cols == c->all)) {
+			lg__sql_span(sql, c, c->select); /* already ends with the table */
+			goto table_done;
+		}
 		lg__sql_puts(sql, "SELECT ");
 		lg__sql_cols(sql, m, s->cols != 0 ? s->cols : lg__model_all(m), NULL);
 		lg__sql_puts(sql, " FROM ");
@@ -51,6 +79,7 @@ void lg__sql_select(struct lg_sqlbuf *sql, const struct lg__select *s, enum lg__
 		break;
 	}
 	lg__sql_table(sql, m);
+table_done:
 	if (s->where != NULL && (s->where->sql.err != 0 || s->where->depth != 0)) {
 		/* An unclosed group or a bad column in the filter: never send a statement
 		 * that would match more than the caller meant. */
@@ -73,7 +102,7 @@ void lg__sql_select(struct lg_sqlbuf *sql, const struct lg__select *s, enum lg__
 			sql->err = LG_EINVAL;
 			return;
 		}
-		lg__sql_ident(sql, m->cols[s->order[i]].name);
+		lg__sql_col(sql, m, s->order[i]);
 		if (s->desc[i]) {
 			lg__sql_puts(sql, " DESC");
 		}
@@ -90,6 +119,11 @@ void lg__sql_select(struct lg_sqlbuf *sql, const struct lg__select *s, enum lg__
 
 void lg__sql_find(struct lg_sqlbuf *sql, const struct lg_model *m)
 {
+	const struct lg__model_cache *c = lg__model_cached(m);
+	if (c != NULL) {
+		lg__sql_span(sql, c, c->find);
+		return;
+	}
 	lg__sql_puts(sql, "SELECT ");
 	lg__sql_cols(sql, m, lg__model_all(m), NULL);
 	lg__sql_puts(sql, " FROM ");
@@ -157,7 +191,7 @@ void lg__sql_update(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t se
 			lg__sql_put(sql, ", ", 2);
 		}
 		first = false;
-		lg__sql_ident(sql, m->cols[i].name);
+		lg__sql_col(sql, m, i);
 		lg__sql_puts(sql, " = ");
 		lg__sql_param(sql, n++);
 	}
@@ -165,16 +199,16 @@ void lg__sql_update(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t se
 		if (!first) {
 			lg__sql_put(sql, ", ", 2);
 		}
-		lg__sql_ident(sql, m->cols[vcol].name);
+		lg__sql_col(sql, m, vcol);
 		lg__sql_puts(sql, " = ");
-		lg__sql_ident(sql, m->cols[vcol].name);
+		lg__sql_col(sql, m, vcol);
 		lg__sql_puts(sql, " + 1");
 	}
 	lg__sql_puts(sql, " WHERE ");
 	n = sql_pk_match(sql, m, n);
 	if (vcol >= 0) {
 		lg__sql_puts(sql, " AND ");
-		lg__sql_ident(sql, m->cols[vcol].name);
+		lg__sql_col(sql, m, vcol);
 		lg__sql_puts(sql, " = ");
 		lg__sql_param(sql, n);
 	}
@@ -183,6 +217,11 @@ void lg__sql_update(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t se
 
 void lg__sql_delete_pk(struct lg_sqlbuf *sql, const struct lg_model *m)
 {
+	const struct lg__model_cache *c = lg__model_cached(m);
+	if (c != NULL) {
+		lg__sql_span(sql, c, c->del);
+		return;
+	}
 	lg__sql_puts(sql, "DELETE FROM ");
 	lg__sql_table(sql, m);
 	lg__sql_puts(sql, " WHERE ");
@@ -214,17 +253,17 @@ void lg__sql_upsert(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t co
 				lg__sql_put(sql, ", ", 2);
 			}
 			first = false;
-			lg__sql_ident(sql, m->cols[i].name);
+			lg__sql_col(sql, m, i);
 			lg__sql_puts(sql, " = EXCLUDED.");
-			lg__sql_ident(sql, m->cols[i].name);
+			lg__sql_col(sql, m, i);
 		}
 		if (vcol >= 0) {
 			lg__sql_put(sql, ", ", 2);
-			lg__sql_ident(sql, m->cols[vcol].name);
+			lg__sql_col(sql, m, vcol);
 			lg__sql_puts(sql, " = ");
 			lg__sql_table(sql, m);
 			lg__sql_put(sql, ".", 1);
-			lg__sql_ident(sql, m->cols[vcol].name);
+			lg__sql_col(sql, m, vcol);
 			lg__sql_puts(sql, " + 1");
 		}
 	}
@@ -259,7 +298,7 @@ void lg__sql_related(struct lg_sqlbuf *sql, const struct lg_model *m, unsigned c
 	lg__sql_puts(sql, " FROM ");
 	lg__sql_table(sql, m);
 	lg__sql_puts(sql, " WHERE ");
-	lg__sql_ident(sql, m->cols[col].name);
+	lg__sql_col(sql, m, col);
 	lg__sql_puts(sql, " = ANY($1::");
 	lg__sql_puts(sql, arr);
 	lg__sql_put(sql, ")", 1);
@@ -274,7 +313,7 @@ void lg__sql_m2m(struct lg_sqlbuf *sql, const struct lg_model *t, unsigned tcol,
 		return;
 	}
 	lg__sql_puts(sql, "SELECT j.");
-	lg__sql_ident(sql, j->cols[jsrc].name);
+	lg__sql_col(sql, j, jsrc);
 	lg__sql_puts(sql, ", ");
 	lg__sql_cols(sql, t, lg__model_all(t), "t.");
 	lg__sql_puts(sql, " FROM ");
@@ -282,12 +321,75 @@ void lg__sql_m2m(struct lg_sqlbuf *sql, const struct lg_model *t, unsigned tcol,
 	lg__sql_puts(sql, " AS t JOIN ");
 	lg__sql_table(sql, j);
 	lg__sql_puts(sql, " AS j ON t.");
-	lg__sql_ident(sql, t->cols[tcol].name);
+	lg__sql_col(sql, t, tcol);
 	lg__sql_puts(sql, " = j.");
-	lg__sql_ident(sql, j->cols[jt].name);
+	lg__sql_col(sql, j, jt);
 	lg__sql_puts(sql, " WHERE j.");
-	lg__sql_ident(sql, j->cols[jsrc].name);
+	lg__sql_col(sql, j, jsrc);
 	lg__sql_puts(sql, " = ANY($1::");
 	lg__sql_puts(sql, arr);
 	lg__sql_puts(sql, ") ORDER BY 1");
+}
+
+/* The span of what was appended to sql since start. */
+static struct lg__span span_of(struct lg_sqlbuf *sql, size_t start)
+{
+	return (struct lg__span){(uint32_t)start, (uint32_t)(sql->len - start)};
+}
+
+void lg__model_cache_build(const struct lg_model *m)
+{
+	if (m->lg_cache == NULL) {
+		return;
+	}
+	/* Rendered through the uncached paths: m is not published yet. */
+	struct lg__model_cache head = {.all = lg__model_all(m),
+				       .pk = lg__model_pk(m),
+				       .insertable = lg__model_insertable(m),
+				       .version_col = lg__model_version_col(m)};
+	head.npk = __builtin_popcountll(head.pk);
+	struct lg_sqlbuf sql;
+	lg__sql_init(&sql, NULL, 0);
+	/* The find statement, with the spans of its parts: the SELECT list's names, each
+	 * column's quoted name, the table. Then the delete statement. */
+	lg__sql_puts(&sql, "SELECT ");
+	size_t cols = sql.len;
+	for (unsigned i = 0; i < m->ncols; i++) {
+		if (i > 0) {
+			lg__sql_put(&sql, ", ", 2);
+		}
+		size_t at = sql.len;
+		lg__sql_ident(&sql, m->cols[i].name);
+		head.col[i] = span_of(&sql, at);
+	}
+	head.cols = span_of(&sql, cols);
+	lg__sql_puts(&sql, " FROM ");
+	size_t table = sql.len;
+	lg__sql_table(&sql, m);
+	head.table = span_of(&sql, table);
+	head.select = span_of(&sql, 0);
+	lg__sql_puts(&sql, " WHERE ");
+	sql_pk_match(&sql, m, 1);
+	head.find = span_of(&sql, 0);
+	lg__sql_put(&sql, "", 1); /* the NUL that ends find inside the text */
+	size_t del = sql.len;
+	lg__sql_puts(&sql, "DELETE FROM ");
+	lg__sql_table(&sql, m);
+	lg__sql_puts(&sql, " WHERE ");
+	sql_pk_match(&sql, m, 1);
+	head.del = span_of(&sql, del);
+	struct lg__model_cache *c =
+	    sql.err == 0 && sql.len < UINT32_MAX ? lg__malloc(sizeof(*c) + sql.len + 1) : NULL;
+	if (c != NULL) {
+		*c = head;
+		memcpy(c->text, sql.buf, sql.len + 1);
+		void *expected = NULL;
+		/* Release: the text is complete before the pointer is seen. A builder that
+		 * lost the race drops its copy; both copies are the same text. */
+		if (!__atomic_compare_exchange_n(m->lg_cache, &expected, c, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE)) {
+			lg__free(c);
+		}
+	}
+	lg__sql_free(&sql);
 }

@@ -83,13 +83,15 @@ static const struct lg_model_col evil_cols[] = {
     {"id", LG_INT64, LG_COL_PK, offsetof(struct evil, id)},
     {"va\"l; DROP TABLE x;--", LG_TEXT, 0, offsetof(struct evil, val)},
 };
+static void *evil_cache; /* its hostile names go through the per-model cache too */
 const struct lg_model evil_model = {schema_name,
 				    "Robert'); DROP \"TABLE\" students;--",
 				    evil_cols,
 				    2,
 				    sizeof(struct evil),
 				    offsetof(struct evil, lg_null),
-				    offsetof(struct evil, lg_mem)};
+				    offsetof(struct evil, lg_mem),
+				    &evil_cache};
 
 /* ---- Fixture ---- */
 
@@ -248,6 +250,112 @@ Test(orm, every_type_round_trips_with_nulls)
 	cr_assert(allt_t_is_null(&got));
 	cr_assert_null(got.t);
 	lg_row_clear(&allt_model, &got);
+}
+
+/* Row i of rows_borrow_from_results: every column set, from i. */
+static void allt_fill(struct lg_changes *ch, int i, char *text, size_t size)
+{
+	snprintf(text, size, "text of row %d, \"quoted\" \\ 🐘", i);
+	allt_set_id(ch, i);
+	allt_set_i32(ch, -i);
+	allt_set_i64(ch, INT64_MAX - i);
+	allt_set_f(ch, 0.5 * i);
+	allt_set_b(ch, i % 2);
+	allt_set_t(ch, text);
+	allt_set_bin(ch, (struct lg_bytes){zero_bytes, (size_t)i});
+	allt_set_u(ch, (struct lg_uuid){{(uint8_t)i, 0xab}});
+	allt_set_ts(ch, 1000000 * (int64_t)i);
+	allt_set_j(ch, i % 2 ? "[1]" : "{\"a\": null}");
+	allt_set_n(ch, i % 2 ? "1.5" : "-2");
+}
+
+static void allt_check(const struct allt *got, int i)
+{
+	char text[64];
+	snprintf(text, sizeof(text), "text of row %d, \"quoted\" \\ 🐘", i);
+	cr_assert_eq(got->id, i);
+	cr_assert_eq(got->lg_null, 0, "row %d", i);
+	cr_assert_eq(got->i32, -i);
+	cr_assert_eq(got->i64, INT64_MAX - i);
+	cr_assert_eq(got->f, 0.5 * i);
+	cr_assert_eq(got->b, (bool)(i % 2));
+	cr_assert_str_eq(got->t, text);
+	cr_assert_eq(got->bin.len, (size_t)i);
+	cr_assert_eq(memcmp(got->bin.data, zero_bytes, (size_t)i), 0);
+	cr_assert_eq(got->u.b[0], i);
+	cr_assert_eq(got->u.b[1], 0xab);
+	cr_assert_eq(got->ts, 1000000 * (int64_t)i);
+	cr_assert_str_eq(got->j, i % 2 ? "[1]" : "{\"a\": null}");
+	cr_assert_str_eq(got->n, i % 2 ? "1.5" : "-2");
+}
+
+/* Decoded strings point into the query results, which the rows keep: a listing keeps every
+ * result appended to it, a loaded row its own, until they are freed. */
+Test(orm, rows_borrow_from_results)
+{
+	struct lg_error err;
+	for (int i = 1; i <= 5; i++) {
+		struct allt row = {0};
+		struct lg_changes ch;
+		char text[64];
+		lg_changes_init(&ch, &allt_model, &row);
+		allt_fill(&ch, i, text, sizeof(text));
+		cr_assert_eq(lg_model_insert(&db, &ch, &err), 0, "%s", err.message);
+		allt_check(&row, i); /* RETURNING, decoded into the change set's row */
+		lg_row_clear(&allt_model, &row);
+	}
+	exec_ok("INSERT INTO allt (id) VALUES (99)");
+	/* A page decoded column by column, then a one-row result into the same container. */
+	struct lg_rows rows = {0};
+	struct lg_query q;
+	lg_query_init(&q, &allt_model);
+	lg_query_lt(&q, allt_col_id, lg_param_int64(99));
+	lg_query_order(&q, allt_col_id, false);
+	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
+	lg_query_free(&q);
+	lg_query_init(&q, &allt_model);
+	lg_query_eq(&q, allt_col_id, lg_param_int64(99));
+	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
+	lg_query_free(&q);
+	cr_assert_eq(rows.n, 6);
+	/* A result whose third row does not fit int4 appends nothing, not two rows. */
+	const char *bad = "SELECT g::int8 AS id, CASE WHEN g = 3 THEN 5000000000 ELSE g END AS "
+			  "i32, 'x' AS t FROM generate_series(1, 3) g";
+	cr_assert_eq(lg_model_raw(&db, &allt_model, bad, NULL, 0, &rows, &err), LG_ERANGE);
+	cr_assert_eq(rows.n, 6);
+	for (int i = 1; i <= 5; i++) {
+		allt_check(LG_ROWS_AT(&rows, struct allt, (size_t)i - 1), i);
+	}
+	const struct allt *nul = LG_ROWS_AT(&rows, struct allt, 5);
+	cr_assert_eq(nul->id, 99);
+	cr_assert_eq(nul->lg_null, (LG_COL(allt_col__count) - 1) & ~LG_COL(allt_col_id));
+	cr_assert_null(nul->t);
+	cr_assert_null(nul->bin.data);
+
+	/* A found row keeps its result past other statements and the listing's release. */
+	struct allt found = {0}, first = {0}, copy = {0};
+	struct lg_param key = lg_param_int64(3);
+	cr_assert_eq(lg_model_find(&db, &allt_model, &key, &found, &err), 0, "%s", err.message);
+	lg_query_init(&q, &allt_model);
+	lg_query_gt(&q, allt_col_id, lg_param_int64(3));
+	lg_query_order(&q, allt_col_id, true);
+	cr_assert_eq(lg_query_first(&db, &q, &first, &err), 0, "%s", err.message);
+	lg_query_free(&q);
+	lg_rows_free(&rows);
+	cr_assert_eq(scalar("SELECT count(*) FROM allt"), 6);
+	allt_check(&found, 3);
+	cr_assert_eq(first.id, 99);
+	cr_assert(allt_t_is_null(&first));
+	/* Reloading over a loaded row releases the old result and takes the new one. */
+	cr_assert_eq(lg_model_reload(&db, &allt_model, &found, &err), 0, "%s", err.message);
+	allt_check(&found, 3);
+	/* A copy owns compact copies of the strings and outlives the original. */
+	cr_assert_eq(lg_row_copy(&allt_model, &copy, &found), 0);
+	cr_assert_neq(copy.t, found.t);
+	lg_row_clear(&allt_model, &found);
+	allt_check(&copy, 3);
+	lg_row_clear(&allt_model, &copy);
+	lg_row_clear(&allt_model, &first);
 }
 
 /* ---- CRUD and change sets ---- */
@@ -706,6 +814,22 @@ Test(orm, relations_load_with_one_statement_each)
 		struct book *b = LG_ROWS_AT(&parents, struct book, bt.owner[i]);
 		cr_assert_eq((b->id + t->id) % 2, 0, "book %" PRId64 " tag %" PRId64, b->id, t->id);
 	}
+	/* A target without strings keeps no result: the owners are read before it goes. Each
+	 * book_tags row comes once per parent sharing its tag. */
+	struct lg_rows links = {0};
+	cr_assert_eq(lg_model_load_many_to_many(&db, &bt_model, bt_col_tag_id, &bt_model,
+						bt_col_book_id, bt_col_tag_id, &book_model,
+						parents.data, parents.n, book_col_id, &links, &err),
+		     0, "%s", err.message);
+	cr_assert_gt(links.n, bt.n);
+	cr_assert_null(links.arena);
+	for (size_t i = 0; i < links.n; i++) {
+		struct bt *l = LG_ROWS_AT(&links, struct bt, i);
+		cr_assert_lt(links.owner[i], parents.n);
+		struct book *b = LG_ROWS_AT(&parents, struct book, links.owner[i]);
+		cr_assert_eq((b->id + l->tag_id) % 2, 0);
+	}
+	lg_rows_free(&links);
 	lg_rows_free(&bt);
 	lg_rows_free(&tags);
 	lg_rows_free(&siblings);
@@ -776,13 +900,15 @@ Test(orm, hostile_identifiers_and_values)
 	memset(longname, 'n', 64);
 	longname[64] = '\0';
 	struct lg_model_col cols[] = {{"id", LG_INT64, LG_COL_PK, 0}};
+	void *bad_cache = NULL;
 	struct lg_model bad = {schema_name,
 			       longname,
 			       cols,
 			       1,
 			       sizeof(struct evil),
 			       offsetof(struct evil, lg_null),
-			       offsetof(struct evil, lg_mem)};
+			       offsetof(struct evil, lg_mem),
+			       &bad_cache};
 	struct lg_model_col empty_cols[] = {{"", LG_INT64, LG_COL_PK, 0}};
 	struct lg_model bad2 = {schema_name,
 				"t",
@@ -790,7 +916,8 @@ Test(orm, hostile_identifiers_and_values)
 				1,
 				sizeof(struct evil),
 				offsetof(struct evil, lg_null),
-				offsetof(struct evil, lg_mem)};
+				offsetof(struct evil, lg_mem),
+				NULL};
 	cap.count = 0;
 	struct lg_param key = lg_param_int64(1);
 	cr_assert_eq(lg_model_find(&db, &bad, &key, &e, &err), LG_EINVAL);
@@ -800,6 +927,7 @@ Test(orm, hostile_identifiers_and_values)
 	cr_assert_eq(lg_query_count(&db, &q, &n, &err), LG_EINVAL);
 	lg_query_free(&q);
 	cr_assert_eq(cap.count, 0);
+	cr_assert_null(bad_cache, "an invalid model is never cached");
 }
 
 Test(orm, composite_keys_and_batch_insert_returning)
@@ -817,6 +945,7 @@ Test(orm, composite_keys_and_batch_insert_returning)
 	cr_assert_eq(lg_model_find(&db, &bt_model, key, &got, &err), 0, "%s", err.message);
 	cr_assert_eq(got.book_id, 5);
 	cr_assert_eq(got.tag_id, 9);
+	cr_assert_null(got.lg_mem, "a row without strings keeps no result");
 	key[1] = lg_param_int64(8);
 	cr_assert_eq(lg_model_find(&db, &bt_model, key, &got, &err), LG_ENOTFOUND);
 	cr_assert_eq(lg_model_delete(&db, &bt_model, &link, &err), 0, "%s", err.message);

@@ -3,6 +3,7 @@
  * and validation, parameter numbering, and the query builder's groups and sticky errors.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +34,15 @@ static const struct lg_model_col link_cols[] = {
     {"b", LG_TEXT, LG_COL_PK, offsetof(struct link, b)},
     {"we\"ird; DROP TABLE x;--", LG_TEXT, LG_COL_NULLABLE, offsetof(struct link, weird)},
 };
+static void *link_cache;
 const struct lg_model link_model = {NULL,
 				    "link",
 				    link_cols,
 				    3,
 				    sizeof(struct link),
 				    offsetof(struct link, lg_null),
-				    offsetof(struct link, lg_mem)};
+				    offsetof(struct link, lg_mem),
+				    &link_cache};
 
 static char out[4096];
 
@@ -293,12 +296,14 @@ Test(query_build, identifiers_validated_and_quoted)
 	lg__sql_free(&s);
 
 	struct lg_model_col bad_cols[] = {{"", LG_INT64, LG_COL_PK, 0}};
-	struct lg_model bad = {NULL, "t", bad_cols, 1, 16, 0, 8};
+	void *bad_cache = NULL;
+	struct lg_model bad = {NULL, "t", bad_cols, 1, 16, 0, 8, &bad_cache};
 	cr_assert_eq(lg__model_check(&bad), LG_EINVAL);
+	cr_assert_null(bad_cache, "an invalid model is never cached");
 	struct lg_model_col nopk_cols[] = {{"a", LG_INT64, 0, 0}};
-	struct lg_model nopk = {NULL, "t", nopk_cols, 1, 16, 0, 8};
+	struct lg_model nopk = {NULL, "t", nopk_cols, 1, 16, 0, 8, NULL};
 	cr_assert_eq(lg__model_check(&nopk), LG_EINVAL);
-	struct lg_model longtable = {NULL, name, nopk_cols, 1, 16, 0, 8};
+	struct lg_model longtable = {NULL, name, nopk_cols, 1, 16, 0, 8, NULL};
 	cr_assert_eq(lg__model_check(&longtable), LG_EINVAL);
 	cr_assert_eq(lg__model_check(&item_model), 0);
 	cr_assert_eq(lg__model_check(&link_model), 0);
@@ -388,4 +393,91 @@ Test(query_build, allocation_failures_are_reported_not_sent)
 	lg_set_allocator(NULL);
 	cr_assert_gt(ok, 0);
 	cr_assert_gt(failed, 0);
+}
+
+/* Every statement of model m, rendered one after the other into out. */
+static void render_all(const struct lg_model *m, char *buf, size_t size)
+{
+	struct lg_sqlbuf s;
+	lg__sql_init(&s, NULL, 0);
+	uint64_t some = LG_COL(0) | LG_COL(m->ncols - 1);
+	lg__sql_find(&s, m);
+	lg__sql_delete_pk(&s, m);
+	lg__sql_insert(&s, m, some, 2, true);
+	lg__sql_update(&s, m, some);
+	lg__sql_upsert(&s, m, lg__model_all(m), true);
+	lg__sql_related(&s, m, 0);
+	lg__sql_m2m(&s, m, 0, &link_model, 0, 1);
+	const uint8_t order[2] = {1, 0};
+	const bool desc[2] = {true, false};
+	for (int k = LG__SELECT_ROWS; k <= LG__DELETE; k++) {
+		struct lg_where w;
+		lg__where_init(&w, NULL, 0);
+		lg__where_cmp(&w, m, 1, "=", 1);
+		lg__where_in(&w, m, 0, 2, 2);
+		lg__where_null(&w, m, m->ncols - 1, true);
+		lg__where_row_cmp(&w, m, order, 2, ">", 4);
+		struct lg__select sel = {m, k == LG__SELECT_ROWS ? some : 0, &w, order, desc, 2, 6,
+					 7};
+		lg__sql_select(&s, &sel, (enum lg__select_kind)k);
+		sel.cols = 0; /* every column: the cached SELECT head */
+		lg__sql_select(&s, &sel, (enum lg__select_kind)k);
+		lg__sql_free(&w.sql);
+	}
+	cr_assert_eq(s.err, 0);
+	cr_assert_lt(s.len, size);
+	memcpy(buf, s.buf, s.len + 1);
+	lg__sql_free(&s);
+}
+
+Test(query_build, cached_model_renders_the_same_sql)
+{
+	static char want[2][8192], got[8192];
+	const struct lg_model *models[2] = {&item_model, &link_model};
+	for (int i = 0; i < 2; i++) {
+		/* The same descriptor without a cache slot renders everything per call. */
+		struct lg_model plain = *models[i];
+		plain.lg_cache = NULL;
+		cr_assert_eq(lg__model_check(&plain), 0);
+		cr_assert_null(lg__model_cached(&plain));
+		render_all(&plain, want[i], sizeof(want[i]));
+		cr_assert_eq(lg__model_check(models[i]), 0);
+		cr_assert_not_null(lg__model_cached(models[i]), "a valid model gets its cache");
+		render_all(models[i], got, sizeof(got));
+		cr_assert_str_eq(got, want[i]);
+	}
+	const struct lg__model_cache *c = lg__model_cached(&link_model);
+	cr_assert_str_eq(c->text + c->find.off,
+			 "SELECT \"a\", \"b\", \"we\"\"ird; DROP TABLE x;--\" "
+			 "FROM \"link\" WHERE \"a\" = $1 AND \"b\" = $2");
+	cr_assert_str_eq(c->text + c->del.off,
+			 "DELETE FROM \"link\" WHERE \"a\" = $1 AND \"b\" = $2");
+	cr_assert_eq(c->npk, 2);
+	cr_assert_eq(c->pk, LG_COL(0) | LG_COL(1));
+}
+
+#define RACERS 8
+
+static void *check_model(void *arg)
+{
+	cr_assert_eq(lg__model_check(arg), 0);
+	return (void *)lg__model_cached(arg);
+}
+
+Test(query_build, racing_first_uses_publish_one_cache)
+{
+	/* A fresh slot, so that the threads race to build it. */
+	static void *slot;
+	struct lg_model m = item_model;
+	m.lg_cache = &slot;
+	pthread_t t[RACERS];
+	for (int i = 0; i < RACERS; i++) {
+		cr_assert_eq(pthread_create(&t[i], NULL, check_model, &m), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		void *seen;
+		pthread_join(t[i], &seen);
+		cr_assert_eq(seen, slot, "every thread uses the one published cache");
+	}
+	cr_assert_not_null(slot);
 }

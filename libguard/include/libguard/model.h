@@ -15,9 +15,13 @@
  *
  * struct user then has one field per column (C types below) plus two hidden fields:
  * lg_null, a bit per column that is set when the value is SQL NULL (never a magic value),
- * and lg_mem, the Owned block holding the row's strings and byte strings after a decode
- * (release with lg_row_clear()). Rows you fill yourself keep lg_mem NULL and Borrow their
- * strings.
+ * and lg_mem, what the row Owns after a decode (release with lg_row_clear()). A row loaded
+ * by a statement (find, reload, insert, update, upsert, lg_query_first) Borrows its strings
+ * and byte strings from that statement's result, which lg_mem then keeps alive: no copy is
+ * made, and the result (a few KiB) is freed by lg_row_clear(); a model without string or
+ * byte string columns keeps nothing. To keep many rows for long, lg_row_copy() gives each a
+ * compact block of its own instead. Rows you fill yourself keep lg_mem NULL and Borrow
+ * their strings.
  *
  * SQL safety: table and column names come only from the descriptor; they are validated
  * (non-empty, at most 63 bytes, no NUL) and always double-quoted. Values are always bound
@@ -104,6 +108,14 @@ struct lg_model {
 	size_t size;        /* sizeof the row struct */
 	size_t null_offset; /* of lg_null */
 	size_t mem_offset;  /* of lg_mem */
+	/*
+	 * Internal: a slot of static storage where libguard keeps what it renders once per
+	 * model (quoted names, the find-by-key statement ...), published atomically on first
+	 * use and kept for the life of the process, so that descriptors must not change once
+	 * used. LG_MODEL_DEFINE provides one; NULL (hand-written descriptors) renders that SQL
+	 * on every call instead.
+	 */
+	void **lg_cache;
 };
 
 /*
@@ -171,6 +183,7 @@ struct lg_where {
 /* Defines m##_model for table schema.table (strings Borrowed: use literals). */
 #define LG_MODEL_DEFINE(m, schema_, table_, COLS)                                                  \
 	static const struct lg_model_col m##_model_cols[] = {COLS(LG__MODEL_DESC)};                \
+	static void *m##_model_cache;                                                              \
 	const struct lg_model m##_model = {                                                        \
 	    schema_,                                                                               \
 	    table_,                                                                                \
@@ -179,6 +192,7 @@ struct lg_where {
 	    sizeof(struct m),                                                                      \
 	    offsetof(struct m, lg_null),                                                           \
 	    offsetof(struct m, lg_mem),                                                            \
+	    &m##_model_cache,                                                                      \
 	}
 
 /* Column bit for masks: LG_COL(user_col_email). */
@@ -186,14 +200,16 @@ struct lg_where {
 
 /* ---- Rows ---------------------------------------------------------------------------------- */
 
-/* Frees row's lg_mem (strings from a decode) and zeroes the row. NULL is a no-op. */
+/* Releases row's lg_mem (the result or block its strings live in) and zeroes the row.
+ * NULL is a no-op. */
 LG_API void lg_row_clear(const struct lg_model *m, void *row);
 
 /*
  * A growable array of decoded rows, Owned: release with lg_rows_free(). Zero-initialize.
- * The strings of all its rows live in blocks owned by the container (one allocation per
- * few KiB, not one per row): they are Borrowed until lg_rows_free(), and the rows' own
- * lg_mem stays NULL. Copy a row out with lg_row_copy() to keep it longer.
+ * The strings of all its rows point into the query results the container keeps (nothing is
+ * copied per row or per column): they are Borrowed until lg_rows_free(), and the rows' own
+ * lg_mem stays NULL. Copy a row out with lg_row_copy() to keep it longer. A call that fails
+ * appends nothing.
  */
 struct lg_rows {
 	const struct lg_model *model;
@@ -201,7 +217,7 @@ struct lg_rows {
 	size_t n;
 	size_t cap;
 	size_t *owner; /* many-to-many loads: owner[i] = index of row i's source row */
-	void *arena;   /* internal: string storage */
+	void *arena;   /* internal: the results its strings point into */
 };
 
 /*
