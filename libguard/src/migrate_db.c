@@ -13,9 +13,11 @@
 #include "migrate_int.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc_int.h"
 #include "error_int.h"
@@ -97,9 +99,32 @@ int lg__mig_exec(struct lg_migrate *m, const char *sql, int n, const char *const
 
 int lg__mig_lock(struct lg_migrate *m, struct lg_error *err)
 {
+	/*
+	 * Polled with pg_try_advisory_lock, never waited for inside pg_advisory_lock: a waiter
+	 * would sit in a statement holding a snapshot, and CREATE INDEX CONCURRENTLY in the
+	 * holder's no-transaction migration waits for every older snapshot to go away, which
+	 * PostgreSQL reports as a deadlock (40P01) of the waiters. Between tries the waiter's
+	 * session is idle and holds nothing.
+	 */
 	const char *v[] = {m->table};
-	return lg__mig_exec(m, "SELECT pg_advisory_lock(" LOCK_CLASS ", hashtext($1))", 1, v, NULL,
-			    NULL, NULL, err);
+	useconds_t delay_us = 10000;
+	for (;;) {
+		PGresult *r = NULL;
+		int rc =
+		    lg__mig_exec(m, "SELECT pg_try_advisory_lock(" LOCK_CLASS ", hashtext($1))", 1,
+				 v, NULL, NULL, &r, err);
+		if (rc != 0) {
+			return rc;
+		}
+		bool got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+		if (got) {
+			return 0;
+		}
+		/* Backs off to 0.5 s; the pid spreads runners that started together. */
+		usleep(delay_us + (useconds_t)(getpid() % 16) * 1000u);
+		delay_us = delay_us < 500000 ? delay_us * 2 : 500000;
+	}
 }
 
 void lg__mig_unlock(struct lg_migrate *m)
