@@ -4,13 +4,16 @@
  * Happy path of lg_cache_get:
  *   1. Resolve the table once per cache: canonical quote_ident(schema).quote_ident(table) (the
  *      reflector's key spelling), key columns and their types, lg_version present.
- *   2. GET <key_prefix>:<table>:<escaped key>. A value {"v":V,"row":R} is a hit: R is returned.
+ *   2. GET <key_prefix>:<table>:<escaped key> (LG_CACHE_READ: the value and Redis' clock). A
+ *      value {"v":V,"row":R} is a hit: R is returned.
  *   3. Otherwise read to_jsonb(row) and lg_version from the primary (one statement, pooled);
  *      coroutines that miss the same key meanwhile wait for this read (cache_flight.c).
- *   4. If the read took less than fill_deadline_ms, run LG_CACHE_FILL with the row's version:
- *      Redis stores it only when no key fence or table fence is newer and the key does not
- *      already hold a newer value. The row read is returned either way: it came from the
- *      primary.
+ *   4. If the read took less than fill_deadline_ms, run LG_CACHE_FILL with the row's version
+ *      and the GET's timestamp: Redis stores it only while its clock is less than
+ *      fill_deadline_ms past that timestamp (the deadline holds even for a fill that Redis
+ *      runs long after this client gave up on it), no key fence or table fence is newer and
+ *      the key does not already hold a newer value. The row read is returned either way: it
+ *      came from the primary.
  *
  * Failure modes: Redis unreachable or failing -> served from the primary, redis_errors++
  * (no fill). The table is gone or changed -> LG_EINVAL, the catalog entry is dropped so the
@@ -53,6 +56,7 @@ struct lg_cache {
 	uint64_t fill_deadline_ms;
 	uint64_t redis_timeout_ms;
 	struct lg_redis_script fill;
+	struct lg_redis_script read;
 	struct cache_table **tables;
 	size_t ntables;
 	struct lg_cond *loaded;           /* broadcast when a catalog lookup ends */
@@ -102,6 +106,9 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
 	}
 	int rc = lg_redis_script_init(&c->fill, lg_cache_script_source(LG_CACHE_FILL), err);
+	if (rc == 0) {
+		rc = lg_redis_script_init(&c->read, lg_cache_script_source(LG_CACHE_READ), err);
+	}
 	if (rc != 0) {
 		lg_cache_free(c);
 		return rc;
@@ -305,14 +312,19 @@ static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row 
 	return true;
 }
 
-/* The fenced fill of a row just read from the primary. */
+/* The fenced fill of a row just read from the primary; read_ms is Redis' clock when the GET
+ * that missed ran. */
 static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
-		       const char *table_fence, const struct lg_cache_row *row)
+		       const char *table_fence, const struct lg_cache_row *row, long long read_ms)
 {
 	char version[24];
 	char ttl[24];
+	char read_at[24];
+	char max_age[24];
 	snprintf(version, sizeof(version), "%" PRId64, row->version);
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, c->ttl_ms);
+	snprintf(read_at, sizeof(read_at), "%lld", read_ms);
+	snprintf(max_age, sizeof(max_age), "%" PRIu64, c->fill_deadline_ms);
 	size_t vlen = strlen(version) + row->len + 16;
 	char *value = lg__malloc(vlen);
 	if (value == NULL) {
@@ -320,15 +332,18 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 	}
 	int n = snprintf(value, vlen, "{\"v\":%s,\"row\":%s}", version, row->json);
 	const char *keys[] = {key, fence, table_fence};
-	const char *args[] = {version, value, ttl};
-	const size_t arg_lens[] = {strlen(version), (size_t)n, strlen(ttl)};
+	const char *args[] = {version, value, ttl, read_at, max_age};
+	const size_t arg_lens[] = {strlen(version), (size_t)n, strlen(ttl), strlen(read_at),
+				   strlen(max_age)};
 	struct lg_redis_reply *reply = NULL;
 	struct lg_error err;
-	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 3, args, arg_lens,
+	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 5, args, arg_lens,
 			  lg_deadline_in(c->redis_timeout_ms), &reply, &err) != 0) {
 		c->stats.redis_errors++;
 	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "filled") == 0) {
 		c->stats.fills++;
+	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "late") == 0) {
+		c->stats.fills_late++;
 	} else {
 		c->stats.fills_refused++;
 	}
@@ -414,12 +429,16 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	}
 	struct lg_redis_reply *v = NULL;
 	struct lg_error rerr;
-	bool redis_ok = lg_redis_command(c->redis, lg_deadline_in(c->redis_timeout_ms), &v, &rerr,
-					 "GET %s", key) == 0;
+	const char *read_keys[] = {key};
+	bool redis_ok = lg_redis_eval(c->redis, &c->read, 1, read_keys, NULL, 0, NULL, NULL,
+				      lg_deadline_in(c->redis_timeout_ms), &v, &rerr) == 0 &&
+			v->type == LG_REDIS_ARRAY && v->elements == 2 &&
+			v->element[0].type == LG_REDIS_INTEGER;
 	if (!redis_ok) {
 		c->stats.redis_errors++;
 	}
-	bool hit = redis_ok && cache_parse_hit(v, row);
+	long long read_ms = redis_ok ? v->element[0].integer : 0;
+	bool hit = redis_ok && cache_parse_hit(&v->element[1], row);
 	lg_redis_reply_free(v);
 	if (hit) {
 		c->stats.hits++;
@@ -436,7 +455,7 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	rc = cache_read(t, c, parts, row, err);
 	if (rc == 0 && redis_ok) {
 		if (lg_now_ms() - started < c->fill_deadline_ms) {
-			cache_fill(c, key, fence, table_fence, row);
+			cache_fill(c, key, fence, table_fence, row, read_ms);
 		} else {
 			c->stats.fills_late++;
 		}

@@ -2,12 +2,15 @@
  * Lua compare-and-set scripts and key building for the cache contract (see
  * libguard/cache_contract.h).
  *
- * Versions compare as numbers (tonumber), stored values are decoded with Redis' bundled cjson
- * to read their "v". A fence only ever rises, so a late writer with an older version can never
- * lower it; the term check runs before any write, so a deposed leader writes nothing.
- * Every reflector script raises the key fence to the version it processed, cached key or not:
- * a refreshed or tombstoned key that Redis evicts (or that expires) right after must still
- * refuse a fill that read an older row before the change.
+ * Versions compare as numbers (tonumber). A stored value's version is read from its first
+ * bytes only (GETRANGE, then string.match on the {"v":N prefix the contract fixes), never by
+ * decoding the whole value: cjson would cost time proportional to the row inside Redis' single
+ * thread, and it gives up on rows nested deeper than its limit, which would make a newer
+ * cached value look version-less and let an older write replace it. A fence only ever rises, so a
+ * late writer with an older version can never lower it; the term check runs before any write, so a
+ * deposed leader writes nothing. Every reflector script raises the key fence to the version it
+ * processed, cached key or not: a refreshed or tombstoned key that Redis evicts (or that expires)
+ * right after must still refuse a fill that read an older row before the change.
  */
 #include "libguard/cache_contract.h"
 
@@ -29,13 +32,21 @@
 	"  redis.call('PEXPIRE', " key ", " ttl ")\n"                                              \
 	"end\n"
 
-#define STORED_VERSION(var, value)                                                                 \
-	"local " var " = -1\n"                                                                     \
-	"do\n"                                                                                     \
-	"  local ok, doc = pcall(cjson.decode, " value ")\n"                                       \
-	"  if ok and type(doc) == 'table' and tonumber(doc.v) then " var                           \
-	" = tonumber(doc.v) end\n"                                                                 \
-	"end\n"
+/* The version of the value at key, -1 for a value of another shape. 32 bytes hold "{\"v\":",
+ * a sign, 19 digits and the next character. */
+#define STORED_VERSION(var, key)                                                                   \
+	"local " var " = tonumber(string.match(redis.call('GETRANGE', " key                        \
+	", 0, 31), '^{\"v\":(%-?%d+)[,}]') or '-1')\n"
+
+/*
+ * Redis' clock in milliseconds. The fill deadline is measured on it alone: LG_CACHE_READ
+ * stamps the GET that precedes a read of the primary, LG_CACHE_FILL compares its own TIME
+ * with that stamp. Both readings come from the same server, so no clock of another host is
+ * ever compared with it.
+ */
+#define NOW_MS                                                                                     \
+	"local clock = redis.call('TIME')\n"                                                       \
+	"local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)\n"
 
 static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
     [LG_CACHE_CLAIM_TERM] =
@@ -54,20 +65,23 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 
     [LG_CACHE_REFRESH] = TERM_CHECK RAISE_FENCE(
 	"KEYS[2]", "ARGV[1]",
-	"ARGV[3]") "local cur = redis.call('GET', KEYS[1])\n"
-		   "if not cur then return 'fenced' end\n" STORED_VERSION(
-		       "stored", "cur") "if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
-					"redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n"
-					"return 'refreshed'\n",
+	"ARGV[3]") "if redis.call('EXISTS', KEYS[1]) == 0 then return 'fenced' "
+		   "end\n" STORED_VERSION("stored", "KEYS[1]") "if stored >= tonumber(ARGV[1]) "
+							       "then return 'kept' end\n"
+							       "redis.call('SET', KEYS[1], "
+							       "ARGV[2], 'KEEPTTL')\n"
+							       "return 'refreshed'\n",
 
     [LG_CACHE_TOMBSTONE] = TERM_CHECK RAISE_FENCE(
 	"KEYS[2]", "ARGV[1]",
-	"ARGV[3]") "local cur = redis.call('GET', KEYS[1])\n"
-		   "if not cur then return 'fenced' end\n" STORED_VERSION(
-		       "stored", "cur") "if stored >= tonumber(ARGV[1]) then return 'kept' end\n"
-					"redis.call('SET', KEYS[1], '{\"v\":' .. ARGV[1] .. "
-					"',\"deleted\":true}', 'PX', ARGV[2])\n"
-					"return 'tombstoned'\n",
+	"ARGV[3]") "if redis.call('EXISTS', KEYS[1]) == 0 then return 'fenced' "
+		   "end\n" STORED_VERSION("stored",
+					  "KEYS[1]") "if stored >= tonumber(ARGV[1]) then return "
+						     "'kept' end\n"
+						     "redis.call('SET', KEYS[1], '{\"v\":' .. "
+						     "ARGV[1] .. "
+						     "',\"deleted\":true}', 'PX', ARGV[2])\n"
+						     "return 'tombstoned'\n",
 
     [LG_CACHE_TABLE_FENCE] =
 	"local stored_term = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
@@ -76,16 +90,36 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 	"                           ' is below ' .. stored_term)\n"
 	"end\n" RAISE_FENCE("KEYS[1]", "ARGV[1]", "ARGV[2]") "return 'fenced'\n",
 
-    [LG_CACHE_FILL] = "local v = tonumber(ARGV[1])\n"
-		      "local fence = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-		      "local table_fence = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
-		      "if fence > v or table_fence > v then return 'fenced' end\n"
-		      "local cur = redis.call('GET', KEYS[1])\n"
-		      "if cur then\n" STORED_VERSION(
-			  "stored", "cur") "  if stored >= v then return 'kept' end\n"
-					   "end\n"
-					   "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])\n"
-					   "return 'filled'\n",
+    /*
+     * Why the deadline is checked here and how it is sound: a fence stops a stale fill only
+     * while it lives (fence_ttl_ms). A fill that read a row older than change V was read
+     * before V committed; the reflector raised V's fence after that commit, so after the read
+     * began, and the fence lives fence_ttl_ms from then. ARGV[4] is Redis' TIME when the GET
+     * that missed ran (LG_CACHE_READ), which precedes the read of the primary; so
+     * now_ms - ARGV[4] is at least the age of the read when the fill runs. Refusing fills
+     * whose age reaches ARGV[5] (fill_deadline_ms < fence_ttl_ms) means every fill that runs
+     * finds the fences of the changes its read missed still in place, however long the fill
+     * spent in the client, the network or Redis' queue (a client that gave up waiting may
+     * still have its EVALSHA run later). Caveats: a Redis host clock stepped backwards
+     * between the two readings, or a switch to another Redis server (another clock) between
+     * them, shrinks the measured age by that step or skew.
+     */
+    [LG_CACHE_FILL] = NOW_MS "if now_ms - tonumber(ARGV[4]) >= tonumber(ARGV[5]) then\n"
+			     "  return 'late'\n"
+			     "end\n"
+			     "local v = tonumber(ARGV[1])\n"
+			     "local fence = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+			     "local table_fence = tonumber(redis.call('GET', KEYS[3]) or '0')\n"
+			     "if fence > v or table_fence > v then return 'fenced' end\n"
+			     "if redis.call('EXISTS', KEYS[1]) == 1 then\n" STORED_VERSION(
+				 "stored", "KEYS[1]") "  if stored >= v then return 'kept' end\n"
+						      "end\n"
+						      "redis.call('SET', KEYS[1], ARGV[2], 'PX', "
+						      "ARGV[3])\n"
+						      "return 'filled'\n",
+
+    /* The read of a cached row, stamped with Redis' clock for LG_CACHE_FILL's deadline. */
+    [LG_CACHE_READ] = NOW_MS "return {now_ms, redis.call('GET', KEYS[1])}\n",
 };
 
 LG_API const char *lg_cache_script_source(enum lg_cache_script which)

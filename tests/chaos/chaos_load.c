@@ -12,8 +12,9 @@
 #include <libguard/cache_contract.h>
 
 /* A fill older than this from its read is dropped (far below the 30 s fence TTL). */
-#define CHAOS_FILL_DEADLINE_MS 1000
-#define CHAOS_FILL_TTL_MS      "600000"
+#define CHAOS_FILL_DEADLINE_MS   1000
+#define CHAOS_FILL_TTL_MS        "600000"
+#define CHAOS_FILL_DEADLINE_TEXT "1000" /* CHAOS_FILL_DEADLINE_MS */
 
 struct chaos_thread {
 	struct chaos_load *l;
@@ -183,6 +184,18 @@ static bool chaos_fill_one(struct chaos_thread *t, PGconn *conn, redisContext *r
 	if (hit && rand_r(&t->seed) % 4 != 0) {
 		return true;
 	}
+	/* Redis' clock before the read, as lg_cache's LG_CACHE_READ stamps it: LG_CACHE_FILL
+	 * enforces the fill deadline against it. */
+	redisReply *clock = redisCommand(rc, "TIME");
+	if (clock == NULL || clock->type != REDIS_REPLY_ARRAY || clock->elements != 2) {
+		freeReplyObject(clock);
+		st->fill_errors++;
+		return clock != NULL;
+	}
+	char read_ms[32];
+	snprintf(read_ms, sizeof(read_ms), "%lld",
+		 atoll(clock->element[0]->str) * 1000 + atoll(clock->element[1]->str) / 1000);
+	freeReplyObject(clock);
 	int64_t read_at = chaos_now_ms();
 	bool found = false;
 	char *version = NULL;
@@ -207,8 +220,10 @@ static bool chaos_fill_one(struct chaos_thread *t, PGconn *conn, redisContext *r
 			      CHAOS_TABLE_FENCE,
 			      version,
 			      value,
-			      CHAOS_FILL_TTL_MS};
-	redisReply *r = redisCommandArgv(rc, 9, argv, NULL);
+			      CHAOS_FILL_TTL_MS,
+			      read_ms,
+			      CHAOS_FILL_DEADLINE_TEXT};
+	redisReply *r = redisCommandArgv(rc, 11, argv, NULL);
 	free(version);
 	free(value);
 	if (r == NULL) {
@@ -220,6 +235,7 @@ static bool chaos_fill_one(struct chaos_thread *t, PGconn *conn, redisContext *r
 		st->filled += strcmp(r->str, "filled") == 0;
 		st->fenced += strcmp(r->str, "fenced") == 0;
 		st->kept += strcmp(r->str, "kept") == 0;
+		st->late += strcmp(r->str, "late") == 0;
 	} else {
 		st->fill_errors++; /* LOADING and the like while Redis restarts */
 	}
@@ -294,6 +310,7 @@ void chaos_load_stop(struct chaos_load *l, struct chaos_load_stats *total)
 		total->filled += s->filled;
 		total->fenced += s->fenced;
 		total->kept += s->kept;
+		total->late += s->late;
 		total->fill_errors += s->fill_errors;
 		total->evictions += s->evictions;
 	}

@@ -50,6 +50,7 @@ struct chaos_load_stats {
 	uint64_t filled;
 	uint64_t fenced;
 	uint64_t kept;
+	uint64_t late;        /* refused by Redis: past the fill deadline on its clock */
 	uint64_t fill_errors; /* PostgreSQL or Redis failures, dropped fills */
 	uint64_t evictions;   /* row keys the filler deleted, as an eviction would */
 };

@@ -197,6 +197,14 @@ static void cache_rows(int every)
 	PGresult *r = PQexec(db, q);
 	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
 	redis_ensure();
+	/* The rows were read just now: stamp the fills with Redis' clock (LG_CACHE_FILL refuses
+	 * fills older than their max age, here FILL_TTL). */
+	redisReply *clock = redisCommand(rc, "TIME");
+	cr_assert(clock != NULL && clock->type == REDIS_REPLY_ARRAY && clock->elements == 2);
+	char read_ms[32];
+	snprintf(read_ms, sizeof(read_ms), "%lld",
+		 atoll(clock->element[0]->str) * 1000 + atoll(clock->element[1]->str) / 1000);
+	freeReplyObject(clock);
 	for (int i = 0; i < PQntuples(r); i++) {
 		char key[96];
 		char fence[96];
@@ -210,8 +218,10 @@ static void cache_rows(int every)
 				      CHAOS_TABLE_FENCE,
 				      PQgetvalue(r, i, 1),
 				      PQgetvalue(r, i, 2),
+				      FILL_TTL,
+				      read_ms,
 				      FILL_TTL};
-		cr_assert_eq(redisAppendCommandArgv(rc, 9, argv, NULL), REDIS_OK);
+		cr_assert_eq(redisAppendCommandArgv(rc, 11, argv, NULL), REDIS_OK);
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		redisReply *reply = NULL;

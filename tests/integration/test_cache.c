@@ -105,6 +105,27 @@ static void cmd(const char *fmt, const char *key, const char *value)
 	lg_redis_reply_free(r);
 }
 
+/* Redis' clock in milliseconds (TIME). */
+static long long redis_now_ms(void)
+{
+	struct lg_redis_reply *r = NULL;
+	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, "TIME"), 0);
+	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
+	long long ms = atoll(r->element[0].str) * 1000 + atoll(r->element[1].str) / 1000;
+	lg_redis_reply_free(r);
+	return ms;
+}
+
+/* LG_CACHE_FILL of a row read just now: {version, value, ttl} plus a read stamp of Redis'
+ * current time and a max age of 60 s. */
+static const char *fill_now(const char **keys, const char **args3)
+{
+	char read_ms[32];
+	snprintf(read_ms, sizeof(read_ms), "%lld", redis_now_ms());
+	const char *args[] = {args3[0], args3[1], args3[2], read_ms, "60000"};
+	return run(LG_CACHE_FILL, 3, keys, 5, args);
+}
+
 static void claim(const char *t)
 {
 	const char *k[] = {term};
@@ -139,7 +160,7 @@ Test(cache, uncached_change_fences_and_cached_change_refreshes_keeping_ttl)
 		const char *evicted[] = {"11", "{\"v\":11,\"row\":{}}", "30000"};
 		char *saved = strdup(get(row));
 		cmd("DEL %s%s", row, "");
-		cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, evicted), "fenced");
+		cr_assert_str_eq(fill_now(fk, evicted), "fenced");
 		cr_assert_str_eq(get(fence), "12");
 		cmd("SET %s %s PX 50000", row, saved);
 		free(saved);
@@ -163,22 +184,22 @@ Test(cache, stale_fill_after_a_processed_change_is_refused)
 	cr_assert_str_eq(run(LG_CACHE_CHECK_OR_FENCE, 3, k, 3, a), "fenced");
 	/* ...then the reader's fill of version 20 arrives: refused. */
 	const char *stale[] = {"20", "{\"v\":20,\"row\":{}}", "30000"};
-	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, stale), "fenced");
+	cr_assert_str_eq(fill_now(fk, stale), "fenced");
 	cr_assert_str_eq(get(row), "(nil)", "no stale row is ever readable");
 	/* A fill carrying the fenced version or newer is fine. */
 	const char *fresh[] = {"21", "{\"v\":21,\"row\":{}}", "30000"};
-	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, fresh), "filled");
+	cr_assert_str_eq(fill_now(fk, fresh), "filled");
 	cr_assert_str_eq(get(row), "{\"v\":21,\"row\":{}}");
 	/* A second, older fill does not overwrite a newer cached row. */
 	const char *older[] = {"21", "{\"v\":21,\"row\":{\"x\":1}}", "30000"};
-	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, older), "kept");
+	cr_assert_str_eq(fill_now(fk, older), "kept");
 	/* TRUNCATE: a table fence above the fill's version refuses it too. */
 	cmd("DEL %s%s", row, "");
 	const char *tk[] = {tfence, term};
 	const char *ta[] = {"30", "60000", "1"};
 	cr_assert_str_eq(run(LG_CACHE_TABLE_FENCE, 2, tk, 3, ta), "fenced");
 	const char *before_truncate[] = {"25", "{\"v\":25,\"row\":{}}", "30000"};
-	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, before_truncate), "fenced");
+	cr_assert_str_eq(fill_now(fk, before_truncate), "fenced");
 	cr_assert_str_eq(get(row), "(nil)");
 }
 
@@ -219,16 +240,90 @@ Test(cache, deletes_become_short_lived_tombstones)
 	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, r), "kept");
 	const char *fk[] = {row, fence, tfence};
 	const char *fill[] = {"5", "{\"v\":5,\"row\":{}}", "30000"};
-	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, fill), "fenced");
+	cr_assert_str_eq(fill_now(fk, fill), "fenced");
 	/* The tombstone evicted (or expired): the fence it raised still refuses the old row. */
 	cmd("DEL %s%s", row, "");
-	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 3, fill), "fenced");
+	cr_assert_str_eq(fill_now(fk, fill), "fenced");
 	cr_assert_str_eq(get(row), "(nil)");
 	/* Deleting an uncached row fences it. */
 	cmd("DEL %s%s", row, "");
 	const char *d2[] = {"8", "2000", "60000", "2"};
 	cr_assert_str_eq(run(LG_CACHE_TOMBSTONE, 3, k, 4, d2), "fenced");
 	cr_assert_str_eq(get(fence), "8");
+}
+
+Test(cache, fill_past_its_deadline_on_the_redis_clock_is_refused)
+{
+	const char *fk[] = {row, fence, tfence};
+	/* The GET that missed ran 2 s ago by Redis' clock; the deadline is 1 s. However late the
+	 * fill arrives (a client that gave up, a queue in Redis), Redis refuses it. */
+	char read_ms[32];
+	snprintf(read_ms, sizeof(read_ms), "%lld", redis_now_ms() - 2000);
+	const char *late[] = {"5", "{\"v\":5,\"row\":{}}", "30000", read_ms, "1000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 5, late), "late");
+	cr_assert_str_eq(get(row), "(nil)");
+	/* Within its deadline the same fill is written. */
+	snprintf(read_ms, sizeof(read_ms), "%lld", redis_now_ms());
+	const char *young[] = {"5", "{\"v\":5,\"row\":{}}", "30000", read_ms, "60000"};
+	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 5, young), "filled");
+	/* LG_CACHE_READ returns the stamp (Redis' clock, in ms) with the value. */
+	struct lg_redis_reply *r = NULL;
+	struct lg_error err;
+	long long before = redis_now_ms();
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 1, fk, NULL, 0, NULL, NULL,
+				   lg_deadline_in(5000), &r, &err),
+		     0, "%s", err.message);
+	long long after = redis_now_ms();
+	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
+	cr_assert_eq(r->element[0].type, LG_REDIS_INTEGER);
+	cr_assert(r->element[0].integer >= before && r->element[0].integer <= after, "%lld",
+		  r->element[0].integer);
+	cr_assert_eq(r->element[1].type, LG_REDIS_STRING);
+	cr_assert_str_eq(r->element[1].str, "{\"v\":5,\"row\":{}}");
+	lg_redis_reply_free(r);
+	cmd("DEL %s%s", row, "");
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 1, fk, NULL, 0, NULL, NULL,
+				   lg_deadline_in(5000), &r, &err),
+		     0, "%s", err.message);
+	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
+	cr_assert_eq(r->element[1].type, LG_REDIS_NIL);
+	lg_redis_reply_free(r);
+}
+
+Test(cache, versions_are_read_from_the_value_prefix_whatever_the_row_holds)
+{
+	claim("4");
+	/* A cached row at version 10 whose JSON nests deeper than any JSON decoder in Redis
+	 * accepts (cjson stops at 1000 levels): its version must still count. */
+	enum { DEPTH = 1500 };
+	static char value[2 * DEPTH + 64];
+	size_t n = (size_t)snprintf(value, sizeof(value), "{\"v\":10,\"row\":{\"doc\":");
+	memset(value + n, '[', DEPTH);
+	memset(value + n + DEPTH, ']', DEPTH);
+	snprintf(value + n + 2 * DEPTH, sizeof(value) - n - 2 * DEPTH, "}}");
+	cmd("SET %s %s PX 60000", row, value);
+	const char *fk[] = {row, fence, tfence};
+	const char *older_fill[] = {"5", "{\"v\":5,\"row\":{}}", "30000"};
+	cr_assert_str_eq(fill_now(fk, older_fill), "kept");
+	const char *k[] = {row, fence, term};
+	const char *older_refresh[] = {"6", "{\"v\":6,\"row\":{}}", "60000", "4"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, older_refresh), "kept");
+	const char *older_delete[] = {"7", "2000", "60000", "4"};
+	cr_assert_str_eq(run(LG_CACHE_TOMBSTONE, 3, k, 4, older_delete), "kept");
+	cr_assert(strncmp(get(row), "{\"v\":10,\"row\":{\"doc\":[[[", 20) == 0, "%s", get(row));
+	/* A newer change replaces it. */
+	const char *newer[] = {"11", "{\"v\":11,\"row\":{}}", "60000", "4"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, newer), "refreshed");
+	cr_assert_str_eq(get(row), "{\"v\":11,\"row\":{}}");
+	/* Tombstones carry their version in the same prefix; a value of another shape has none
+	 * and any version replaces it. */
+	const char *del[] = {"12", "2000", "60000", "4"};
+	cr_assert_str_eq(run(LG_CACHE_TOMBSTONE, 3, k, 4, del), "tombstoned");
+	const char *before_delete[] = {"11", "{\"v\":11,\"row\":{}}", "30000"};
+	cr_assert_str_eq(fill_now(fk, before_delete), "fenced");
+	cmd("SET %s %s PX 60000", row, "{ \"v\": 99 }");
+	const char *after[] = {"13", "{\"v\":13,\"row\":{}}", "60000", "4"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, after), "refreshed");
 }
 
 Test(cache, keys_escape_separators_so_composite_keys_never_collide)

@@ -27,7 +27,10 @@ extern "C" {
  * them; a tombstone or a value in another format counts as a miss (the primary answers).
  * Redis failures degrade to reads from the primary (counted in redis_errors): the cache never
  * makes a read fail that PostgreSQL can answer. A fill is dropped, not written, when more than
- * fill_deadline_ms passed since the read started (the fences only cover fills that young).
+ * fill_deadline_ms passed since the read started (the fences only cover fills that young):
+ * checked here before sending, and by Redis itself against its own clock when the fill runs,
+ * from a timestamp its GET returned before the read (so a fill delayed on the way, or run
+ * after this client stopped waiting for it, is refused too).
  * Coroutines that miss the same key at the same time share one read of the primary.
  */
 struct lg_cache;

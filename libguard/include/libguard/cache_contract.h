@@ -28,9 +28,17 @@
  *   refuses fills older than the last processed change for fence_ttl_ms.
  *   LG_CACHE_TABLE_FENCE     KEYS table fence, term ARGV version, fence_ttl_ms, term
  *       TRUNCATE: raises the table fence ("fenced").
- *   LG_CACHE_FILL            KEYS row, fence, table fence ARGV version, value, ttl_ms
- *       A read-through fill after a miss: "filled" only if no key or table fence holds a
- *       higher version and the key is absent or older; else "fenced" / "kept".
+ *   LG_CACHE_FILL            KEYS row, fence, table fence
+ *                            ARGV version, value, ttl_ms, read_ms, max_age_ms
+ *       A read-through fill after a miss: "late" when Redis' clock (TIME) is max_age_ms or
+ *       more past read_ms, the stamp LG_CACHE_READ returned before the row was read (so the
+ *       fill deadline holds however long the fill took to reach Redis); otherwise "filled"
+ *       only if no key or table fence holds a higher version and the key is absent or older;
+ *       else "fenced" / "kept".
+ *   LG_CACHE_READ            KEYS row              ARGV none
+ *       GET with a timestamp: an array {Redis' TIME in milliseconds, the value or nil}.
+ * Scripts read a stored value's version from its {"v":N prefix only (the value is never
+ * decoded as a whole).
  */
 #ifndef LIBGUARD_CACHE_CONTRACT_H
 #define LIBGUARD_CACHE_CONTRACT_H
@@ -50,6 +58,7 @@ enum lg_cache_script {
 	LG_CACHE_TOMBSTONE,
 	LG_CACHE_TABLE_FENCE,
 	LG_CACHE_FILL,
+	LG_CACHE_READ,
 	LG_CACHE__SCRIPT_COUNT
 };
 

@@ -90,6 +90,16 @@ static char *reval(enum lg_cache_script which, int nkeys, const char **keys, int
 	return v;
 }
 
+/* Redis' clock in milliseconds, the stamp LG_CACHE_FILL measures a fill's age from. */
+static void redis_ms(char out[32])
+{
+	redisReply *r = redisCommand(rc, "TIME");
+	cr_assert(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+	snprintf(out, 32, "%lld",
+		 atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000);
+	freeReplyObject(r);
+}
+
 static void teardown(void)
 {
 	rfh_cleanup();
@@ -271,7 +281,9 @@ Test(coherence, a_stale_fill_after_a_committed_write_is_rejected)
 	start_all(true);
 	sql("INSERT INTO items VALUES (1, 'old', 0), (2, 'old', 0)");
 	wait_drained();
-	/* Reader 1 misses key 1 and reads the row (version v1) ... */
+	/* Reader 1 misses key 1 (stamped with Redis' clock) and reads the row (version v1) ... */
+	char read_ms[32];
+	redis_ms(read_ms);
 	long long v1 = sql_int("SELECT lg_version FROM items WHERE id = 1");
 	char old_value[128];
 	snprintf(old_value, sizeof(old_value), "{\"v\":%lld,\"row\":{\"id\":1,\"name\":\"old\"}}",
@@ -284,8 +296,8 @@ Test(coherence, a_stale_fill_after_a_committed_write_is_rejected)
 	snprintf(version, sizeof(version), "%lld", v1);
 	const char *keys[] = {"lifeguard:model:public.items:1", "lifeguard:fence:public.items:1",
 			      "lifeguard:fence:public.items"};
-	const char *args[] = {version, old_value, "600000"};
-	char *answer = reval(LG_CACHE_FILL, 3, keys, 3, args);
+	const char *args[] = {version, old_value, "600000", read_ms, "600000"};
+	char *answer = reval(LG_CACHE_FILL, 3, keys, 5, args);
 	cr_assert_str_eq(answer, "fenced");
 	free(answer);
 	cr_assert_null(rget(keys[0]));
@@ -298,8 +310,8 @@ Test(coherence, a_stale_fill_after_a_committed_write_is_rejected)
 	sql("UPDATE items SET name = 'new' WHERE id = 2");
 	wait_drained();
 	snprintf(version, sizeof(version), "%lld", v2);
-	const char *args2[] = {version, "{\"v\":1,\"row\":{}}", "600000"};
-	answer = reval(LG_CACHE_FILL, 3, keys2, 3, args2);
+	const char *args2[] = {version, "{\"v\":1,\"row\":{}}", "600000", read_ms, "600000"};
+	answer = reval(LG_CACHE_FILL, 3, keys2, 5, args2);
 	cr_assert_str_eq(answer, "fenced"); /* the refresh raised the key fence too */
 	free(answer);
 	assert_row_cached(keys2[0], "items t WHERE id = 2");
@@ -309,8 +321,8 @@ Test(coherence, a_stale_fill_after_a_committed_write_is_rejected)
 	wait_drained();
 	long long v3 = sql_int("SELECT lg_version FROM items WHERE id = 1");
 	snprintf(version, sizeof(version), "%lld", v3);
-	const char *args3[] = {version, "{\"v\":0}", "600000"};
-	answer = reval(LG_CACHE_FILL, 3, keys, 3, args3);
+	const char *args3[] = {version, "{\"v\":0}", "600000", read_ms, "600000"};
+	answer = reval(LG_CACHE_FILL, 3, keys, 5, args3);
 	cr_assert_str_eq(answer, "filled");
 	free(answer);
 	RFH_PASS();
