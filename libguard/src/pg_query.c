@@ -7,6 +7,7 @@
  */
 #include "pg_conn_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,11 +37,18 @@ LG_API struct lg_param lg_param_null(void)
 	return p;
 }
 
+/* The Bind message carries lengths as int32: a longer value is marked invalid (length -1),
+ * and the call refuses it with LG_EINVAL instead of sending a truncated length. */
+static int query_length(size_t len)
+{
+	return len <= (size_t)INT_MAX ? (int)len : -1;
+}
+
 LG_API struct lg_param lg_param_textn(const char *s, size_t len)
 {
 	struct lg_param p = {0};
 	p.value = s;
-	p.length = (int)len;
+	p.length = query_length(len);
 	p.is_null = s == NULL;
 	p.needs_nul = true; /* libpq reads text parameters up to a NUL, ignoring lengths */
 	return p;
@@ -97,7 +105,7 @@ LG_API struct lg_param lg_param_bytea(const void *data, size_t len)
 {
 	struct lg_param p = {0};
 	p.value = data;
-	p.length = (int)len;
+	p.length = query_length(len);
 	p.format = 1;
 	p.oid = OID_BYTEA;
 	p.is_null = data == NULL && len > 0;
@@ -323,8 +331,12 @@ static int query_run(struct lg_conn *c, const char *sql, const struct lg_param *
 	}
 	for (int i = 0; i < nparams; i++) {
 		const struct lg_param *p = &params[i];
-		if (p->length < 0 ||
-		    (query_param_copied(p) && memchr(p->value, '\0', (size_t)p->length) != NULL)) {
+		if (p->length < 0) {
+			return lg__error_set(
+			    err, LG_EINVAL,
+			    "query: parameter $%d: longer than the protocol's 2 GiB - 1", i + 1);
+		}
+		if (query_param_copied(p) && memchr(p->value, '\0', (size_t)p->length) != NULL) {
 			return lg__error_set(err, LG_EINVAL,
 					     "query: parameter $%d: text cannot contain NUL bytes",
 					     i + 1);

@@ -4,6 +4,7 @@
  * timestamptz (incl. infinity and dates around DST changes), uuid, json/jsonb.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -299,4 +300,28 @@ Test(types, text_of_explicit_length_is_not_read_past_and_nul_is_refused)
 	struct lg_error err;
 	cr_assert_eq(lg_conn_query(conn, "SELECT $1::text", &bad, 1, NULL, NULL, &err), LG_EINVAL);
 	cr_assert_not_null(strstr(err.message, "$1"), "%s", err.message);
+}
+
+/* The Bind message carries parameter lengths as int32. A length past it used to be cast to
+ * int: 4 GiB + 5 bytes went out as 5 bytes, silently truncated. Now it is refused before
+ * anything is sent (the values below are never read). */
+Test(types, parameters_longer_than_the_protocol_allows_are_refused)
+{
+	static const char small[8] = "abcdefg";
+	size_t huge[] = {(size_t)INT_MAX + 1, ((size_t)1 << 32) + 5};
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		struct lg_param ps[2] = {lg_param_textn(small, huge[i]),
+					 lg_param_bytea(small, huge[i])};
+		for (int k = 0; k < 2; k++) {
+			struct lg_error err;
+			struct lg_result *r = NULL;
+			int rc =
+			    lg_conn_query(conn, "SELECT length($1)", &ps[k], 1, NULL, &r, &err);
+			cr_assert_eq(rc, LG_EINVAL, "length %zu, kind %d: rc %d", huge[i], k, rc);
+			cr_assert(strstr(err.message, "2 GiB") != NULL, "%s", err.message);
+			cr_assert_null(r);
+		}
+	}
+	/* The largest allowed length is still accepted in the type (not sent here). */
+	cr_assert_eq(lg_param_textn(small, 7).length, 7);
 }
