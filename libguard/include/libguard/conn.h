@@ -13,11 +13,15 @@
  * holds several statements is refused with LG_EINVAL. COPY is refused (pipeline mode cannot
  * carry it).
  *
- * A statement in flight when the connection dies fails with LG_ECONNLOST and is never sent
- * again: its outcome is unknown to the caller, and writes are never replayed silently.
- * A statement whose deadline passes returns LG_ETIMEDOUT at once; if it was already sent, a
- * cancel request is sent to the server (from libuv's thread pool, since PQcancel blocks) and
- * its result is discarded when it arrives.
+ * Outcomes are truthful (error.h, lg_error_outcome_unknown): a statement in flight when the
+ * connection dies fails with LG_ECONNLOST, and one whose deadline passes (or whose caller is
+ * canceled) after it was sent returns LG_EUNKNOWN at once: its outcome is unknown, and it is
+ * never sent again. A cancel request then goes to the server (from libuv's thread pool, since
+ * PQcancel blocks) and the result is discarded when it arrives. Before sending, the same
+ * deadline gives LG_ETIMEDOUT and the statement never runs. An error at a segment's implicit
+ * COMMIT (a deferred constraint) goes to that segment's statement; the connection survives.
+ * A cached prepared statement the server lost or invalidated (26000, 0A000) is prepared
+ * again and re-sent once: it had not run.
  *
  * Transaction control on a shared connection affects every coroutine using it: use one
  * connection per transaction (the pool pins connections for that).
@@ -128,9 +132,12 @@ struct lg_query_opts {
  * Runs one statement with nparams bound parameters (params Borrowed until the call returns;
  * opts may be NULL). On success *out (may be NULL to discard) is an Owned result freed with
  * lg_result_free(). Errors: LG_ESERVER (err carries SQLSTATE and the server message),
- * LG_ECONNLOST (sent, outcome unknown; also for any call on a lost connection), LG_ENOTSENT
+ * LG_ECONNLOST (sent, outcome unknown; also for any call on a lost connection), LG_EUNKNOWN
+ * (the deadline passed, or the caller was canceled or the connection closed, after it was
+ * sent: outcome unknown), LG_ENOTSENT
  * (the connection was lost while the statement waited to be sent: not executed, safe to send
- * again elsewhere), LG_ETIMEDOUT, LG_ECANCELED, LG_ECLOSED, LG_EINVAL (COPY, a statement
+ * again elsewhere), LG_ETIMEDOUT / LG_ECANCELED (before it was sent: not executed),
+ * LG_ECLOSED, LG_EINVAL (COPY, a parameter longer than 2 GiB - 1, a statement
  * marked LG_QUERY_SHARED_READ that is not a plain read, or more parameters than the protocol
  * allows; nothing was sent). The connection is the caller's own: session state (SET,
  * LISTEN ...) is allowed here and stays on it; the pool refuses it on shared connections.

@@ -117,6 +117,11 @@ struct lg_tx_opts {
  */
 LG_API int lg_pool_begin(struct lg_pool *pool, const struct lg_tx_opts *opts, struct lg_tx **out,
 			 struct lg_error *err);
+/*
+ * A statement of the transaction (lg_conn_query's contract and codes). One that ends in
+ * LG_ETIMEDOUT, LG_ECANCELED or LG_EUNKNOWN dooms the transaction: see lg_tx_commit. After
+ * lg_pool_close: LG_ECLOSED.
+ */
 LG_API int lg_tx_query(struct lg_tx *tx, const char *sql, const struct lg_param *params,
 		       int nparams, const struct lg_query_opts *opts, struct lg_result **out,
 		       struct lg_error *err);
@@ -127,8 +132,11 @@ LG_API int lg_tx_release(struct lg_tx *tx, const char *name, struct lg_error *er
 LG_API int lg_tx_rollback_to(struct lg_tx *tx, const char *name, struct lg_error *err);
 /*
  * Commits. 0 only when the server confirmed the COMMIT. A transaction that had failed is
- * rolled back by the server: LG_ESERVER with SQLSTATE 25P02. A connection lost before the
- * answer gives LG_ECONNLOST: the outcome is unknown, never reported as success.
+ * rolled back by the server: LG_ESERVER with SQLSTATE 25P02. A doomed transaction (a
+ * statement's deadline or cancel) is rolled back instead: LG_ECANCELED. A connection lost
+ * before the answer gives LG_ECONNLOST, and a deadline after sending LG_EUNKNOWN: the outcome
+ * is unknown, never reported as success. After lg_pool_close, or once the server ended an
+ * abandoned transaction (tx_idle_timeout_ms): LG_ECLOSED / LG_ECONNLOST, nothing committed.
  */
 LG_API int lg_tx_commit(struct lg_tx *tx, struct lg_error *err);
 LG_API int lg_tx_rollback(struct lg_tx *tx, struct lg_error *err);
