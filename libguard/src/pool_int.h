@@ -7,11 +7,13 @@
 
 struct lg__pool_conn {
 	struct lg_conn *conn;
+	struct lg_pool *pool;
 	unsigned in_flight;
 	bool pinned;   /* a transaction holds it exclusively */
 	bool reserved; /* draining for a transaction waiter: takes no new statements */
 	bool retiring; /* past its lifetime or idle time: closed once drained */
 	bool lost;
+	bool checking; /* a health check is in flight on it */
 	uint64_t created_ms;
 	uint64_t last_used_ms;
 };

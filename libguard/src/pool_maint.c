@@ -10,7 +10,11 @@
  *   3. Open connections while fewer than min_conns are usable, or while callers wait and the
  *      pool is below max_conns. After a failure only one attempt runs at a time, spaced by
  *      exponential backoff with jitter; the last error is kept for the waiters' messages.
- * Connect attempts run in their own coroutines so a slow server never stalls the round.
+ *   4. Health: a connection idle for health_check_ms is sent "SELECT 1" with that same
+ *      deadline. A server that does not answer (a hung backend, a blackholed link that TCP
+ *      has not noticed yet) marks it lost, so it is replaced before callers are sent to it.
+ * Connect attempts and checks run in their own coroutines so a slow server never stalls the
+ * round.
  */
 #include "pool_int.h"
 
@@ -54,6 +58,7 @@ static int maint_add(struct lg_pool *p, struct lg_conn *conn)
 		return LG_ENOMEM;
 	}
 	pc->conn = conn;
+	pc->pool = p;
 	pc->created_ms = pc->last_used_ms = lg_now_ms();
 	p->conns[p->nconns++] = pc;
 	return 0;
@@ -180,6 +185,45 @@ static void maint_grow(struct lg_pool *p, unsigned usable, uint64_t now)
 	}
 }
 
+static void maint_check(void *arg)
+{
+	struct lg__pool_conn *pc = arg;
+	struct lg_pool *p = pc->pool;
+	struct lg_query_opts o = {lg_deadline_in(p->cfg.health_check_ms), 0};
+	int rc = lg_conn_query(pc->conn, "SELECT 1", NULL, 0, &o, NULL, NULL);
+	pc->checking = false;
+	if (rc == 0) {
+		pc->last_used_ms = lg_now_ms();
+	} else if (!pc->lost) {
+		pc->lost = true;
+		p->stats.conns_lost++;
+		p->stats.health_checks_failed++;
+	}
+	lg__pool_release(p, pc); /* wakes the maintenance when the connection was lost */
+}
+
+static void maint_health(struct lg_pool *p, uint64_t now)
+{
+	if (p->cfg.health_check_ms == LG_DEADLINE_NONE) {
+		return;
+	}
+	for (size_t i = 0; i < p->nconns; i++) {
+		struct lg__pool_conn *pc = p->conns[i];
+		if (!lg__pool_usable(pc) || pc->checking || pc->in_flight > 0 ||
+		    now - pc->last_used_ms < p->cfg.health_check_ms) {
+			continue;
+		}
+		/* Holding a slot keeps the connection from being dropped under the check. */
+		pc->in_flight++;
+		p->in_flight++;
+		pc->checking = true;
+		if (lg__coro_spawn_daemon(p->rt, maint_check, pc, NULL) != 0) {
+			pc->checking = false;
+			lg__pool_release(p, pc);
+		}
+	}
+}
+
 /* The next moment something is due: a backoff expiring, a lifetime or idle time running out. */
 static uint64_t maint_next_wake(const struct lg_pool *p, uint64_t now)
 {
@@ -199,6 +243,10 @@ static uint64_t maint_next_wake(const struct lg_pool *p, uint64_t now)
 		    pc->last_used_ms + p->cfg.idle_timeout_ms < wake) {
 			wake = pc->last_used_ms + p->cfg.idle_timeout_ms;
 		}
+		if (p->cfg.health_check_ms != LG_DEADLINE_NONE && !pc->checking &&
+		    pc->in_flight == 0 && pc->last_used_ms + p->cfg.health_check_ms < wake) {
+			wake = pc->last_used_ms + p->cfg.health_check_ms;
+		}
 	}
 	return wake > now ? wake : now + 1;
 }
@@ -212,6 +260,7 @@ void lg__pool_maint_main(void *arg)
 		unsigned usable = maint_rotate(p, now);
 		maint_reap(p);
 		maint_grow(p, usable, now);
+		maint_health(p, now);
 		uint64_t wake = maint_next_wake(p, now);
 		if (lg_cond_wait(p->maint_cv, wake) == LG_ECANCELED) {
 			break;

@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,4 +418,65 @@ Test(pool_session, unrelated_single_row_updates_never_deadlock, .init = open_poo
 	cr_assert_geq(updated, N * 20, "the statistics never showed the updates");
 	cr_assert_eq(deadlocks_now(), before, "PostgreSQL resolved deadlocks between them");
 	close_pool();
+}
+
+static void nap(void *arg)
+{
+	lg_sleep((uint64_t)(uintptr_t)arg);
+}
+
+static pid_t stopped_backend;
+
+/* Runs even when an assertion ends the test: a stopped backend would hang the server's
+ * shutdown for every later test. */
+static void resume_backend(void)
+{
+	if (stopped_backend > 0) {
+		kill(stopped_backend, SIGCONT);
+	}
+}
+
+/* A backend that stops answering (here: SIGSTOP) while its connection idles in the pool used
+ * to be found only by the next caller, who then waited out its own deadline. The idle health
+ * check finds it first and replaces the connection, so callers are served. */
+Test(pool_session, a_hung_idle_connection_is_found_and_replaced, .init = NULL,
+     .fini = resume_backend)
+{
+	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
+	char dsn[512];
+	snprintf(dsn, sizeof(dsn), "%s application_name=lg_health_%d", lg_test_pg_dsn(),
+		 (int)getpid());
+	struct lg_pool_config cfg = {
+	    .conninfo = dsn, .min_conns = 1, .max_conns = 1, .health_check_ms = 200};
+	struct lg_error err;
+	cr_assert_eq(lg_pool_new(rt, &cfg, &pool, &err), 0, "pool: %s", err.message);
+	struct lg_result *r;
+	cr_assert_eq(lg_pool_query(pool, "SELECT pg_backend_pid()", NULL, 0, NULL, &r, &err), 0,
+		     "%s", err.message);
+	int64_t pid = 0;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &pid), 0);
+	lg_result_free(r);
+	stopped_backend = (pid_t)pid;
+	cr_assert_eq(kill(stopped_backend, SIGSTOP), 0);
+	usleep(100 * 1000);
+	/* Let maintenance run for a while: it finds the hung connection and opens another. */
+	struct lg_pool_stats st = {0};
+	for (int i = 0; i < 100 && st.health_checks_failed == 0; i++) {
+		cr_assert_eq(lg_coro_spawn(rt, nap, (void *)(uintptr_t)50, NULL), 0);
+		cr_assert_eq(lg_runtime_run(rt), 0);
+		lg_pool_get_stats(pool, &st);
+	}
+	cr_assert_gt(st.health_checks_failed, 0, "the hung connection was never checked");
+	/* The next caller is served by the replacement, within a deadline the hung backend
+	 * could never meet. */
+	struct lg_query_opts quick = {lg_deadline_in(10000), 0};
+	int rc = lg_pool_query(pool, "SELECT pg_backend_pid()", NULL, 0, &quick, &r, &err);
+	resume_backend();
+	cr_assert_eq(rc, 0, "%s", err.message);
+	int64_t now_pid = 0;
+	cr_assert_eq(lg_result_int64(r, 0, 0, &now_pid), 0);
+	lg_result_free(r);
+	cr_assert_neq(now_pid, pid);
+	lg_pool_close(pool);
+	lg_runtime_free(rt);
 }

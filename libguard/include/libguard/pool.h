@@ -56,6 +56,9 @@ struct lg_pool_config {
 	 * (idle_in_transaction_session_timeout): its connection is lost and replaced, and the
 	 * owner's COMMIT fails. 0 = 60,000; LG_DEADLINE_NONE = never. */
 	uint64_t tx_idle_timeout_ms;
+	/* A connection idle this long is sent "SELECT 1" with this deadline; no answer marks it
+	 * lost and it is replaced. 0 = 30,000; LG_DEADLINE_NONE = never. */
+	uint64_t health_check_ms;
 	bool no_warmup; /* do not wait for min_conns in lg_pool_new */
 };
 
@@ -166,7 +169,8 @@ struct lg_pool_stats {
 	uint64_t reconnects; /* connections opened after the warm-up */
 	uint64_t connect_failures;
 	uint64_t conns_lost;
-	uint64_t conns_retired; /* closed for max lifetime or idle timeout */
+	uint64_t conns_retired;        /* closed for max lifetime or idle timeout */
+	uint64_t health_checks_failed; /* idle connections that did not answer SELECT 1 */
 	uint64_t acquire_timeouts;
 	/* Acquire wait histogram: upper bounds in µs are 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, +Inf. */
 	uint64_t acquire_wait_buckets[LG_POOL_WAIT_BUCKETS];
