@@ -322,8 +322,10 @@ static bool server_evict(struct rf_http_server *s, const struct rf_http_exchange
 {
 	struct rf_http_exchange *victim = NULL;
 	for (struct rf_http_exchange *c = s->conns; c != NULL; c = c->next) {
+		/* "<=": the list runs from the newest connection to the oldest, so ties go to
+		 * the oldest. */
 		if (c != keep && !c->busy && !c->closing &&
-		    (victim == NULL || c->waiting_since < victim->waiting_since)) {
+		    (victim == NULL || c->waiting_since <= victim->waiting_since)) {
 			victim = c;
 		}
 	}
