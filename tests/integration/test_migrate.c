@@ -176,6 +176,17 @@ Test(migrate, failing_migration_leaves_nothing_and_names_file_line_sqlstate)
 	cr_assert_not_null(strstr(err.message, "2_bad.up.sql:4: "), "%s", err.message);
 	cr_assert_str_eq(err.sqlstate, "22012");
 	cr_assert_eq(applied_count(), 1);
+
+	/* The server counts characters, the file has bytes: 24 two-byte characters before the
+	 * error would move a byte-for-character reading back to line 2. */
+	write_file("2_bad.up.sql",
+		   "SELECT 'éééééééééééééééééééééééé'\n"
+		   "  , 1\n"
+		   "  FROM %s.no_such_table;\n",
+		   fx.schema);
+	cr_assert_eq(lg_migrate_up(m, 0, false, &err), LG_ESERVER);
+	cr_assert_not_null(strstr(err.message, "2_bad.up.sql:3: "), "%s", err.message);
+	cr_assert_eq(lg_migrate_last_failure(m)->line, 3);
 	lg_migrate_close(m);
 }
 
@@ -223,6 +234,21 @@ Test(migrate, changed_checksum_is_refused)
 	cr_assert_eq(migs[0].state, LG_MIGRATION_CHANGED);
 	cr_assert_str_neq(migs[0].checksum, migs[0].applied_checksum);
 	cr_assert_eq(migs[1].state, LG_MIGRATION_PENDING);
+	lg_migrate_close(m);
+
+	/* An applied migration whose file is gone is refused as well. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/1_t.up.sql", fx.dir);
+	cr_assert_eq(unlink(path), 0);
+	m = open_ok();
+	cr_assert_eq(lg_migrate_up(m, 0, false, &err), LG_ENOTFOUND);
+	cr_assert_not_null(strstr(err.message, "is applied but its up file is missing"), "%s",
+			   err.message);
+	cr_assert_eq(lg_migrate_last_failure(m)->kind, LG_MIGRATE_FAIL_MISSING);
+	cr_assert_not(table_exists("next"));
+	cr_assert_eq(lg_migrate_status(m, &migs, &n, &err), 0, "%s", err.message);
+	cr_assert_eq(migs[0].state, LG_MIGRATION_MISSING);
+	cr_assert_null(migs[0].up_path);
 	lg_migrate_close(m);
 }
 

@@ -186,6 +186,11 @@ Test(migrate_cli, status_json_down_and_redo)
 	write_file("2_b.up.sql", "-- lifeguard: no-transaction\nCREATE TABLE %s.b (id int);\n",
 		   fx.schema);
 	write_file("2_b.down.sql", "DROP TABLE %s.b;\n", fx.schema);
+	/* A dry run reports and changes nothing, not even the tracking table's existence. */
+	cr_assert_eq(RUN("up", "--dry-run", COMMON), 0, "%s", slurp(fx.errf));
+	cr_assert_not_null(strstr(slurp(fx.out), "would apply 2 b (no transaction)"), "%s",
+			   slurp(fx.out));
+	cr_assert_eq(q_int("SELECT count(*) FROM pg_namespace WHERE nspname = '%s'", fx.schema), 0);
 	cr_assert_eq(RUN("up", "--to", "1", COMMON), 0, "%s", slurp(fx.errf));
 	cr_assert_not_null(strstr(slurp(fx.out), "applied 1 a"), "%s", slurp(fx.out));
 	cr_assert_eq(RUN("status", "--json", COMMON), 0, "%s", slurp(fx.errf));
