@@ -104,10 +104,10 @@ struct lg_migrate_config {
 
 /*
  * Reads the directory (every *.sql file in it must be a well-formed migration name; other
- * files are ignored) and connects. On success *out is Owned by the caller and released with
- * lg_migrate_close(). Errors: LG_EINVAL (bad name, duplicate version, bad table name, called
- * from a coroutine), LG_ESYS (directory unreadable), LG_ECONNECT (server unreachable),
- * LG_ENOMEM. err names the file or the server.
+ * files are ignored) and connects. config is Borrowed for the call (its strings are Copied).
+ * On success *out is Owned by the caller and released with lg_migrate_close(). Errors: LG_EINVAL
+ * (bad name, duplicate version, bad table name, called from a coroutine), LG_ESYS (directory
+ * unreadable), LG_ECONNECT (server unreachable), LG_ENOMEM. err names the file or the server.
  */
 LG_API int lg_migrate_open(const struct lg_migrate_config *config, struct lg_migrate **out,
 			   struct lg_error *err);
@@ -121,11 +121,15 @@ LG_API void lg_migrate_close(struct lg_migrate *m);
  * or is missing. A failing migration is rolled back (a no-transaction one keeps the
  * statements that completed) and reported as "FILE:LINE: message" with its SQLSTATE in
  * err->sqlstate. dry_run only reports what would run (no lock, nothing created).
- * Errors: LG_ESERVER, LG_EINVAL, LG_ECONNLOST, LG_ESYS; lg_migrate_last_failure() tells why.
+ * Errors: LG_ESERVER (a statement), LG_EINVAL (changed checksum, a statement refused before
+ * sending, syntax error), LG_ENOTFOUND (an applied migration's file is missing),
+ * LG_ECONNLOST, LG_ESYS; lg_migrate_last_failure() tells which file, line and why.
  */
 LG_API int lg_migrate_up(struct lg_migrate *m, int64_t to, bool dry_run, struct lg_error *err);
 
-/* Reverts the `steps` most recently numbered applied migrations with their down files. */
+/* Reverts the `steps` highest-numbered applied migrations with their down files, under the
+ * lock, each in its own transaction unless its down file says no-transaction. Fewer are
+ * reverted when fewer are applied. A missing down file fails with LG_EINVAL. */
 LG_API int lg_migrate_down(struct lg_migrate *m, unsigned steps, struct lg_error *err);
 
 /* Reverts the highest applied migration and applies it again, under one lock. */
@@ -148,10 +152,10 @@ LG_API int lg_migrate_validate(struct lg_migrate *m, struct lg_error *err);
 LG_API const struct lg_migrate_failure *lg_migrate_last_failure(const struct lg_migrate *m);
 
 /*
- * Creates V_name.up.sql and V_name.down.sql in dir (Borrowed), V one more than the highest
- * version there (1 in an empty directory), each with a comment header. name: letters, digits
- * and '_'. *version (may be NULL) gets V; up_path (may be NULL, size path_size) gets the up
- * file's path. No database involved. Errors: LG_EINVAL, LG_ESYS.
+ * Creates V_name.up.sql and V_name.down.sql in dir (Borrowed; created when missing), V one
+ * more than the highest version there (1 in an empty directory), each with a comment header.
+ * name (Borrowed): letters, digits, '_' and '-'. *version (may be NULL) gets V; up_path (may be
+ * NULL, size path_size) gets the up file's path. No database involved. Errors: LG_EINVAL, LG_ESYS.
  */
 LG_API int lg_migrate_create(const char *dir, const char *name, int64_t *version, char *up_path,
 			     size_t path_size, struct lg_error *err);
