@@ -210,7 +210,7 @@ static void maint_health(struct lg_pool *p, uint64_t now)
 	for (size_t i = 0; i < p->nconns; i++) {
 		struct lg__pool_conn *pc = p->conns[i];
 		if (!lg__pool_usable(pc) || pc->checking || pc->in_flight > 0 ||
-		    now - pc->last_used_ms < p->cfg.health_check_ms) {
+		    pc->last_used_ms + p->cfg.health_check_ms > now) {
 			continue;
 		}
 		/* Holding a slot keeps the connection from being dropped under the check. */
