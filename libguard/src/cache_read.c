@@ -429,8 +429,8 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	}
 	struct lg_redis_reply *v = NULL;
 	struct lg_error rerr;
-	const char *read_keys[] = {key};
-	bool redis_ok = lg_redis_eval(c->redis, &c->read, 1, read_keys, NULL, 0, NULL, NULL,
+	const char *read_keys[] = {key, table_fence};
+	bool redis_ok = lg_redis_eval(c->redis, &c->read, 2, read_keys, NULL, 0, NULL, NULL,
 				      lg_deadline_in(c->redis_timeout_ms), &v, &rerr) == 0 &&
 			v->type == LG_REDIS_ARRAY && v->elements == 2 &&
 			v->element[0].type == LG_REDIS_INTEGER;

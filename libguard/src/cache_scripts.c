@@ -83,12 +83,26 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 						     "',\"deleted\":true}', 'PX', ARGV[2])\n"
 						     "return 'tombstoned'\n",
 
-    [LG_CACHE_TABLE_FENCE] =
-	"local stored_term = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-	"if tonumber(ARGV[3]) < stored_term then\n"
-	"  return redis.error_reply('STALETERM writer term ' .. ARGV[3] ..\n"
-	"                           ' is below ' .. stored_term)\n"
-	"end\n" RAISE_FENCE("KEYS[1]", "ARGV[1]", "ARGV[2]") "return 'fenced'\n",
+    /*
+     * A table fence has no TTL: LG_CACHE_READ treats every value below it as a miss, so the
+     * rows cached before a TRUNCATE stop being readable the moment the fence rises, and the
+     * reflector's tombstone sweep of those keys is cleanup that may run after the batch
+     * commits, or fail. A fence with a TTL would let such rows back once it expired. It costs
+     * one key per truncated table, and refuses nothing that is current: every row written
+     * after the TRUNCATE carries a higher version.
+     */
+    [LG_CACHE_TABLE_FENCE] = "local stored_term = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+			     "if tonumber(ARGV[2]) < stored_term then\n"
+			     "  return redis.error_reply('STALETERM writer term ' .. ARGV[2] ..\n"
+			     "                           ' is below ' .. stored_term)\n"
+			     "end\n"
+			     "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+			     "if fence < tonumber(ARGV[1]) then\n"
+			     "  redis.call('SET', KEYS[1], ARGV[1])\n"
+			     "else\n"
+			     "  redis.call('PERSIST', KEYS[1])\n"
+			     "end\n"
+			     "return 'fenced'\n",
 
     /*
      * Why the deadline is checked here and how it is sound: a fence stops a stale fill only
@@ -118,8 +132,17 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 						      "ARGV[3])\n"
 						      "return 'filled'\n",
 
-    /* The read of a cached row, stamped with Redis' clock for LG_CACHE_FILL's deadline. */
-    [LG_CACHE_READ] = NOW_MS "return {now_ms, redis.call('GET', KEYS[1])}\n",
+    /* The read of a cached row, stamped with Redis' clock for LG_CACHE_FILL's deadline. A
+     * value below the table fence predates a TRUNCATE the reflector processed and reads as
+     * absent, whether or not its sweep has tombstoned it yet. */
+    [LG_CACHE_READ] = NOW_MS "local value = redis.call('GET', KEYS[1])\n"
+			     "if value then\n"
+			     "  local table_fence = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+			     "  local v = tonumber(string.match(string.sub(value, 1, 32),\n"
+			     "                                  '^{\"v\":(%-?%d+)[,}]') or '-1')\n"
+			     "  if v < table_fence then value = false end\n"
+			     "end\n"
+			     "return {now_ms, value}\n",
 };
 
 LG_API const char *lg_cache_script_source(enum lg_cache_script which)

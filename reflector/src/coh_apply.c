@@ -9,8 +9,13 @@
  *   phase 2: a cached key whose row was read runs REFRESH with the row's own version (kept
  *            when Redis already holds it or newer, fenced if the key vanished meanwhile); a
  *            cached key whose row is gone by now runs TOMBSTONE.
- * TRUNCATE: TABLE_FENCE, then SCAN the table's row keys page by page and TOMBSTONE each with
- * the TRUNCATE's version (keys already holding a newer row are kept).
+ * TRUNCATE: TABLE_FENCE before the batch commits; once it has committed, SCAN the table's row
+ * keys page by page and TOMBSTONE each with the TRUNCATE's version (keys already holding a
+ * newer row are kept). The fence alone keeps the guarantee (readers treat values below it as
+ * absent, and it never expires), so the sweep, a walk of the whole keyspace, runs outside the
+ * claim transaction: it never holds outbox locks, and a slow or failed sweep cannot roll a
+ * batch back (its transaction would hit idle_in_transaction_session_timeout on a large
+ * keyspace, again and again). A failed sweep leaves unreadable keys to expire by their TTL.
  *
  * Failure modes: STALETERM -> COH_STALE (stop: deposed); connection loss, timeout, or a
  * transient Redis error (OOM, BUSY, LOADING, READONLY, ...) -> COH_RETRY (the batch rolls
@@ -252,24 +257,34 @@ static int coh_sweep_item(struct coh_batch *b, size_t i)
 	return rc == -1 ? COH_OK : rc;
 }
 
-/* One TRUNCATE: table fence, then the tombstone sweep over the table's cached keys. */
-static int coh_truncate(struct coh_batch *b, const struct rf_truncate_work *t)
+/* One TRUNCATE's table fence, before the batch commits. */
+static int coh_table_fence(struct coh_batch *b, const struct rf_truncate_work *t)
 {
 	struct rf_coh_session *s = b->s;
-	const struct rf_config *cfg = s->coh->cfg;
-	char fence_ttl[24];
+	char version[24];
 	char answer[320];
-	snprintf(b->sweep_version_str, sizeof(b->sweep_version_str), "%lld", (long long)t->version);
-	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
-	const char *keys[] = {t->fence_key, cfg->term_key};
-	const char *args[] = {b->sweep_version_str, fence_ttl, s->term_str};
-	int rc = coh_eval(b, LG_CACHE_TABLE_FENCE, 2, keys, 3, args, NULL, answer, sizeof(answer));
+	snprintf(version, sizeof(version), "%lld", (long long)t->version);
+	const char *keys[] = {t->fence_key, s->coh->cfg->term_key};
+	const char *args[] = {version, s->term_str};
+	int rc = coh_eval(b, LG_CACHE_TABLE_FENCE, 2, keys, 2, args, NULL, answer, sizeof(answer));
 	if (rc != COH_OK) {
 		return rc == -1 ? COH_RETRY : rc;
 	}
 	s->coh->stats.truncates++;
+	return COH_OK;
+}
+
+/* One TRUNCATE's tombstone sweep over the table's cached keys, after the commit. */
+static int coh_sweep(struct coh_batch *b, const struct rf_truncate_work *t)
+{
+	struct rf_coh_session *s = b->s;
+	int rc = COH_OK;
+	snprintf(b->sweep_version_str, sizeof(b->sweep_version_str), "%lld", (long long)t->version);
 	char cursor[32] = "0";
 	do {
+		if (s->ended) {
+			return COH_CANCELED; /* leadership lost: stop; the fence needs no sweep */
+		}
 		struct lg_error err;
 		lg_redis_reply_free(b->scan);
 		b->scan = NULL;
@@ -298,10 +313,29 @@ static int coh_truncate(struct coh_batch *b, const struct rf_truncate_work *t)
 int rf__coh_apply_truncates(struct coh_batch *b)
 {
 	for (size_t i = 0; i < b->plan.n_truncates; i++) {
-		int rc = coh_truncate(b, &b->plan.truncates[i]);
+		int rc = coh_table_fence(b, &b->plan.truncates[i]);
 		if (rc != COH_OK) {
 			return rc;
 		}
 	}
 	return COH_OK;
+}
+
+void rf__coh_sweep_truncates(struct coh_batch *b)
+{
+	for (size_t i = 0; i < b->plan.n_truncates; i++) {
+		const struct rf_truncate_work *t = &b->plan.truncates[i];
+		int rc = coh_sweep(b, t);
+		if (rc != COH_OK) {
+			/* The fence is up and never expires: the keys left unswept read as absent
+			 * and expire by their TTL. */
+			rf_log(RF_LOG_WARN, "coherence.truncate",
+			       "sweep of %s stopped (%s): its keys stay unreadable until their TTL",
+			       t->match,
+			       rc == COH_STALE      ? "deposed"
+			       : rc == COH_CANCELED ? "canceled"
+						    : "Redis");
+			return;
+		}
+	}
 }

@@ -7,13 +7,14 @@
  *      rows come back when its transaction ends). idle_in_transaction_session_timeout is set
  *      for the transaction, so a paused (SIGSTOP) leader's locks are released by the server.
  *   2. Plan it (coh_plan.c): newest version per key, TRUNCATE per table, malformed rows.
- *   3. Raise the term key (fencing), then TRUNCATEs (table fence + tombstone sweep), then one
- *      check-or-fence or tombstone per key, pipelined (coh_apply.c).
+ *   3. Raise the term key (fencing), then TRUNCATEs' table fences, then one check-or-fence or
+ *      tombstone per key, pipelined (coh_apply.c).
  *   4. Read the cached keys' rows from the primary, one statement per table (on the pool's
  *      other connection, so a failing read never aborts the claim transaction), then refresh
  *      them (pipelined).
  *   5. Move malformed rows to lifeguard.outbox_dead with their reason, delete the processed
- *      rows, COMMIT. Record the propagation latency of each change.
+ *      rows, COMMIT. Record the propagation latency of each change. Then, outside the
+ *      transaction, sweep the truncated tables' cached keys (tombstones; coh_apply.c).
  *
  * Failure modes: any PostgreSQL or Redis failure before COMMIT rolls the transaction back:
  * the rows stay in the outbox and are processed again (every Redis write is idempotent:
@@ -237,13 +238,17 @@ static void coh_finisher(void *arg)
 	struct coh_batch *b = arg;
 	struct rf_coh_session *s = b->s;
 	size_t dead = 0;
-	if (coh_finish(s, b->tx, &b->plan, &dead) == COH_OK) {
+	bool committed = coh_finish(s, b->tx, &b->plan, &dead) == COH_OK;
+	if (committed) {
 		coh_account(s, &b->plan, dead, b->written_us);
 	} else {
 		s->coh->stats.errors++;
 	}
 	s->finishing--;
 	lg_cond_signal(s->finished_cv);
+	if (committed) {
+		rf__coh_sweep_truncates(b); /* the next batches need not wait for it */
+	}
 	rf__coh_batch_release(b);
 }
 
@@ -291,6 +296,7 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 		rc = coh_finish(s, tx, p, &dead); /* commit or rollback released tx */
 		if (rc == COH_OK) {
 			coh_account(s, p, dead, b->written_us);
+			rf__coh_sweep_truncates(b);
 		}
 		tx = NULL;
 	}

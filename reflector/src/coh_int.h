@@ -130,7 +130,11 @@ void rf__coh_preopen(struct rf_coh_session *s);
  * when the caller was canceled (the batch may then only be released).
  */
 #define COH_CANCELED 100
+/* Raises the table fence of every TRUNCATE of the plan (before the commit). */
 int rf__coh_apply_truncates(struct coh_batch *b);
+/* Tombstones the cached keys of every truncated table (after the commit); failures are
+ * logged, never retried: the table fences already make those keys unreadable. */
+void rf__coh_sweep_truncates(struct coh_batch *b);
 /* with_claim: raise the term key first, in the same pipeline as the keys' scripts. */
 int rf__coh_apply_keys(struct coh_batch *b, bool with_claim);
 

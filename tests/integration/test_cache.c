@@ -196,8 +196,9 @@ Test(cache, stale_fill_after_a_processed_change_is_refused)
 	/* TRUNCATE: a table fence above the fill's version refuses it too. */
 	cmd("DEL %s%s", row, "");
 	const char *tk[] = {tfence, term};
-	const char *ta[] = {"30", "60000", "1"};
-	cr_assert_str_eq(run(LG_CACHE_TABLE_FENCE, 2, tk, 3, ta), "fenced");
+	const char *ta[] = {"30", "1"};
+	cr_assert_str_eq(run(LG_CACHE_TABLE_FENCE, 2, tk, 2, ta), "fenced");
+	cr_assert_eq(pttl(tfence), -1, "a table fence never expires");
 	const char *before_truncate[] = {"25", "{\"v\":25,\"row\":{}}", "30000"};
 	cr_assert_str_eq(fill_now(fk, before_truncate), "fenced");
 	cr_assert_str_eq(get(row), "(nil)");
@@ -267,10 +268,11 @@ Test(cache, fill_past_its_deadline_on_the_redis_clock_is_refused)
 	const char *young[] = {"5", "{\"v\":5,\"row\":{}}", "30000", read_ms, "60000"};
 	cr_assert_str_eq(run(LG_CACHE_FILL, 3, fk, 5, young), "filled");
 	/* LG_CACHE_READ returns the stamp (Redis' clock, in ms) with the value. */
+	const char *rk[] = {row, tfence};
 	struct lg_redis_reply *r = NULL;
 	struct lg_error err;
 	long long before = redis_now_ms();
-	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 1, fk, NULL, 0, NULL, NULL,
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
 				   lg_deadline_in(5000), &r, &err),
 		     0, "%s", err.message);
 	long long after = redis_now_ms();
@@ -282,12 +284,48 @@ Test(cache, fill_past_its_deadline_on_the_redis_clock_is_refused)
 	cr_assert_str_eq(r->element[1].str, "{\"v\":5,\"row\":{}}");
 	lg_redis_reply_free(r);
 	cmd("DEL %s%s", row, "");
-	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 1, fk, NULL, 0, NULL, NULL,
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
 				   lg_deadline_in(5000), &r, &err),
 		     0, "%s", err.message);
 	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
 	cr_assert_eq(r->element[1].type, LG_REDIS_NIL);
 	lg_redis_reply_free(r);
+}
+
+Test(cache, values_below_the_table_fence_read_as_absent)
+{
+	claim("6");
+	const char *rk[] = {row, tfence};
+	cmd("SET %s %s PX 60000", row, "{\"v\":40,\"row\":{}}");
+	/* TRUNCATE at version 41: the cached row predates it and is no longer readable, before
+	 * any sweep has touched the key. */
+	const char *tk[] = {tfence, term};
+	const char *ta[] = {"41", "6"};
+	cr_assert_str_eq(run(LG_CACHE_TABLE_FENCE, 2, tk, 2, ta), "fenced");
+	struct lg_redis_reply *r = NULL;
+	struct lg_error err;
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
+				   lg_deadline_in(5000), &r, &err),
+		     0, "%s", err.message);
+	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
+	cr_assert_eq(r->element[1].type, LG_REDIS_NIL, "a pre-TRUNCATE row was readable");
+	lg_redis_reply_free(r);
+	cr_assert_str_eq(get(row), "{\"v\":40,\"row\":{}}"); /* still there: only unreadable */
+	/* A row written after the TRUNCATE is readable. */
+	const char *k[] = {row, fence, term};
+	const char *after[] = {"42", "{\"v\":42,\"row\":{\"id\":1}}", "60000", "6"};
+	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, after), "refreshed");
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
+				   lg_deadline_in(5000), &r, &err),
+		     0, "%s", err.message);
+	cr_assert_eq(r->element[1].type, LG_REDIS_STRING);
+	cr_assert_str_eq(r->element[1].str, "{\"v\":42,\"row\":{\"id\":1}}");
+	lg_redis_reply_free(r);
+	/* A lower TRUNCATE version (a redelivery) neither lowers the fence nor gives it a TTL. */
+	const char *lower[] = {"30", "6"};
+	cr_assert_str_eq(run(LG_CACHE_TABLE_FENCE, 2, tk, 2, lower), "fenced");
+	cr_assert_str_eq(get(tfence), "41");
+	cr_assert_eq(pttl(tfence), -1);
 }
 
 Test(cache, versions_are_read_from_the_value_prefix_whatever_the_row_holds)

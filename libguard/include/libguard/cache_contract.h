@@ -26,8 +26,10 @@
  *       ("tombstoned", or "kept" when newer); an uncached one answers "fenced".
  *   Every reflector script raises the key fence, so an evicted or expired row key still
  *   refuses fills older than the last processed change for fence_ttl_ms.
- *   LG_CACHE_TABLE_FENCE     KEYS table fence, term ARGV version, fence_ttl_ms, term
- *       TRUNCATE: raises the table fence ("fenced").
+ *   LG_CACHE_TABLE_FENCE     KEYS table fence, term ARGV version, term
+ *       TRUNCATE: raises the table fence ("fenced"). Table fences never expire: values below
+ *       them read as absent (LG_CACHE_READ), so the sweep of a truncated table's keys is
+ *       cleanup, not part of the guarantee.
  *   LG_CACHE_FILL            KEYS row, fence, table fence
  *                            ARGV version, value, ttl_ms, read_ms, max_age_ms
  *       A read-through fill after a miss: "late" when Redis' clock (TIME) is max_age_ms or
@@ -35,8 +37,9 @@
  *       fill deadline holds however long the fill took to reach Redis); otherwise "filled"
  *       only if no key or table fence holds a higher version and the key is absent or older;
  *       else "fenced" / "kept".
- *   LG_CACHE_READ            KEYS row              ARGV none
- *       GET with a timestamp: an array {Redis' TIME in milliseconds, the value or nil}.
+ *   LG_CACHE_READ            KEYS row, table fence ARGV none
+ *       GET with a timestamp: an array {Redis' TIME in milliseconds, the value or nil}; a
+ *       value whose version is below the table fence is answered as nil.
  * Scripts read a stored value's version from its {"v":N prefix only (the value is never
  * decoded as a whole).
  */
