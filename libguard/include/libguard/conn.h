@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "libguard/error.h"
+#include "libguard/param.h"
 #include "libguard/result.h"
 #include "libguard/runtime.h"
 
@@ -88,32 +89,6 @@ LG_API int lg_conn_connect(struct lg_runtime *rt, const struct lg_conn_config *c
  * the memory is released once libuv has closed the socket handle. NULL is a no-op.
  */
 LG_API void lg_conn_close(struct lg_conn *conn);
-
-/* A bound parameter. Build it with the lg_param_* constructors below. */
-struct lg_param {
-	const void *value; /* Borrowed until the call returns; unused for inline values */
-	int length;        /* bytes */
-	int format;        /* 0 text, 1 binary */
-	uint32_t oid;      /* type OID; 0 lets the server infer it */
-	bool is_null;
-	bool is_inline; /* value lives in inline_buf */
-	bool needs_nul; /* text of explicit length: copied and terminated when sent */
-	unsigned char inline_buf[16];
-};
-
-LG_API struct lg_param lg_param_null(void);
-LG_API struct lg_param lg_param_text(const char *s); /* NUL-terminated UTF-8 */
-/* len bytes of s, which need not be NUL-terminated (text may not contain NUL bytes:
- * such a parameter fails the call with LG_EINVAL). */
-LG_API struct lg_param lg_param_textn(const char *s, size_t len);
-LG_API struct lg_param lg_param_int32(int32_t v); /* int4 */
-LG_API struct lg_param lg_param_int64(int64_t v); /* int8 */
-LG_API struct lg_param lg_param_double(double v); /* float8 */
-LG_API struct lg_param lg_param_bool(bool v);
-LG_API struct lg_param lg_param_bytea(const void *data, size_t len);
-LG_API struct lg_param lg_param_uuid(const uint8_t uuid[16]);
-LG_API struct lg_param lg_param_timestamptz(int64_t us_since_unix_epoch);
-LG_API struct lg_param lg_param_jsonb(const char *json); /* text JSON, sent as jsonb */
 
 #define LG_QUERY_PREPARE 0x1u /* use the connection's prepared statement cache */
 #define LG_QUERY_BINARY  0x2u /* ask for binary result columns */

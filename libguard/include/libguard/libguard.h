@@ -8,6 +8,7 @@
 #include "libguard/error.h"
 #include "libguard/migrate.h"
 #include "libguard/model.h"
+#include "libguard/param.h"
 #include "libguard/pool.h"
 #include "libguard/query.h"
 #include "libguard/redis.h"
