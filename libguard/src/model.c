@@ -1,7 +1,7 @@
 /*
  * ORM plumbing: where statements run (pool or pinned transaction, with the on_sql hook),
- * struct fields as bound parameters, result
- * column maps, and change sets. Decoding lives in model_decode.c.
+ * struct fields as bound parameters, releasing and copying rows, and change sets. Decoding
+ * lives in model_decode.c.
  */
 #include <assert.h>
 #include <string.h>
@@ -56,6 +56,58 @@ LG_API void lg_row_clear(const struct lg_model *m, void *row)
 	}
 	lg__row_mem_release(*lg__row_mem(m, row));
 	memset(row, 0, m->size);
+}
+
+/* The bytes a string field of row needs in a copy (0 when NULL or fixed-size). */
+static size_t field_size(const struct lg_model *m, unsigned i, const void *row)
+{
+	const struct lg_model_col *c = &m->cols[i];
+	const char *f = (const char *)row + c->offset;
+	if (!lg__type_is_string(c->type) ||
+	    ((*lg__row_nulls(m, (void *)(uintptr_t)row) >> i) & 1u)) {
+		return 0;
+	}
+	if (c->type == LG_BYTEA) {
+		return ((const struct lg_bytes *)(const void *)f)->len + 1;
+	}
+	const char *s = *(const char *const *)(const void *)f;
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+LG_API int lg_row_copy(const struct lg_model *m, void *dst, const void *src)
+{
+	size_t total = 0;
+	for (unsigned i = 0; i < m->ncols; i++) {
+		total += field_size(m, i, src);
+	}
+	char *mem = total != 0 ? lg__malloc(total) : NULL;
+	if (total != 0 && mem == NULL) {
+		memset(dst, 0, m->size);
+		return LG_ENOMEM;
+	}
+	memmove(dst, src, m->size);
+	*lg__row_mem(m, dst) = mem;
+	for (unsigned i = 0; i < m->ncols; i++) {
+		size_t n = field_size(m, i, dst);
+		if (n == 0) {
+			continue;
+		}
+		char *f = (char *)dst + m->cols[i].offset;
+		if (m->cols[i].type == LG_BYTEA) {
+			struct lg_bytes *b = (struct lg_bytes *)(void *)f;
+			if (b->len > 0) {
+				memcpy(mem, b->data, b->len);
+			}
+			mem[b->len] = '\0';
+			b->data = (const uint8_t *)mem;
+		} else {
+			const char **s = (const char **)(void *)f;
+			memcpy(mem, *s, n);
+			*s = mem;
+		}
+		mem += n;
+	}
+	return 0;
 }
 
 int lg__model_build_error(const struct lg_model *m, int code, struct lg_error *err)

@@ -1,18 +1,20 @@
 /*
  * Result rows decoded into model structs, and the lg_rows container.
  *
- * A plan, built once per result, says which result column fills which field and how
- * (lg__plan_mask, lg__plan_names), so the per-row loop neither looks names up nor re-reads
- * the descriptor. Each cell is read once through the typed lg_result accessor of the
- * column's model type (NULL arrives as LG_ENULL and sets the column's bit in lg_null; the
- * field stays zero).
+ * A plan, built once per result, says which result column fills which field (for the usual
+ * "every column in order" the descriptor itself is the plan), so decoding neither looks
+ * names up nor re-reads the descriptor per cell. Each cell is read once through the typed
+ * lg_result accessor of the column's model type; NULL arrives as LG_ENULL and sets the
+ * column's bit in lg_null, the field stays zero. A page is decoded column by column, so the
+ * type dispatch happens once per column rather than once per cell.
  *
  * Strings and byte strings are not copied: fields point into the result (libpq ends every
  * value with a NUL), and the result is kept by whoever owns the rows. An lg_rows keeps its
  * results in rows->arena until lg_rows_free; a single row keeps its result in lg_mem, tagged
  * by the low bit (blocks from lg__malloc are aligned, so that bit is free) to tell it from a
- * block of copies made by lg_row_copy. Rows that must outlive that (lg_model_insert_many's
- * caller-owned arrays) get copies instead.
+ * block of copies made by lg_row_copy. Rows without string columns keep no result, as they
+ * kept no block before. Rows that must outlive the call on their own (lg_model_insert_many's
+ * caller-owned arrays) get copies.
  */
 #include <string.h>
 
@@ -26,6 +28,9 @@ static void *mem_of_result(struct lg_result *r)
 
 void lg__row_mem_release(void *mem)
 {
+	if (mem == NULL) {
+		return;
+	}
 	if ((uintptr_t)mem & 1u) {
 		lg_result_free((struct lg_result *)((uintptr_t)mem & ~(uintptr_t)1u));
 	} else {
@@ -136,7 +141,8 @@ static inline __attribute__((always_inline)) int cell_fill(enum lg_type t, struc
 /* The cells of one column of a run of rows; a NULL sets the column's bit in that row's
  * lg_null and leaves the zeroed field. The run is read into locals so that they stay in
  * registers across the accessor calls. */
-static int column_fill(enum lg_type t, const struct column_run *c)
+static inline __attribute__((always_inline)) int column_loop(enum lg_type t,
+							     const struct column_run *c)
 {
 	char *f = c->f;
 	const size_t size = c->size;
@@ -151,6 +157,33 @@ static int column_fill(enum lg_type t, const struct column_run *c)
 		}
 	}
 	return 0;
+}
+
+/* column_loop with t a constant in each case, so that the compiler folds cell_fill's switch
+ * out of the loop: a loop per type, chosen once per column. */
+static int column_fill(enum lg_type t, const struct column_run *c)
+{
+	switch (t) {
+	case LG_INT32:
+		return column_loop(LG_INT32, c);
+	case LG_INT64:
+		return column_loop(LG_INT64, c);
+	case LG_FLOAT64:
+		return column_loop(LG_FLOAT64, c);
+	case LG_BOOL:
+		return column_loop(LG_BOOL, c);
+	case LG_UUID:
+		return column_loop(LG_UUID, c);
+	case LG_TIMESTAMPTZ:
+		return column_loop(LG_TIMESTAMPTZ, c);
+	case LG_TEXT:
+	case LG_JSONB:
+	case LG_NUMERIC:
+		return column_loop(LG_TEXT, c);
+	case LG_BYTEA:
+		return column_loop(LG_BYTEA, c);
+	}
+	return LG_ETYPE;
 }
 
 /* Result row ri into the zeroed row struct dst: cell by cell, which for a single row costs
@@ -204,17 +237,16 @@ static int rows_fill(const struct lg_model *m, const struct lg__plan *p, struct 
 	return 0;
 }
 
-static bool type_borrows(enum lg_type t)
-{
-	return t == LG_TEXT || t == LG_JSONB || t == LG_NUMERIC || t == LG_BYTEA;
-}
-
 /* Whether rows decoded by p point into the result: only strings and byte strings do. A
  * model of fixed-size columns alone then keeps no result, as it kept no block before. */
 static bool plan_borrows(const struct lg_model *m, const struct lg__plan *p)
 {
+	const struct lg__model_cache *c = p->all ? lg__model_cached(m) : NULL;
+	if (c != NULL) {
+		return (c->strings & (p->n >= 64 ? UINT64_MAX : LG_COL((unsigned)p->n) - 1)) != 0;
+	}
 	for (int i = 0; i < p->n; i++) {
-		if (type_borrows(p->all ? m->cols[i].type : (enum lg_type)p->c[i].type)) {
+		if (lg__type_is_string(p->all ? m->cols[i].type : (enum lg_type)p->c[i].type)) {
 			return true;
 		}
 	}
@@ -321,59 +353,6 @@ int lg__rows_append(struct lg_rows *out, const struct lg_model *m, struct lg_res
 	return 0;
 }
 
-/* The bytes a string field of row needs in a copy (0 when NULL or fixed-size). */
-static size_t field_size(const struct lg_model *m, unsigned i, const void *row)
-{
-	const struct lg_model_col *c = &m->cols[i];
-	const char *f = (const char *)row + c->offset;
-	bool varlen = c->type == LG_TEXT || c->type == LG_JSONB || c->type == LG_NUMERIC ||
-		      c->type == LG_BYTEA;
-	if (!varlen || ((*lg__row_nulls(m, (void *)(uintptr_t)row) >> i) & 1u)) {
-		return 0;
-	}
-	if (c->type == LG_BYTEA) {
-		return ((const struct lg_bytes *)(const void *)f)->len + 1;
-	}
-	const char *s = *(const char *const *)(const void *)f;
-	return s != NULL ? strlen(s) + 1 : 0;
-}
-
-LG_API int lg_row_copy(const struct lg_model *m, void *dst, const void *src)
-{
-	size_t total = 0;
-	for (unsigned i = 0; i < m->ncols; i++) {
-		total += field_size(m, i, src);
-	}
-	char *mem = total != 0 ? lg__malloc(total) : NULL;
-	if (total != 0 && mem == NULL) {
-		memset(dst, 0, m->size);
-		return LG_ENOMEM;
-	}
-	memmove(dst, src, m->size);
-	*lg__row_mem(m, dst) = mem;
-	for (unsigned i = 0; i < m->ncols; i++) {
-		size_t n = field_size(m, i, dst);
-		if (n == 0) {
-			continue;
-		}
-		char *f = (char *)dst + m->cols[i].offset;
-		if (m->cols[i].type == LG_BYTEA) {
-			struct lg_bytes *b = (struct lg_bytes *)(void *)f;
-			if (b->len > 0) {
-				memcpy(mem, b->data, b->len);
-			}
-			mem[b->len] = '\0';
-			b->data = (const uint8_t *)mem;
-		} else {
-			const char **s = (const char **)(void *)f;
-			memcpy(mem, *s, n);
-			*s = mem;
-		}
-		mem += n;
-	}
-	return 0;
-}
-
 LG_API void *lg_rows_at(const struct lg_rows *rows, size_t i)
 {
 	return i < rows->n ? (char *)rows->data + i * rows->model->size : NULL;
@@ -391,9 +370,7 @@ LG_API void lg_rows_free(struct lg_rows *rows)
 	for (size_t i = 0; i < rows->n; i++, mem_at += size) {
 		void *mem;
 		memcpy(&mem, mem_at, sizeof(mem));
-		if (mem != NULL) {
-			lg__row_mem_release(mem);
-		}
+		lg__row_mem_release(mem);
 	}
 	rows_release(rows->arena);
 	rows->arena = NULL;

@@ -71,7 +71,8 @@ struct lg__span {
 
 struct lg__model_cache {
 	uint64_t all, pk, insertable;
-	int version_col; /* -1: none */
+	uint64_t strings; /* the lg__type_is_string columns */
+	int version_col;  /* -1: none */
 	int npk;
 	struct lg__span find;   /* SELECT all FROM t WHERE pk1 = $1 AND ... (NUL-terminated) */
 	struct lg__span select; /* its head: SELECT all FROM t */
@@ -100,6 +101,12 @@ void lg__sql_col(struct lg_sqlbuf *sql, const struct lg_model *m, unsigned col);
 /* Validates m: identifiers, 1..64 columns, a primary key, an int8 version column. Cheap
  * once m is cached: it was validated before it was published. */
 int lg__model_check(const struct lg_model *m);
+/* Text, jsonb, numeric and bytea: the types whose decoded fields point into the result. */
+static inline bool lg__type_is_string(enum lg_type t)
+{
+	return t == LG_TEXT || t == LG_JSONB || t == LG_NUMERIC || t == LG_BYTEA;
+}
+
 static inline uint64_t lg__model_all(const struct lg_model *m)
 {
 	return m->ncols >= 64 ? UINT64_MAX : (LG_COL(m->ncols) - 1);

@@ -348,6 +348,9 @@ void lg__model_cache_build(const struct lg_model *m)
 				       .insertable = lg__model_insertable(m),
 				       .version_col = lg__model_version_col(m)};
 	head.npk = __builtin_popcountll(head.pk);
+	for (unsigned i = 0; i < m->ncols; i++) {
+		head.strings |= lg__type_is_string(m->cols[i].type) ? LG_COL(i) : 0;
+	}
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, NULL, 0);
 	/* The find statement, with the spans of its parts: the SELECT list's names, each

@@ -454,6 +454,9 @@ Test(query_build, cached_model_renders_the_same_sql)
 			 "DELETE FROM \"link\" WHERE \"a\" = $1 AND \"b\" = $2");
 	cr_assert_eq(c->npk, 2);
 	cr_assert_eq(c->pk, LG_COL(0) | LG_COL(1));
+	cr_assert_eq(c->strings, LG_COL(1) | LG_COL(2));
+	cr_assert_eq(lg__model_cached(&item_model)->strings,
+		     LG_COL(item_col_name) | LG_COL(item_col_note) | LG_COL(item_col_price));
 }
 
 #define RACERS 8
