@@ -45,6 +45,7 @@
 #define POOL_DEFAULT_DRAIN_MS       10000
 #define POOL_DEFAULT_TX_IDLE_MS     60000
 #define POOL_DEFAULT_HEALTH_MS      30000
+#define POOL_DEFAULT_STATEMENT_MS   30000
 #define POOL_MAX_UNSENT_RETRIES     3
 #define POOL_MAX_VICTIM_RETRIES     4
 
@@ -391,6 +392,8 @@ static void pool_apply_defaults(struct lg_pool_config *c)
 	c->tx_idle_timeout_ms =
 	    c->tx_idle_timeout_ms ? c->tx_idle_timeout_ms : POOL_DEFAULT_TX_IDLE_MS;
 	c->health_check_ms = c->health_check_ms ? c->health_check_ms : POOL_DEFAULT_HEALTH_MS;
+	c->statement_timeout_ms =
+	    c->statement_timeout_ms ? c->statement_timeout_ms : POOL_DEFAULT_STATEMENT_MS;
 }
 
 LG_API void lg_pool_get_stats(const struct lg_pool *p, struct lg_pool_stats *out)

@@ -472,3 +472,20 @@ Test(pool_session, a_hung_idle_connection_is_found_and_replaced, .init = NULL,
 	lg_pool_close(pool);
 	lg_runtime_free(rt);
 }
+
+/* A caller that gives no deadline used to wait as long as the server took, forever for a
+ * hung one. The pool's default statement deadline (30 s) ends the wait; the statement was
+ * sent, so the outcome is unknown and a cancel goes to the server. */
+Test(pool_session, a_statement_without_a_deadline_gets_the_default_one, .init = open_pool,
+     .fini = NULL, .timeout = 120)
+{
+	struct lg_error err;
+	int rc = lg_pool_exec(pool, "SELECT pg_sleep(600)", &err);
+	cr_assert_eq(rc, LG_EUNKNOWN, "rc %d: %s", rc, err.message);
+	/* The pool goes on: the cancel stopped the sleep. */
+	cr_assert_eq(committed_rows(), 0);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1, 'after')", table);
+	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
+	close_pool();
+}

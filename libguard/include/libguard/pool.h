@@ -46,12 +46,14 @@ struct lg_pool_config {
 	unsigned max_segment;            /* statements per sync segment; 0 = 64 */
 	uint64_t acquire_timeout_ms;     /* default wait for a slot; 0 = 5,000 */
 	uint64_t connect_timeout_ms;     /* per attempt; 0 = 5,000 */
-	uint64_t statement_timeout_ms;   /* default statement deadline; 0 = none */
-	uint64_t max_lifetime_ms;        /* 0 = never rotate */
-	uint64_t idle_timeout_ms;        /* close idle connections above min; 0 = never */
-	uint64_t backoff_initial_ms;     /* reconnect backoff; 0 = 50 */
-	uint64_t backoff_max_ms;         /* 0 = 5,000 */
-	uint64_t drain_timeout_ms;       /* graceful close waits this long; 0 = 10,000 */
+	/* Deadline of a statement whose caller gives none (opts->deadline 0), so a hung server
+	 * fails calls in bounded time. 0 = 30,000; LG_DEADLINE_NONE = wait forever. */
+	uint64_t statement_timeout_ms;
+	uint64_t max_lifetime_ms;    /* 0 = never rotate */
+	uint64_t idle_timeout_ms;    /* close idle connections above min; 0 = never */
+	uint64_t backoff_initial_ms; /* reconnect backoff; 0 = 50 */
+	uint64_t backoff_max_ms;     /* 0 = 5,000 */
+	uint64_t drain_timeout_ms;   /* graceful close waits this long; 0 = 10,000 */
 	/* A transaction whose owner sends nothing for this long is ended by the server
 	 * (idle_in_transaction_session_timeout): its connection is lost and replaced, and the
 	 * owner's COMMIT fails. 0 = 60,000; LG_DEADLINE_NONE = never. */
