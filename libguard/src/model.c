@@ -12,20 +12,6 @@
 
 #define OID_NUMERIC 1700
 
-int lg__db_run(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
-	       unsigned flags, struct lg_result **out, struct lg_error *err)
-{
-	if (db->on_sql != NULL) {
-		db->on_sql(db->on_sql_ud, sql, n);
-	}
-	struct lg_query_opts o = {
-	    .deadline = db->timeout_ms != 0 ? lg_deadline_in(db->timeout_ms) : 0,
-	    .flags = flags,
-	};
-	return db->tx != NULL ? lg_tx_query(db->tx, sql, params, n, &o, out, err)
-			      : lg_pool_query(db->pool, sql, params, n, &o, out, err);
-}
-
 LG_API struct lg_db lg_db_tx(const struct lg_db *base, struct lg_tx *tx)
 {
 	struct lg_db db = *base;
