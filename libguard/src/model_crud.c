@@ -61,17 +61,12 @@ static int find_run(const struct lg_db *db, const struct lg_model *m, const char
 	return rc;
 }
 
-LG_API int lg_model_find(const struct lg_db *db, const struct lg_model *m,
-			 const struct lg_param *key, void *out, struct lg_error *err)
+/* lg_model_find for a model without a cache: renders the statement on the stack. Kept out
+ * of line so that the cached path's frame stays small (see struct lg__plan). */
+static __attribute__((noinline)) int find_uncached(const struct lg_db *db, const struct lg_model *m,
+						   const struct lg_param *key, void *out,
+						   struct lg_error *err)
 {
-	if (lg__model_check(m) != 0) {
-		return lg__model_build_error(m, LG_EINVAL, err);
-	}
-	/* A cached model sends its statement straight from the cache: nothing is built. */
-	const struct lg__model_cache *c = lg__model_cached(m);
-	if (c != NULL) {
-		return find_run(db, m, c->text + c->find.off, c->npk, key, out, err);
-	}
 	char buf[LG__STACK_SQL];
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, buf, sizeof(buf));
@@ -82,6 +77,18 @@ LG_API int lg_model_find(const struct lg_db *db, const struct lg_model *m,
 		: find_run(db, m, sql.buf, __builtin_popcountll(lg__model_pk(m)), key, out, err);
 	lg__sql_free(&sql);
 	return rc;
+}
+
+LG_API int lg_model_find(const struct lg_db *db, const struct lg_model *m,
+			 const struct lg_param *key, void *out, struct lg_error *err)
+{
+	if (lg__model_check(m) != 0) {
+		return lg__model_build_error(m, LG_EINVAL, err);
+	}
+	/* A cached model sends its statement straight from the cache: nothing is built. */
+	const struct lg__model_cache *c = lg__model_cached(m);
+	return c != NULL ? find_run(db, m, c->text + c->find.off, c->npk, key, out, err)
+			 : find_uncached(db, m, key, out, err);
 }
 
 LG_API int lg_model_reload(const struct lg_db *db, const struct lg_model *m, void *row,
@@ -262,7 +269,8 @@ LG_API int lg_model_raw(const struct lg_db *db, const struct lg_model *m, const 
 		return rc;
 	}
 	struct lg__plan plan;
-	lg__plan_names(&plan, m, r);
+	int16_t k[LG_MODEL_MAX_COLS];
+	lg__plan_names(&plan, k, m, r);
 	out->model = m;
 	rc = lg__rows_append(out, m, r, &plan);
 	if (rc != 0) {

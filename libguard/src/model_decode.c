@@ -1,9 +1,9 @@
 /*
  * Result rows decoded into model structs, and the lg_rows container.
  *
- * A plan, built once per result, says which result column fills which field (for the usual
- * "every column in order" the descriptor itself is the plan), so decoding neither looks
- * names up nor re-reads the descriptor per cell. Each cell is read once through the typed
+ * A plan, built once per result, says which model columns a result fills and where each is
+ * in the result (a column mask, and an index array only for results matched by name), so
+ * decoding never looks names up per row. Each cell is read once through the typed
  * lg_result accessor of the column's model type; NULL arrives as LG_ENULL and sets the
  * column's bit in lg_null, the field stays zero. A page is decoded column by column, so the
  * type dispatch happens once per column rather than once per cell.
@@ -38,45 +38,33 @@ void lg__row_mem_release(void *mem)
 	}
 }
 
-static void plan_add(struct lg__plan *p, const struct lg_model *m, unsigned col, int k)
-{
-	struct lg__plan_col *c = &p->c[p->n++];
-	c->k = (int16_t)k;
-	c->col = (uint8_t)col;
-	c->type = (uint8_t)m->cols[col].type;
-	c->offset = (uint32_t)m->cols[col].offset;
-}
-
 void lg__plan_mask(struct lg__plan *p, const struct lg_model *m, uint64_t mask,
 		   const struct lg_result *r, int skip)
 {
-	int nc = lg_result_cols(r);
-	p->n = 0;
-	if (mask == lg__model_all(m)) {
-		/* Every column in order: the descriptor is the plan, nothing to fill in. */
-		p->all = true;
-		p->skip = skip;
-		p->n = nc - skip < (int)m->ncols ? nc - skip : (int)m->ncols;
-		return;
+	int avail = lg_result_cols(r) - skip;
+	mask &= lg__model_all(m);
+	/* A result with fewer columns than mask fills the first ones. */
+	for (int n = __builtin_popcountll(mask); n > avail && mask != 0; n--) {
+		mask &= ~(UINT64_C(1) << (63 - __builtin_clzll(mask)));
 	}
-	p->all = false;
-	for (unsigned i = 0, k = (unsigned)skip; i < m->ncols && (int)k < nc; i++) {
-		if (mask & LG_COL(i)) {
-			plan_add(p, m, i, (int)k++);
-		}
-	}
+	p->cols = mask;
+	p->skip = skip;
+	p->k = NULL;
 }
 
-void lg__plan_names(struct lg__plan *p, const struct lg_model *m, const struct lg_result *r)
+void lg__plan_names(struct lg__plan *p, int16_t k[LG_MODEL_MAX_COLS], const struct lg_model *m,
+		    const struct lg_result *r)
 {
 	int nc = lg_result_cols(r);
-	p->n = 0;
-	p->all = false;
-	for (int k = 0; k < nc && p->n < LG_MODEL_MAX_COLS; k++) {
-		const char *name = lg_result_col_name(r, k);
+	p->cols = 0;
+	p->skip = 0;
+	p->k = k;
+	for (int j = 0; j < nc && j <= INT16_MAX; j++) {
+		const char *name = lg_result_col_name(r, j);
 		for (unsigned i = 0; name != NULL && i < m->ncols; i++) {
 			if (strcmp(m->cols[i].name, name) == 0) {
-				plan_add(p, m, i, k);
+				p->cols |= LG_COL(i);
+				k[i] = (int16_t)j; /* a repeated name: the last column wins */
 				break;
 			}
 		}
@@ -186,20 +174,25 @@ static int column_fill(enum lg_type t, const struct column_run *c)
 	return LG_ETYPE;
 }
 
+/* Result column of model column i, the ord-th column of the plan. */
+static inline int plan_k(const struct lg__plan *p, unsigned i, int ord)
+{
+	return p->k != NULL ? p->k[i] : p->skip + ord;
+}
+
 /* Result row ri into the zeroed row struct dst: cell by cell, which for a single row costs
  * less than setting up a run per column. */
 static int row_fill(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
 		    char *dst)
 {
 	uint64_t nulls = 0;
-	for (int i = 0; i < p->n; i++) {
-		const struct lg_model_col *mc = p->all ? &m->cols[i] : NULL;
-		const struct lg__plan_col *pc = p->all ? NULL : &p->c[i];
-		int rc = mc != NULL
-			     ? cell_fill(mc->type, r, ri, i + p->skip, dst + mc->offset)
-			     : cell_fill((enum lg_type)pc->type, r, ri, pc->k, dst + pc->offset);
+	int ord = 0;
+	for (uint64_t b = p->cols; b != 0; b &= b - 1, ord++) {
+		unsigned i = (unsigned)__builtin_ctzll(b);
+		const struct lg_model_col *c = &m->cols[i];
+		int rc = cell_fill(c->type, r, ri, plan_k(p, i, ord), dst + c->offset);
 		if (rc == LG_ENULL) {
-			nulls |= LG_COL(mc != NULL ? (unsigned)i : pc->col);
+			nulls |= LG_COL(i);
 		} else if (rc != 0) {
 			return rc;
 		}
@@ -215,21 +208,21 @@ static int rows_fill(const struct lg_model *m, const struct lg__plan *p, struct 
 	if (nr == 1) {
 		return row_fill(m, p, r, first, dst);
 	}
-	for (int i = 0; i < p->n; i++) {
-		const struct lg_model_col *mc = p->all ? &m->cols[i] : NULL;
-		const struct lg__plan_col *pc = p->all ? NULL : &p->c[i];
-		size_t off = mc != NULL ? mc->offset : pc->offset;
+	int ord = 0;
+	for (uint64_t b = p->cols; b != 0; b &= b - 1, ord++) {
+		unsigned i = (unsigned)__builtin_ctzll(b);
+		const struct lg_model_col *c = &m->cols[i];
 		struct column_run run = {
 		    .r = r,
 		    .first = first,
 		    .nr = nr,
-		    .k = mc != NULL ? i + p->skip : pc->k,
-		    .f = dst + off,
+		    .k = plan_k(p, i, ord),
+		    .f = dst + c->offset,
 		    .size = m->size,
-		    .null = (ptrdiff_t)m->null_offset - (ptrdiff_t)off,
-		    .bit = LG_COL(mc != NULL ? (unsigned)i : pc->col),
+		    .null = (ptrdiff_t)m->null_offset - (ptrdiff_t)c->offset,
+		    .bit = LG_COL(i),
 		};
-		int rc = column_fill(mc != NULL ? mc->type : (enum lg_type)pc->type, &run);
+		int rc = column_fill(c->type, &run);
 		if (rc != 0) {
 			return rc;
 		}
@@ -237,16 +230,14 @@ static int rows_fill(const struct lg_model *m, const struct lg__plan *p, struct 
 	return 0;
 }
 
-/* Whether rows decoded by p point into the result: only strings and byte strings do. A
- * model of fixed-size columns alone then keeps no result, as it kept no block before. */
 static bool plan_borrows(const struct lg_model *m, const struct lg__plan *p)
 {
-	const struct lg__model_cache *c = p->all ? lg__model_cached(m) : NULL;
+	const struct lg__model_cache *c = lg__model_cached(m);
 	if (c != NULL) {
-		return (c->strings & (p->n >= 64 ? UINT64_MAX : LG_COL((unsigned)p->n) - 1)) != 0;
+		return (c->strings & p->cols) != 0;
 	}
-	for (int i = 0; i < p->n; i++) {
-		if (lg__type_is_string(p->all ? m->cols[i].type : (enum lg_type)p->c[i].type)) {
+	for (uint64_t b = p->cols; b != 0; b &= b - 1) {
+		if (lg__type_is_string(m->cols[__builtin_ctzll(b)].type)) {
 			return true;
 		}
 	}

@@ -47,26 +47,24 @@ int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, str
 
 /*
  * How the columns of one result fill a model's row struct (model_decode.c), worked out once
- * per result: entry i reads result column k into the field of model column col. When all is
- * set, result column skip + i is model column i for i < n and the entries are unused.
+ * per result: the model columns it fills, and where each is in the result. Small on purpose:
+ * it lives on the stack of every read, and each coroutine's stack is touched again when it
+ * resumes with its result.
  */
 struct lg__plan {
-	int n;
-	bool all;
-	int skip;
-	struct lg__plan_col {
-		int16_t k;
-		uint8_t col;
-		uint8_t type; /* enum lg_type */
-		uint32_t offset;
-	} c[LG_MODEL_MAX_COLS];
+	uint64_t cols;    /* model columns filled (LG_COL bits) */
+	int skip;         /* without k: the j-th of cols is result column skip + j */
+	const int16_t *k; /* else k[i] is the result column of model column i */
 };
 
-/* For a result whose columns from skip on are the columns of mask, in model order. */
+/* For a result whose columns from skip on are the columns of mask, in model order (a result
+ * with fewer columns fills the first ones). */
 void lg__plan_mask(struct lg__plan *p, const struct lg_model *m, uint64_t mask,
 		   const struct lg_result *r, int skip);
-/* By result column names; result columns without a model column are ignored. */
-void lg__plan_names(struct lg__plan *p, const struct lg_model *m, const struct lg_result *r);
+/* By result column names, into k (the caller's storage); result columns without a model
+ * column are ignored. */
+void lg__plan_names(struct lg__plan *p, int16_t k[LG_MODEL_MAX_COLS], const struct lg_model *m,
+		    const struct lg_result *r);
 
 /* Releases what a row's lg_mem holds: a block of copies, or a result (tagged pointer). */
 void lg__row_mem_release(void *mem);
@@ -98,5 +96,9 @@ int lg__model_build_error(const struct lg_model *m, int code, struct lg_error *e
 
 #define LG__STACK_PARAMS 32
 #define LG__STACK_SQL    1024
+/* The stack buffer of the builder's reads, which wait for their result on it: a deeper stack
+ * touches more pages on every resume of every waiting coroutine, and that cost several times
+ * the instructions of the ORM (orm_bench). Longer statements move to the heap. */
+#define LG__STACK_SQL_READ 256
 
 #endif

@@ -256,7 +256,7 @@ LG_API int lg_query_sql(struct lg_query *q, char *buf, size_t size)
 static int query_run(const struct lg_db *db, struct lg_query *q, enum lg__select_kind kind,
 		     struct lg_result **out, struct lg_error *err)
 {
-	char buf[LG__STACK_SQL];
+	char buf[LG__STACK_SQL_READ];
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, buf, sizeof(buf));
 	int n = 0;

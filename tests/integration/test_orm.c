@@ -331,6 +331,41 @@ Test(orm, rows_borrow_from_results)
 	cr_assert_eq(nul->lg_null, (LG_COL(allt_col__count) - 1) & ~LG_COL(allt_col_id));
 	cr_assert_null(nul->t);
 	cr_assert_null(nul->bin.data);
+	lg_rows_free(&rows);
+
+	/* Several rows of a column subset, and of a raw result matched by name (reordered, with
+	 * a column the model lacks): only those fields are filled. */
+	lg_query_init(&q, &allt_model);
+	lg_query_select(&q, LG_COL(allt_col_id) | LG_COL(allt_col_t) | LG_COL(allt_col_n));
+	lg_query_lt(&q, allt_col_id, lg_param_int64(99));
+	lg_query_order(&q, allt_col_id, false);
+	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
+	lg_query_free(&q);
+	const char *raw = "SELECT t, 'x' AS other, i32, id FROM allt WHERE id < 99 ORDER BY id";
+	cr_assert_eq(lg_model_raw(&db, &allt_model, raw, NULL, 0, &rows, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(rows.n, 10);
+	for (int i = 1; i <= 5; i++) {
+		const struct allt *sub = LG_ROWS_AT(&rows, struct allt, (size_t)i - 1);
+		const struct allt *byname = LG_ROWS_AT(&rows, struct allt, (size_t)i + 4);
+		char text[64];
+		snprintf(text, sizeof(text), "text of row %d, \"quoted\" \\ 🐘", i);
+		cr_assert_eq(sub->id, i);
+		cr_assert_str_eq(sub->t, text);
+		cr_assert_str_eq(sub->n, i % 2 ? "1.5" : "-2");
+		cr_assert_eq(sub->i64, 0);
+		cr_assert_null(sub->j);
+		cr_assert_eq(byname->id, i);
+		cr_assert_eq(byname->i32, -i);
+		cr_assert_str_eq(byname->t, text);
+		cr_assert_null(byname->n);
+		cr_assert_eq(byname->lg_null, 0);
+	}
+	lg_rows_free(&rows);
+	lg_query_init(&q, &allt_model);
+	lg_query_eq(&q, allt_col_id, lg_param_int64(99));
+	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
+	lg_query_free(&q);
 
 	/* A found row keeps its result past other statements and the listing's release. */
 	struct allt found = {0}, first = {0}, copy = {0};
