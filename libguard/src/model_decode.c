@@ -44,7 +44,8 @@ void lg__plan_mask(struct lg__plan *p, const struct lg_model *m, uint64_t mask,
 	int avail = lg_result_cols(r) - skip;
 	mask &= lg__model_all(m);
 	/* A result with fewer columns than mask fills the first ones. */
-	for (int n = __builtin_popcountll(mask); n > avail && mask != 0; n--) {
+	for (int n = avail < (int)m->ncols ? __builtin_popcountll(mask) : 0; n > avail && mask != 0;
+	     n--) {
 		mask &= ~(UINT64_C(1) << (63 - __builtin_clzll(mask)));
 	}
 	p->cols = mask;
