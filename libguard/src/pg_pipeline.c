@@ -35,6 +35,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "alloc_int.h"
 
@@ -85,14 +86,8 @@ void lg__stmt_free(struct lg__stmt *s)
 
 static uint64_t prep_hash(const char *sql, const uint32_t *types, int n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const unsigned char *p = (const unsigned char *)sql; *p != '\0'; p++) {
-		h = (h ^ *p) * 1099511628211ull;
-	}
-	for (int i = 0; i < n; i++) {
-		h = (h ^ types[i]) * 1099511628211ull;
-	}
-	return h;
+	uint64_t h = XXH3_64bits(sql, strlen(sql));
+	return XXH3_64bits_withSeed(types, sizeof(uint32_t) * (size_t)n, h);
 }
 
 static struct lg__prep *prep_get(struct lg_conn *c, const struct lg__stmt *s)

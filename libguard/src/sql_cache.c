@@ -1,7 +1,7 @@
 /*
  * A bounded cache of statement verdicts keyed by SQL text (see sql_parse.h).
  *
- * Lookup: FNV-1a hash of the text, a chained bucket, strcmp; a hit moves the entry to the
+ * Lookup: XXH3 hash of the text (libxxhash), a chained bucket, memcmp; a hit moves the entry to the
  * front of a recency list. A miss parses the text and inserts it; past max entries the least
  * recently used one is dropped. Out of memory for an entry: the verdict is returned
  * uncached. Single-threaded: one cache belongs to one connection.
@@ -9,6 +9,7 @@
 #include "sql_parse.h"
 
 #include <string.h>
+#include <xxhash.h>
 
 #include "alloc_int.h"
 
@@ -68,13 +69,8 @@ void lg__sql_cache_free(struct lg__sql_cache *c)
 
 static uint64_t sql_hash(const char *sql, size_t *len)
 {
-	uint64_t h = 1469598103934665603ull;
-	const unsigned char *p = (const unsigned char *)sql;
-	for (; *p != '\0'; p++) {
-		h = (h ^ *p) * 1099511628211ull;
-	}
-	*len = (size_t)(p - (const unsigned char *)sql);
-	return h;
+	*len = strlen(sql);
+	return XXH3_64bits(sql, *len);
 }
 
 static void sql_unlink(struct lg__sql_cache *c, struct sql_entry *e)
@@ -128,7 +124,7 @@ struct lg__sql_verdict lg__sql_cache_get(struct lg__sql_cache *c, const char *sq
 	uint64_t h = sql_hash(sql, &len);
 	struct sql_entry **b = &c->buckets[h & (c->nbuckets - 1)];
 	for (struct sql_entry *e = *b; e != NULL; e = e->chain) {
-		if (e->hash == h && strcmp(e->sql, sql) == 0) {
+		if (e->hash == h && memcmp(e->sql, sql, len + 1) == 0) {
 			if (c->newest != e) {
 				sql_unlink(c, e);
 				sql_push_newest(c, e);

@@ -121,11 +121,11 @@ read -ra cflags_a <<<"$cflags"
 read -ra libs_a <<<"$libs"
 
 # 4. What is private stays private: a shared consumer links libguard, libuv and libpq only;
-#    hiredis, jansson, pg_query and pthread are needed by a static link alone.
+#    hiredis, jansson, libxxhash, pg_query and pthread are needed by a static link alone.
 problems=()
 req_private=$(pkg-config --print-requires-private libguard | awk '{print $1}' | sort | tr '\n' ' ')
-[[ $req_private == "hiredis jansson " ]] || problems+=("Requires.private is '$req_private'")
-for lib in -lhiredis -ljansson -lpg_query -lboost_context; do
+[[ $req_private == "hiredis jansson libxxhash " ]] || problems+=("Requires.private is '$req_private'")
+for lib in -lhiredis -ljansson -lxxhash -lpg_query -lboost_context; do
     for word in "${libs_a[@]}"; do
         [[ $word != "$lib" ]] || problems+=("shared --libs has private $lib")
     done
@@ -133,11 +133,11 @@ done
 for lib in -lguard -luv -lpq; do
     [[ " $libs " == *" $lib "* ]] || problems+=("shared --libs lacks $lib")
 done
-for lib in -lhiredis -ljansson -lpg_query -lpthread; do
+for lib in -lhiredis -ljansson -lxxhash -lpg_query -lpthread; do
     [[ " $static_libs " == *" $lib "* ]] || problems+=("--static --libs lacks $lib")
 done
 if ((${#problems[@]} == 0)); then
-    ok "Requires.private hiredis, jansson; Libs.private -lpg_query -lpthread; shared libs public only"
+    ok "Requires.private hiredis, jansson, libxxhash; Libs.private -lpg_query -lpthread; shared libs public only"
 else
     printf '%s\n' "${problems[@]}" | diag
     not_ok "pkg-config private/public split"
