@@ -16,6 +16,7 @@
 #include <libguard/libguard.h>
 
 #include "lg_test.h"
+#include "lg_test_files.h"
 
 struct fx {
 	char dir[64];
@@ -49,34 +50,8 @@ static void teardown(void)
 	cr_assert_eq(system(cmd), 0);
 }
 
-/* Writes dir/fname from a printf format (files name the schema several times with %1$s). */
-static void write_file(const char *fname, const char *fmt, ...)
-{
-	char path[256];
-	snprintf(path, sizeof(path), "%s/%s", fx.dir, fname);
-	FILE *f = fopen(path, "w");
-	cr_assert_not_null(f, "%s", path);
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	cr_assert_eq(fclose(f), 0);
-}
-
-/* The first value of a query on the test's own libpq connection, as an integer. */
-static long long q_int(const char *fmt, ...)
-{
-	char sql[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	PGresult *r = PQexec(fx.pg, sql);
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(fx.pg));
-	long long v = PQgetisnull(r, 0, 0) ? -1 : atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return v;
-}
+#define write_file(...) lg_test_write_file(fx.dir, __VA_ARGS__)
+#define q_int(...)      lg_test_pq_int(fx.pg, __VA_ARGS__)
 
 static struct lg_migrate *open_ok(void)
 {
