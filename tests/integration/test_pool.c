@@ -46,15 +46,24 @@ static int64_t scalar(const char *sql)
 	return v;
 }
 
-/* Terminates every backend of this test's pool from a separate connection. */
-static int64_t terminate_pool_backends(void)
+/* A connection of its own that watches this test's pool; app gets the pool's
+ * application_name (pool_open sets it). */
+static struct lg_conn *observer_connect(char app[64])
 {
 	struct lg_conn *c;
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
 	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, &err), 0, "%s", err.message);
+	snprintf(app, 64, "lg_pool_test_%d", (int)getpid());
+	return c;
+}
+
+/* Terminates every backend of this test's pool from a separate connection. */
+static int64_t terminate_pool_backends(void)
+{
 	char app[64];
-	snprintf(app, sizeof(app), "lg_pool_test_%d", (int)getpid());
+	struct lg_conn *c = observer_connect(app);
+	struct lg_error err;
 	struct lg_param p = lg_param_text(app);
 	struct lg_result *r;
 	cr_assert_eq(lg_conn_query(c,
@@ -341,12 +350,9 @@ Test(pool, connection_loss_during_inserts_and_transactions_loses_no_commit)
 static void backend_sampler(void *arg)
 {
 	int64_t *max_seen = arg;
-	struct lg_conn *c;
-	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
-	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, &err), 0, "%s", err.message);
 	char app[64];
-	snprintf(app, sizeof(app), "lg_pool_test_%d", (int)getpid());
+	struct lg_conn *c = observer_connect(app);
+	struct lg_error err;
 	struct lg_param p = lg_param_text(app);
 	while (!stop_load) {
 		struct lg_result *r = NULL;
