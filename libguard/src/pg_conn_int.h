@@ -62,6 +62,8 @@ struct lg__stmt {
 	struct lg__prep *prep;
 	bool sent_prepare;
 	bool reprepared; /* re-sent once after its prepared statement went stale */
+	bool
+	    shared_conn; /* sent by the pool on a shared connection: never in a transaction block */
 	enum stmt_outcome outcome;
 	PGresult *result;
 	PGresult *error;

@@ -202,6 +202,10 @@ static void seg_append(struct lg__segment *seg, struct lg__stmt *s)
  * anyway (through a user function the parser cannot see into) fails loudly with 25006
  * instead of committing beside its neighbours and being re-run with them. set_config(..,
  * true) may raise transaction_read_only at any point of a transaction, and it ends with it.
+ * Only for statements the pool sent on a shared connection: the pool refuses transaction
+ * control there, so the segment is an implicit transaction. On a connection of the caller's
+ * own, a segment may run inside the caller's BEGIN, which the guard would make read-only to
+ * its end.
  */
 static const char pipe_guard_sql[] = "SELECT set_config('transaction_read_only', 'on', true)";
 
@@ -209,7 +213,8 @@ static bool pipe_wants_guard(const struct lg_conn *c)
 {
 	const struct lg__stmt *first = c->pending.head;
 	return !c->no_guard && c->max_segment > 1 && first != NULL && !first->alone &&
-	       first->next != NULL && !first->next->alone;
+	       first->shared_conn && first->next != NULL && !first->next->alone &&
+	       first->next->shared_conn;
 }
 
 /* Sends one segment from the front of the queue; returns false when the connection broke. */

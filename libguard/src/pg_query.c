@@ -114,6 +114,7 @@ struct query_args {
 	struct lg_result **out;
 	struct lg_error *err;
 	bool alone;
+	bool shared_conn;
 };
 
 static int query_not_ready(struct lg_conn *c, struct lg_error *err)
@@ -138,6 +139,7 @@ static int query_in_coro(void *arg)
 	unsigned flags = a->opts != NULL ? a->opts->flags : 0;
 	s->flags = flags;
 	s->alone = a->alone;
+	s->shared_conn = a->shared_conn;
 	s->result_format = (flags & LG_QUERY_BINARY) ? 1 : 0;
 	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0 ? a->opts->deadline
 			    : c->statement_timeout_ms != 0 ? lg_deadline_in(c->statement_timeout_ms)
@@ -241,8 +243,8 @@ static int query_run(struct lg_conn *c, const char *sql, const struct lg_param *
 	}
 	/* Autocommit equivalence: only plain reads share a sync segment (and so an implicit
 	 * transaction) with other callers' statements; everything else gets its own Sync. */
-	struct query_args a = {c,    sql, params, nparams,
-			       opts, out, err,    !(flags & LG_QUERY_SHARED_READ)};
+	struct query_args a = {
+	    c, sql, params, nparams, opts, out, err, !(flags & LG_QUERY_SHARED_READ), shared_conn};
 	rc = lg__run_in_coro(c->rt, query_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "query: called from a loop callback");

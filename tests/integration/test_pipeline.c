@@ -526,12 +526,21 @@ struct hidden_write_job {
 	struct lg_error err;
 };
 
+static struct lg_pool *guard_pool;
+
 static void hidden_write_worker(void *arg)
 {
 	struct hidden_write_job *j = arg;
 	struct lg_query_opts read = {0, LG_QUERY_SHARED_READ};
-	j->rc = lg_conn_query(conn, j->writer ? "SELECT lg_it_sneaky()" : "SELECT 1", NULL, 0,
+	j->rc = lg_pool_query(guard_pool, j->writer ? "SELECT lg_it_sneaky()" : "SELECT 1", NULL, 0,
 			      &read, NULL, &j->err);
+}
+
+static void tx_read_worker(void *arg)
+{
+	struct hidden_write_job *j = arg;
+	struct lg_query_opts read = {0, LG_QUERY_SHARED_READ};
+	j->rc = lg_conn_query(conn, "SELECT 1", NULL, 0, &read, NULL, &j->err);
 }
 
 /* The parser cannot see into a user function: a "read" that calls one which writes passes the
@@ -548,6 +557,8 @@ Test(pipeline, a_shared_read_that_writes_through_a_function_fails_loudly, .init 
 			 "LANGUAGE sql AS 'INSERT INTO lg_it_sneak VALUES (1) RETURNING 1'",
 			 &err),
 	    0, "%s", err.message);
+	struct lg_pool_config pc = {.conninfo = lg_test_pg_dsn(), .min_conns = 1, .max_conns = 1};
+	cr_assert_eq(lg_pool_new(rt, &pc, &guard_pool, &err), 0, "%s", err.message);
 	enum { N = 200 };
 	struct hidden_write_job jobs[N];
 	for (int i = 0; i < N; i++) {
@@ -564,9 +575,26 @@ Test(pipeline, a_shared_read_that_writes_through_a_function_fails_loudly, .init 
 		}
 	}
 	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 0);
+	lg_pool_close(guard_pool);
+	/* On a connection of the caller's own, shared reads may run inside the caller's
+	 * transaction: no guard there, or the rest of the transaction would be read-only. */
+	cr_assert_eq(lg_conn_exec(conn, "BEGIN", &err), 0, "%s", err.message);
+	struct hidden_write_job reads[8];
+	for (int i = 0; i < 8; i++) {
+		reads[i] = (struct hidden_write_job){.rc = -1};
+		cr_assert_eq(lg_coro_spawn(rt, tx_read_worker, &reads[i], NULL), 0);
+	}
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(reads[i].rc, 0, "%s", reads[i].err.message);
+	}
+	cr_assert_eq(lg_conn_exec(conn, "INSERT INTO lg_it_sneak VALUES (7)", &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(lg_conn_exec(conn, "COMMIT", &err), 0, "%s", err.message);
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 1);
 	/* Writes that are not marked as reads are not affected. */
 	cr_assert_eq(lg_conn_exec(conn, "SELECT lg_it_sneaky()", &err), 0, "%s", err.message);
-	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 1);
+	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 2);
 	cr_assert_eq(lg_conn_exec(conn, "DROP TABLE lg_it_sneak CASCADE", &err), 0);
 	cr_assert_eq(lg_conn_exec(conn, "DROP FUNCTION lg_it_sneaky()", &err), 0);
 	close_shared();
