@@ -201,7 +201,7 @@ static int run_db(const struct args *a)
 	};
 	struct lg_migrate *m;
 	struct lg_error err;
-	if (lg_migrate_open(&cfg, &m, &err) != 0) {
+	if (lg_migrate_new(&cfg, &m, &err) != 0) {
 		report(&err);
 		return CLI_BAD_USE;
 	}
@@ -232,7 +232,7 @@ static int run_db(const struct args *a)
 	} else if (strcmp(name, "validate") == 0) {
 		printf("ok: files parse, applied migrations match their files\n");
 	}
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 	return status;
 }
 

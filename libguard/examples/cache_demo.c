@@ -46,7 +46,7 @@ int main(int argc, char **argv)
 		return fail("pool", &err);
 	}
 	struct lg_redis_config rc = {.host = "127.0.0.1", .port = atoi(argv[2])};
-	if (lg_redis_connect(rt, &rc, &redis, &err) != 0) {
+	if (lg_redis_new(rt, &rc, &redis, &err) != 0) {
 		return fail("redis", &err);
 	}
 	struct lg_cache_config cc = {.pool = pool, .redis = redis};
@@ -98,8 +98,8 @@ int main(int argc, char **argv)
 	       " refused\n",
 	       st.hits, st.misses, st.fills, st.fills_refused);
 	lg_cache_free(cache);
-	lg_redis_close(redis);
-	lg_pool_close(pool);
+	lg_redis_free(redis);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 	return status;
 }

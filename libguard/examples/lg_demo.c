@@ -113,7 +113,7 @@ static int demo_pool(struct lg_runtime *rt, const char *conninfo, int n)
 	rc = rc ? rc : lg_tx_exec(tx, "DELETE FROM lg_demo WHERE id >= 1000", &err);
 	rc = rc ? rc : lg_tx_commit(tx, &err);
 	printf("transaction on a pinned connection: %s\n", rc == 0 ? "committed" : err.message);
-	lg_pool_close(d.pool);
+	lg_pool_free(d.pool);
 	return rc == 0 && d.failed == 0 ? 0 : 1;
 }
 
@@ -142,7 +142,7 @@ int main(int argc, char **argv)
 	struct lg_conn_config cfg = {.conninfo = argv[1], .connect_timeout_ms = 5000};
 	struct demo d = {0};
 	/* Called from main(): no coroutine here, the call runs the loop until it is done. */
-	if (lg_conn_connect(rt, &cfg, &d.conn, &err) != 0) {
+	if (lg_conn_new(rt, &cfg, &d.conn, &err) != 0) {
 		return demo_fail("connect", &err);
 	}
 	printf("connected (backend pid %d)\n", lg_conn_backend_pid(d.conn));
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 	lg_result_int64(r, 0, 0, &rows);
 	lg_result_free(r);
 	printf("rows in table: %" PRId64 " (each successful insert applied exactly once)\n", rows);
-	lg_conn_close(d.conn);
+	lg_conn_free(d.conn);
 	free(workers);
 	int rc = demo_pool(rt, argv[1], n * 5);
 	lg_runtime_free(rt);

@@ -121,7 +121,7 @@ static int run(struct lg_pool *pool)
 	lg_query_limit(&q, 10);
 	struct lg_rows rows = {0};
 	rc = lg_query_all(&db, &q, &rows, &err);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	if (rc != 0) {
 		return fail("query", rc, &err);
 	}
@@ -154,7 +154,7 @@ static int run(struct lg_pool *pool)
 	int n = 0;
 	lg_query_init(&q, &post_model);
 	rc = lg_query_each(&db, &q, 4, count_row, &n, &err);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	if (rc != 0) {
 		return fail("each", rc, &err);
 	}
@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 		rc = run(pool);
 	}
 	lg_pool_exec(pool, "DROP SCHEMA IF EXISTS quickstart CASCADE", NULL);
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 	return rc == 0 ? 0 : 1;
 }

@@ -338,7 +338,8 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 	struct lg_redis_reply *reply = NULL;
 	struct lg_error err;
 	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 5, args, arg_lens,
-			  lg_deadline_in(c->redis_timeout_ms), &reply, &err) != 0) {
+			  &(struct lg_redis_opts){lg_deadline_in(c->redis_timeout_ms)}, &reply,
+			  &err) != 0) {
 		c->stats.redis_errors++;
 	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "filled") == 0) {
 		c->stats.fills++;
@@ -431,7 +432,8 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	struct lg_error rerr;
 	const char *read_keys[] = {key, table_fence};
 	bool redis_ok = lg_redis_eval(c->redis, &c->read, 2, read_keys, NULL, 0, NULL, NULL,
-				      lg_deadline_in(c->redis_timeout_ms), &v, &rerr) == 0 &&
+				      &(struct lg_redis_opts){lg_deadline_in(c->redis_timeout_ms)},
+				      &v, &rerr) == 0 &&
 			v->type == LG_REDIS_ARRAY && v->elements == 2 &&
 			v->element[0].type == LG_REDIS_INTEGER;
 	if (!redis_ok) {

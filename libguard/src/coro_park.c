@@ -52,6 +52,11 @@ int lg__park(struct lg__waiter *w, uint64_t deadline)
 {
 	struct lg_coro *c = lg_coro_self();
 	assert(c != NULL && w->abort != NULL && w->coro == c);
+	/* Callers with a configured default have already resolved LG_DEADLINE_DEFAULT; what
+	 * reaches here unresolved (the runtime's own waits) has none, so it waits forever. */
+	if (deadline == LG_DEADLINE_DEFAULT) {
+		deadline = LG_DEADLINE_NONE;
+	}
 	if (c->canceled && !w->done) {
 		w->abort(w, LG_ECANCELED);
 	}

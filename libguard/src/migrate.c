@@ -74,7 +74,7 @@ static bool table_ok(const char *t)
 	return strchr(dot + 1, '.') == NULL;
 }
 
-void lg_migrate_close(struct lg_migrate *m)
+void lg_migrate_free(struct lg_migrate *m)
 {
 	if (m == NULL) {
 		return;
@@ -96,8 +96,8 @@ void lg_migrate_close(struct lg_migrate *m)
 	lg__free(m);
 }
 
-int lg_migrate_open(const struct lg_migrate_config *cfg, struct lg_migrate **out,
-		    struct lg_error *err)
+int lg_migrate_new(const struct lg_migrate_config *cfg, struct lg_migrate **out,
+		   struct lg_error *err)
 {
 	*out = NULL;
 	lg_error_clear(err);
@@ -125,7 +125,7 @@ int lg_migrate_open(const struct lg_migrate_config *cfg, struct lg_migrate **out
 	m->progress = cfg->progress;
 	m->progress_ud = cfg->progress_ud;
 	if (m->conninfo == NULL || m->dir == NULL || m->table == NULL || m->schema == NULL) {
-		lg_migrate_close(m);
+		lg_migrate_free(m);
 		return lg__error_set(err, LG_ENOMEM, "migrations: out of memory");
 	}
 	*strchr(m->schema, '.') = '\0';
@@ -134,7 +134,7 @@ int lg_migrate_open(const struct lg_migrate_config *cfg, struct lg_migrate **out
 		rc = lg__mig_connect(m, err);
 	}
 	if (rc != 0) {
-		lg_migrate_close(m);
+		lg_migrate_free(m);
 		return rc;
 	}
 	*out = m;

@@ -31,7 +31,7 @@ LG_API void lg_query_init(struct lg_query *q, const struct lg_model *m)
 	q->cap = LG_QUERY_INLINE_PARAMS;
 }
 
-LG_API void lg_query_free(struct lg_query *q)
+LG_API void lg_query_close(struct lg_query *q)
 {
 	lg__sql_free(&q->where.sql);
 	if (q->params != q->params_inline) {

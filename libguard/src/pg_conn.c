@@ -12,7 +12,7 @@
  *     abandoned (freed when its results arrive), and a cancel request is sent.
  *   - socket error, EOF, or a protocol surprise: the connection becomes BROKEN, every queued
  *     and in-flight statement fails with LG_ECONNLOST, later calls fail at once.
- *   - lg_conn_close: everything pending fails with LG_ECANCELED; the PGconn is finished
+ *   - lg_conn_free: everything pending fails with LG_ECANCELED; the PGconn is finished
  *     only after libuv has closed the poll handle watching its socket.
  */
 #include "pg_conn_int.h"
@@ -25,11 +25,12 @@
 #include "error_int.h"
 #include "sql_parse.h"
 
-#define CONN_DEFAULT_CONNECT_MS 10000
-#define CONN_DEFAULT_SEGMENT    64
-#define CONN_DEFAULT_IN_FLIGHT  4096
-#define CONN_DEFAULT_PREPARED   1024
-#define CONN_DEFAULT_NOTIFY_MAX 10000
+#define CONN_DEFAULT_CONNECT_MS   10000
+#define CONN_DEFAULT_STATEMENT_MS 30000
+#define CONN_DEFAULT_SEGMENT      64
+#define CONN_DEFAULT_IN_FLIGHT    4096
+#define CONN_DEFAULT_PREPARED     1024
+#define CONN_DEFAULT_NOTIFY_MAX   10000
 
 void lg__pg_message(char *buf, size_t size, const char *msg)
 {
@@ -172,10 +173,10 @@ void lg__conn_fail(struct lg_conn *c, int code, const char *why)
 static void conn_close_resource(struct lg__resource *res)
 {
 	struct lg_conn *c = (struct lg_conn *)((char *)res - offsetof(struct lg_conn, resource));
-	lg_conn_close(c);
+	lg_conn_free(c);
 }
 
-LG_API void lg_conn_close(struct lg_conn *c)
+LG_API void lg_conn_free(struct lg_conn *c)
 {
 	if (c == NULL || c->state == LG__CONN_CLOSED) {
 		return;
@@ -210,7 +211,8 @@ static int conn_connect_in_coro(void *arg)
 	c->refs = 1;
 	c->flush.fn = lg__pipe_on_flush;
 	c->resource.close = conn_close_resource;
-	c->statement_timeout_ms = cfg->statement_timeout_ms;
+	c->statement_timeout_ms =
+	    cfg->statement_timeout_ms ? cfg->statement_timeout_ms : CONN_DEFAULT_STATEMENT_MS;
 	c->max_segment = cfg->max_segment ? cfg->max_segment : CONN_DEFAULT_SEGMENT;
 	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : CONN_DEFAULT_IN_FLIGHT;
 	c->prepared_cache_max =
@@ -229,7 +231,7 @@ static int conn_connect_in_coro(void *arg)
 	int rc = lg__conn_start(c, cfg->conninfo, cfg->options, a->err);
 	if (rc != 0) {
 		c->connect_waiter = NULL;
-		lg_conn_close(c);
+		lg_conn_free(c);
 		return rc;
 	}
 	uint64_t ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : CONN_DEFAULT_CONNECT_MS;
@@ -243,15 +245,15 @@ static int conn_connect_in_coro(void *arg)
 		} else {
 			lg__error_set(a->err, rc, "%s", c->connect_msg);
 		}
-		lg_conn_close(c);
+		lg_conn_free(c);
 		return rc;
 	}
 	*a->out = c;
 	return 0;
 }
 
-LG_API int lg_conn_connect(struct lg_runtime *rt, const struct lg_conn_config *config,
-			   struct lg_conn **out, struct lg_error *err)
+LG_API int lg_conn_new(struct lg_runtime *rt, const struct lg_conn_config *config,
+		       struct lg_conn **out, struct lg_error *err)
 {
 	lg_error_clear(err);
 	if (rt == NULL || config == NULL || config->conninfo == NULL || out == NULL) {

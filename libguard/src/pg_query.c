@@ -141,9 +141,9 @@ static int query_in_coro(void *arg)
 	s->alone = a->alone;
 	s->shared_conn = a->shared_conn;
 	s->result_format = (flags & LG_QUERY_BINARY) ? 1 : 0;
-	uint64_t deadline = a->opts != NULL && a->opts->deadline != 0 ? a->opts->deadline
-			    : c->statement_timeout_ms != 0 ? lg_deadline_in(c->statement_timeout_ms)
-							   : LG_DEADLINE_NONE;
+	uint64_t deadline = a->opts != NULL && a->opts->deadline != LG_DEADLINE_DEFAULT
+				? a->opts->deadline
+				: lg_deadline_in(c->statement_timeout_ms); /* NONE saturates */
 	struct query_wait qw = {.s = s};
 	lg__waiter_init(&qw.w, query_abort);
 	s->waiter = &qw.w;

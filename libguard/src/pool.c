@@ -46,6 +46,8 @@
 #define POOL_DEFAULT_TX_IDLE_MS     60000
 #define POOL_DEFAULT_HEALTH_MS      30000
 #define POOL_DEFAULT_STATEMENT_MS   30000
+#define POOL_DEFAULT_LIFETIME_MS    3600000
+#define POOL_DEFAULT_IDLE_MS        600000
 #define POOL_MAX_UNSENT_RETRIES     3
 #define POOL_MAX_VICTIM_RETRIES     4
 
@@ -251,7 +253,7 @@ void lg__pool_release(struct lg_pool *p, struct lg__pool_conn *pc)
 
 static void pool_free(struct lg_pool *p);
 
-/* After lg_pool_close: the last open transaction to end frees what is left of the pool. */
+/* After lg_pool_free: the last open transaction to end frees what is left of the pool. */
 static void pool_unpin_closed(struct lg_pool *p, struct lg__pool_conn *pc)
 {
 	size_t pinned = 0;
@@ -392,6 +394,8 @@ static void pool_apply_defaults(struct lg_pool_config *c)
 	c->tx_idle_timeout_ms =
 	    c->tx_idle_timeout_ms ? c->tx_idle_timeout_ms : POOL_DEFAULT_TX_IDLE_MS;
 	c->health_check_ms = c->health_check_ms ? c->health_check_ms : POOL_DEFAULT_HEALTH_MS;
+	c->max_lifetime_ms = c->max_lifetime_ms ? c->max_lifetime_ms : POOL_DEFAULT_LIFETIME_MS;
+	c->idle_timeout_ms = c->idle_timeout_ms ? c->idle_timeout_ms : POOL_DEFAULT_IDLE_MS;
 	c->statement_timeout_ms =
 	    c->statement_timeout_ms ? c->statement_timeout_ms : POOL_DEFAULT_STATEMENT_MS;
 }
@@ -468,7 +472,7 @@ static int pool_new_in_coro(void *arg)
 			lg__error_set(a->err, p->last_connect_rc, "pool: warm-up: %s",
 				      p->last_connect_error);
 			int rc = p->last_connect_rc;
-			lg_pool_close(p);
+			lg_pool_free(p);
 			return rc;
 		}
 	}
@@ -517,7 +521,7 @@ static int pool_close_in_coro(void *arg)
 	 * on: what is left of the pool lives until their owners end them (lg__pool_unpin), and
 	 * the close itself does not wait for that. */
 	for (size_t i = 0; i < p->nconns; i++) {
-		lg_conn_close(p->conns[i]->conn);
+		lg_conn_free(p->conns[i]->conn);
 		p->conns[i]->conn = NULL;
 	}
 	while (p->in_flight > 0) {
@@ -544,7 +548,7 @@ static void pool_close_detached(void *arg)
 	pool_close_in_coro(arg);
 }
 
-LG_API void lg_pool_close(struct lg_pool *p)
+LG_API void lg_pool_free(struct lg_pool *p)
 {
 	if (p == NULL) {
 		return;

@@ -38,7 +38,7 @@ struct lg_pool {
 	struct lg__waitq waiters;
 	unsigned nwaiters;
 	bool closing;
-	bool closed;       /* lg_pool_close returned; alive only for transactions still open */
+	bool closed;       /* lg_pool_free returned; alive only for transactions still open */
 	bool warm;         /* warm-up finished: later connects count as reconnects */
 	unsigned failures; /* consecutive connect failures */
 	uint64_t next_connect_ms;

@@ -3,7 +3,7 @@
  *
  * Each round (on a wake-up or at least once a second):
  *   1. Drop connections that are lost or retiring once nothing is in flight on them and no
- *      transaction holds them (lg_conn_close; statements on them already completed).
+ *      transaction holds them (lg_conn_free; statements on them already completed).
  *   2. Mark connections past max_lifetime_ms, or idle past idle_timeout_ms while the pool has
  *      more than min_conns, as retiring: they take no new statements and drain first, so a
  *      rotation never fails a statement.
@@ -36,7 +36,7 @@ void lg__pool_maint_wake(struct lg_pool *p)
 void lg__pool_conn_drop(struct lg_pool *p, size_t i)
 {
 	struct lg__pool_conn *pc = p->conns[i];
-	lg_conn_close(pc->conn);
+	lg_conn_free(pc->conn);
 	lg__free(pc);
 	p->conns[i] = p->conns[--p->nconns];
 	lg_cond_broadcast(p->state_cv);
@@ -74,7 +74,7 @@ static void maint_connect(void *arg)
 {
 	struct lg_pool *p = arg;
 	char options[96] = "";
-	if (p->cfg.tx_idle_timeout_ms != LG_DEADLINE_NONE) {
+	if (p->cfg.tx_idle_timeout_ms != LG_TIMEOUT_NONE) {
 		/* The server's setting is an int of milliseconds. */
 		uint64_t ms =
 		    p->cfg.tx_idle_timeout_ms < INT32_MAX ? p->cfg.tx_idle_timeout_ms : INT32_MAX;
@@ -95,12 +95,12 @@ static void maint_connect(void *arg)
 	};
 	struct lg_conn *conn = NULL;
 	struct lg_error err;
-	int rc = lg_conn_connect(p->rt, &cfg, &conn, &err);
+	int rc = lg_conn_new(p->rt, &cfg, &conn, &err);
 	if (rc == 0 && p->closing) {
-		lg_conn_close(conn);
+		lg_conn_free(conn);
 		rc = LG_ECLOSED;
 	} else if (rc == 0 && maint_add(p, conn) != 0) {
-		lg_conn_close(conn);
+		lg_conn_free(conn);
 		rc = lg__error_set(&err, LG_ENOMEM, "pool: out of memory");
 	}
 	p->connecting--;
@@ -154,8 +154,9 @@ static unsigned maint_rotate(struct lg_pool *p, uint64_t now)
 		if (pc->retiring || pc->lost || pc->pinned || pc->reserved) {
 			continue;
 		}
-		bool old = p->cfg.max_lifetime_ms && now - pc->created_ms >= p->cfg.max_lifetime_ms;
-		bool idle = p->cfg.idle_timeout_ms && pc->in_flight == 0 &&
+		bool old = p->cfg.max_lifetime_ms != LG_TIMEOUT_NONE &&
+			   now - pc->created_ms >= p->cfg.max_lifetime_ms;
+		bool idle = p->cfg.idle_timeout_ms != LG_TIMEOUT_NONE && pc->in_flight == 0 &&
 			    usable > p->cfg.min_conns &&
 			    now - pc->last_used_ms >= p->cfg.idle_timeout_ms;
 		if (old || idle) {
@@ -204,7 +205,7 @@ static void maint_check(void *arg)
 
 static void maint_health(struct lg_pool *p, uint64_t now)
 {
-	if (p->cfg.health_check_ms == LG_DEADLINE_NONE) {
+	if (p->cfg.health_check_ms == LG_TIMEOUT_NONE) {
 		return;
 	}
 	for (size_t i = 0; i < p->nconns; i++) {
@@ -236,14 +237,15 @@ static uint64_t maint_next_wake(const struct lg_pool *p, uint64_t now)
 		if (pc->retiring || pc->lost) {
 			continue;
 		}
-		if (p->cfg.max_lifetime_ms && pc->created_ms + p->cfg.max_lifetime_ms < wake) {
+		if (p->cfg.max_lifetime_ms != LG_TIMEOUT_NONE &&
+		    pc->created_ms + p->cfg.max_lifetime_ms < wake) {
 			wake = pc->created_ms + p->cfg.max_lifetime_ms;
 		}
-		if (p->cfg.idle_timeout_ms && pc->in_flight == 0 &&
+		if (p->cfg.idle_timeout_ms != LG_TIMEOUT_NONE && pc->in_flight == 0 &&
 		    pc->last_used_ms + p->cfg.idle_timeout_ms < wake) {
 			wake = pc->last_used_ms + p->cfg.idle_timeout_ms;
 		}
-		if (p->cfg.health_check_ms != LG_DEADLINE_NONE && !pc->checking &&
+		if (p->cfg.health_check_ms != LG_TIMEOUT_NONE && !pc->checking &&
 		    pc->in_flight == 0 && pc->last_used_ms + p->cfg.health_check_ms < wake) {
 			wake = pc->last_used_ms + p->cfg.health_check_ms;
 		}

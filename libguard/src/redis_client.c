@@ -2,13 +2,13 @@
  * The client object: connect (first link and handshake), waiting for a READY link on behalf
  * of commands, close, and the runtime resource hook.
  *
- * Happy path: lg_redis_connect validates the host (an IP literal: hiredis resolves names with
+ * Happy path: lg_redis_new validates the host (an IP literal: hiredis resolves names with
  * blocking getaddrinfo), starts a link (redis_conn.c) and waits until it is READY.
  * Later commands call lg__redis_wait_ready, which starts a new link when the previous one was
  * lost, so a restarted server is picked up by the next command without any action.
  * Failure modes: a failed or timed-out attempt wakes every waiter with its code and message
  * (LG_ECONNECT, LG_ETIMEDOUT); the caller's own deadline or cancellation gives LG_ETIMEDOUT /
- * LG_ECANCELED; lg_redis_close wakes waiters with LG_ECANCELED and frees the context, which
+ * LG_ECANCELED; lg_redis_free wakes waiters with LG_ECANCELED and frees the context, which
  * completes commands in flight with LG_ECANCELED. The object itself is freed when its last
  * reference goes: the owner's (dropped by close), each link's (dropped when its poll handle
  * is closed) and each call's (so a call woken by close can still read it).
@@ -25,6 +25,7 @@
 
 #define REDIS_DEFAULT_PORT       6379
 #define REDIS_DEFAULT_CONNECT_MS 10000
+#define REDIS_DEFAULT_COMMAND_MS 30000
 
 static void redis_free(struct lg_redis *r)
 {
@@ -86,10 +87,10 @@ int lg__redis_wait_ready(struct lg_redis *r, uint64_t deadline, struct lg_error 
 static void redis_close_resource(struct lg__resource *res)
 {
 	struct lg_redis *r = (struct lg_redis *)((char *)res - offsetof(struct lg_redis, resource));
-	lg_redis_close(r);
+	lg_redis_free(r);
 }
 
-LG_API void lg_redis_close(struct lg_redis *r)
+LG_API void lg_redis_free(struct lg_redis *r)
 {
 	if (r == NULL || r->closed) {
 		return;
@@ -118,7 +119,8 @@ static int redis_init(struct lg_redis *r, const struct lg_redis_config *cfg)
 	r->db = cfg->db;
 	r->connect_timeout_ms =
 	    cfg->connect_timeout_ms != 0 ? cfg->connect_timeout_ms : REDIS_DEFAULT_CONNECT_MS;
-	r->command_timeout_ms = cfg->command_timeout_ms;
+	r->command_timeout_ms =
+	    cfg->command_timeout_ms != 0 ? cfg->command_timeout_ms : REDIS_DEFAULT_COMMAND_MS;
 	if (cfg->password != NULL && cfg->password[0] != '\0') {
 		r->password = lg__strdup(cfg->password);
 		if (r->password == NULL) {
@@ -147,13 +149,13 @@ static int redis_connect_in_coro(void *arg)
 	lg__resource_add(r->rt, &r->resource);
 	int rc = redis_init(r, a->cfg);
 	if (rc != 0) {
-		lg_redis_close(r);
+		lg_redis_free(r);
 		return lg__error_set(a->err, rc, "redis connect: out of memory");
 	}
 	r->refs++; /* this call: lg_runtime_free may close r while it waits */
 	rc = lg__redis_wait_ready(r, LG_DEADLINE_NONE, a->err);
 	if (rc != 0) {
-		lg_redis_close(r);
+		lg_redis_free(r);
 		lg__redis_unref(r);
 		return rc;
 	}
@@ -162,8 +164,8 @@ static int redis_connect_in_coro(void *arg)
 	return 0;
 }
 
-LG_API int lg_redis_connect(struct lg_runtime *rt, const struct lg_redis_config *cfg,
-			    struct lg_redis **out, struct lg_error *err)
+LG_API int lg_redis_new(struct lg_runtime *rt, const struct lg_redis_config *cfg,
+			struct lg_redis **out, struct lg_error *err)
 {
 	lg_error_clear(err);
 	if (out != NULL) {

@@ -122,13 +122,12 @@ int lg__redis_call_wait(struct lg_redis *r, struct lg__redis_call *call, uint64_
 	return rc;
 }
 
-uint64_t lg__redis_deadline(const struct lg_redis *r, uint64_t deadline)
+uint64_t lg__redis_deadline(const struct lg_redis *r, const struct lg_redis_opts *opts)
 {
-	if (deadline != 0) {
-		return deadline;
+	if (opts != NULL && opts->deadline != LG_DEADLINE_DEFAULT) {
+		return opts->deadline;
 	}
-	return r->command_timeout_ms != 0 ? lg_deadline_in(r->command_timeout_ms)
-					  : LG_DEADLINE_NONE;
+	return lg_deadline_in(r->command_timeout_ms); /* saturates: LG_TIMEOUT_NONE = forever */
 }
 
 static int cmd_send_and_wait(struct cmd_args *a)
@@ -203,7 +202,7 @@ static bool cmd_refused(const char *wire, size_t len)
 	       cmd_arg_is(a1, n1, "REPLY");
 }
 
-static int cmd_run(struct lg_redis *r, uint64_t deadline, char *wire, int wire_len,
+static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, char *wire, int wire_len,
 		   struct lg_redis_reply **out, struct lg_error *err)
 {
 	if (wire_len < 0) {
@@ -216,7 +215,7 @@ static int cmd_run(struct lg_redis *r, uint64_t deadline, char *wire, int wire_l
 		    "redis: pub/sub, MONITOR and CLIENT REPLY are not supported on "
 		    "a shared client");
 	}
-	struct cmd_args a = {r, lg__redis_deadline(r, deadline), wire, (size_t)wire_len, out, err};
+	struct cmd_args a = {r, lg__redis_deadline(r, opts), wire, (size_t)wire_len, out, err};
 	int rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "redis: called from a loop callback");
@@ -225,8 +224,8 @@ static int cmd_run(struct lg_redis *r, uint64_t deadline, char *wire, int wire_l
 	return rc;
 }
 
-LG_API int lg_redis_command(struct lg_redis *r, uint64_t deadline, struct lg_redis_reply **out,
-			    struct lg_error *err, const char *fmt, ...)
+LG_API int lg_redis_command(struct lg_redis *r, const struct lg_redis_opts *opts,
+			    struct lg_redis_reply **out, struct lg_error *err, const char *fmt, ...)
 {
 	lg_error_clear(err);
 	if (out != NULL) {
@@ -240,10 +239,10 @@ LG_API int lg_redis_command(struct lg_redis *r, uint64_t deadline, struct lg_red
 	va_start(ap, fmt);
 	int len = redisvFormatCommand(&wire, fmt, ap);
 	va_end(ap);
-	return cmd_run(r, deadline, wire, len, out, err);
+	return cmd_run(r, opts, wire, len, out, err);
 }
 
-LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
+LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opts, int argc,
 			     const char *const *argv, const size_t *lens,
 			     struct lg_redis_reply **out, struct lg_error *err)
 {
@@ -256,5 +255,5 @@ LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
 	}
 	char *wire = NULL;
 	int len = redisFormatCommandArgv(&wire, argc, (const char **)argv, lens);
-	return cmd_run(r, deadline, wire, len, out, err);
+	return cmd_run(r, opts, wire, len, out, err);
 }

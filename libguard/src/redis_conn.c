@@ -19,7 +19,7 @@
  *   - a READY link dies (server killed, restarted): hiredis completes every callback with a
  *     NULL reply (commands fail with LG_ECONNLOST) and then calls our cleanup hook; the client
  *     forgets the link, and the next command starts a new attempt.
- *   - lg_redis_close: waiters get LG_ECANCELED; the context is freed, which completes the
+ *   - lg_redis_free: waiters get LG_ECANCELED; the context is freed, which completes the
  *     commands in flight with LG_ECANCELED.
  * hiredis frees the context right after the connect-failure callback and after the cleanup
  * hook: link->ac is cleared there and never used again. The poll handle is closed inside the

@@ -117,6 +117,6 @@ int lg__redis_call_send(struct lg_redis *r, struct lg__redis_call *call, const c
 int lg__redis_call_wait(struct lg_redis *r, struct lg__redis_call *call, uint64_t deadline,
 			struct lg_redis_reply **out, struct lg_error *err);
 /* 0 (the client's default deadline, or none) as an absolute deadline. */
-uint64_t lg__redis_deadline(const struct lg_redis *r, uint64_t deadline);
+uint64_t lg__redis_deadline(const struct lg_redis *r, const struct lg_redis_opts *opts);
 
 #endif

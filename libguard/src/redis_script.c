@@ -320,8 +320,9 @@ static int eval_in_coro(void *arg)
 
 LG_API int lg_redis_eval(struct lg_redis *r, struct lg_redis_script *script, int nkeys,
 			 const char *const *keys, const size_t *key_lens, int nargs,
-			 const char *const *args, const size_t *arg_lens, uint64_t deadline,
-			 struct lg_redis_reply **out, struct lg_error *err)
+			 const char *const *args, const size_t *arg_lens,
+			 const struct lg_redis_opts *opts, struct lg_redis_reply **out,
+			 struct lg_error *err)
 {
 	lg_error_clear(err);
 	if (out != NULL) {
@@ -333,10 +334,9 @@ LG_API int lg_redis_eval(struct lg_redis *r, struct lg_redis_script *script, int
 	}
 	struct lg_error local;
 	lg_error_clear(&local);
-	struct eval_args a = {r,    script,   nkeys,
-			      keys, key_lens, nargs,
-			      args, arg_lens, lg__redis_deadline(r, deadline),
-			      out,  &local};
+	struct eval_args a = {
+	    r,   script, nkeys, keys, key_lens, nargs, args, arg_lens, lg__redis_deadline(r, opts),
+	    out, &local};
 	int rc = lg__run_in_coro(r->rt, eval_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(&local, rc, "redis eval: called from a loop callback");

@@ -90,7 +90,7 @@ static int schema_connect(const struct rf_config *cfg, struct lg_runtime **rt,
 		return 1;
 	}
 	struct lg_conn_config cc = {.conninfo = cfg->postgres, .connect_timeout_ms = 10000};
-	if (lg_conn_connect(*rt, &cc, conn, &err) != 0) {
+	if (lg_conn_new(*rt, &cc, conn, &err) != 0) {
 		/* libguard's message names host and port, never the password. */
 		fprintf(stderr, "lifeguard-reflector: postgres: %s\n", err.message);
 		lg_runtime_free(*rt);
@@ -135,7 +135,7 @@ int rf_cli_setup(int argc, char **argv)
 		printf("lifeguard schema installed (outbox, version_seq, capture triggers, "
 		       "lifeguard.reflect)\n");
 	}
-	lg_conn_close(conn);
+	lg_conn_free(conn);
 	lg_runtime_free(rt);
 	return rc == 0 ? 0 : 1;
 }
@@ -175,7 +175,7 @@ int rf_cli_reflect(int argc, char **argv)
 		printf("%s: reflected (key %s)\n", tables[i], cols);
 		lg_result_free(r);
 	}
-	lg_conn_close(conn);
+	lg_conn_free(conn);
 	lg_runtime_free(rt);
 	return failed == 0 ? 0 : 1;
 }

@@ -138,8 +138,9 @@ static int coh_eval(struct coh_batch *b, enum lg_cache_script which, int nkeys,
 	struct rf_coh_session *s = b->s;
 	struct lg_redis_reply *reply = NULL;
 	struct lg_error err;
-	int rc = lg_redis_eval(s->redis, &s->coh->scripts[which], nkeys, keys, NULL, nargs, args,
-			       arg_lens, lg_deadline_in(COH_REDIS_TIMEOUT_MS), &reply, &err);
+	int rc = lg_redis_eval(
+	    s->redis, &s->coh->scripts[which], nkeys, keys, NULL, nargs, args, arg_lens,
+	    &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)}, &reply, &err);
 	if (rc != 0) {
 		if (rc == LG_ESERVER && strncmp(err.message, "STALETERM", 9) != 0 &&
 		    !coh_transient(err.message)) {
@@ -289,8 +290,9 @@ static int coh_sweep(struct coh_batch *b, const struct rf_truncate_work *t)
 		lg_redis_reply_free(b->scan);
 		b->scan = NULL;
 		const char *argv[] = {"SCAN", cursor, "MATCH", t->match, "COUNT", "1000"};
-		rc = lg_redis_commandv(s->redis, lg_deadline_in(COH_REDIS_TIMEOUT_MS), 6, argv,
-				       NULL, &b->scan, &err);
+		rc = lg_redis_commandv(
+		    s->redis, &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)}, 6,
+		    argv, NULL, &b->scan, &err);
 		if (rc != 0) {
 			return rf__coh_redis_failed(s, rc, &err, "SCAN for a TRUNCATE");
 		}

@@ -32,10 +32,10 @@ void rf__coh_listen(void *arg)
 		if (conn == NULL) {
 			struct lg_conn_config cc = {.conninfo = s->coh->cfg->postgres,
 						    .connect_timeout_ms = COH_REDIS_TIMEOUT_MS};
-			if (lg_conn_connect(s->coh->rt, &cc, &conn, &err) != 0 ||
+			if (lg_conn_new(s->coh->rt, &cc, &conn, &err) != 0 ||
 			    lg_conn_listen(conn, "lifeguard", &err) != 0) {
 				rf_log(RF_LOG_WARN, "coherence.listen", "%s", err.message);
-				lg_conn_close(conn);
+				lg_conn_free(conn);
 				conn = NULL;
 				if (lg_sleep(backoff) != 0) {
 					break;
@@ -64,11 +64,11 @@ void rf__coh_listen(void *arg)
 		}
 		rf_log(RF_LOG_WARN, "coherence.listen", "lost: %s", err.message);
 		st->pg_listening = false;
-		lg_conn_close(conn);
+		lg_conn_free(conn);
 		conn = NULL;
 	}
 	st->pg_listening = false;
-	lg_conn_close(conn);
+	lg_conn_free(conn);
 	s->listener = NULL;
 	s->listener_done = true;
 	lg_cond_signal(s->wake); /* main waits for this before it lets go of the session */
@@ -124,10 +124,10 @@ static void coh_sample_redis(struct rf_coh_session *s)
 	struct lg_redis_reply *stats = NULL;
 	struct lg_redis_reply *mem = NULL;
 	struct lg_error err;
-	uint64_t deadline = lg_deadline_in(COH_REDIS_TIMEOUT_MS);
+	const struct lg_redis_opts o = {lg_deadline_in(COH_REDIS_TIMEOUT_MS)};
 	char evicted[32];
-	if (lg_redis_command(s->redis, deadline, &stats, &err, "INFO stats") == 0 &&
-	    lg_redis_command(s->redis, deadline, &mem, &err, "INFO memory") == 0 &&
+	if (lg_redis_command(s->redis, &o, &stats, &err, "INFO stats") == 0 &&
+	    lg_redis_command(s->redis, &o, &mem, &err, "INFO memory") == 0 &&
 	    coh_info_field(stats, "evicted_keys", evicted, sizeof(evicted)) &&
 	    coh_info_field(mem, "maxmemory_policy", st->redis_maxmemory_policy,
 			   sizeof(st->redis_maxmemory_policy))) {

@@ -98,8 +98,8 @@ void rf__coh_session_release(struct rf_coh_session *s)
 		c->stats.pg_listening = false;
 		c->stats.redis_connected = false;
 	}
-	lg_redis_close(s->redis);
-	lg_pool_close(s->pool);
+	lg_redis_free(s->redis);
+	lg_pool_free(s->pool);
 	lg_cond_free(s->wake);
 	lg_cond_free(s->finished_cv);
 	coh_tables_free(s);
@@ -129,8 +129,9 @@ int rf__coh_claim_term(struct rf_coh_session *s)
 	const char *keys[] = {s->coh->cfg->term_key};
 	const char *args[] = {s->term_str};
 	struct lg_error err;
-	int rc = lg_redis_eval(s->redis, &s->coh->scripts[LG_CACHE_CLAIM_TERM], 1, keys, NULL, 1,
-			       args, NULL, lg_deadline_in(COH_REDIS_TIMEOUT_MS), NULL, &err);
+	int rc = lg_redis_eval(
+	    s->redis, &s->coh->scripts[LG_CACHE_CLAIM_TERM], 1, keys, NULL, 1, args, NULL,
+	    &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)}, NULL, &err);
 	if (rc != 0) {
 		return rf__coh_redis_failed(s, rc, &err, "claiming the term");
 	}
@@ -151,7 +152,7 @@ static int coh_connect(struct rf_coh_session *s)
 		    .connect_timeout_ms = COH_REDIS_TIMEOUT_MS,
 		    .command_timeout_ms = COH_REDIS_TIMEOUT_MS,
 		};
-		if (lg_redis_connect(s->coh->rt, &rc, &s->redis, &err) != 0) {
+		if (lg_redis_new(s->coh->rt, &rc, &s->redis, &err) != 0) {
 			s->coh->stats.redis_connected = false;
 			rf_log(RF_LOG_WARN, "coherence.redis", "connect: %s", err.message);
 			return COH_RETRY;

@@ -106,7 +106,7 @@ static int one_query(struct run *s, uint32_t seed)
 		rc = lg_query_all(&s->db, &q, &rows, NULL);
 		rc = rc != 0 ? rc : rows.n != PAGE ? -1 : 0;
 		lg_rows_free(&rows);
-		lg_query_free(&q);
+		lg_query_close(&q);
 	} else {
 		struct lg_param p[2] = {lg_param_int32((int32_t)(key % 1000)),
 					lg_param_int64(PAGE)};
@@ -230,7 +230,7 @@ static int measure(const char *dsn, int conns, int clients, int seconds, int rou
 		free(s);
 		free(extra);
 		free(ratio);
-		lg_pool_close(pool);
+		lg_pool_free(pool);
 		lg_runtime_free(rt);
 		return -1;
 	}
@@ -246,7 +246,7 @@ static int measure(const char *dsn, int conns, int clients, int seconds, int rou
 	if (lg_query_sql(&q, s->page_sql, sizeof(s->page_sql)) != 0) {
 		rc = -1;
 	}
-	lg_query_free(&q);
+	lg_query_close(&q);
 	for (int shape = 0; rc == 0 && shape < 2; shape++) {
 		s->shape = (enum shape)shape;
 		/* An uncounted second of each side first: whichever side went first used to pay
@@ -285,7 +285,7 @@ static int measure(const char *dsn, int conns, int clients, int seconds, int rou
 	free(s);
 	free(extra);
 	free(ratio);
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 	return rc;
 }

@@ -114,7 +114,7 @@ static int run_a(const char *dsn, int conns, int clients, int seconds, struct re
 		fprintf(stderr, "pool_bench: A: %" PRIu64 " errors\n", s.errors);
 	}
 	bench_lat_free(&s.lat);
-	lg_pool_close(s.pool);
+	lg_pool_free(s.pool);
 	lg_runtime_free(rt);
 	return 0;
 }

@@ -165,7 +165,7 @@ static void killer(void *arg)
 	(void)arg;
 	struct lg_conn *c;
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, NULL), 0);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &c, NULL), 0);
 	struct lg_param p = lg_param_text(app);
 	uint32_t r = 7;
 	while (workers_left > 0) {
@@ -178,7 +178,7 @@ static void killer(void *arg)
 			      "WHERE application_name = $1 ORDER BY random() LIMIT 1",
 			      &p, 1, NULL, NULL, NULL);
 	}
-	lg_conn_close(c);
+	lg_conn_free(c);
 }
 
 /* How often each op id is in the database now. */
@@ -237,7 +237,7 @@ static void checker(void *arg)
 	(void)arg;
 	struct lg_conn *c;
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, NULL), 0);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &c, NULL), 0);
 	while (workers_left > 0) {
 		/* Snapshot the ledger first: an op acknowledged after the read is not judged. */
 		static struct op snap[MAX_OPS + 1];
@@ -262,7 +262,7 @@ static void checker(void *arg)
 			break;
 		}
 	}
-	lg_conn_close(c);
+	lg_conn_free(c);
 }
 
 static void exec_ok(struct lg_conn *c, const char *sql)
@@ -277,7 +277,7 @@ Test(ledger, every_acknowledged_outcome_matches_the_database, .timeout = 600)
 	struct lg_conn *admin;
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &admin, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &admin, &err), 0, "%s", err.message);
 	exec_ok(admin, "DROP TABLE IF EXISTS lg_ledger_ins, lg_ledger_ctr");
 	/* No unique key on op: a statement applied twice must be visible as two rows. */
 	exec_ok(admin, "CREATE TABLE lg_ledger_ins (op int8 NOT NULL, bad bool NOT NULL "
@@ -299,7 +299,7 @@ Test(ledger, every_acknowledged_outcome_matches_the_database, .timeout = 600)
 	cr_assert_eq(lg_coro_spawn(rt, checker, NULL, NULL), 0);
 	cr_assert_eq(lg_runtime_run(rt), 0);
 	cr_assert_str_empty(violation, "%s", violation);
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 
 	int *count = db_counts(admin);
 	cr_assert_not_null(count);
@@ -318,6 +318,6 @@ Test(ledger, every_acknowledged_outcome_matches_the_database, .timeout = 600)
 		    "checks",
 		    next_op - 1, tally[APPLIED], tally[NOT_APPLIED], tally[UNKNOWN], checks_done);
 	exec_ok(admin, "DROP TABLE lg_ledger_ins, lg_ledger_ctr");
-	lg_conn_close(admin);
+	lg_conn_free(admin);
 	lg_runtime_free(rt);
 }

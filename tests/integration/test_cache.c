@@ -24,7 +24,7 @@ static void setup(void)
 	cr_assert_not_null(port, "run through scripts/test (LG_TEST_REDIS_PORT)");
 	struct lg_redis_config cfg = {.host = "127.0.0.1", .port = atoi(port)};
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &redis, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &redis, &err), 0, "%s", err.message);
 	for (int i = 0; i < LG_CACHE__SCRIPT_COUNT; i++) {
 		cr_assert_eq(lg_redis_script_init(&scripts[i],
 						  lg_cache_script_source((enum lg_cache_script)i),
@@ -43,7 +43,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	lg_redis_close(redis);
+	lg_redis_free(redis);
 	lg_runtime_free(rt);
 }
 
@@ -58,7 +58,7 @@ static const char *run(enum lg_cache_script s, int nkeys, const char **keys, int
 	struct lg_redis_reply *r = NULL;
 	struct lg_error err;
 	int rc = lg_redis_eval(redis, &scripts[s], nkeys, keys, NULL, nargs, args, NULL,
-			       lg_deadline_in(5000), &r, &err);
+			       &(struct lg_redis_opts){lg_deadline_in(5000)}, &r, &err);
 	if (rc == LG_ESERVER) {
 		snprintf(out, sizeof(out), "ERR:%.200s", err.message);
 		return out;
@@ -79,7 +79,7 @@ static const char *get(const char *key)
 {
 	static char out[256];
 	struct lg_redis_reply *r = NULL;
-	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, "GET %s", key), 0);
+	cr_assert_eq(lg_redis_command(redis, NULL, &r, NULL, "GET %s", key), 0);
 	if (r->type == LG_REDIS_NIL) {
 		strcpy(out, "(nil)");
 	} else {
@@ -92,7 +92,7 @@ static const char *get(const char *key)
 static long long pttl(const char *key)
 {
 	struct lg_redis_reply *r = NULL;
-	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, "PTTL %s", key), 0);
+	cr_assert_eq(lg_redis_command(redis, NULL, &r, NULL, "PTTL %s", key), 0);
 	long long v = r->integer;
 	lg_redis_reply_free(r);
 	return v;
@@ -101,7 +101,7 @@ static long long pttl(const char *key)
 static void cmd(const char *fmt, const char *key, const char *value)
 {
 	struct lg_redis_reply *r = NULL;
-	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, fmt, key, value), 0);
+	cr_assert_eq(lg_redis_command(redis, NULL, &r, NULL, fmt, key, value), 0);
 	lg_redis_reply_free(r);
 }
 
@@ -109,7 +109,7 @@ static void cmd(const char *fmt, const char *key, const char *value)
 static long long redis_now_ms(void)
 {
 	struct lg_redis_reply *r = NULL;
-	cr_assert_eq(lg_redis_command(redis, 0, &r, NULL, "TIME"), 0);
+	cr_assert_eq(lg_redis_command(redis, NULL, &r, NULL, "TIME"), 0);
 	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
 	long long ms = atoll(r->element[0].str) * 1000 + atoll(r->element[1].str) / 1000;
 	lg_redis_reply_free(r);
@@ -273,7 +273,7 @@ Test(cache, fill_past_its_deadline_on_the_redis_clock_is_refused)
 	struct lg_error err;
 	long long before = redis_now_ms();
 	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
-				   lg_deadline_in(5000), &r, &err),
+				   &(struct lg_redis_opts){lg_deadline_in(5000)}, &r, &err),
 		     0, "%s", err.message);
 	long long after = redis_now_ms();
 	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
@@ -285,7 +285,7 @@ Test(cache, fill_past_its_deadline_on_the_redis_clock_is_refused)
 	lg_redis_reply_free(r);
 	cmd("DEL %s%s", row, "");
 	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
-				   lg_deadline_in(5000), &r, &err),
+				   &(struct lg_redis_opts){lg_deadline_in(5000)}, &r, &err),
 		     0, "%s", err.message);
 	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
 	cr_assert_eq(r->element[1].type, LG_REDIS_NIL);
@@ -305,7 +305,7 @@ Test(cache, values_below_the_table_fence_read_as_absent)
 	struct lg_redis_reply *r = NULL;
 	struct lg_error err;
 	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
-				   lg_deadline_in(5000), &r, &err),
+				   &(struct lg_redis_opts){lg_deadline_in(5000)}, &r, &err),
 		     0, "%s", err.message);
 	cr_assert(r->type == LG_REDIS_ARRAY && r->elements == 2);
 	cr_assert_eq(r->element[1].type, LG_REDIS_NIL, "a pre-TRUNCATE row was readable");
@@ -316,7 +316,7 @@ Test(cache, values_below_the_table_fence_read_as_absent)
 	const char *after[] = {"42", "{\"v\":42,\"row\":{\"id\":1}}", "60000", "6"};
 	cr_assert_str_eq(run(LG_CACHE_REFRESH, 3, k, 4, after), "refreshed");
 	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_READ], 2, rk, NULL, 0, NULL, NULL,
-				   lg_deadline_in(5000), &r, &err),
+				   &(struct lg_redis_opts){lg_deadline_in(5000)}, &r, &err),
 		     0, "%s", err.message);
 	cr_assert_eq(r->element[1].type, LG_REDIS_STRING);
 	cr_assert_str_eq(r->element[1].str, "{\"v\":42,\"row\":{\"id\":1}}");

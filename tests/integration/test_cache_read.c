@@ -37,7 +37,7 @@ static void exec_sql(const char *sql)
 static void redis_cmd(const char *fmt, const char *a, const char *b)
 {
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(redis, 0, NULL, &err, fmt, a, b), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(redis, NULL, NULL, &err, fmt, a, b), 0, "%s", err.message);
 }
 
 /* GET key as an Owned string, NULL when absent. */
@@ -45,7 +45,7 @@ static char *redis_get(const char *key)
 {
 	struct lg_redis_reply *r = NULL;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(redis, 0, &r, &err, "GET %s", key), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(redis, NULL, &r, &err, "GET %s", key), 0, "%s", err.message);
 	char *v = r->type == LG_REDIS_STRING ? strdup(r->str) : NULL;
 	lg_redis_reply_free(r);
 	return v;
@@ -66,7 +66,7 @@ static void setup(void)
 	const char *port = getenv("LG_TEST_REDIS_PORT");
 	cr_assert_not_null(port, "run through scripts/test (LG_TEST_REDIS_PORT)");
 	struct lg_redis_config rc = {.host = "127.0.0.1", .port = atoi(port)};
-	cr_assert_eq(lg_redis_connect(rt, &rc, &redis, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &rc, &redis, &err), 0, "%s", err.message);
 	struct lg_cache_config cc = {.pool = pool, .redis = redis};
 	cr_assert_eq(lg_cache_new(&cc, &cache, &err), 0, "%s", err.message);
 	snprintf(schema, sizeof(schema), "lg_cache_%d", (int)getpid());
@@ -87,8 +87,8 @@ static void teardown(void)
 	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", schema);
 	lg_pool_exec(pool, sql, NULL);
 	lg_cache_free(cache);
-	lg_redis_close(redis);
-	lg_pool_close(pool);
+	lg_redis_free(redis);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 }
 
@@ -366,7 +366,7 @@ Test(cache_read, redis_down_serves_from_the_primary)
 	struct lg_redis *own = NULL;
 	struct lg_cache *c2 = NULL;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &rc, &own, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &rc, &own, &err), 0, "%s", err.message);
 	struct lg_cache_config cc = {.pool = pool, .redis = own};
 	cr_assert_eq(lg_cache_new(&cc, &c2, &err), 0);
 	const char *id[] = {"1"};
@@ -395,7 +395,7 @@ Test(cache_read, redis_down_serves_from_the_primary)
 	cr_assert_geq(st.redis_errors, 4);
 	cr_assert_eq(st.fills, 0);
 	lg_cache_free(c2);
-	lg_redis_close(own);
+	lg_redis_free(own);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }

@@ -18,7 +18,7 @@ static struct lg_conn *connect_ok(struct lg_runtime *rt, const char *dsn)
 	struct lg_conn *c;
 	struct lg_error err;
 	struct lg_conn_config cfg = {.conninfo = dsn, .connect_timeout_ms = 10000};
-	int rc = lg_conn_connect(rt, &cfg, &c, &err);
+	int rc = lg_conn_new(rt, &cfg, &c, &err);
 	cr_assert_eq(rc, 0, "connect %s: %s", dsn, err.message);
 	return c;
 }
@@ -31,7 +31,7 @@ Test(conn, refused_port_gives_clear_error)
 	struct lg_conn *c = NULL;
 	struct lg_error err;
 	struct lg_conn_config cfg = {.conninfo = dsn, .connect_timeout_ms = 5000};
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, &err), LG_ECONNECT);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &c, &err), LG_ECONNECT);
 	cr_assert_null(c);
 	cr_assert_not_null(strstr(err.message, "refused"), "message: %s", err.message);
 	cr_assert_not_null(strstr(err.message, "127.0.0.1"), "message: %s", err.message);
@@ -50,7 +50,7 @@ Test(conn, blackholed_server_hits_connect_deadline)
 	struct lg_error err;
 	struct lg_conn_config cfg = {.conninfo = dsn, .connect_timeout_ms = 300};
 	uint64_t start = lg_now_ms();
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, &err), LG_ETIMEDOUT, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &c, &err), LG_ETIMEDOUT, "%s", err.message);
 	cr_assert_geq(lg_now_ms() - start, 300);
 	cr_assert_not_null(strstr(err.message, "300 ms"), "message: %s", err.message);
 	close(fd);
@@ -63,15 +63,15 @@ Test(conn, names_resolve_without_blocking_and_bad_conninfo_is_rejected)
 	struct lg_error err;
 	struct lg_conn *c = NULL;
 	struct lg_conn_config bad = {.conninfo = "host=127.0.0.1 port= 'unterminated"};
-	cr_assert_eq(lg_conn_connect(rt, &bad, &c, &err), LG_EINVAL);
+	cr_assert_eq(lg_conn_new(rt, &bad, &c, &err), LG_EINVAL);
 	struct lg_conn_config nx = {.conninfo = "host=no-such-host.invalid user=postgres"};
-	cr_assert_eq(lg_conn_connect(rt, &nx, &c, &err), LG_ERESOLVE, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &nx, &c, &err), LG_ERESOLVE, "%s", err.message);
 	/* "localhost" goes through uv_getaddrinfo and then connects. */
 	char dsn[256];
 	snprintf(dsn, sizeof(dsn), "%s host=localhost", lg_test_pg_dsn());
 	c = connect_ok(rt, dsn);
 	cr_assert_eq(lg_conn_exec(c, "SELECT 1", &err), 0, "%s", err.message);
-	lg_conn_close(c);
+	lg_conn_free(c);
 	runtime_free_checked(rt);
 }
 
@@ -97,7 +97,7 @@ Test(conn, slow_query_past_deadline_is_canceled_and_connection_survives)
 	struct lg_conn_stats st;
 	lg_conn_get_stats(c, &st);
 	cr_assert_eq(st.cancels, 1);
-	lg_conn_close(c);
+	lg_conn_free(c);
 	runtime_free_checked(rt);
 }
 
@@ -146,8 +146,8 @@ Test(conn, terminated_backend_fails_in_flight_statement_clearly)
 	cr_assert_not_null(strstr(v.err.message, "terminating connection"), "%s", v.err.message);
 	cr_assert(!lg_conn_ok(v.conn));
 	cr_assert_eq(lg_conn_exec(v.conn, "SELECT 1", &err), LG_ECONNLOST);
-	lg_conn_close(v.conn);
-	lg_conn_close(killer);
+	lg_conn_free(v.conn);
+	lg_conn_free(killer);
 	runtime_free_checked(rt);
 }
 
@@ -163,16 +163,16 @@ Test(conn, server_stopped_mid_query_then_restarted)
 	cr_assert(lg_test_pg_stop(&pg, "fast"));
 	cr_assert_eq(lg_coro_join(co, lg_deadline_in(20000)), 0);
 	cr_assert_eq(v.rc, LG_ECONNLOST, "rc %d: %s", v.rc, v.err.message);
-	lg_conn_close(v.conn);
+	lg_conn_free(v.conn);
 
 	struct lg_error err;
 	struct lg_conn *c = NULL;
 	struct lg_conn_config cfg = {.conninfo = pg.dsn, .connect_timeout_ms = 2000};
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, &err), LG_ECONNECT, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &c, &err), LG_ECONNECT, "%s", err.message);
 	cr_assert(lg_test_pg_restart(&pg));
 	c = connect_ok(rt, pg.dsn);
 	cr_assert_eq(lg_conn_exec(c, "SELECT 1", &err), 0, "%s", err.message);
-	lg_conn_close(c);
+	lg_conn_free(c);
 	runtime_free_checked(rt);
 	lg_test_pg_destroy(&pg);
 }
@@ -198,7 +198,7 @@ Test(conn, plain_main_without_coroutines)
 	cr_assert_eq(lg_result_int64_by_name(r, 0, "missing", &n), LG_ENOTFOUND);
 	lg_result_free(r);
 	cr_assert_null(lg_coro_self());
-	lg_conn_close(c);
+	lg_conn_free(c);
 	runtime_free_checked(rt);
 }
 
@@ -209,7 +209,7 @@ Test(conn, close_with_statements_in_flight_cancels_them)
 	struct lg_coro *co;
 	cr_assert_eq(lg_coro_spawn(rt, victim_sleep, &v, &co), 0);
 	cr_assert_eq(lg_coro_join(co, lg_deadline_in(50)), LG_ETIMEDOUT);
-	lg_conn_close(v.conn);
+	lg_conn_free(v.conn);
 	cr_assert_eq(lg_coro_join(co, lg_deadline_in(5000)), 0);
 	/* It was in flight when the connection closed: outcome unknown, not "canceled". */
 	cr_assert_eq(v.rc, LG_EUNKNOWN, "rc %d: %s", v.rc, v.err.message);

@@ -59,7 +59,7 @@ static struct lg_migrate *open_ok(void)
 	    .conninfo = lg_test_pg_dsn(), .dir = fx.dir, .table = fx.table};
 	struct lg_migrate *m;
 	struct lg_error err;
-	cr_assert_eq(lg_migrate_open(&cfg, &m, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_migrate_new(&cfg, &m, &err), 0, "%s", err.message);
 	return m;
 }
 
@@ -114,7 +114,7 @@ Test(migrate, up_down_redo_and_status)
 	cr_assert_eq(lg_migrate_up(m, 1, false, &err), 0, "%s", err.message);
 	cr_assert_eq(applied_count(), 1);
 	cr_assert_eq(q_int("SELECT count(*) FROM %s.items", fx.schema), 1);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 }
 
 Test(migrate, failing_migration_leaves_nothing_and_names_file_line_sqlstate)
@@ -162,7 +162,7 @@ Test(migrate, failing_migration_leaves_nothing_and_names_file_line_sqlstate)
 	cr_assert_eq(lg_migrate_up(m, 0, false, &err), LG_ESERVER);
 	cr_assert_not_null(strstr(err.message, "2_bad.up.sql:3: "), "%s", err.message);
 	cr_assert_eq(lg_migrate_last_failure(m)->line, 3);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 }
 
 Test(migrate, syntax_errors_and_transaction_control_are_found_before_running)
@@ -182,7 +182,7 @@ Test(migrate, syntax_errors_and_transaction_control_are_found_before_running)
 			   err.message);
 	cr_assert_eq(lg_migrate_last_failure(m)->kind, LG_MIGRATE_FAIL_INPUT);
 	cr_assert_not(table_exists("typo"));
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 }
 
 Test(migrate, changed_checksum_is_refused)
@@ -191,7 +191,7 @@ Test(migrate, changed_checksum_is_refused)
 	struct lg_migrate *m = open_ok();
 	struct lg_error err;
 	cr_assert_eq(lg_migrate_up(m, 0, false, &err), 0, "%s", err.message);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 
 	write_file("1_t.up.sql", "CREATE TABLE %s.t (id int, extra text);\n", fx.schema);
 	write_file("2_next.up.sql", "CREATE TABLE %s.next (id int);\n", fx.schema);
@@ -209,7 +209,7 @@ Test(migrate, changed_checksum_is_refused)
 	cr_assert_eq(migs[0].state, LG_MIGRATION_CHANGED);
 	cr_assert_str_neq(migs[0].checksum, migs[0].applied_checksum);
 	cr_assert_eq(migs[1].state, LG_MIGRATION_PENDING);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 
 	/* An applied migration whose file is gone is refused as well. */
 	char path[256];
@@ -224,7 +224,7 @@ Test(migrate, changed_checksum_is_refused)
 	cr_assert_eq(lg_migrate_status(m, &migs, &n, &err), 0, "%s", err.message);
 	cr_assert_eq(migs[0].state, LG_MIGRATION_MISSING);
 	cr_assert_null(migs[0].up_path);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 }
 
 Test(migrate, no_transaction_migration_creates_index_concurrently)
@@ -239,7 +239,7 @@ Test(migrate, no_transaction_migration_creates_index_concurrently)
 	cr_assert_not_null(strstr(err.message, "2_idx.up.sql:1: "), "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "-- lifeguard: no-transaction"), "%s", err.message);
 	cr_assert_eq(applied_count(), 1);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 
 	write_file("2_idx.up.sql",
 		   "-- lifeguard: no-transaction\n"
@@ -270,7 +270,7 @@ Test(migrate, no_transaction_migration_creates_index_concurrently)
 		  "c.relnamespace WHERE n.nspname = '%s' AND c.relname IN ('t_id', 't_id2')",
 		  fx.schema),
 	    0);
-	lg_migrate_close(m);
+	lg_migrate_free(m);
 }
 
 Test(migrate, create_picks_the_next_version)

@@ -159,7 +159,7 @@ static void teardown(void)
 	char sql[128];
 	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema_name);
 	exec_ok(sql);
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 }
 
@@ -312,11 +312,11 @@ Test(orm, rows_borrow_from_results)
 	lg_query_lt(&q, allt_col_id, lg_param_int64(99));
 	lg_query_order(&q, allt_col_id, false);
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	lg_query_init(&q, &allt_model);
 	lg_query_eq(&q, allt_col_id, lg_param_int64(99));
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	cr_assert_eq(rows.n, 6);
 	/* A result whose third row does not fit int4 appends nothing, not two rows. */
 	const char *bad = "SELECT g::int8 AS id, CASE WHEN g = 3 THEN 5000000000 ELSE g END AS "
@@ -340,7 +340,7 @@ Test(orm, rows_borrow_from_results)
 	lg_query_lt(&q, allt_col_id, lg_param_int64(99));
 	lg_query_order(&q, allt_col_id, false);
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	const char *raw = "SELECT t, 'x' AS other, i32, id FROM allt WHERE id < 99 ORDER BY id";
 	cr_assert_eq(lg_model_raw(&db, &allt_model, raw, NULL, 0, &rows, &err), 0, "%s",
 		     err.message);
@@ -365,7 +365,7 @@ Test(orm, rows_borrow_from_results)
 	lg_query_init(&q, &allt_model);
 	lg_query_eq(&q, allt_col_id, lg_param_int64(99));
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	/* A found row keeps its result past other statements and the listing's release. */
 	struct allt found = {0}, first = {0}, copy = {0};
@@ -375,7 +375,7 @@ Test(orm, rows_borrow_from_results)
 	lg_query_gt(&q, allt_col_id, lg_param_int64(3));
 	lg_query_order(&q, allt_col_id, true);
 	cr_assert_eq(lg_query_first(&db, &q, &first, &err), 0, "%s", err.message);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	lg_rows_free(&rows);
 	cr_assert_eq(scalar("SELECT count(*) FROM allt"), 6);
 	allt_check(&found, 3);
@@ -550,7 +550,7 @@ Test(orm, query_builder_runs)
 	bool ex = false;
 	cr_assert_eq(lg_query_exists(&db, &q, &ex, &err), 0);
 	cr_assert(ex);
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	/* Subset of columns, IN, NOT, first. */
 	lg_query_init(&q, &usr_model);
@@ -566,7 +566,7 @@ Test(orm, query_builder_runs)
 	cr_assert_str_eq(u.email, "q05@odd");
 	cr_assert_eq(u.id, 0); /* not loaded */
 	lg_row_clear(&usr_model, &u);
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	/* Delete by filter; a filterless delete is refused. */
 	lg_query_init(&q, &usr_model);
@@ -574,12 +574,12 @@ Test(orm, query_builder_runs)
 	int64_t gone = 0;
 	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), 0, "%s", err.message);
 	cr_assert_eq(gone, 10);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	lg_query_init(&q, &usr_model);
 	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), LG_EINVAL);
 	lg_query_eq(&q, usr_col_email, lg_param_text("q00@even"));
 	cr_assert_eq(lg_query_first(&db, &q, &u, &err), LG_ENOTFOUND);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	cr_assert_eq(scalar("SELECT count(*) FROM users"), 10);
 
 	/* Filters that reduce to TRUE match every row: refused like no filter at all. (The
@@ -603,7 +603,7 @@ Test(orm, query_builder_runs)
 		}
 		cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), LG_EINVAL, "shape %d", shape);
 		cr_assert(strstr(err.message, "every row") != NULL, "%s", err.message);
-		lg_query_free(&q);
+		lg_query_close(&q);
 		cr_assert_eq(scalar("SELECT count(*) FROM users"), 10);
 	}
 	/* A filter that reduces to FALSE runs and deletes nothing. */
@@ -611,7 +611,7 @@ Test(orm, query_builder_runs)
 	lg_query_in(&q, usr_col_id, NULL, 0);
 	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), 0, "%s", err.message);
 	cr_assert_eq(gone, 0);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	/* Emptying the table is a call of its own. */
 	cr_assert_eq(lg_query_delete_all(&db, &usr_model, &gone, &err), 0, "%s", err.message);
 	cr_assert_eq(gone, 10);
@@ -727,7 +727,7 @@ Test(orm, keyset_pagination_returns_each_row_once)
 		lg_query_limit(&q, 999);
 		struct lg_rows rows = {0};
 		cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
-		lg_query_free(&q);
+		lg_query_close(&q);
 		pages++;
 		for (size_t i = 0; i < rows.n; i++) {
 			struct book *b = LG_ROWS_AT(&rows, struct book, i);
@@ -794,7 +794,7 @@ Test(orm, streaming_with_filter_is_bounded_and_complete)
 	cr_assert_eq(calls, 3);
 	lg_query_order(&q, book_col_id, false);
 	cr_assert_eq(lg_query_each(&db, &q, 2, stop_at_3, &calls, &err), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	free(s.seen);
 }
 
@@ -814,7 +814,7 @@ Test(orm, relations_load_with_one_statement_each)
 	lg_query_order(&q, book_col_id, false);
 	struct lg_rows parents = {0};
 	cr_assert_eq(lg_query_all(&db, &q, &parents, &err), 0, "%s", err.message);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	cr_assert_eq(parents.n, 40);
 
 	/* has-many: other books by the same authors (author_id -> author_id). */
@@ -927,7 +927,7 @@ Test(orm, hostile_identifiers_and_values)
 	cr_assert_eq(lg_query_first(&db, &q, &e, &err), 0, "%s", err.message);
 	cr_assert_eq(e.id, 1);
 	lg_row_clear(&evil_model, &e);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	cr_assert_eq(scalar("SELECT count(*) FROM users"), 0); /* still there */
 
 	/* Invalid identifiers are refused before anything is sent. */
@@ -960,7 +960,7 @@ Test(orm, hostile_identifiers_and_values)
 	lg_query_init(&q, &bad);
 	int64_t n;
 	cr_assert_eq(lg_query_count(&db, &q, &n, &err), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	cr_assert_eq(cap.count, 0);
 	cr_assert_null(bad_cache, "an invalid model is never cached");
 }
@@ -1053,7 +1053,7 @@ Test(orm, cursor_stream_any_order)
 	cr_assert_eq(cap.count, 1 + 14 + 1);
 	int calls = 0;
 	cr_assert_eq(lg_query_stream(&db, &q, 2, stop_at_3, &calls, &err), 42);
-	lg_query_free(&q);
+	lg_query_close(&q);
 	/* The pool is healthy afterwards: the stream's transaction was ended. */
 	cr_assert_eq(scalar("SELECT count(*) FROM books"), 20000);
 }

@@ -20,13 +20,13 @@ static void connect_shared(void)
 	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
-	int rc = lg_conn_connect(rt, &cfg, &conn, &err);
+	int rc = lg_conn_new(rt, &cfg, &conn, &err);
 	cr_assert_eq(rc, 0, "connect: %s", err.message);
 }
 
 static void close_shared(void)
 {
-	lg_conn_close(conn);
+	lg_conn_free(conn);
 	lg_runtime_free(rt);
 }
 
@@ -350,7 +350,7 @@ Test(pipeline, notices_reach_the_hook)
 	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn(), .notice_hook = on_notice};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &conn, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &conn, &err), 0, "%s", err.message);
 	notices = 0;
 	cr_assert_eq(lg_conn_exec(conn, "DO $$BEGIN RAISE NOTICE 'hello notice'; END$$", &err), 0,
 		     "%s", err.message);
@@ -363,7 +363,7 @@ Test(pipeline, listen_notify_roundtrip, .init = connect_shared)
 	struct lg_conn *other;
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &other, &err), 0);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &other, &err), 0);
 	cr_assert_eq(lg_conn_listen(conn, "lg \"odd\" channel", &err), 0, "%s", err.message);
 	struct lg_notification *n = NULL;
 	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(100), &n, &err), LG_ETIMEDOUT);
@@ -380,7 +380,7 @@ Test(pipeline, listen_notify_roundtrip, .init = connect_shared)
 	cr_assert_eq(lg_conn_notification(conn, lg_deadline_in(5000), &n, &err), 0);
 	cr_assert_str_eq(n->payload, "payload 2");
 	lg_notification_free(n);
-	lg_conn_close(other);
+	lg_conn_free(other);
 	close_shared();
 }
 
@@ -493,7 +493,7 @@ Test(pipeline, notification_queue_is_bounded)
 	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn(), .notify_queue_max = 10};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &conn, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &conn, &err), 0, "%s", err.message);
 	cr_assert_eq(lg_conn_listen(conn, "lg_it_bound", &err), 0, "%s", err.message);
 	/* 100 notifications from the connection itself, one transaction each. */
 	for (int i = 0; i < 100; i++) {
@@ -575,7 +575,7 @@ Test(pipeline, a_shared_read_that_writes_through_a_function_fails_loudly, .init 
 		}
 	}
 	cr_assert_eq(count_rows("SELECT count(*) FROM lg_it_sneak"), 0);
-	lg_pool_close(guard_pool);
+	lg_pool_free(guard_pool);
 	/* On a connection of the caller's own, shared reads may run inside the caller's
 	 * transaction: no guard there, or the rest of the transaction would be read-only. */
 	cr_assert_eq(lg_conn_exec(conn, "BEGIN", &err), 0, "%s", err.message);

@@ -30,7 +30,7 @@ static void pool_open(const char *base_dsn, struct lg_pool_config cfg)
 
 static void pool_done(void)
 {
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 }
 
@@ -53,7 +53,7 @@ static struct lg_conn *observer_connect(char app[64])
 	struct lg_conn *c;
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &c, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &c, &err), 0, "%s", err.message);
 	snprintf(app, 64, "lg_pool_test_%d", (int)getpid());
 	return c;
 }
@@ -74,7 +74,7 @@ static int64_t terminate_pool_backends(void)
 	int64_t n = 0;
 	lg_result_int64(r, 0, 0, &n);
 	lg_result_free(r);
-	lg_conn_close(c);
+	lg_conn_free(c);
 	return n;
 }
 
@@ -371,7 +371,7 @@ static void backend_sampler(void *arg)
 			      st.conns_open, st.conns_connecting);
 		lg_sleep(2);
 	}
-	lg_conn_close(c);
+	lg_conn_free(c);
 }
 
 Test(pool, max_lifetime_rotation_under_load_fails_nothing)

@@ -44,7 +44,7 @@ static void close_pool(void)
 	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
 	struct lg_error err;
 	cr_assert_eq(lg_pool_exec(pool, sql, &err), 0, "%s", err.message);
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 }
 
@@ -55,7 +55,7 @@ static int64_t fresh_session(const char *sql)
 	struct lg_conn *c;
 	struct lg_conn_config cc = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cc, &c, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cc, &c, &err), 0, "%s", err.message);
 	struct lg_result *r = NULL;
 	cr_assert_eq(lg_conn_query(c, sql, NULL, 0, NULL, &r, &err), 0, "%s", err.message);
 	int64_t n = -1;
@@ -63,7 +63,7 @@ static int64_t fresh_session(const char *sql)
 		cr_assert_eq(lg_result_int64(r, 0, 0, &n), 0);
 	}
 	lg_result_free(r);
-	lg_conn_close(c);
+	lg_conn_free(c);
 	return n;
 }
 
@@ -243,7 +243,7 @@ Test(pool_session, a_deadline_inside_a_transaction_dooms_it, .init = open_pool, 
 	close_pool();
 }
 
-/* lg_pool_close used to wait for a transaction left open until its owner ended it, spinning
+/* lg_pool_free used to wait for a transaction left open until its owner ended it, spinning
  * the loop at 100% CPU when nothing else could run. It now gives the transaction until
  * drain_timeout_ms, closes, and returns; the owner's later calls fail with LG_ECLOSED and its
  * COMMIT never reports success. (Under ASan, LeakSanitizer checks that the last end frees what
@@ -264,7 +264,7 @@ Test(pool_session, close_with_a_transaction_left_open_returns, .init = NULL, .fi
 	cr_assert_eq(lg_pool_begin(pool, NULL, &other_tx, &err), 0, "%s", err.message);
 	snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1)", table);
 	cr_assert_eq(lg_tx_exec(open_tx, sql, &err), 0, "%s", err.message);
-	lg_pool_close(pool); /* returns: the transactions are still open */
+	lg_pool_free(pool); /* returns: the transactions are still open */
 	cr_assert_eq(lg_tx_exec(open_tx, sql, &err), LG_ECLOSED);
 	cr_assert_eq(lg_tx_rollback(other_tx, &err), LG_ECLOSED);
 	cr_assert_eq(lg_tx_commit(open_tx, &err), LG_ECLOSED); /* frees the rest of the pool */
@@ -469,7 +469,7 @@ Test(pool_session, a_hung_idle_connection_is_found_and_replaced, .init = NULL,
 	cr_assert_eq(lg_result_int64(r, 0, 0, &now_pid), 0);
 	lg_result_free(r);
 	cr_assert_neq(now_pid, pid);
-	lg_pool_close(pool);
+	lg_pool_free(pool);
 	lg_runtime_free(rt);
 }
 

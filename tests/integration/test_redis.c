@@ -32,7 +32,7 @@ static struct lg_redis *connect_port(struct lg_runtime *rt, int port)
 	    .host = "127.0.0.1", .port = port, .connect_timeout_ms = 10000};
 	struct lg_redis *r = NULL;
 	struct lg_error err;
-	int rc = lg_redis_connect(rt, &cfg, &r, &err);
+	int rc = lg_redis_new(rt, &cfg, &r, &err);
 	cr_assert_eq(rc, 0, "connect: %s", err.message);
 	return r;
 }
@@ -132,12 +132,12 @@ Test(redis, set_get_binary_values_with_zero_bytes)
 	const char *argv[] = {"SET", k, value};
 	size_t lens[] = {3, strlen(k), sizeof(value)};
 	struct lg_redis_reply *rep;
-	cr_assert_eq(lg_redis_commandv(r, 0, 3, argv, lens, &rep, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_commandv(r, NULL, 3, argv, lens, &rep, &err), 0, "%s", err.message);
 	cr_assert_eq(rep->type, LG_REDIS_STATUS);
 	cr_assert_str_eq(rep->str, "OK");
 	lg_redis_reply_free(rep);
 
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "GET %b", k, strlen(k)), 0, "%s",
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "GET %b", k, strlen(k)), 0, "%s",
 		     err.message);
 	cr_assert_eq(rep->type, LG_REDIS_STRING);
 	cr_assert_eq(rep->len, sizeof(value));
@@ -147,10 +147,10 @@ Test(redis, set_get_binary_values_with_zero_bytes)
 	/* A binary key through %b, an array reply, a nil and a server error. */
 	const char bkey[] = {'k', '\0', 'x'};
 	cr_assert_eq(
-	    lg_redis_command(r, 0, NULL, &err, "SET %b%b v2", k, strlen(k), bkey, sizeof(bkey)), 0,
-	    "%s", err.message);
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "MGET %s %b%b %s:missing", k, k, strlen(k),
-				      bkey, sizeof(bkey), k),
+	    lg_redis_command(r, NULL, NULL, &err, "SET %b%b v2", k, strlen(k), bkey, sizeof(bkey)),
+	    0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "MGET %s %b%b %s:missing", k, k,
+				      strlen(k), bkey, sizeof(bkey), k),
 		     0, "%s", err.message);
 	cr_assert_eq(rep->type, LG_REDIS_ARRAY);
 	cr_assert_eq(rep->elements, 3);
@@ -159,19 +159,19 @@ Test(redis, set_get_binary_values_with_zero_bytes)
 	cr_assert_eq(rep->element[2].type, LG_REDIS_NIL);
 	lg_redis_reply_free(rep);
 	rep = (struct lg_redis_reply *)1;
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "INCR %s", k), LG_ESERVER);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "INCR %s", k), LG_ESERVER);
 	cr_assert_null(rep);
 	cr_assert_not_null(strstr(err.message, "not an integer"), "%s", err.message);
 	/* Commands that would break one reply per command are refused up front. */
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "subscribe ch"), LG_EINVAL);
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "CLIENT REPLY OFF"), LG_EINVAL);
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "MONITOR"), LG_EINVAL);
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "CLIENT GETNAME"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "subscribe ch"), LG_EINVAL);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "CLIENT REPLY OFF"), LG_EINVAL);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "MONITOR"), LG_EINVAL);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "CLIENT GETNAME"), 0, "%s", err.message);
 	lg_redis_reply_free(rep);
-	cr_assert_eq(
-	    lg_redis_command(r, 0, NULL, &err, "DEL %s %b%b", k, k, strlen(k), bkey, sizeof(bkey)),
-	    0);
-	lg_redis_close(r);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "DEL %s %b%b", k, k, strlen(k), bkey,
+				      sizeof(bkey)),
+		     0);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -192,7 +192,7 @@ static void many_worker(void *arg)
 	struct lg_redis_reply *rep;
 	char own[32];
 	snprintf(own, sizeof(own), "%d", c->index);
-	if (lg_redis_command(c->r, 0, &rep, &err, "INCR %s", key("counter")) != 0 ||
+	if (lg_redis_command(c->r, NULL, &rep, &err, "INCR %s", key("counter")) != 0 ||
 	    rep->type != LG_REDIS_INTEGER) {
 		c->failures++;
 		snprintf(c->msg, sizeof(c->msg), "INCR: %.200s", err.message);
@@ -203,8 +203,8 @@ static void many_worker(void *arg)
 	/* Each coroutine writes and reads back its own value: a misrouted reply shows. */
 	char k[128];
 	snprintf(k, sizeof(k), "%s:%d", key("own"), c->index);
-	if (lg_redis_command(c->r, 0, NULL, &err, "SET %s %s EX 60", k, own) != 0 ||
-	    lg_redis_command(c->r, 0, &rep, &err, "GET %s", k) != 0) {
+	if (lg_redis_command(c->r, NULL, NULL, &err, "SET %s %s EX 60", k, own) != 0 ||
+	    lg_redis_command(c->r, NULL, &rep, &err, "GET %s", k) != 0) {
 		c->failures++;
 		snprintf(c->msg, sizeof(c->msg), "SET/GET: %.200s", err.message);
 		return;
@@ -240,8 +240,8 @@ Test(redis, ten_thousand_coroutines_share_one_client)
 	free(seen);
 	free(ctx);
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "DEL %s", key("counter")), 0);
-	lg_redis_close(r);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "DEL %s", key("counter")), 0);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -251,7 +251,7 @@ static void eval_expect(struct lg_redis *r, struct lg_redis_script *s, const cha
 	const char *args[] = {arg};
 	struct lg_redis_reply *rep;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_eval(r, s, 1, keys, NULL, 1, args, NULL, 0, &rep, &err), 0, "%s",
+	cr_assert_eq(lg_redis_eval(r, s, 1, keys, NULL, 1, args, NULL, NULL, &rep, &err), 0, "%s",
 		     err.message);
 	cr_assert_eq(rep->type, LG_REDIS_ARRAY);
 	cr_assert_eq(rep->elements, 2);
@@ -266,13 +266,13 @@ Test(redis, refused_port_and_bad_host_give_clear_errors)
 	struct lg_redis_config cfg = {.host = "127.0.0.1", .port = lg_test_free_port()};
 	struct lg_redis *r = NULL;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
 	cr_assert_null(r);
 	cr_assert_not_null(strstr(err.message, "refused"), "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "127.0.0.1"), "%s", err.message);
 
 	cfg.host = "localhost";
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), LG_EINVAL);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), LG_EINVAL);
 	cr_assert_not_null(strstr(err.message, "IP literal"), "%s", err.message);
 	runtime_free_checked(rt);
 }
@@ -286,7 +286,7 @@ Test(redis, connect_deadline_on_a_silent_server)
 	struct lg_redis_config cfg = {.host = "127.0.0.1", .port = port, .connect_timeout_ms = 200};
 	struct lg_redis *r = NULL;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), LG_ETIMEDOUT, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), LG_ETIMEDOUT, "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "200 ms"), "%s", err.message);
 	runtime_free_checked(rt);
 	close(fd);
@@ -299,19 +299,19 @@ Test(redis, blpop_deadline_then_client_still_works)
 	struct lg_redis_reply *rep;
 	struct lg_error err;
 	/* Redis keeps the connection blocked for 1 s; we stop waiting much earlier. */
-	cr_assert_eq(
-	    lg_redis_command(r, lg_deadline_in(50), &rep, &err, "BLPOP %s 1", key("emptylist")),
-	    LG_ETIMEDOUT);
+	cr_assert_eq(lg_redis_command(r, &(struct lg_redis_opts){lg_deadline_in(50)}, &rep, &err,
+				      "BLPOP %s 1", key("emptylist")),
+		     LG_ETIMEDOUT);
 	cr_assert_not_null(strstr(err.message, "deadline"), "%s", err.message);
 	/* Queued behind the BLPOP: its late nil reply is discarded, ours comes next. */
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "SET %s after", key("after")), 0, "%s",
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "SET %s after", key("after")), 0, "%s",
 		     err.message);
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "GET %s", key("after")), 0, "%s",
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "GET %s", key("after")), 0, "%s",
 		     err.message);
 	cr_assert_str_eq(rep->str, "after");
 	lg_redis_reply_free(rep);
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "DEL %s", key("after")), 0);
-	lg_redis_close(r);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "DEL %s", key("after")), 0);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -329,7 +329,8 @@ struct kill_ctx {
 static void kill_blpop(void *arg)
 {
 	struct kill_ctx *c = arg;
-	c->rc = lg_redis_command(c->r, LG_DEADLINE_NONE, NULL, &c->err, "BLPOP %s 0", key("never"));
+	c->rc = lg_redis_command(c->r, &(struct lg_redis_opts){LG_DEADLINE_NONE}, NULL, &c->err,
+				 "BLPOP %s 0", key("never"));
 }
 
 /* Queued behind the blocked BLPOP: in flight when the server dies. */
@@ -338,8 +339,8 @@ static void kill_queued(void *arg)
 	struct kill_ctx *c = arg;
 	int i = c->queued_done++;
 	struct lg_error err;
-	c->queued_rc[i] =
-	    lg_redis_command(c->r, LG_DEADLINE_NONE, NULL, &err, "INCR %s", key("queued"));
+	c->queued_rc[i] = lg_redis_command(c->r, &(struct lg_redis_opts){LG_DEADLINE_NONE}, NULL,
+					   &err, "INCR %s", key("queued"));
 }
 
 static void kill_killer(void *arg)
@@ -377,19 +378,19 @@ Test(redis, server_killed_mid_command_then_restart_and_reconnect)
 
 	/* While the server is down, a command tries to reconnect and says why it cannot. */
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "PING"), LG_ECONNECT, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "PING"), LG_ECONNECT, "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "refused"), "%s", err.message);
 
 	cr_assert_eq(lg_test_services("redis start %s", pr.dir), 0);
 	struct lg_redis_reply *rep;
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "PING"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "PING"), 0, "%s", err.message);
 	cr_assert_str_eq(rep->str, "PONG");
 	lg_redis_reply_free(rep);
 	eval_expect(r, &s, "after"); /* loaded again on the new connection */
 	/* A fresh client connects too. */
 	struct lg_redis *r2 = connect_port(rt, pr.port);
-	lg_redis_close(r2);
-	lg_redis_close(r);
+	lg_redis_free(r2);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 	private_stop(&pr);
 }
@@ -402,7 +403,7 @@ Test(redis, auth_failure_message_and_auth_with_select)
 	struct lg_redis_config cfg = {.host = "127.0.0.1", .port = pr.port, .password = "wrong"};
 	struct lg_redis *r = NULL;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
 	cr_assert_null(r);
 	cr_assert_not_null(strstr(err.message, "AUTH failed"), "%s", err.message);
 	cr_assert(strstr(err.message, "WRONGPASS") != NULL ||
@@ -411,25 +412,25 @@ Test(redis, auth_failure_message_and_auth_with_select)
 
 	/* Without a password the handshake's PING is refused: the connect says so. */
 	cfg.password = NULL;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "NOAUTH"), "%s", err.message);
 
 	cfg.password = "s3cret";
 	cfg.db = 3;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), 0, "%s", err.message);
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "SET indb3 yes"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "SET indb3 yes"), 0, "%s", err.message);
 	cfg.db = 0;
 	struct lg_redis *r0;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r0, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r0, &err), 0, "%s", err.message);
 	struct lg_redis_reply *rep;
-	cr_assert_eq(lg_redis_command(r0, 0, &rep, &err, "EXISTS indb3"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r0, NULL, &rep, &err, "EXISTS indb3"), 0, "%s", err.message);
 	cr_assert_eq(rep->integer, 0, "SELECT was not applied");
 	lg_redis_reply_free(rep);
-	lg_redis_close(r0);
-	lg_redis_close(r);
+	lg_redis_free(r0);
+	lg_redis_free(r);
 
 	cfg.db = 99; /* out of range: SELECT fails the connect */
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), LG_ECONNECT, "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "SELECT failed"), "%s", err.message);
 	runtime_free_checked(rt);
 	private_stop(&pr);
@@ -454,10 +455,11 @@ static void close_worker(void *arg)
 	struct lg_error err;
 	/* The first blocks the connection server-side, the rest queue behind it. */
 	if (w->i == 0) {
-		w->c->rc[0] = lg_redis_command(w->c->r, LG_DEADLINE_NONE, NULL, &err, "BLPOP %s 0",
-					       key("closelist"));
+		w->c->rc[0] = lg_redis_command(w->c->r, &(struct lg_redis_opts){LG_DEADLINE_NONE},
+					       NULL, &err, "BLPOP %s 0", key("closelist"));
 	} else {
-		w->c->rc[w->i] = lg_redis_command(w->c->r, LG_DEADLINE_NONE, NULL, &err, "PING");
+		w->c->rc[w->i] = lg_redis_command(
+		    w->c->r, &(struct lg_redis_opts){LG_DEADLINE_NONE}, NULL, &err, "PING");
 	}
 	w->c->done++;
 }
@@ -468,7 +470,7 @@ static void close_closer(void *arg)
 	for (int i = 0; i < 20; i++) {
 		lg_sleep(5);
 	}
-	lg_redis_close(c->r);
+	lg_redis_free(c->r);
 }
 
 Test(redis, close_with_commands_in_flight_cancels_them)
@@ -495,7 +497,7 @@ Test(redis, runtime_free_closes_an_open_client)
 	struct lg_runtime *rt = runtime_on_own_loop();
 	struct lg_redis *r = connect_port(rt, shared_port());
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "PING"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "PING"), 0, "%s", err.message);
 	runtime_free_checked(rt); /* the runtime closes r */
 }
 
@@ -509,8 +511,8 @@ static void cancel_victim(void *arg)
 {
 	struct cancel_ctx *c = arg;
 	struct lg_error err;
-	c->rc =
-	    lg_redis_command(c->r, LG_DEADLINE_NONE, NULL, &err, "BLPOP %s 1", key("cancellist"));
+	c->rc = lg_redis_command(c->r, &(struct lg_redis_opts){LG_DEADLINE_NONE}, NULL, &err,
+				 "BLPOP %s 1", key("cancellist"));
 }
 
 static void cancel_canceller(void *arg)
@@ -527,9 +529,9 @@ Test(redis, default_command_timeout_and_cancellation)
 	    .host = "127.0.0.1", .port = shared_port(), .command_timeout_ms = 50};
 	struct lg_redis *r;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), 0, "%s", err.message);
 	/* deadline 0: the client's default applies. */
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "BLPOP %s 1", key("deflist")),
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "BLPOP %s 1", key("deflist")),
 		     LG_ETIMEDOUT);
 
 	/* A canceled coroutine leaves its command at once; the late reply is dropped. */
@@ -541,10 +543,11 @@ Test(redis, default_command_timeout_and_cancellation)
 	cr_assert_eq(lg_runtime_run(rt), 0);
 
 	struct lg_redis_reply *rep;
-	cr_assert_eq(lg_redis_command(r, LG_DEADLINE_NONE, &rep, &err, "ECHO %s", "still here"), 0,
-		     "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, &(struct lg_redis_opts){LG_DEADLINE_NONE}, &rep, &err,
+				      "ECHO %s", "still here"),
+		     0, "%s", err.message);
 	cr_assert_str_eq(rep->str, "still here");
 	lg_redis_reply_free(rep);
-	lg_redis_close(r);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }

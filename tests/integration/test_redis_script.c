@@ -65,7 +65,7 @@ static struct lg_redis *connect_port(struct lg_runtime *rt, int port)
 	struct lg_redis_config cfg = {.host = "127.0.0.1", .port = port};
 	struct lg_redis *r = NULL;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_connect(rt, &cfg, &r, &err), 0, "connect: %s", err.message);
+	cr_assert_eq(lg_redis_new(rt, &cfg, &r, &err), 0, "connect: %s", err.message);
 	return r;
 }
 
@@ -74,7 +74,8 @@ static long long info_count(struct lg_redis *r, const char *section, const char 
 {
 	struct lg_redis_reply *rep;
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "INFO %s", section), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "INFO %s", section), 0, "%s",
+		     err.message);
 	long long n = 0;
 	size_t flen = strlen(field);
 	for (const char *p = rep->str; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : p) {
@@ -105,7 +106,7 @@ static int eval_echo(struct lg_redis *r, struct lg_redis_script *s, const char *
 	const char *keys[] = {"k"};
 	const char *args[] = {arg};
 	struct lg_redis_reply *rep;
-	int rc = lg_redis_eval(r, s, 1, keys, NULL, 1, args, NULL, 0, &rep, err);
+	int rc = lg_redis_eval(r, s, 1, keys, NULL, 1, args, NULL, NULL, &rep, err);
 	if (rc == 0) {
 		bool ok = rep->type == LG_REDIS_ARRAY && rep->elements == 2 &&
 			  strcmp(rep->element[1].str, arg) == 0;
@@ -135,10 +136,10 @@ Test(redis_script, name_is_what_script_load_answers)
 	eval_expect(r, &s, "first");
 	cr_assert_eq(script_loads(r), 1);
 	struct lg_redis_reply *rep;
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "SCRIPT EXISTS %s", s.name), 0);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "SCRIPT EXISTS %s", s.name), 0);
 	cr_assert_eq(rep->element[0].integer, 1, "Redis does not know %s", s.name);
 	lg_redis_reply_free(rep);
-	cr_assert_eq(lg_redis_command(r, 0, &rep, &err, "SCRIPT LOAD %s", ECHO_SCRIPT), 0);
+	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "SCRIPT LOAD %s", ECHO_SCRIPT), 0);
 	cr_assert_str_eq(rep->str, s.name);
 	lg_redis_reply_free(rep);
 
@@ -148,7 +149,7 @@ Test(redis_script, name_is_what_script_load_answers)
 	cr_assert_eq(script_loads(r), 2); /* ours and the test's own SCRIPT LOAD */
 	cr_assert_eq(info_count(r, "commandstats", "cmdstat_evalsha:calls="), 3);
 	assert_no_eval_and_no_noscript(r);
-	lg_redis_close(r);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -162,7 +163,7 @@ Test(redis_script, script_flush_loads_again_and_retries_once)
 	cr_assert_eq(lg_redis_script_init(&s, ECHO_SCRIPT, NULL), 0);
 	eval_expect(r, &s, "before");
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "SCRIPT FLUSH"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "SCRIPT FLUSH"), 0, "%s", err.message);
 	eval_expect(r, &s, "after");
 	cr_assert_eq(script_loads(r), 2);
 	cr_assert_eq(info_count(r, "errorstats", "errorstat_NOSCRIPT:count="), 1);
@@ -175,11 +176,11 @@ Test(redis_script, script_flush_loads_again_and_retries_once)
 	cr_assert_eq(lg_redis_script_init(&bad, "return redis.call('INCR', KEYS[1], 'x')", &err),
 		     0);
 	const char *keys[] = {"k"};
-	cr_assert_eq(lg_redis_eval(r, &bad, 1, keys, NULL, 0, NULL, NULL, 0, NULL, &err),
+	cr_assert_eq(lg_redis_eval(r, &bad, 1, keys, NULL, 0, NULL, NULL, NULL, NULL, &err),
 		     LG_ESERVER);
 	cr_assert_not_null(strstr(err.message, "rong number of args"), "%s", err.message);
 	cr_assert_eq(script_loads(r), 3);
-	lg_redis_close(r);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -195,7 +196,7 @@ Test(redis_script, restarted_server_gets_the_script_on_reconnect)
 
 	cr_assert_eq(lg_test_services("redis stop %s", pr.dir), 0);
 	struct lg_error err;
-	int rc = lg_redis_command(r, 0, NULL, &err, "PING"); /* the client notices the loss */
+	int rc = lg_redis_command(r, NULL, NULL, &err, "PING"); /* the client notices the loss */
 	cr_assert(rc == LG_ECONNLOST || rc == LG_ECONNECT, "rc %d: %s", rc, err.message);
 	cr_assert_eq(lg_test_services("redis start %s", pr.dir), 0);
 
@@ -203,7 +204,7 @@ Test(redis_script, restarted_server_gets_the_script_on_reconnect)
 	eval_expect(r, &s, "after");
 	cr_assert_eq(script_loads(r), 1);
 	assert_no_eval_and_no_noscript(r);
-	lg_redis_close(r);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -258,13 +259,13 @@ Test(redis_script, concurrent_callers_share_one_script_load)
 	/* Every EVALSHA in flight is answered NOSCRIPT: one of them loads again, the others
 	 * follow that load. */
 	struct lg_error err;
-	cr_assert_eq(lg_redis_command(r, 0, NULL, &err, "SCRIPT FLUSH"), 0, "%s", err.message);
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "SCRIPT FLUSH"), 0, "%s", err.message);
 	failed = run_workers(rt, w, CONCURRENT);
 	cr_assert_eq(failed, 0, "%d failed, e.g. %s", failed, w[0].err.message);
 	cr_assert_eq(script_loads(r), 2);
 	cr_assert_eq(info_count(r, "commandstats", "cmdstat_eval:calls="), 0);
 	free(w);
-	lg_redis_close(r);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }
 
@@ -295,8 +296,8 @@ Test(redis_script, one_script_serves_two_clients_of_two_servers)
 	cr_assert_eq(script_loads(rb), 1);
 	assert_no_eval_and_no_noscript(ra);
 	assert_no_eval_and_no_noscript(rb);
-	lg_redis_close(ra);
-	lg_redis_close(rb);
+	lg_redis_free(ra);
+	lg_redis_free(rb);
 	runtime_free_checked(rt);
 }
 
@@ -333,6 +334,6 @@ Test(redis_script, script_that_does_not_compile_reports_redis_error)
 	cr_assert_eq(lg_redis_script_init(&bad, NULL, &err), LG_EINVAL);
 	cr_assert_not_null(strstr(err.message, "source"), "%s", err.message);
 	cr_assert_eq(lg_redis_script_init(NULL, "return 1", NULL), LG_EINVAL);
-	lg_redis_close(r);
+	lg_redis_free(r);
 	runtime_free_checked(rt);
 }

@@ -21,12 +21,12 @@ static void setup(void)
 	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
 	struct lg_conn_config cfg = {.conninfo = lg_test_pg_dsn()};
 	struct lg_error err;
-	cr_assert_eq(lg_conn_connect(rt, &cfg, &conn, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_conn_new(rt, &cfg, &conn, &err), 0, "%s", err.message);
 }
 
 static void teardown(void)
 {
-	lg_conn_close(conn);
+	lg_conn_free(conn);
 	lg_runtime_free(rt);
 }
 

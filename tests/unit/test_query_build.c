@@ -198,7 +198,7 @@ Test(query_build, builder_filters_groups_order_limit)
 	cr_assert_eq(q.nparams, 7);
 	cr_assert_eq(q.params[0].length, (int)strlen("x'; DROP TABLE items;--"));
 	cr_assert_eq(lg_query_sql(&q, sql, 10), LG_ERANGE);
-	lg_query_free(&q);
+	lg_query_close(&q);
 }
 
 Test(query_build, select_subset_empty_groups_and_keyset)
@@ -214,7 +214,7 @@ Test(query_build, select_subset_empty_groups_and_keyset)
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), 0);
 	cr_assert_str_eq(sql, "SELECT \"id\", \"name\" FROM \"shop\".\"items\" WHERE (FALSE) AND "
 			      "(TRUE)");
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	struct lg_query k;
 	lg_query_init(&k, &link_model);
@@ -226,7 +226,7 @@ Test(query_build, select_subset_empty_groups_and_keyset)
 	cr_assert_eq(lg_query_sql(&k, sql, sizeof(sql)), 0);
 	cr_assert_str_eq(sql, "SELECT \"a\", \"b\", \"we\"\"ird; DROP TABLE x;--\" FROM \"link\" "
 			      "WHERE (\"a\", \"b\") > ($1, $2) ORDER BY \"a\", \"b\" LIMIT $3");
-	lg_query_free(&k);
+	lg_query_close(&k);
 }
 
 Test(query_build, many_params_spill_to_heap)
@@ -243,7 +243,7 @@ Test(query_build, many_params_spill_to_heap)
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), 0);
 	cr_assert(strstr(sql, "$200) AND \"name\" = $201") != NULL, "%s", sql);
 	cr_assert_eq(q.nparams, 201);
-	lg_query_free(&q);
+	lg_query_close(&q);
 }
 
 Test(query_build, broken_queries_are_refused)
@@ -253,25 +253,25 @@ Test(query_build, broken_queries_are_refused)
 	lg_query_init(&q, &item_model);
 	lg_query_eq(&q, 99, lg_param_int64(1)); /* no such column */
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	lg_query_init(&q, &item_model);
 	lg_query_or(&q); /* never closed */
 	lg_query_eq(&q, item_col_id, lg_param_int64(1));
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	lg_query_init(&q, &item_model);
 	for (int i = 0; i < 10; i++) {
 		lg_query_and(&q); /* too deep */
 	}
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 
 	lg_query_init(&q, &item_model);
 	lg_query_end(&q); /* unbalanced */
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 }
 
 Test(query_build, identifiers_validated_and_quoted)
@@ -313,7 +313,7 @@ Test(query_build, identifiers_validated_and_quoted)
 	lg_query_init(&q, &bad);
 	char sql[128];
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), LG_EINVAL);
-	lg_query_free(&q);
+	lg_query_close(&q);
 }
 
 Test(query_build, change_set_marks_only_set_columns)
@@ -387,7 +387,7 @@ Test(query_build, allocation_failures_are_reported_not_sent)
 			cr_assert_eq(rc, LG_ENOMEM, "budget %d: rc %d", budget, rc);
 			failed++;
 		}
-		lg_query_free(&q);
+		lg_query_close(&q);
 	}
 	alloc_budget = -1;
 	lg_set_allocator(NULL);

@@ -55,16 +55,18 @@ struct lg_notice {
 };
 
 struct lg_conn_config {
-	const char *conninfo;          /* libpq keyword/value string or URI. Copied. */
-	uint64_t connect_timeout_ms;   /* 0 = 10,000 */
-	uint64_t statement_timeout_ms; /* default deadline per statement; 0 = none */
-	unsigned max_segment;          /* statements per sync segment; 0 = 64 */
-	unsigned max_in_flight;        /* statements sent and unanswered; 0 = 4,096 */
-	unsigned prepared_cache_max;   /* cached prepared statements; 0 = 1,024 */
+	const char *conninfo;        /* libpq keyword/value string or URI. Copied. */
+	uint64_t connect_timeout_ms; /* 0 = 10,000 */
+	/* Deadline of a statement whose caller gives none (opts NULL or opts->deadline 0).
+	 * 0 = 30,000; LG_TIMEOUT_NONE = wait forever. */
+	uint64_t statement_timeout_ms;
+	unsigned max_segment;        /* statements per sync segment; 0 = 64 */
+	unsigned max_in_flight;      /* statements sent and unanswered; 0 = 4,096 */
+	unsigned prepared_cache_max; /* cached prepared statements; 0 = 1,024 */
 	/* Called on the loop for every notice; NULL drops them. */
 	void (*notice_hook)(void *ud, const struct lg_notice *notice);
 	void *notice_ud; /* Borrowed until the connection is closed. */
-	/* Called on the loop once when the connection is found lost (not on lg_conn_close). */
+	/* Called on the loop once when the connection is found lost (not on lg_conn_free). */
 	void (*lost_hook)(void *ud, struct lg_conn *conn);
 	void *lost_ud; /* Borrowed until the connection is closed. */
 	/* Notifications kept until lg_conn_notification takes them; past it the oldest is
@@ -78,17 +80,17 @@ struct lg_conn_config {
 /*
  * Connects to PostgreSQL. Host names are resolved with uv_getaddrinfo (never blocking the
  * loop); libpq's own connect_timeout is replaced by connect_timeout_ms. On success *out is
- * Owned by the caller and released with lg_conn_close(). Errors: LG_ERESOLVE, LG_ECONNECT
+ * Owned by the caller and released with lg_conn_free(). Errors: LG_ERESOLVE, LG_ECONNECT
  * (refused, authentication, ...), LG_ETIMEDOUT, LG_ECANCELED, LG_EINVAL (bad conninfo).
  */
-LG_API int lg_conn_connect(struct lg_runtime *rt, const struct lg_conn_config *config,
-			   struct lg_conn **out, struct lg_error *err);
+LG_API int lg_conn_new(struct lg_runtime *rt, const struct lg_conn_config *config,
+		       struct lg_conn **out, struct lg_error *err);
 
 /*
  * Closes the connection. Statements still queued or in flight complete with LG_ECANCELED;
  * the memory is released once libuv has closed the socket handle. NULL is a no-op.
  */
-LG_API void lg_conn_close(struct lg_conn *conn);
+LG_API void lg_conn_free(struct lg_conn *conn);
 
 #define LG_QUERY_PREPARE 0x1u /* use the connection's prepared statement cache */
 #define LG_QUERY_BINARY  0x2u /* ask for binary result columns */
@@ -99,8 +101,9 @@ LG_API void lg_conn_close(struct lg_conn *conn);
 #define LG_QUERY_SHARED_READ 0x8u
 
 struct lg_query_opts {
-	uint64_t deadline; /* absolute (lg_deadline_in); 0 = the connection's default */
-	unsigned flags;    /* LG_QUERY_* */
+	uint64_t
+	    deadline;   /* LG_DEADLINE_* or absolute; 0 = the connection's statement_timeout_ms */
+	unsigned flags; /* LG_QUERY_* */
 };
 
 /*

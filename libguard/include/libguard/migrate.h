@@ -99,21 +99,21 @@ struct lg_migrate_config {
 	const char *table;
 	/* Called after each migration (and per pending one in a dry run); NULL = silent. */
 	void (*progress)(void *ud, const struct lg_migrate_event *ev);
-	void *progress_ud; /* Borrowed until lg_migrate_close */
+	void *progress_ud; /* Borrowed until lg_migrate_free */
 };
 
 /*
  * Reads the directory (every *.sql file in it must be a well-formed migration name; other
  * files are ignored) and connects. config is Borrowed for the call (its strings are Copied).
- * On success *out is Owned by the caller and released with lg_migrate_close(). Errors: LG_EINVAL
+ * On success *out is Owned by the caller and released with lg_migrate_free(). Errors: LG_EINVAL
  * (bad name, duplicate version, bad table name, called from a coroutine), LG_ESYS (directory
  * unreadable), LG_ECONNECT (server unreachable), LG_ENOMEM. err names the file or the server.
  */
-LG_API int lg_migrate_open(const struct lg_migrate_config *config, struct lg_migrate **out,
-			   struct lg_error *err);
+LG_API int lg_migrate_new(const struct lg_migrate_config *config, struct lg_migrate **out,
+			  struct lg_error *err);
 
 /* Closes the connection and frees m. NULL is a no-op. */
-LG_API void lg_migrate_close(struct lg_migrate *m);
+LG_API void lg_migrate_free(struct lg_migrate *m);
 
 /*
  * Applies every pending migration with a version up to `to` (0 = all), in version order,

@@ -47,19 +47,19 @@ struct lg_pool_config {
 	uint64_t acquire_timeout_ms;     /* default wait for a slot; 0 = 5,000 */
 	uint64_t connect_timeout_ms;     /* per attempt; 0 = 5,000 */
 	/* Deadline of a statement whose caller gives none (opts->deadline 0), so a hung server
-	 * fails calls in bounded time. 0 = 30,000; LG_DEADLINE_NONE = wait forever. */
+	 * fails calls in bounded time. 0 = 30,000; LG_TIMEOUT_NONE = wait forever. */
 	uint64_t statement_timeout_ms;
-	uint64_t max_lifetime_ms;    /* 0 = never rotate */
-	uint64_t idle_timeout_ms;    /* close idle connections above min; 0 = never */
+	uint64_t max_lifetime_ms;    /* rotate when idle; 0 = 3,600,000; LG_TIMEOUT_NONE = never */
+	uint64_t idle_timeout_ms;    /* close idle ones above min; 0 = 600,000; NONE = never */
 	uint64_t backoff_initial_ms; /* reconnect backoff; 0 = 50 */
 	uint64_t backoff_max_ms;     /* 0 = 5,000 */
 	uint64_t drain_timeout_ms;   /* graceful close waits this long; 0 = 10,000 */
 	/* A transaction whose owner sends nothing for this long is ended by the server
 	 * (idle_in_transaction_session_timeout): its connection is lost and replaced, and the
-	 * owner's COMMIT fails. 0 = 60,000; LG_DEADLINE_NONE = never. */
+	 * owner's COMMIT fails. 0 = 60,000; LG_TIMEOUT_NONE = never. */
 	uint64_t tx_idle_timeout_ms;
 	/* A connection idle this long is sent "SELECT 1" with this deadline; no answer marks it
-	 * lost and it is replaced. 0 = 30,000; LG_DEADLINE_NONE = never. */
+	 * lost and it is replaced. 0 = 30,000; LG_TIMEOUT_NONE = never. */
 	uint64_t health_check_ms;
 	bool no_warmup; /* do not wait for min_conns in lg_pool_new */
 };
@@ -67,7 +67,7 @@ struct lg_pool_config {
 /*
  * Creates a pool on rt (Borrowed: must outlive the pool). Unless no_warmup, waits until
  * min_conns connections are open (or the first connect error: the pool is then not
- * created and err says why). On success *out is Owned; release with lg_pool_close().
+ * created and err says why). On success *out is Owned; release with lg_pool_free().
  */
 LG_API int lg_pool_new(struct lg_runtime *rt, const struct lg_pool_config *config,
 		       struct lg_pool **out, struct lg_error *err);
@@ -78,7 +78,7 @@ LG_API int lg_pool_new(struct lg_runtime *rt, const struct lg_pool_config *confi
  * (whatever is still running completes with LG_ECANCELED) and the pool is freed once every
  * open transaction has been ended by its owner (their calls fail fast after the close).
  */
-LG_API void lg_pool_close(struct lg_pool *pool);
+LG_API void lg_pool_free(struct lg_pool *pool);
 
 /*
  * Runs one statement on a pooled connection (same contract as lg_conn_query). The acquire
@@ -125,7 +125,7 @@ LG_API int lg_pool_begin(struct lg_pool *pool, const struct lg_tx_opts *opts, st
 /*
  * A statement of the transaction (lg_conn_query's contract and codes). One that ends in
  * LG_ETIMEDOUT, LG_ECANCELED or LG_EUNKNOWN dooms the transaction: see lg_tx_commit. After
- * lg_pool_close: LG_ECLOSED.
+ * lg_pool_free: LG_ECLOSED.
  */
 LG_API int lg_tx_query(struct lg_tx *tx, const char *sql, const struct lg_param *params,
 		       int nparams, const struct lg_query_opts *opts, struct lg_result **out,
@@ -140,7 +140,7 @@ LG_API int lg_tx_rollback_to(struct lg_tx *tx, const char *name, struct lg_error
  * rolled back by the server: LG_ESERVER with SQLSTATE 25P02. A doomed transaction (a
  * statement's deadline or cancel) is rolled back instead: LG_ECANCELED. A connection lost
  * before the answer gives LG_ECONNLOST, and a deadline after sending LG_EUNKNOWN: the outcome
- * is unknown, never reported as success. After lg_pool_close, or once the server ended an
+ * is unknown, never reported as success. After lg_pool_free, or once the server ended an
  * abandoned transaction (tx_idle_timeout_ms): LG_ECLOSED / LG_ECONNLOST, nothing committed.
  */
 LG_API int lg_tx_commit(struct lg_tx *tx, struct lg_error *err);

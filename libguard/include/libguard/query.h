@@ -11,7 +11,7 @@
  *	lg_query_order(&q, user_col_id, false);
  *	lg_query_limit(&q, 50);
  *	lg_query_all(&db, &q, &rows, &err);                     -- or first/count/exists/...
- *	lg_query_free(&q);
+ *	lg_query_close(&q);
  *
  * Column arguments are the model's m##_col_<name> values; a column outside the model, an
  * unbalanced group or too many nested groups make the query fail with LG_EINVAL when run
@@ -19,7 +19,7 @@
  * (strings must outlive the query run) and always travel as bound parameters.
  *
  * A struct lg_query lives on the caller's stack and must not be copied once built on (it
- * points into itself); lg_query_free releases what it spilled to the heap.
+ * points into itself); lg_query_close releases what it spilled to the heap.
  */
 #ifndef LIBGUARD_QUERY_H
 #define LIBGUARD_QUERY_H
@@ -57,7 +57,7 @@ struct lg_query {
 };
 
 LG_API void lg_query_init(struct lg_query *q, const struct lg_model *m);
-LG_API void lg_query_free(struct lg_query *q);
+LG_API void lg_query_close(struct lg_query *q);
 
 /* Comparisons: "col" <op> $n. */
 LG_API void lg_query_eq(struct lg_query *q, unsigned col, struct lg_param v);

@@ -12,7 +12,7 @@
  * is discarded. Redis runs a connection's commands in order, so a blocking command (BLPOP
  * with timeout 0, say) delays every later command of the client until it returns: give
  * blocking commands a server-side timeout or a client of their own.
- * lg_redis_close completes every pending command with LG_ECANCELED.
+ * lg_redis_free completes every pending command with LG_ECANCELED.
  *
  * Every call works inside a coroutine of the client's runtime, or outside any coroutine (then
  * it runs the loop until done). A client belongs to one runtime and one thread.
@@ -39,24 +39,33 @@ struct lg_redis_config {
 	const char *username;        /* ACL user for AUTH (Redis 6+); NULL = default. Copied. */
 	int db;                      /* SELECT db when not 0 */
 	uint64_t connect_timeout_ms; /* per connection attempt, handshake included; 0 = 10,000 */
-	uint64_t command_timeout_ms; /* default deadline per command; 0 = none */
+	/* Deadline of a command whose caller gives none (opts NULL or opts->deadline 0), so a
+	 * hung server fails calls in bounded time. 0 = 30,000; LG_TIMEOUT_NONE = wait forever
+	 * (give blocking commands such as BLPOP 0 an explicit deadline instead). */
+	uint64_t command_timeout_ms;
+};
+
+/* Per-call options of every Redis call (NULL = defaults), as struct lg_query_opts is for
+ * PostgreSQL calls. */
+struct lg_redis_opts {
+	uint64_t deadline; /* LG_DEADLINE_* or absolute (lg_deadline_in); 0 = command_timeout_ms */
 };
 
 /*
  * Connects, authenticates and selects the database. On success *out is Owned by the caller
- * and released with lg_redis_close(). Errors: LG_EINVAL (missing host, host not an IP
+ * and released with lg_redis_free(). Errors: LG_EINVAL (missing host, host not an IP
  * literal), LG_ECONNECT (refused, AUTH or SELECT rejected: err says which and why),
  * LG_ETIMEDOUT, LG_ECANCELED, LG_ENOMEM.
  */
-LG_API int lg_redis_connect(struct lg_runtime *rt, const struct lg_redis_config *cfg,
-			    struct lg_redis **out, struct lg_error *err);
+LG_API int lg_redis_new(struct lg_runtime *rt, const struct lg_redis_config *cfg,
+			struct lg_redis **out, struct lg_error *err);
 
 /*
  * Closes the client. Commands waiting or in flight complete with LG_ECANCELED; memory is
  * released once libuv has closed the socket handle. NULL is a no-op. lg_runtime_free closes
  * the clients still open on its runtime (they must not be used afterwards).
  */
-LG_API void lg_redis_close(struct lg_redis *r);
+LG_API void lg_redis_free(struct lg_redis *r);
 
 enum lg_redis_type {
 	LG_REDIS_STRING = 1, /* bulk string: str/len */
@@ -84,10 +93,10 @@ struct lg_redis_reply {
 LG_API void lg_redis_reply_free(struct lg_redis_reply *reply);
 
 /*
- * Deadlines are absolute (lg_deadline_in); 0 means the client's command_timeout_ms,
- * LG_DEADLINE_NONE waits forever. On success *out (NULL to discard) is an Owned reply.
- * Errors: LG_ESERVER (Redis answered with an error: err->message holds its text, *out
- * stays NULL), LG_ECONNLOST (connection lost with the command in flight: outcome unknown),
+ * opts (NULL = defaults) is Borrowed for the call; its deadline reads as runtime.h says (0 =
+ * the client's command_timeout_ms, LG_DEADLINE_NONE = forever). On success *out (NULL to discard)
+ * is an Owned reply. Errors: LG_ESERVER (Redis answered with an error: err->message holds its text,
+ * *out stays NULL), LG_ECONNLOST (connection lost with the command in flight: outcome unknown),
  * LG_ECONNECT / LG_ETIMEDOUT (reconnecting failed), LG_ETIMEDOUT, LG_ECANCELED (caller
  * canceled, or client closed meanwhile), LG_ECLOSED (client already closed), LG_EINVAL.
  */
@@ -97,11 +106,12 @@ LG_API void lg_redis_reply_free(struct lg_redis_reply *reply);
  * SUBSCRIBE and its family, MONITOR and CLIENT REPLY fail with LG_EINVAL: they break the one
  * reply per command that a shared client relies on.
  */
-LG_API int lg_redis_command(struct lg_redis *r, uint64_t deadline, struct lg_redis_reply **out,
-			    struct lg_error *err, const char *fmt, ...);
+LG_API int lg_redis_command(struct lg_redis *r, const struct lg_redis_opts *opts,
+			    struct lg_redis_reply **out, struct lg_error *err, const char *fmt,
+			    ...);
 
 /* argc arguments; lens may be NULL (then each argv[i] is a C string). Borrowed for the call. */
-LG_API int lg_redis_commandv(struct lg_redis *r, uint64_t deadline, int argc,
+LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opts, int argc,
 			     const char *const *argv, const size_t *lens,
 			     struct lg_redis_reply **out, struct lg_error *err);
 
@@ -142,8 +152,9 @@ LG_API int lg_redis_script_init(struct lg_redis_script *script, const char *sour
  */
 LG_API int lg_redis_eval(struct lg_redis *r, struct lg_redis_script *script, int nkeys,
 			 const char *const *keys, const size_t *key_lens, int nargs,
-			 const char *const *args, const size_t *arg_lens, uint64_t deadline,
-			 struct lg_redis_reply **out, struct lg_error *err);
+			 const char *const *args, const size_t *arg_lens,
+			 const struct lg_redis_opts *opts, struct lg_redis_reply **out,
+			 struct lg_error *err);
 
 #ifdef __cplusplus
 }

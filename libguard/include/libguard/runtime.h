@@ -7,8 +7,19 @@
  * queue once per loop turn, then flushes the work those coroutines queued (for example the
  * statements that share one pipeline sync segment).
  *
- * Deadlines are absolute times in milliseconds on the monotonic clock (lg_now_ms()).
- * LG_DEADLINE_NONE means "wait forever"; lg_deadline_in(ms) builds one relative to now.
+ * Deadlines are absolute times in milliseconds on the monotonic clock (lg_now_ms()), and
+ * every call that takes one (here, in conn.h, pool.h, redis.h ...) reads it the same way:
+ *   LG_DEADLINE_DEFAULT (0)  the default of the object the call works on (a connection's
+ *                            statement_timeout_ms, a Redis client's command_timeout_ms, a
+ *                            pool's acquire_timeout_ms); where nothing configures one (the
+ *                            runtime's own waits below, notifications) it waits forever;
+ *   LG_DEADLINE_NOW          do not block: only what can complete at once succeeds, anything
+ *                            that would wait fails with LG_ETIMEDOUT;
+ *   LG_DEADLINE_NONE         wait forever;
+ *   anything else            that instant: lg_deadline_in(ms) builds one relative to now
+ *                            (never 0 or 1).
+ * Timeouts in configuration structs (*_timeout_ms) are durations and follow one rule too:
+ * 0 = the default documented beside the field, LG_TIMEOUT_NONE = no limit.
  *
  * Blocking calls (join, sleep, waits, queries) made outside any coroutine still work: they
  * spawn a coroutine running the same code and run the loop until it finishes.
@@ -29,7 +40,10 @@ extern "C" {
 /* libuv's loop (uv_loop_t); the header does not need <uv.h>, callers that use libuv include it. */
 struct uv_loop_s;
 
-#define LG_DEADLINE_NONE UINT64_MAX
+#define LG_DEADLINE_DEFAULT 0u
+#define LG_DEADLINE_NOW     1u
+#define LG_DEADLINE_NONE    UINT64_MAX
+#define LG_TIMEOUT_NONE     UINT64_MAX
 
 struct lg_runtime;
 struct lg_coro;
