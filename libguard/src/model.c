@@ -157,6 +157,8 @@ int lg__field_param(const struct lg_model *m, unsigned col, const void *row, str
 		}
 		return 0;
 	}
+	default: /* the types added to enum lg_type are not bound yet */
+		break;
 	}
 	return LG_EINVAL;
 }
@@ -165,7 +167,7 @@ int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, str
 		   int *n)
 {
 	for (unsigned i = 0; i < m->ncols; i++) {
-		if (mask & LG_COL(i)) {
+		if (mask & LG_COL_BIT(i)) {
 			int rc = lg__field_param(m, i, row, &out[*n]);
 			if (rc != 0) {
 				return rc;
@@ -194,10 +196,10 @@ LG_API void *lg_changes_row(struct lg_changes *c, const struct lg_model *m)
 LG_API void lg_changes_mark(struct lg_changes *c, unsigned col, bool is_null)
 {
 	uint64_t *nulls = lg__row_nulls(c->model, c->row);
-	c->changed |= LG_COL(col);
+	c->changed |= LG_COL_BIT(col);
 	if (is_null) {
-		*nulls |= LG_COL(col);
+		*nulls |= LG_COL_BIT(col);
 	} else {
-		*nulls &= ~LG_COL(col);
+		*nulls &= ~LG_COL_BIT(col);
 	}
 }

@@ -120,7 +120,7 @@ static int write_one(const struct lg_db *db, struct lg_changes *c, struct lg_sql
 		return bad_value(m, err);
 	}
 	int v = lg__model_version_col(m);
-	if (v >= 0 && (tail & LG_COL((unsigned)v)) == 0 && tail != 0) {
+	if (v >= 0 && (tail & LG_COL_BIT((unsigned)v)) == 0 && tail != 0) {
 		/* UPDATE: the version is the last parameter, after the key. */
 		if (lg__field_param(m, (unsigned)v, c->row, &p[n++]) != 0) {
 			return bad_value(m, err);
@@ -158,7 +158,7 @@ LG_API int lg_model_update(const struct lg_db *db, struct lg_changes *c, struct 
 	int v = lg__model_version_col(m);
 	uint64_t set = c->changed & ~lg__model_pk(m);
 	if (v >= 0) {
-		set &= ~LG_COL((unsigned)v);
+		set &= ~LG_COL_BIT((unsigned)v);
 	}
 	if (set == 0) {
 		return 0; /* nothing changed: nothing to send */

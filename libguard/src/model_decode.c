@@ -64,7 +64,7 @@ void lg__plan_names(struct lg__plan *p, int16_t k[LG_MODEL_MAX_COLS], const stru
 		const char *name = lg_result_col_name(r, j);
 		for (unsigned i = 0; name != NULL && i < m->ncols; i++) {
 			if (strcmp(m->cols[i].name, name) == 0) {
-				p->cols |= LG_COL(i);
+				p->cols |= LG_COL_BIT(i);
 				k[i] = (int16_t)j; /* a repeated name: the last column wins */
 				break;
 			}
@@ -123,6 +123,8 @@ static inline __attribute__((always_inline)) int cell_fill(enum lg_type t, struc
 	case LG_BYTEA:
 		return lg_result_bytea(r, ri, k, &((struct lg_bytes *)(void *)f)->data,
 				       &((struct lg_bytes *)(void *)f)->len);
+	default: /* the types added to enum lg_type are not decoded yet */
+		break;
 	}
 	return LG_ETYPE;
 }
@@ -171,6 +173,8 @@ static int column_fill(enum lg_type t, const struct column_run *c)
 		return column_loop(LG_TEXT, c);
 	case LG_BYTEA:
 		return column_loop(LG_BYTEA, c);
+	default: /* the types added to enum lg_type are not decoded yet */
+		break;
 	}
 	return LG_ETYPE;
 }
@@ -193,7 +197,7 @@ static int row_fill(const struct lg_model *m, const struct lg__plan *p, struct l
 		const struct lg_model_col *c = &m->cols[i];
 		int rc = cell_fill(c->type, r, ri, plan_k(p, i, ord), dst + c->offset);
 		if (rc == LG_ENULL) {
-			nulls |= LG_COL(i);
+			nulls |= LG_COL_BIT(i);
 		} else if (rc != 0) {
 			return rc;
 		}
@@ -221,7 +225,7 @@ static int rows_fill(const struct lg_model *m, const struct lg__plan *p, struct 
 		    .f = dst + c->offset,
 		    .size = m->size,
 		    .null = (ptrdiff_t)m->null_offset - (ptrdiff_t)c->offset,
-		    .bit = LG_COL(i),
+		    .bit = LG_COL_BIT(i),
 		};
 		int rc = column_fill(c->type, &run);
 		if (rc != 0) {

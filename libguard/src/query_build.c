@@ -141,7 +141,7 @@ void lg__sql_cols(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t mask
 	}
 	bool first = true;
 	for (unsigned i = 0; i < m->ncols; i++) {
-		if (!(mask & LG_COL(i))) {
+		if (!(mask & LG_COL_BIT(i))) {
 			continue;
 		}
 		if (!first) {
@@ -168,7 +168,7 @@ uint64_t lg__model_pk(const struct lg_model *m)
 	uint64_t mask = 0;
 	for (unsigned i = 0; i < m->ncols; i++) {
 		if (m->cols[i].flags & LG_COL_PK) {
-			mask |= LG_COL(i);
+			mask |= LG_COL_BIT(i);
 		}
 	}
 	return mask;
@@ -189,7 +189,7 @@ uint64_t lg__model_insertable(const struct lg_model *m)
 	uint64_t mask = 0;
 	for (unsigned i = 0; i < m->ncols; i++) {
 		if (!(m->cols[i].flags & LG_COL_DEFAULT)) {
-			mask |= LG_COL(i);
+			mask |= LG_COL_BIT(i);
 		}
 	}
 	return mask;

@@ -109,7 +109,7 @@ static inline bool lg__type_is_string(enum lg_type t)
 
 static inline uint64_t lg__model_all(const struct lg_model *m)
 {
-	return m->ncols >= 64 ? UINT64_MAX : (LG_COL(m->ncols) - 1);
+	return m->ncols >= 64 ? UINT64_MAX : (LG_COL_BIT(m->ncols) - 1);
 }
 uint64_t lg__model_pk(const struct lg_model *m);
 /* Index of the version column, or -1. */

@@ -140,7 +140,7 @@ static void sql_values(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t
 		lg__sql_puts(sql, r == 0 ? "(" : ", (");
 		bool first = true;
 		for (unsigned i = 0; i < m->ncols; i++) {
-			if (!(cols & LG_COL(i))) {
+			if (!(cols & LG_COL_BIT(i))) {
 				continue;
 			}
 			if (!first) {
@@ -184,7 +184,7 @@ void lg__sql_update(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t se
 	lg__sql_puts(sql, " SET ");
 	bool first = true;
 	for (unsigned i = 0; i < m->ncols; i++) {
-		if (!(set & LG_COL(i)) || (int)i == vcol) {
+		if (!(set & LG_COL_BIT(i)) || (int)i == vcol) {
 			continue;
 		}
 		if (!first) {
@@ -238,7 +238,7 @@ void lg__sql_upsert(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t co
 	lg__sql_put(sql, ")", 1);
 	uint64_t upd = cols & ~pk;
 	if (vcol >= 0) {
-		upd &= ~LG_COL(vcol);
+		upd &= ~LG_COL_BIT(vcol);
 	}
 	if (!do_update || upd == 0) {
 		lg__sql_puts(sql, " DO NOTHING");
@@ -246,7 +246,7 @@ void lg__sql_upsert(struct lg_sqlbuf *sql, const struct lg_model *m, uint64_t co
 		lg__sql_puts(sql, " DO UPDATE SET ");
 		bool first = true;
 		for (unsigned i = 0; i < m->ncols; i++) {
-			if (!(upd & LG_COL(i))) {
+			if (!(upd & LG_COL_BIT(i))) {
 				continue;
 			}
 			if (!first) {
@@ -349,7 +349,7 @@ void lg__model_cache_build(const struct lg_model *m)
 				       .version_col = lg__model_version_col(m)};
 	head.npk = __builtin_popcountll(head.pk);
 	for (unsigned i = 0; i < m->ncols; i++) {
-		head.strings |= lg__type_is_string(m->cols[i].type) ? LG_COL(i) : 0;
+		head.strings |= lg__type_is_string(m->cols[i].type) ? LG_COL_BIT(i) : 0;
 	}
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, NULL, 0);

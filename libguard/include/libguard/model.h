@@ -49,18 +49,81 @@ struct lg_pool;
 struct lg_tx;
 struct lg_param;
 
-/* Column types and the C type of their struct field. */
+/*
+ * Column types and the C type of their struct field.
+ *
+ * This table is the contract between SQL and C, and what a code generator maps pg_catalog
+ * types onto (pg_type name -> enum value). Values are appended, never renumbered. Every type
+ * round-trips exactly: integers, booleans, UUIDs and the date/time types travel as binary
+ * parameters; text, JSON, numeric and enum labels as text. Results are read in text form
+ * and parsed strictly (see docs/orm.md): a value the server would not print, or one that
+ * does not fit the C type, fails the read with LG_EINVAL / LG_ERANGE, and a field value the
+ * server cannot hold (a time past 24:00, malformed numeric text ...) fails the write with
+ * LG_EINVAL before anything is sent. Nothing is ever silently truncated or rounded.
+ *
+ *   enum value           PostgreSQL type        C field type
+ *   LG_INT32             int4 (int2 reads too)  int32_t
+ *   LG_INT64             int8                   int64_t
+ *   LG_FLOAT64           float8 (float4 reads)  double
+ *   LG_BOOL              boolean                bool
+ *   LG_TEXT              text, varchar, bpchar  const char * (UTF-8, NUL-terminated)
+ *   LG_BYTEA             bytea                  struct lg_bytes (may contain zero bytes)
+ *   LG_UUID              uuid                   struct lg_uuid
+ *   LG_TIMESTAMPTZ       timestamptz            int64_t µs since 1970-01-01 00:00 UTC
+ *   LG_JSONB             jsonb, json            const char * (JSON text)
+ *   LG_NUMERIC           numeric                const char * (exact decimal text, never a
+ *                                               double: "123456789012345678901234567890.1",
+ *                                               "-1.5e-3" on input, "NaN", "Infinity")
+ *   LG_DATE              date                   int32_t days since 1970-01-01
+ *   LG_TIME              time (without tz)      int64_t µs since midnight, 0 to
+ *                                               LG_TIME_MAX (24:00:00) inclusive
+ *   LG_TIMESTAMP         timestamp (no tz)      int64_t µs since 1970-01-01 00:00 on the
+ *                                               same wall clock (no zone is applied)
+ *   LG_INTERVAL          interval               struct lg_interval {months, days, us}
+ *   LG_ENUM              any enum type          const char * (the label)
+ *   LG_INET              inet (cidr reads too)  struct lg_inet
+ *   LG_INT32_ARRAY       int4[]                 struct lg_array_int32
+ *   LG_INT64_ARRAY       int8[]                 struct lg_array_int64
+ *   LG_FLOAT64_ARRAY     float8[]               struct lg_array_float64
+ *   LG_BOOL_ARRAY        boolean[]              struct lg_array_bool
+ *   LG_TEXT_ARRAY        text[] (varchar[])     struct lg_array_text
+ *   LG_UUID_ARRAY        uuid[]                 struct lg_array_uuid
+ *
+ * Dates and timestamps use the proleptic Gregorian calendar with astronomical years (1 BC is
+ * year 0), as PostgreSQL does. 'infinity' and '-infinity' are the constants
+ * LG_DATE_INFINITY / LG_DATE_NEG_INFINITY and LG_TIMESTAMP_INFINITY /
+ * LG_TIMESTAMP_NEG_INFINITY (the latter also for timestamptz); they never collide with a
+ * finite value the server accepts. Finite values outside the server's range (dates before
+ * 4713 BC, timestamps before 4713 BC or after 294276 AD) are refused with LG_EINVAL.
+ *
+ * Arrays are one-dimensional with any number of elements (an empty array has n == 0 and
+ * v == NULL allowed). nulls is NULL when no element is NULL, else n flags: nulls[i] true
+ * means element i is SQL NULL and v[i] is then zero (a NULL pointer for text). Arrays of
+ * more than one dimension read as LG_EINVAL; the lower bound is not kept (always 1).
+ */
 enum lg_type {
-	LG_INT32,       /* int4         int32_t */
-	LG_INT64,       /* int8         int64_t */
-	LG_FLOAT64,     /* float8       double */
-	LG_BOOL,        /* boolean      bool */
-	LG_TEXT,        /* text         const char * (UTF-8, NUL-terminated) */
-	LG_BYTEA,       /* bytea        struct lg_bytes (may contain zero bytes) */
-	LG_UUID,        /* uuid         struct lg_uuid */
-	LG_TIMESTAMPTZ, /* timestamptz  int64_t µs since 1970-01-01 UTC */
-	LG_JSONB,       /* jsonb        const char * (JSON text) */
-	LG_NUMERIC,     /* numeric      const char * (exact decimal text) */
+	LG_INT32,         /* int4         int32_t */
+	LG_INT64,         /* int8         int64_t */
+	LG_FLOAT64,       /* float8       double */
+	LG_BOOL,          /* boolean      bool */
+	LG_TEXT,          /* text         const char * (UTF-8, NUL-terminated) */
+	LG_BYTEA,         /* bytea        struct lg_bytes (may contain zero bytes) */
+	LG_UUID,          /* uuid         struct lg_uuid */
+	LG_TIMESTAMPTZ,   /* timestamptz  int64_t µs since 1970-01-01 UTC */
+	LG_JSONB,         /* jsonb        const char * (JSON text) */
+	LG_NUMERIC,       /* numeric      const char * (exact decimal text) */
+	LG_DATE,          /* date         int32_t days since 1970-01-01 */
+	LG_TIME,          /* time         int64_t µs since midnight */
+	LG_TIMESTAMP,     /* timestamp    int64_t µs since 1970-01-01, wall clock */
+	LG_INTERVAL,      /* interval     struct lg_interval */
+	LG_ENUM,          /* enum         const char * (label) */
+	LG_INET,          /* inet         struct lg_inet */
+	LG_INT32_ARRAY,   /* int4[]     struct lg_array_int32 */
+	LG_INT64_ARRAY,   /* int8[]     struct lg_array_int64 */
+	LG_FLOAT64_ARRAY, /* float8[]   struct lg_array_float64 */
+	LG_BOOL_ARRAY,    /* boolean[]  struct lg_array_bool */
+	LG_TEXT_ARRAY,    /* text[]     struct lg_array_text */
+	LG_UUID_ARRAY,    /* uuid[]     struct lg_array_uuid */
 };
 
 struct lg_bytes {
@@ -72,16 +135,85 @@ struct lg_uuid {
 	uint8_t b[16];
 };
 
-#define LG__CTYPE_LG_INT32       int32_t
-#define LG__CTYPE_LG_INT64       int64_t
-#define LG__CTYPE_LG_FLOAT64     double
-#define LG__CTYPE_LG_BOOL        bool
-#define LG__CTYPE_LG_TEXT        const char *
-#define LG__CTYPE_LG_BYTEA       struct lg_bytes
-#define LG__CTYPE_LG_UUID        struct lg_uuid
-#define LG__CTYPE_LG_TIMESTAMPTZ int64_t
-#define LG__CTYPE_LG_JSONB       const char *
-#define LG__CTYPE_LG_NUMERIC     const char *
+/* 'infinity' and '-infinity' of date, timestamp and timestamptz fields. */
+#define LG_DATE_INFINITY          INT32_MAX
+#define LG_DATE_NEG_INFINITY      INT32_MIN
+#define LG_TIMESTAMP_INFINITY     INT64_MAX
+#define LG_TIMESTAMP_NEG_INFINITY INT64_MIN
+/* The largest time of day: 24:00:00, which PostgreSQL's time type accepts. */
+#define LG_TIME_MAX INT64_C(86400000000)
+
+/*
+ * An interval as PostgreSQL stores it: three independent parts, because a month has no fixed
+ * number of days and a day no fixed number of hours across a DST change. '1 year 2 mons
+ * 3 days 04:05:06.5' is {14, 3, 14706500000}. Each part may be negative on its own.
+ */
+struct lg_interval {
+	int32_t months;
+	int32_t days;
+	int64_t us;
+};
+
+/* An inet value: an IPv4 or IPv6 host address with an optional netmask length. */
+#define LG_INET_V4 4
+#define LG_INET_V6 6
+struct lg_inet {
+	uint8_t family;   /* LG_INET_V4 or LG_INET_V6 */
+	uint8_t bits;     /* netmask length: 0-32 (v4) or 0-128 (v6); 32/128 for a host */
+	uint8_t addr[16]; /* network byte order; v4 uses the first 4 bytes */
+};
+
+/* Arrays (see the type table): v and nulls Borrowed like strings, n elements. */
+#define LG__ARRAY_STRUCT(name, ctype)                                                              \
+	struct lg_array_##name {                                                                   \
+		const ctype *v;                                                                    \
+		const bool *nulls; /* NULL: no NULL element; else n flags */                       \
+		size_t n;                                                                          \
+	}
+LG__ARRAY_STRUCT(int32, int32_t);
+LG__ARRAY_STRUCT(int64, int64_t);
+LG__ARRAY_STRUCT(float64, double);
+LG__ARRAY_STRUCT(bool, bool);
+LG__ARRAY_STRUCT(text, char *const);
+LG__ARRAY_STRUCT(uuid, struct lg_uuid);
+
+/*
+ * Parameters of these types, for query filters (model fields are bound by the ORM itself).
+ * Binary, except numeric (text of type numeric) and enum labels (text whose type the server
+ * infers from the column). A value the server cannot hold -- a date, time or timestamp out of
+ * range, numeric text that is not a number -- marks the parameter invalid, and the call that
+ * sends it fails with LG_EINVAL before anything is sent. inet filters take lg_param_text
+ * ("10.0.0.0/8"), which the server reads as inet.
+ */
+LG_API struct lg_param lg_param_date(int32_t days_since_1970);
+LG_API struct lg_param lg_param_time(int64_t us_since_midnight);
+LG_API struct lg_param lg_param_timestamp(int64_t us_since_1970);
+LG_API struct lg_param lg_param_interval(struct lg_interval v);
+LG_API struct lg_param lg_param_numeric(const char *decimal); /* Borrowed until sent */
+LG_API struct lg_param lg_param_enum(const char *label);      /* Borrowed until sent */
+
+#define LG__CTYPE_LG_INT32         int32_t
+#define LG__CTYPE_LG_INT64         int64_t
+#define LG__CTYPE_LG_FLOAT64       double
+#define LG__CTYPE_LG_BOOL          bool
+#define LG__CTYPE_LG_TEXT          const char *
+#define LG__CTYPE_LG_BYTEA         struct lg_bytes
+#define LG__CTYPE_LG_UUID          struct lg_uuid
+#define LG__CTYPE_LG_TIMESTAMPTZ   int64_t
+#define LG__CTYPE_LG_JSONB         const char *
+#define LG__CTYPE_LG_NUMERIC       const char *
+#define LG__CTYPE_LG_DATE          int32_t
+#define LG__CTYPE_LG_TIME          int64_t
+#define LG__CTYPE_LG_TIMESTAMP     int64_t
+#define LG__CTYPE_LG_INTERVAL      struct lg_interval
+#define LG__CTYPE_LG_ENUM          const char *
+#define LG__CTYPE_LG_INET          struct lg_inet
+#define LG__CTYPE_LG_INT32_ARRAY   struct lg_array_int32
+#define LG__CTYPE_LG_INT64_ARRAY   struct lg_array_int64
+#define LG__CTYPE_LG_FLOAT64_ARRAY struct lg_array_float64
+#define LG__CTYPE_LG_BOOL_ARRAY    struct lg_array_bool
+#define LG__CTYPE_LG_TEXT_ARRAY    struct lg_array_text
+#define LG__CTYPE_LG_UUID_ARRAY    struct lg_array_uuid
 
 /* Column flags. */
 #define LG_COL_PK       0x1u /* part of the primary key (in declaration order) */
@@ -197,6 +329,8 @@ struct lg_where {
 
 /* Column bit for masks: LG_COL(user_col_email). */
 #define LG_COL(c) (UINT64_C(1) << (c))
+/* Column bit from a column index. */
+#define LG_COL_BIT(i) (UINT64_C(1) << (i))
 
 /* ---- Rows ---------------------------------------------------------------------------------- */
 
@@ -341,6 +475,14 @@ LG_API int lg_model_upsert(const struct lg_db *db, struct lg_changes *c, enum lg
 LG_API int lg_model_raw(const struct lg_db *db, const struct lg_model *m, const char *sql,
 			const struct lg_param *params, int nparams, struct lg_rows *out,
 			struct lg_error *err);
+
+/*
+ * Drift check (e.g. at start-up): compares m with the live table. LG_ENOTFOUND when the table
+ * is missing; LG_ETYPE when a column is missing, its type or nullability or primary key
+ * membership differs, or a NOT NULL column without a default is not in the model; err's
+ * message names each such column. docs/cli.md lists the type pairs.
+ */
+LG_API int lg_model_check(const struct lg_db *db, const struct lg_model *m, struct lg_error *err);
 
 /* Raw SQL returning the plain result (Owned by the caller; see result.h). */
 LG_API int lg_db_query(const struct lg_db *db, const char *sql, const struct lg_param *params,
