@@ -25,8 +25,10 @@
  *     statement (pg_results.c), and the connection carries on.
  *   - A Parse fails or is skipped: the cache entry returns to "not prepared".
  *   - A statement whose caller left (deadline/cancel) is dropped, never re-sent; when it is
- *     the one the server is executing, a cancel request is sent. A cancel can land on the
- *     next statement instead (57014); such a statement is treated as a rolled-back sibling.
+ *     the one the server is executing and the last one sent, a cancel request is sent and
+ *     nothing more is sent until the request is over, so that it cannot land on a neighbour
+ *     (pg_results.c). Should one still come back 57014 with a request pending, it is treated
+ *     as a rolled-back sibling.
  *   - The connection is lost: every statement in flight fails with LG_ECONNLOST (its
  *     segment may or may not have committed: never replayed); queued ones fail as not sent.
  */
@@ -275,8 +277,8 @@ static int pipe_flush_output(struct lg_conn *c)
 void lg__pipe_on_flush(struct lg__flush *f)
 {
 	struct lg_conn *c = (struct lg_conn *)((char *)f - offsetof(struct lg_conn, flush));
-	if (c->state != LG__CONN_READY) {
-		return;
+	if (c->state != LG__CONN_READY || c->cancel_pending) {
+		return; /* held back until the cancel request is over (pg_results.c) */
 	}
 	while (c->pending.head != NULL && c->in_flight < c->max_in_flight) {
 		if (!pipe_send_segment(c)) {

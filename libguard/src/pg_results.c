@@ -27,6 +27,23 @@ static void results_release(struct lg_conn *c, struct lg__stmt *s)
 	lg__waiter_wake(w, 0);
 }
 
+/*
+ * A cancel request is over once its target's segment completed and the request itself has
+ * been delivered (PQcancel returns after the postmaster signalled the backend and closed the
+ * request's connection). From then on the signal can only find the backend idle, reading the
+ * next command, where PostgreSQL ignores it: the statements held back meanwhile are sent.
+ */
+static void results_cancel_settled(struct lg_conn *c)
+{
+	if (!c->cancel_pending || c->cancel_victim_live || c->cancel_works > 0) {
+		return;
+	}
+	c->cancel_pending = false;
+	if (c->pending.head != NULL) {
+		lg__flush_schedule(c->rt, &c->flush);
+	}
+}
+
 /* Was s's failure caused by a cancel request meant for another statement? */
 static bool results_stray_cancel(struct lg_conn *c, const struct lg__stmt *s)
 {
@@ -81,7 +98,7 @@ static void results_complete_segment(struct lg_conn *c, struct lg__segment *seg)
 		c->in_flight--;
 		if (s->cancel_victim) {
 			c->cancel_victim_live = false;
-			c->cancel_pending = c->cancel_works > 0;
+			results_cancel_settled(c);
 		}
 		if (seg->failed && s->outcome == LG__STMT_FAILED && results_stray_cancel(c, s)) {
 			c->cancel_pending = false;
@@ -373,17 +390,24 @@ static void results_cancel_done(uv_work_t *req, int status)
 	lg__free(rc);
 	lg__runtime_req_end(c->rt);
 	c->cancel_works--;
-	if (!c->cancel_victim_live && c->cancel_works == 0) {
-		c->cancel_pending = false;
-	}
+	results_cancel_settled(c);
 	lg__conn_unref(c);
 }
 
+/*
+ * Sends a cancel request for the statement the server is executing, when its caller left.
+ * PostgreSQL's request names a backend, not a statement, so it goes out only when nothing
+ * else of this connection is in the server's hands: the abandoned statement is the last one
+ * sent (otherwise it runs to completion and its result is discarded), and nothing is sent
+ * after it until the request is over (results_cancel_settled). A request that arrives after
+ * its target finished then meets an idle backend, and never a neighbour or a COMMIT.
+ */
 static void results_cancel_head(struct lg_conn *c)
 {
 	struct lg__segment *seg = c->seg_head;
 	if (c->state != LG__CONN_READY || c->cancel_pending || seg == NULL || seg->cursor == NULL ||
-	    !seg->cursor->abandoned || seg->cursor->cancel_victim) {
+	    !seg->cursor->abandoned || seg->cursor->cancel_victim || seg != c->seg_tail ||
+	    seg->cursor->next != NULL) {
 		return;
 	}
 	struct results_cancel *rc = lg__calloc(1, sizeof(*rc));
