@@ -3,13 +3,17 @@
  *
  * Exit status, the same for every command: 0 success, 1 the work failed (a migration's
  * statement, a changed or missing applied file, a validation problem), 2 bad input (usage,
- * unknown option, unreadable directory, malformed file name, unreachable server).
+ * unknown option, unreadable directory, malformed file name, unreachable server). codegen
+ * and doctor follow the same rule (1: drift found, a table cannot be generated, a check
+ * failed).
  */
 #ifndef LIFEGUARD_CLI_H
 #define LIFEGUARD_CLI_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <libpq-fe.h>
 
 #include <libguard/migrate.h>
 
@@ -19,6 +23,16 @@
 
 /* `lifeguard migrate ...`: argv[0] is "migrate". */
 int cli_migrate(int argc, char **argv);
+
+/* `lifeguard codegen ...`, `lifeguard doctor ...`: argv[0] is the command. */
+int cli_codegen(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
+
+/* The conninfo to use: flag (--dsn) when set, else $LIFEGUARD_DSN, else "" (PG* variables). */
+const char *cli_dsn(const char *flag);
+
+/* A libpq connection, or NULL after a one-line reason on stderr. */
+PGconn *cli_pg_connect(const char *conninfo);
 
 /* Prints the status table, or its JSON document when json. Returns an exit status. */
 int cli_print_status(const struct lg_migration *migs, size_t n, const char *dir, const char *table,
