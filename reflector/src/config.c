@@ -28,6 +28,8 @@
 
 #include <jansson.h>
 
+#include "hostport.h"
+
 #include "config_int.h"
 
 const struct cfg_key cfg_keys[] = {
@@ -140,21 +142,31 @@ void cfg_show_name(char *out, size_t cap, const char *name)
 	}
 }
 
-/* Copies a validated "ip:port" string into dst. */
+/*
+ * Copies a validated address into dst: a bind address (allow_any) is an IPv4 literal, an
+ * address peers dial may also be a DNS host name (resolved on every connection attempt).
+ */
 int cfg_addr(const json_t *v, bool allow_any, char dst[RF_ADDR_MAX], const char *key,
 	     const char *source, struct rf_config_error *err)
 {
-	char ip[16];
+	char host[RF_HOSTPORT_MAX];
 	unsigned port;
 	if (!json_is_string(v)) {
-		return cfg_fail(err, key, source, "must be a string \"ip:port\"");
+		return cfg_fail(err, key, source, "must be a string \"host:port\"");
 	}
 	const char *s = json_string_value(v);
-	if (strlen(s) >= RF_ADDR_MAX || rf_addr_parse(s, allow_any, ip, &port) != 0) {
+	if (allow_any && (strlen(s) >= RF_ADDR_MAX || rf_addr_parse(s, true, host, &port) != 0)) {
 		return cfg_fail(
 		    err, key, source,
-		    "must be an IPv4 address and port like \"10.0.0.1:7000\"%s, got \"%.40s\"",
-		    allow_any ? "" : " (not 0.0.0.0)", s);
+		    "must be an IPv4 address and port like \"0.0.0.0:8080\", got \"%.40s\"", s);
+	}
+	if (!allow_any &&
+	    (strlen(s) >= RF_ADDR_MAX || rf_hostport_parse(s, false, host, &port) != 0)) {
+		return cfg_fail(err, key, source,
+				"must be a host name or IPv4 address and a port like "
+				"\"node-1.example:7000\" or \"10.0.0.1:7000\" (not 0.0.0.0), got "
+				"\"%.40s\"",
+				s);
 	}
 	snprintf(dst, RF_ADDR_MAX, "%s", s);
 	return 0;

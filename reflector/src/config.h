@@ -15,8 +15,8 @@
 
 #include "log.h"
 
-/* "255.255.255.255:65535" plus NUL fits comfortably. */
-#define RF_ADDR_MAX 24
+/* "host:port" with a DNS name of up to 253 characters (hostport.h), plus NUL. */
+#define RF_ADDR_MAX 264
 
 #define RF_DEFAULT_KEY_PREFIX           "lifeguard:model"
 #define RF_DEFAULT_FENCE_PREFIX         "lifeguard:fence"

@@ -15,6 +15,7 @@
  *
  * Failure modes: data dir cannot be created or is locked by another process, raft cannot
  * start, HTTP cannot listen -> logged, whatever started is closed the same way, exit 1.
+ * An empty data dir while a peer knows the cluster (node.c) -> exit 3: re-add with --join.
  * SIGKILL at any moment is safe: raft's data dir is the durable state, and the next start
  * loads it (RAFT_CANTBOOTSTRAP then tells a restart from a first start).
  */
@@ -209,9 +210,10 @@ static void daemon_start(struct daemon *d, const struct rf_leader_hooks *user_ho
 		d->user_hooks = *user_hooks;
 	}
 	struct rf_leader_hooks hooks = {d, daemon_became_leader, daemon_lost_leadership};
-	if (rf_node_start(&d->node, &d->loop, d->rt, d->cfg, &hooks, err, sizeof(err)) != 0) {
+	int rc = rf_node_start(&d->node, &d->loop, d->rt, d->cfg, &hooks, err, sizeof(err));
+	if (rc != 0) {
 		rf_log(RF_LOG_ERROR, "daemon.start", "%s", err);
-		d->exit_code = 1;
+		d->exit_code = rc == RF_NODE_MUST_REJOIN ? 3 : 1;
 		d->node.data = d;
 		daemon_close_all(d);
 		return;
@@ -269,6 +271,7 @@ int rf_daemon_run(const struct rf_config *cfg, const struct rf_leader_hooks *hoo
 		close(lock_fd);
 		return 1;
 	}
+	rf_coherence_attach(d->coherence, &d->node); /* fencing tokens go through raft */
 	daemon_start(d, hooks);
 	uv_run(&d->loop, UV_RUN_DEFAULT);
 	lg_runtime_free(d->rt);

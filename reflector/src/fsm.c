@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "hostport.h"
 #include "log.h"
 
 #define FSM_SNAPSHOT_FORMAT 1
@@ -87,13 +88,13 @@ static int fsm_decode_member(const json_t *o, struct rf_fsm_member *m)
 {
 	json_int_t id;
 	const char *raft, *http;
-	char ip[16];
+	char host[RF_HOSTPORT_MAX];
 	unsigned port;
 	if (json_unpack((json_t *)o, "{s:I, s:s, s:s}", "id", &id, "raft_address", &raft,
 			"http_address", &http) != 0 ||
 	    id < 1 || strlen(raft) >= RF_ADDR_MAX || strlen(http) >= RF_ADDR_MAX ||
-	    rf_addr_parse(raft, false, ip, &port) != 0 ||
-	    rf_addr_parse(http, false, ip, &port) != 0) {
+	    rf_hostport_parse(raft, false, host, &port) != 0 ||
+	    rf_hostport_parse(http, false, host, &port) != 0) {
 		return -1;
 	}
 	memset(m, 0, sizeof(*m));
@@ -116,7 +117,7 @@ int rf_fsm_member_parse(const char *text, size_t len, struct rf_fsm_member *m, c
 	} else if (fsm_decode_member(o, m) != 0) {
 		snprintf(err, errlen,
 			 "id must be an integer >= 1, raft_address and http_address "
-			 "IPv4 \"ip:port\" strings (not 0.0.0.0)");
+			 "\"host:port\" strings (host name or IPv4, not 0.0.0.0)");
 	} else {
 		rc = 0;
 	}

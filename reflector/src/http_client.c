@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+
+#include "hostport.h"
 
 #define CLIENT_MAX_BODY (4 * 1024 * 1024)
 
@@ -107,13 +110,25 @@ static int client_wait(int fd, short events, int64_t deadline)
 
 static int client_connect(const char *address, int64_t deadline, char *err, size_t errlen)
 {
-	char ip[16];
+	char host[RF_HOSTPORT_MAX];
 	unsigned port;
 	struct sockaddr_in sa;
 	memset(&sa, 0, sizeof(sa));
-	if (rf_addr_parse(address, true, ip, &port) != 0 ||
-	    inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+	if (rf_hostport_parse(address, true, host, &port) != 0) {
 		return client_fail(err, errlen, "invalid address");
+	}
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		/* A host name: resolved now (blocking; the client is for tools and start-up). */
+		struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+		struct addrinfo *res = NULL;
+		int rc = getaddrinfo(host, NULL, &hints, &res);
+		if (rc != 0 || res == NULL) {
+			client_fail(err, errlen, rc != 0 ? gai_strerror(rc) : "no IPv4 address");
+			freeaddrinfo(res);
+			return -1;
+		}
+		sa.sin_addr = ((const struct sockaddr_in *)res->ai_addr)->sin_addr;
+		freeaddrinfo(res);
 	}
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
@@ -248,12 +263,12 @@ int rf_http_url_address(const char *url, char address[RF_ADDR_MAX])
 		url += sizeof(scheme) - 1;
 	}
 	size_t len = strcspn(url, "/");
-	char ip[16];
+	char host[RF_HOSTPORT_MAX];
 	unsigned port;
 	if (len == 0 || len >= RF_ADDR_MAX) {
 		return -1;
 	}
 	memcpy(address, url, len);
 	address[len] = '\0';
-	return rf_addr_parse(address, false, ip, &port);
+	return rf_hostport_parse(address, false, host, &port);
 }

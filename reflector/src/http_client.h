@@ -1,6 +1,7 @@
 /*
  * A minimal blocking HTTP/1.1 client for the command line tools, tests and benchmarks:
- * one request per connection, IPv4 "ip:port" targets, an overall deadline. No libuv.
+ * one request per connection, "host:port" targets (IPv4 literal or a name resolved with
+ * getaddrinfo), an overall deadline. No libuv.
  */
 #ifndef RF_HTTP_CLIENT_H
 #define RF_HTTP_CLIENT_H
@@ -27,7 +28,7 @@ int rf_http_fetch(const char *address, const char *method, const char *path, con
 
 void rf_http_response_free(struct rf_http_response *resp);
 
-/* Splits "http://ip:port[/path]" into address; returns 0 or -1. */
+/* Splits "http://host:port[/path]" into address; returns 0 or -1. */
 int rf_http_url_address(const char *url, char address[RF_ADDR_MAX]);
 
 #endif

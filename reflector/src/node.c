@@ -1,11 +1,20 @@
 /*
  * Node lifecycle: start, watch, hand-off, close.
  *
- * Start order (canonical raft 0.15): raft_uv_tcp_init -> raft_uv_init(dir) -> raft_init ->
- * raft_bootstrap with every configured peer as a voter (skipped with join; RAFT_CANTBOOTSTRAP means
- * the data dir already holds a cluster: a restart, which is normal) -> timeouts and pre-vote ->
+ * Start order (canonical raft 0.15): our transport (raft_transport.c: peers by host name,
+ * resolved on every connection attempt) -> raft_uv_init(dir) -> raft_init -> raft_bootstrap
+ * with every configured peer as a voter (skipped with join; RAFT_CANTBOOTSTRAP means the data
+ * dir already holds a cluster: a restart, which is normal) -> timeouts and pre-vote ->
  * raft_start (loads the log and snapshot from the data dir, replays committed entries into
  * the FSM) -> the watcher starts.
+ *
+ * Membership safety: a data dir without raft state is either a first start or a wiped one. A
+ * wiped voter that bootstrapped again would rejoin with no memory of the votes it cast, which
+ * allows two leaders in one term. So before bootstrapping into an empty data dir the node asks
+ * every other configured peer for /status; when one of them has seen an election (term > 1)
+ * or committed past the bootstrap entry, a cluster exists and the node refuses to start
+ * (RF_NODE_MUST_REJOIN): the operator removes the member and re-adds it with --join. Peers
+ * that do not answer do not count: on a first start nobody answers or everybody is fresh.
  *
  * Watch: every loop turn compare raft_state(), the term and raft_leader() with what was seen
  * last; a new (leader, term) counts a leader change; becoming leader starts a leader session
@@ -20,15 +29,23 @@
  *
  * Failure modes at start: raft_uv_init (missing/unusable dir, locked), raft_init, bootstrap
  * (other than CANTBOOTSTRAP), raft_start (corrupt log, FSM restore failure, address in use):
- * -1 with raft's message. Nothing fails later: I/O errors surface as raft state changes.
+ * -1 with raft's message; an empty data dir while a peer knows the cluster:
+ * RF_NODE_MUST_REJOIN. Nothing fails later: I/O errors surface as raft state changes.
  */
 #include "node.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <jansson.h>
+
+#include "http_client.h"
 #include "log.h"
+#include "raft_transport.h"
+
+#define NODE_PEER_CHECK_MS 1500 /* per peer, for the empty data dir check */
 
 static const char *node_role_name(int state)
 {
@@ -148,19 +165,84 @@ static int node_bootstrap(struct rf_node *n, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/* True when dir holds raft state: raft_uv writes metadata1/metadata2 at bootstrap. */
+static bool node_has_state(const char *dir)
+{
+	char path[4096];
+	const char *names[] = {"metadata1", "metadata2"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (access(path, F_OK) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Whether the peer's /status shows a cluster past its bootstrap (an election, a commit). */
+static bool node_peer_knows_cluster(const struct rf_peer *p, uint64_t *term)
+{
+	struct rf_http_response resp;
+	char err[128];
+	if (rf_http_fetch(p->http_address, "GET", "/status", NULL, NULL, 0, NODE_PEER_CHECK_MS,
+			  &resp, err, sizeof(err)) != 0) {
+		rf_log(RF_LOG_DEBUG, "raft.bootstrap", "peer %llu (%s) did not answer: %s",
+		       (unsigned long long)p->id, p->http_address, err);
+		return false;
+	}
+	json_t *o = resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+	json_int_t t = 0;
+	json_int_t commit = 0;
+	bool knows = json_unpack(o, "{s:I, s:I}", "term", &t, "commit_index", &commit) == 0 &&
+		     (t > 1 || commit > 1);
+	json_decref(o);
+	rf_http_response_free(&resp);
+	*term = (uint64_t)t;
+	return knows;
+}
+
+/*
+ * Refuses to bootstrap an empty data dir into a cluster that already exists (see the top of
+ * the file). Returns 0 when bootstrapping is safe, RF_NODE_MUST_REJOIN otherwise.
+ */
+static int node_check_empty_dir(struct rf_node *n, char *errbuf, size_t errlen)
+{
+	const struct rf_config *cfg = n->cfg;
+	if (node_has_state(cfg->data_dir)) {
+		return 0;
+	}
+	for (size_t i = 0; i < cfg->n_peers; i++) {
+		const struct rf_peer *p = &cfg->peers[i];
+		uint64_t term = 0;
+		if (p->id == cfg->node_id || !node_peer_knows_cluster(p, &term)) {
+			continue;
+		}
+		snprintf(
+		    errbuf, errlen,
+		    "raft: data dir %s is empty but node %llu (%s) knows an existing cluster "
+		    "(term %llu): this node may have lost its raft state and must not bootstrap "
+		    "again. Remove it (lifeguard-reflector members remove --id %llu) and re-add "
+		    "it (members add), then start it with --join",
+		    cfg->data_dir, (unsigned long long)p->id, p->http_address,
+		    (unsigned long long)term, (unsigned long long)cfg->node_id);
+		return RF_NODE_MUST_REJOIN;
+	}
+	return 0;
+}
+
 /* raft_uv_init and raft_init; on failure undoes what was done. */
 static int node_init_raft(struct rf_node *n, char *errbuf, size_t errlen)
 {
 	const struct rf_config *cfg = n->cfg;
-	int rv = raft_uv_tcp_init(&n->transport, n->loop);
+	int rv = rf_raft_transport_init(&n->transport, n->loop, RF_TRANSPORT_CONNECT_TIMEOUT_MS);
 	if (rv != 0) {
-		snprintf(errbuf, errlen, "raft: transport init: %s", raft_strerror(rv));
+		snprintf(errbuf, errlen, "raft: transport init: %s", n->transport.errmsg);
 		return -1;
 	}
 	rv = raft_uv_init(&n->io, n->loop, cfg->data_dir, &n->transport);
 	if (rv != 0) {
 		snprintf(errbuf, errlen, "raft: data dir %s: %s", cfg->data_dir, n->io.errmsg);
-		raft_uv_tcp_close(&n->transport);
+		rf_raft_transport_close(&n->transport);
 		return -1;
 	}
 	/* A restarted peer is redialed sooner than raft's 1 s default. */
@@ -170,7 +252,7 @@ static int node_init_raft(struct rf_node *n, char *errbuf, size_t errlen)
 	if (rv != 0) {
 		snprintf(errbuf, errlen, "raft: init: %s", raft_errmsg(&n->raft));
 		raft_uv_close(&n->io);
-		raft_uv_tcp_close(&n->transport);
+		rf_raft_transport_close(&n->transport);
 		rf_fsm_close(&n->fsm);
 		return -1;
 	}
@@ -191,6 +273,12 @@ int rf_node_start(struct rf_node *n, uv_loop_t *loop, struct lg_runtime *rt,
 	n->started_ms = uv_now(loop);
 	if (hooks != NULL) {
 		n->hooks = *hooks;
+	}
+	if (!cfg->join) {
+		int rc = node_check_empty_dir(n, errbuf, errlen);
+		if (rc != 0) {
+			return rc;
+		}
 	}
 	if (node_init_raft(n, errbuf, errlen) != 0) {
 		return -1;
@@ -364,7 +452,7 @@ static void node_on_raft_closed(struct raft *r)
 {
 	struct rf_node *n = r->data;
 	raft_uv_close(&n->io);
-	raft_uv_tcp_close(&n->transport);
+	rf_raft_transport_close(&n->transport);
 	n->raft_initialized = false;
 	if (n->watch.data == n) { /* the watcher exists once raft_start succeeded */
 		uv_close((uv_handle_t *)&n->watch, node_on_watch_closed);

@@ -38,6 +38,9 @@ struct rf_leader_hooks {
 	void (*lost_leadership)(void *data, uint64_t term);
 };
 
+/* rf_node_start: empty data dir while a cluster exists (the daemon exits with status 3). */
+#define RF_NODE_MUST_REJOIN (-2)
+
 struct rf_leader_session; /* leader.c */
 struct rf_member_op;      /* members.c */
 
@@ -79,6 +82,8 @@ struct rf_node {
  * cfg->join (RAFT_CANTBOOTSTRAP on restart is expected), timeouts, pre-vote, raft_start, and
  * the state watcher. hooks (may be NULL) is Copied. On failure returns -1 with a sentence in
  * errbuf; if n->raft_initialized is then true the caller must still rf_node_close() it.
+ * Returns RF_NODE_MUST_REJOIN (nothing started) when the data dir holds no raft state, join
+ * is off and a peer knows an existing cluster: bootstrapping again would forget votes.
  */
 int rf_node_start(struct rf_node *n, uv_loop_t *loop, struct lg_runtime *rt,
 		  const struct rf_config *cfg, const struct rf_leader_hooks *hooks, char *errbuf,

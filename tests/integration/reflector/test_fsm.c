@@ -188,6 +188,11 @@ Test(fsm, member_bodies)
 	cr_assert_eq(rf_fsm_member_parse(ok, strlen(ok), &m, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(m.id, 4);
 	cr_assert_str_eq(m.http_address, "10.0.0.4:8000");
+	/* Peers by DNS name (a pod keeps its name, not its IP). */
+	const char *named = "{\"id\":4,\"raft_address\":\"rf-3.rf-headless.ns.svc:7000\","
+			    "\"http_address\":\"rf-3.rf-headless.ns.svc:8080\"}";
+	cr_assert_eq(rf_fsm_member_parse(named, strlen(named), &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(m.raft_address, "rf-3.rf-headless.ns.svc:7000");
 	static const char *const bad[] = {
 	    "",
 	    "{",
@@ -196,7 +201,8 @@ Test(fsm, member_bodies)
 	    ("{\"id\":4,\"raft_address\":\"10.0.0.4:7000\",\"http_address\":\"10.0.0.4:8000\","
 	     "\"x\":1}"),
 	    "{\"id\":-4,\"raft_address\":\"10.0.0.4:7000\",\"http_address\":\"10.0.0.4:8000\"}",
-	    "{\"id\":4,\"raft_address\":\"node4:7000\",\"http_address\":\"10.0.0.4:8000\"}",
+	    "{\"id\":4,\"raft_address\":\"node_4:7000\",\"http_address\":\"10.0.0.4:8000\"}",
+	    "{\"id\":4,\"raft_address\":\"node4:7000\",\"http_address\":\"0.0.0.0:8000\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
