@@ -504,6 +504,30 @@ Test(runtime, cond_signal_wakes_one_waiter_at_a_time_in_fifo_order)
 	lg_runtime_free(rt);
 }
 
+/*
+ * One reading of a deadline everywhere (runtime.h): LG_DEADLINE_DEFAULT (0) is "the default",
+ * and the runtime's own waits have none, so they wait until signaled; LG_DEADLINE_NOW does
+ * not wait at all.
+ */
+Test(runtime, cond_deadline_default_waits_and_now_does_not)
+{
+	struct cond_fixture f = {.rc = {-1, -1}, .nwaiters = 1};
+	struct cond_arg args[2];
+	struct lg_runtime *rt = rt_new();
+	f.cv = cond_new(rt);
+	args[0] = (struct cond_arg){&f, 0, LG_DEADLINE_DEFAULT};
+	args[1] = (struct cond_arg){&f, 1, LG_DEADLINE_NOW};
+	spawn_detached(rt, cond_waiter, &args[0]);
+	spawn_detached(rt, cond_waiter, &args[1]);
+	spawn_detached(rt, cond_signal_one_by_one, &f);
+	cr_assert_eq(lg_runtime_run(rt), 0);
+	EXPECT_TRACE(&f.woke, 1, 0);
+	cr_expect_eq(f.rc[0], 0, "LG_DEADLINE_DEFAULT gave %s", lg_strerror(f.rc[0]));
+	cr_expect_eq(f.rc[1], LG_ETIMEDOUT, "LG_DEADLINE_NOW gave %s", lg_strerror(f.rc[1]));
+	lg_cond_free(f.cv);
+	lg_runtime_free(rt);
+}
+
 static void cond_broadcast_once(void *arg)
 {
 	struct cond_fixture *f = arg;
