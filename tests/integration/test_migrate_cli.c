@@ -60,32 +60,15 @@ static void teardown(void)
 /* Starts `lifeguard migrate ARGS...` (args NULL-terminated); output to the files given. */
 static pid_t spawn(const char *const *args, const char *out, const char *err)
 {
-	const char *argv[32] = {getenv("LG_LIFEGUARD_BIN"), "migrate"};
-	cr_assert_not_null(argv[0], "LG_LIFEGUARD_BIN is not set (run through meson test)");
-	for (int n = 2; *args != NULL && n < 31; n++) {
+	const char *argv[31] = {"migrate"};
+	for (int n = 1; *args != NULL && n < 30; n++) {
 		argv[n] = *args++;
 	}
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) {
-			_exit(127);
-		}
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
+	return lg_test_spawn_lifeguard(argv, out, err);
 }
 
-static int wait_exit(pid_t pid)
-{
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st), "lifeguard died of a signal");
-	return WEXITSTATUS(st);
-}
+#define wait_exit lg_test_wait_exit
+#define slurp     lg_test_slurp
 
 /* The options that point a run at this test's database objects and directory. */
 #define COMMON "--dsn", lg_test_pg_dsn(), "--dir", fx.dir, "--table", fx.table
@@ -96,17 +79,6 @@ static int wait_exit(pid_t pid)
 static int run_args(const char *const *args)
 {
 	return wait_exit(spawn(args, fx.out, fx.errf));
-}
-
-static char *slurp(const char *path)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
 }
 
 /* Exit status 2 and exactly one line on stderr containing want. */
