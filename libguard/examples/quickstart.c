@@ -20,7 +20,7 @@
 	X(user, email, LG_TEXT, 0)                                                                 \
 	X(user, name, LG_TEXT, LG_COL_NULLABLE)                                                    \
 	X(user, version, LG_INT64, LG_COL_VERSION | LG_COL_DEFAULT)
-LG_MODEL_DECLARE(user, USER_COLUMNS); /* struct user, user_col_*, user_set_*() */
+LG_MODEL_DECLARE(user, USER_COLUMNS); /* struct user, user_col_*, user_set_*(), user_query_*() */
 LG_MODEL_DEFINE(user, "quickstart", "users", USER_COLUMNS); /* user_model (one .c file) */
 
 #define POST_COLUMNS(X)                                                                            \
@@ -112,12 +112,12 @@ static int run(struct lg_pool *pool)
 	}
 	struct lg_query q;
 	lg_query_init(&q, &post_model);
-	lg_query_eq(&q, post_col_user_id, lg_param_int64(ann.id));
+	post_query_eq(&q, post_col_user_id, lg_param_int64(ann.id));
 	lg_query_or(&q);
-	lg_query_like(&q, post_col_title, lg_param_text("%es"));
-	lg_query_like(&q, post_col_title, lg_param_text("h%"));
+	post_query_like(&q, post_col_title, lg_param_text("%es"));
+	post_query_like(&q, post_col_title, lg_param_text("h%"));
 	lg_query_end(&q);
-	lg_query_order(&q, post_col_title, false);
+	post_query_order(&q, post_col_title, false);
 	lg_query_limit(&q, 10);
 	struct lg_rows rows = {0};
 	rc = lg_query_all(&db, &q, &rows, &err);
@@ -132,7 +132,7 @@ static int run(struct lg_pool *pool)
 
 	/* 6. A relation for a whole batch of parents: one statement, not one per parent. */
 	struct lg_rows authors = {0};
-	rc = lg_model_load_related(&db, &user_model, user_col_id, &post_model, rows.data, rows.n,
+	rc = LG_MODEL_LOAD_RELATED(&db, user, user_col_id, post, rows.data, rows.n,
 				   post_col_user_id, &authors, &err);
 	printf("authors of %zu posts: %zu row(s)\n", rows.n, authors.n);
 	lg_rows_free(&authors);

@@ -10,8 +10,6 @@
 #include "error_int.h"
 #include "model_int.h"
 
-#define OID_NUMERIC 1700
-
 LG_API struct lg_db lg_db_tx(const struct lg_db *base, struct lg_tx *tx)
 {
 	struct lg_db db = *base;
@@ -44,13 +42,18 @@ LG_API void lg_row_clear(const struct lg_model *m, void *row)
 	memset(row, 0, m->size);
 }
 
-/* The bytes a string field of row needs in a copy (0 when NULL or fixed-size). */
+static bool is_null_at(const struct lg_model *m, unsigned i, const void *row)
+{
+	return (*lg__row_nulls(m, (void *)(uintptr_t)row) >> i) & 1u;
+}
+
+/* The bytes a string field of row needs in a copy (0 when NULL or fixed-size); arrays are
+ * counted apart (lg__value_copy_size), since their blocks need alignment. */
 static size_t field_size(const struct lg_model *m, unsigned i, const void *row)
 {
 	const struct lg_model_col *c = &m->cols[i];
 	const char *f = (const char *)row + c->offset;
-	if (!lg__type_is_string(c->type) ||
-	    ((*lg__row_nulls(m, (void *)(uintptr_t)row) >> i) & 1u)) {
+	if (!lg__type_is_string(c->type) || c->type >= LG_INT32_ARRAY || is_null_at(m, i, row)) {
 		return 0;
 	}
 	if (c->type == LG_BYTEA) {
@@ -60,11 +63,18 @@ static size_t field_size(const struct lg_model *m, unsigned i, const void *row)
 	return s != NULL ? strlen(s) + 1 : 0;
 }
 
+static size_t array_size(const struct lg_model *m, unsigned i, const void *row)
+{
+	const struct lg_model_col *c = &m->cols[i];
+	return is_null_at(m, i, row) ? 0
+				     : lg__value_copy_size(c->type, (const char *)row + c->offset);
+}
+
 LG_API int lg_row_copy(const struct lg_model *m, void *dst, const void *src)
 {
 	size_t total = 0;
 	for (unsigned i = 0; i < m->ncols; i++) {
-		total += field_size(m, i, src);
+		total += array_size(m, i, src) + field_size(m, i, src);
 	}
 	char *mem = total != 0 ? lg__malloc(total) : NULL;
 	if (total != 0 && mem == NULL) {
@@ -73,6 +83,12 @@ LG_API int lg_row_copy(const struct lg_model *m, void *dst, const void *src)
 	}
 	memmove(dst, src, m->size);
 	*lg__row_mem(m, dst) = mem;
+	/* Arrays first: their sizes keep the block aligned for the next one. */
+	for (unsigned i = 0; i < m->ncols; i++) {
+		if (array_size(m, i, dst) != 0) {
+			mem = lg__value_copy(m->cols[i].type, (char *)dst + m->cols[i].offset, mem);
+		}
+	}
 	for (unsigned i = 0; i < m->ncols; i++) {
 		size_t n = field_size(m, i, dst);
 		if (n == 0) {
@@ -105,7 +121,8 @@ int lg__model_build_error(const struct lg_model *m, int code, struct lg_error *e
 
 #define FIELD(row, c, type) (*(const type *)((const char *)(row) + (c)->offset))
 
-int lg__field_param(const struct lg_model *m, unsigned col, const void *row, struct lg_param *out)
+int lg__field_param(const struct lg_model *m, unsigned col, const void *row, struct lg__enc *enc,
+		    struct lg_param *out)
 {
 	const struct lg_model_col *c = &m->cols[col];
 	bool is_null = (*lg__row_nulls(m, (void *)(uintptr_t)row) >> col) & 1u;
@@ -145,30 +162,25 @@ int lg__field_param(const struct lg_model *m, unsigned col, const void *row, str
 		return 0;
 	}
 	case LG_TEXT:
-	case LG_JSONB:
-	case LG_NUMERIC: {
+	case LG_JSONB: {
 		const char *s = FIELD(row, c, char *);
 		if (s == NULL) {
 			return LG_EINVAL; /* NULL must be explicit: the column's NULL bit */
 		}
 		*out = c->type == LG_JSONB ? lg_param_jsonb(s) : lg_param_text(s);
-		if (c->type == LG_NUMERIC) {
-			out->oid = OID_NUMERIC;
-		}
 		return 0;
 	}
-	default: /* the types added to enum lg_type are not bound yet */
-		break;
+	default: /* the newer types: model_values.c */
+		return lg__value_param(c->type, (const char *)row + c->offset, enc, out);
 	}
-	return LG_EINVAL;
 }
 
-int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg_param *out,
-		   int *n)
+int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg__enc *enc,
+		   struct lg_param *out, int *n)
 {
 	for (unsigned i = 0; i < m->ncols; i++) {
 		if (mask & LG_COL_BIT(i)) {
-			int rc = lg__field_param(m, i, row, &out[*n]);
+			int rc = lg__field_param(m, i, row, enc, &out[*n]);
 			if (rc != 0) {
 				return rc;
 			}

@@ -17,10 +17,14 @@
 #include "error_int.h"
 #include "model_int.h"
 
-static int bad_value(const struct lg_model *m, struct lg_error *err)
+static int bad_value(const struct lg_model *m, int rc, struct lg_error *err)
 {
+	if (rc == LG_ENOMEM) {
+		return lg__error_set(err, rc, "model %s: out of memory binding values", m->table);
+	}
 	return lg__error_set(err, LG_EINVAL,
-			     "model %s: NULL value (pointer or NULL bit) in a NOT NULL column",
+			     "model %s: a NULL value (pointer or NULL bit) in a NOT NULL column, "
+			     "or a value its column's type cannot hold",
 			     m->table);
 }
 
@@ -99,8 +103,8 @@ LG_API int lg_model_reload(const struct lg_db *db, const struct lg_model *m, voi
 	}
 	struct lg_param key[LG_MODEL_MAX_COLS];
 	int n = 0;
-	if (lg__row_params(m, lg__model_pk(m), row, key, &n) != 0) {
-		return bad_value(m, err);
+	if (lg__row_params(m, lg__model_pk(m), row, NULL, key, &n) != 0) {
+		return bad_value(m, LG_EINVAL, err);
 	}
 	return lg_model_find(db, m, key, row, err);
 }
@@ -114,19 +118,20 @@ static int write_one(const struct lg_db *db, struct lg_changes *c, struct lg_sql
 		return lg__model_build_error(m, sql->err, err);
 	}
 	struct lg_param p[2 * LG_MODEL_MAX_COLS];
+	struct lg__enc enc = {NULL};
 	int n = 0;
-	if (lg__row_params(m, cols, c->row, p, &n) != 0 ||
-	    lg__row_params(m, tail, c->row, p, &n) != 0) {
-		return bad_value(m, err);
+	int rc = lg__row_params(m, cols, c->row, &enc, p, &n);
+	if (rc == 0) {
+		rc = lg__row_params(m, tail, c->row, &enc, p, &n);
 	}
 	int v = lg__model_version_col(m);
-	if (v >= 0 && (tail & LG_COL_BIT((unsigned)v)) == 0 && tail != 0) {
+	if (rc == 0 && v >= 0 && (tail & LG_COL_BIT((unsigned)v)) == 0 && tail != 0) {
 		/* UPDATE: the version is the last parameter, after the key. */
-		if (lg__field_param(m, (unsigned)v, c->row, &p[n++]) != 0) {
-			return bad_value(m, err);
-		}
+		rc = lg__field_param(m, (unsigned)v, c->row, &enc, &p[n++]);
 	}
-	int rc = run_into_row(db, m, sql->buf, LG__DB_WRITE, p, n, c->row, found, err);
+	rc = rc != 0 ? bad_value(m, rc, err)
+		     : run_into_row(db, m, sql->buf, LG__DB_WRITE, p, n, c->row, found, err);
+	lg__enc_free(&enc);
 	if (rc == 0 && *found) {
 		c->changed = 0;
 	}
@@ -180,7 +185,7 @@ LG_API int lg_model_update(const struct lg_db *db, struct lg_changes *c, struct 
 	/* Tell a lost update from a missing row: one more statement, on the failure path. */
 	struct lg_param key[LG_MODEL_MAX_COLS];
 	int n = 0;
-	(void)lg__row_params(m, lg__model_pk(m), c->row, key, &n);
+	(void)lg__row_params(m, lg__model_pk(m), c->row, NULL, key, &n);
 	lg__sql_init(&sql, buf, sizeof(buf));
 	lg__sql_find(&sql, m);
 	struct lg_result *r = NULL;
@@ -213,8 +218,8 @@ LG_API int lg_model_delete(const struct lg_db *db, const struct lg_model *m, con
 	}
 	struct lg_param key[LG_MODEL_MAX_COLS];
 	int n = 0;
-	if (lg__row_params(m, lg__model_pk(m), row, key, &n) != 0) {
-		return bad_value(m, err);
+	if (lg__row_params(m, lg__model_pk(m), row, NULL, key, &n) != 0) {
+		return bad_value(m, LG_EINVAL, err);
 	}
 	char buf[LG__STACK_SQL];
 	struct lg_sqlbuf sql;

@@ -118,15 +118,13 @@ static inline __attribute__((always_inline)) int cell_fill(enum lg_type t, struc
 		return lg_result_timestamptz(r, ri, k, (int64_t *)(void *)f);
 	case LG_TEXT:
 	case LG_JSONB:
-	case LG_NUMERIC:
 		return lg_result_text(r, ri, k, (const char **)(void *)f, NULL);
 	case LG_BYTEA:
 		return lg_result_bytea(r, ri, k, &((struct lg_bytes *)(void *)f)->data,
 				       &((struct lg_bytes *)(void *)f)->len);
-	default: /* the types added to enum lg_type are not decoded yet */
-		break;
+	default: /* the newer types: model_values_read.c */
+		return lg__value_decode(t, r, ri, k, f);
 	}
-	return LG_ETYPE;
 }
 
 /* The cells of one column of a run of rows; a NULL sets the column's bit in that row's
@@ -169,14 +167,12 @@ static int column_fill(enum lg_type t, const struct column_run *c)
 		return column_loop(LG_TIMESTAMPTZ, c);
 	case LG_TEXT:
 	case LG_JSONB:
-	case LG_NUMERIC:
 		return column_loop(LG_TEXT, c);
 	case LG_BYTEA:
 		return column_loop(LG_BYTEA, c);
-	default: /* the types added to enum lg_type are not decoded yet */
-		break;
+	default:
+		return column_loop(t, c);
 	}
-	return LG_ETYPE;
 }
 
 /* Result column of model column i, the ord-th column of the plan. */

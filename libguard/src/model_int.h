@@ -30,6 +30,28 @@ static inline int lg__db_run(const struct lg_db *db, const char *sql, const stru
 			      : lg_pool_query(db->pool, sql, params, n, &o, out, err);
 }
 
+/* Scratch memory of one statement's parameters (inet and array values): zero-initialize,
+ * release with lg__enc_free once the statement has returned. */
+struct lg__enc {
+	void *head;
+};
+void lg__enc_free(struct lg__enc *enc);
+
+/* The parameter of a field of type t beyond the basic ones (model_values.c): LG_EINVAL for a
+ * value the server cannot hold, or an inet / array field without enc. */
+int lg__value_param(enum lg_type t, const void *field, struct lg__enc *enc, struct lg_param *out);
+/* Decodes a non-NULL cell of type t beyond the basic ones into field f (LG_ENULL for NULL);
+ * array storage is allocated with r. */
+int lg__value_decode(enum lg_type t, struct lg_result *r, int ri, int k, char *f);
+/* Deep copies of such fields (lg_row_copy): the bytes a copy needs (a multiple of
+ * LG__COPY_ALIGN), and the copy itself into mem, which it returns advanced. */
+#define LG__COPY_ALIGN _Alignof(max_align_t)
+size_t lg__value_copy_size(enum lg_type t, const void *field);
+char *lg__value_copy(enum lg_type t, void *field, char *mem);
+
+/* A block of n bytes freed with r (pg_result.c), aligned for any type; NULL on ENOMEM. */
+void *lg__result_keep(struct lg_result *r, size_t n);
+
 /* The NULL bit mask and Owned memory block of a row. */
 uint64_t *lg__row_nulls(const struct lg_model *m, void *row);
 void **lg__row_mem(const struct lg_model *m, void *row);
@@ -37,13 +59,15 @@ void **lg__row_mem(const struct lg_model *m, void *row);
 /*
  * The bound parameter for column col of row (Borrowing the row's strings until the
  * statement returns). LG_EINVAL when the value is NULL but the column is not nullable, or a
- * string field is a NULL pointer without its NULL bit.
+ * string field is a NULL pointer without its NULL bit, or a value the column's type cannot
+ * hold. inet and array values are built in enc (NULL: such columns give LG_EINVAL).
  */
-int lg__field_param(const struct lg_model *m, unsigned col, const void *row, struct lg_param *out);
+int lg__field_param(const struct lg_model *m, unsigned col, const void *row, struct lg__enc *enc,
+		    struct lg_param *out);
 
 /* Parameters for the columns in mask of row, appended at out[*n]. */
-int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg_param *out,
-		   int *n);
+int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg__enc *enc,
+		   struct lg_param *out, int *n);
 
 /*
  * How the columns of one result fill a model's row struct (model_decode.c), worked out once

@@ -199,8 +199,8 @@ LG_API void lg_query_after(struct lg_query *q, const void *last_row)
 		return;
 	}
 	for (int i = 0; i < q->norder; i++) {
-		if (lg__field_param(q->model, q->order[i], last_row, &q->params[q->nparams++]) !=
-		    0) {
+		if (lg__field_param(q->model, q->order[i], last_row, NULL,
+				    &q->params[q->nparams++]) != 0) {
 			query_fail(q, LG_EINVAL);
 			return;
 		}

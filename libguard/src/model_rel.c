@@ -26,6 +26,7 @@ static int insert_chunk(const struct lg_db *db, const struct lg_model *m, char *
 			uint64_t cols, bool returning, struct lg_error *err)
 {
 	int per = __builtin_popcountll(cols);
+	struct lg__enc enc = {NULL};
 	struct lg_param *p = lg__malloc(n * (size_t)per * sizeof(*p));
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, NULL, 0);
@@ -37,10 +38,11 @@ static int insert_chunk(const struct lg_db *db, const struct lg_model *m, char *
 	}
 	int np = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (lg__row_params(m, cols, rows + i * m->size, p, &np) != 0) {
-			rc = lg__error_set(err, LG_EINVAL,
-					   "model %s: insert: row %zu has a NULL "
-					   "in a NOT NULL column",
+		rc = lg__row_params(m, cols, rows + i * m->size, &enc, p, &np);
+		if (rc != 0) {
+			rc = lg__error_set(err, rc,
+					   "model %s: insert: row %zu has a NULL in a NOT NULL "
+					   "column, or a value its column's type cannot hold",
 					   m->table, i);
 			goto out;
 		}
@@ -61,6 +63,7 @@ static int insert_chunk(const struct lg_db *db, const struct lg_model *m, char *
 	}
 	lg_result_free(r);
 out:
+	lg__enc_free(&enc);
 	lg__free(p);
 	lg__sql_free(&sql);
 	return rc;

@@ -51,7 +51,7 @@ static int stream_page(struct stream *s, struct lg_rows *rows, struct lg_error *
 	if (s->have_last) {
 		int first = n + 1;
 		for (int i = 0; i < s->npk; i++) {
-			(void)lg__field_param(m, s->pk[i], s->last, &s->params[n++]);
+			(void)lg__field_param(m, s->pk[i], s->last, NULL, &s->params[n++]);
 		}
 		lg__where_row_cmp(&w, m, s->pk, s->npk, ">", first);
 	}

@@ -6,6 +6,7 @@
  */
 #include "pg_conn_int.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "alloc_int.h"
@@ -38,7 +39,7 @@ struct bytea_cell {
 	int row;
 	int col;
 	size_t len;
-	uint8_t data[];
+	_Alignas(max_align_t) uint8_t data[]; /* aligned for lg__result_keep */
 };
 
 struct lg_result {
@@ -67,6 +68,21 @@ LG_API void lg_result_free(struct lg_result *r)
 	}
 	PQclear(r->pg);
 	lg__free(r);
+}
+
+void *lg__result_keep(struct lg_result *r, size_t n)
+{
+	/* A cell of the bytea list that no lookup matches (row -1): freed with the result. */
+	struct bytea_cell *cell = lg__malloc(sizeof(*cell) + n);
+	if (cell == NULL) {
+		return NULL;
+	}
+	cell->row = -1;
+	cell->col = -1;
+	cell->len = n;
+	cell->next = r->decoded;
+	r->decoded = cell;
+	return cell->data;
 }
 
 LG_API int lg_result_rows(const struct lg_result *r)

@@ -26,7 +26,7 @@
 /* 2000-01-01 minus 1970-01-01 in microseconds: the binary timestamp epoch shift. */
 #define PG_EPOCH_SHIFT_US INT64_C(946684800000000)
 
-static bool pg_is_digit(char c)
+bool lg__pg_is_digit(char c)
 {
 	return c >= '0' && c <= '9';
 }
@@ -46,7 +46,7 @@ static int pg_hex_value(char c)
 }
 
 /* Compares s[0..len) with the lowercase ASCII word, ignoring ASCII case. */
-static bool pg_equal_nocase(const char *s, size_t len, const char *word)
+bool lg__pg_equal_nocase(const char *s, size_t len, const char *word)
 {
 	if (len != strlen(word)) {
 		return false;
@@ -76,7 +76,7 @@ int lg__pg_parse_int64(const char *s, size_t len, int64_t *out)
 	uint64_t mag = 0;
 	int rc = 0;
 	for (; i < len; i++) {
-		if (!pg_is_digit(s[i])) {
+		if (!lg__pg_is_digit(s[i])) {
 			return LG_EINVAL; /* Junk outranks overflow: the value is not a number. */
 		}
 		unsigned d = (unsigned)(s[i] - '0');
@@ -118,9 +118,9 @@ static locale_t pg_c_locale(void)
 	return loc;
 }
 
-static size_t pg_skip_digits(const char *s, size_t len, size_t i)
+size_t lg__pg_skip_digits(const char *s, size_t len, size_t i)
 {
-	while (i < len && pg_is_digit(s[i])) {
+	while (i < len && lg__pg_is_digit(s[i])) {
 		i++;
 	}
 	return i;
@@ -128,14 +128,14 @@ static size_t pg_skip_digits(const char *s, size_t len, size_t i)
 
 /* True if s is [+-](digits[.digits*] | .digits)([eE][+-]digits), which is what strtod()
  * must see: it would otherwise also take hex floats, "inf", "nan(...)" and leading blanks. */
-static bool pg_is_decimal(const char *s, size_t len)
+bool lg__pg_is_decimal(const char *s, size_t len)
 {
 	size_t i = len > 0 && (s[0] == '-' || s[0] == '+') ? 1 : 0;
-	size_t int_end = pg_skip_digits(s, len, i);
+	size_t int_end = lg__pg_skip_digits(s, len, i);
 	size_t digits = int_end - i;
 	i = int_end;
 	if (i < len && s[i] == '.') {
-		size_t frac_end = pg_skip_digits(s, len, i + 1);
+		size_t frac_end = lg__pg_skip_digits(s, len, i + 1);
 		digits += frac_end - (i + 1);
 		i = frac_end;
 	}
@@ -147,7 +147,7 @@ static bool pg_is_decimal(const char *s, size_t len)
 		if (i < len && (s[i] == '-' || s[i] == '+')) {
 			i++;
 		}
-		size_t exp_end = pg_skip_digits(s, len, i);
+		size_t exp_end = lg__pg_skip_digits(s, len, i);
 		if (exp_end == i) {
 			return false;
 		}
@@ -158,20 +158,20 @@ static bool pg_is_decimal(const char *s, size_t len)
 
 int lg__pg_parse_double(const char *s, size_t len, double *out)
 {
-	if (pg_equal_nocase(s, len, "nan")) {
+	if (lg__pg_equal_nocase(s, len, "nan")) {
 		*out = NAN;
 		return 0;
 	}
-	if (pg_equal_nocase(s, len, "infinity") || pg_equal_nocase(s, len, "+infinity")) {
+	if (lg__pg_equal_nocase(s, len, "infinity") || lg__pg_equal_nocase(s, len, "+infinity")) {
 		*out = INFINITY;
 		return 0;
 	}
-	if (pg_equal_nocase(s, len, "-infinity")) {
+	if (lg__pg_equal_nocase(s, len, "-infinity")) {
 		*out = -INFINITY;
 		return 0;
 	}
 	char buf[128];
-	if (len >= sizeof(buf) || !pg_is_decimal(s, len)) {
+	if (len >= sizeof(buf) || !lg__pg_is_decimal(s, len)) {
 		return LG_EINVAL;
 	}
 	memcpy(buf, s, len);
@@ -202,7 +202,7 @@ int lg__pg_parse_bool(const char *s, size_t len, bool *out)
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant, "chrono-Compatible Low-Level
  * Date Algorithms", days_from_civil). y is astronomical, m 1-12, d 1-31. */
-static int64_t pg_days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t lg__pg_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -219,14 +219,7 @@ static unsigned pg_days_in_month(int64_t y, unsigned m)
 	return m == 2 && leap ? 29 : days[m - 1];
 }
 
-/* A read position in a timestamp text. */
-struct pg_scan {
-	const char *s;
-	size_t len;
-	size_t pos;
-};
-
-static bool pg_scan_char(struct pg_scan *sc, char c)
+bool lg__pg_scan_char(struct lg__pg_scan *sc, char c)
 {
 	if (sc->pos < sc->len && sc->s[sc->pos] == c) {
 		sc->pos++;
@@ -236,9 +229,9 @@ static bool pg_scan_char(struct pg_scan *sc, char c)
 }
 
 /* Reads between min and max decimal digits; *ndigits (may be NULL) gets the count. */
-static bool pg_scan_num(struct pg_scan *sc, size_t min, size_t max, int64_t *v, size_t *ndigits)
+bool lg__pg_scan_num(struct lg__pg_scan *sc, size_t min, size_t max, int64_t *v, size_t *ndigits)
 {
-	size_t end = pg_skip_digits(sc->s, sc->len, sc->pos);
+	size_t end = lg__pg_skip_digits(sc->s, sc->len, sc->pos);
 	size_t n = end - sc->pos;
 	if (n < min || n > max) {
 		return false;
@@ -254,14 +247,14 @@ static bool pg_scan_num(struct pg_scan *sc, size_t min, size_t max, int64_t *v, 
 }
 
 /* Reads "[.f{1,6}]" as microseconds. */
-static bool pg_scan_fraction(struct pg_scan *sc, int64_t *us)
+bool lg__pg_scan_fraction(struct lg__pg_scan *sc, int64_t *us)
 {
 	size_t n = 0;
 	*us = 0;
-	if (!pg_scan_char(sc, '.')) {
+	if (!lg__pg_scan_char(sc, '.')) {
 		return true;
 	}
-	if (!pg_scan_num(sc, 1, 6, us, &n)) {
+	if (!lg__pg_scan_num(sc, 1, 6, us, &n)) {
 		return false;
 	}
 	for (; n < 6; n++) {
@@ -271,20 +264,20 @@ static bool pg_scan_fraction(struct pg_scan *sc, int64_t *us)
 }
 
 /* Reads "+HH[:MM[:SS]]" as signed seconds east of UTC; the server caps offsets below 16 h. */
-static bool pg_scan_offset(struct pg_scan *sc, int64_t *secs)
+static bool pg_scan_offset(struct lg__pg_scan *sc, int64_t *secs)
 {
 	int64_t h, m = 0, s = 0;
-	bool neg = pg_scan_char(sc, '-');
-	if (!neg && !pg_scan_char(sc, '+')) {
+	bool neg = lg__pg_scan_char(sc, '-');
+	if (!neg && !lg__pg_scan_char(sc, '+')) {
 		return false;
 	}
-	if (!pg_scan_num(sc, 2, 2, &h, NULL) || h > 15) {
+	if (!lg__pg_scan_num(sc, 2, 2, &h, NULL) || h > 15) {
 		return false;
 	}
-	if (pg_scan_char(sc, ':') && (!pg_scan_num(sc, 2, 2, &m, NULL) || m > 59)) {
+	if (lg__pg_scan_char(sc, ':') && (!lg__pg_scan_num(sc, 2, 2, &m, NULL) || m > 59)) {
 		return false;
 	}
-	if (pg_scan_char(sc, ':') && (!pg_scan_num(sc, 2, 2, &s, NULL) || s > 59)) {
+	if (lg__pg_scan_char(sc, ':') && (!lg__pg_scan_num(sc, 2, 2, &s, NULL) || s > 59)) {
 		return false;
 	}
 	*secs = (neg ? -1 : 1) * (h * 3600 + m * 60 + s);
@@ -293,11 +286,11 @@ static bool pg_scan_offset(struct pg_scan *sc, int64_t *secs)
 
 /* Reads "YYYY-MM-DD" with an optional " BC" era looked up at the end of the text, and
  * checks the day against the month; y gets the astronomical year. */
-static bool pg_scan_date(struct pg_scan *sc, int64_t *y, int64_t *mo, int64_t *d)
+bool lg__pg_scan_date(struct lg__pg_scan *sc, int64_t *y, int64_t *mo, int64_t *d)
 {
-	if (!pg_scan_num(sc, 4, 9, y, NULL) || !pg_scan_char(sc, '-') ||
-	    !pg_scan_num(sc, 2, 2, mo, NULL) || !pg_scan_char(sc, '-') ||
-	    !pg_scan_num(sc, 2, 2, d, NULL)) {
+	if (!lg__pg_scan_num(sc, 4, 9, y, NULL) || !lg__pg_scan_char(sc, '-') ||
+	    !lg__pg_scan_num(sc, 2, 2, mo, NULL) || !lg__pg_scan_char(sc, '-') ||
+	    !lg__pg_scan_num(sc, 2, 2, d, NULL)) {
 		return false;
 	}
 	/* "0000" is no year in either era: 1 BC directly precedes 1 AD. */
@@ -313,12 +306,12 @@ static bool pg_scan_date(struct pg_scan *sc, int64_t *y, int64_t *mo, int64_t *d
 
 /* Reads "HH:MM:SS[.f{1,6}]+HH[:MM[:SS]]" as seconds since midnight UTC, which the offset may
  * push outside [0, one day), and a microsecond fraction. */
-static bool pg_scan_time(struct pg_scan *sc, int64_t *secs, int64_t *frac)
+static bool pg_scan_time(struct lg__pg_scan *sc, int64_t *secs, int64_t *frac)
 {
 	int64_t h, mi, s, off;
-	if (!pg_scan_num(sc, 2, 2, &h, NULL) || !pg_scan_char(sc, ':') ||
-	    !pg_scan_num(sc, 2, 2, &mi, NULL) || !pg_scan_char(sc, ':') ||
-	    !pg_scan_num(sc, 2, 2, &s, NULL) || !pg_scan_fraction(sc, frac) ||
+	if (!lg__pg_scan_num(sc, 2, 2, &h, NULL) || !lg__pg_scan_char(sc, ':') ||
+	    !lg__pg_scan_num(sc, 2, 2, &mi, NULL) || !lg__pg_scan_char(sc, ':') ||
+	    !lg__pg_scan_num(sc, 2, 2, &s, NULL) || !lg__pg_scan_fraction(sc, frac) ||
 	    !pg_scan_offset(sc, &off)) {
 		return false;
 	}
@@ -331,7 +324,7 @@ static bool pg_scan_time(struct pg_scan *sc, int64_t *secs, int64_t *frac)
 }
 
 /* Combines whole seconds and a fraction in [0, 1 s) into microseconds, or fails. */
-static bool pg_secs_to_us(int64_t secs, int64_t frac, int64_t *us)
+bool lg__pg_secs_to_us(int64_t secs, int64_t frac, int64_t *us)
 {
 	/* Near INT64_MIN the whole second below an instant may not be representable in µs
 	 * although the instant is: count from the second above instead. */
@@ -345,24 +338,24 @@ static bool pg_secs_to_us(int64_t secs, int64_t frac, int64_t *us)
 
 int lg__pg_parse_timestamptz(const char *s, size_t len, int64_t *us_since_unix_epoch)
 {
-	if (pg_equal_nocase(s, len, "infinity") || pg_equal_nocase(s, len, "+infinity")) {
+	if (lg__pg_equal_nocase(s, len, "infinity") || lg__pg_equal_nocase(s, len, "+infinity")) {
 		*us_since_unix_epoch = LG__PG_TS_INFINITY;
 		return 0;
 	}
-	if (pg_equal_nocase(s, len, "-infinity")) {
+	if (lg__pg_equal_nocase(s, len, "-infinity")) {
 		*us_since_unix_epoch = LG__PG_TS_NEG_INFINITY;
 		return 0;
 	}
-	struct pg_scan sc = {s, len, 0};
+	struct lg__pg_scan sc = {s, len, 0};
 	int64_t y, mo, d, secs, frac, total;
-	if (!pg_scan_date(&sc, &y, &mo, &d) ||
-	    !(pg_scan_char(&sc, ' ') || pg_scan_char(&sc, 'T')) ||
+	if (!lg__pg_scan_date(&sc, &y, &mo, &d) ||
+	    !(lg__pg_scan_char(&sc, ' ') || lg__pg_scan_char(&sc, 'T')) ||
 	    !pg_scan_time(&sc, &secs, &frac) || sc.pos != sc.len) {
 		return LG_EINVAL;
 	}
 	/* Nine year digits keep days * 86400 far inside int64; only microseconds can overflow. */
-	secs += pg_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400;
-	if (!pg_secs_to_us(secs, frac, &total) || total == LG__PG_TS_INFINITY ||
+	secs += lg__pg_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400;
+	if (!lg__pg_secs_to_us(secs, frac, &total) || total == LG__PG_TS_INFINITY ||
 	    total == LG__PG_TS_NEG_INFINITY) {
 		return LG_ERANGE;
 	}

@@ -75,4 +75,87 @@ void lg__pg_put_be64(uint8_t out[8], uint64_t v);
 void lg__pg_put_be32(uint8_t out[4], uint32_t v);
 void lg__pg_put_be16(uint8_t out[2], uint16_t v);
 
+/* ---- date, time, timestamp, interval (pg_types_time.c) ---------------------------------- */
+
+/* Dates are int32 days since 1970-01-01; INT32_MAX / INT32_MIN stand for 'infinity' and
+ * '-infinity'. The server's finite range, in those days, is [LG__PG_DATE_MIN, LG__PG_DATE_END)
+ * (4714-11-24 BC to 5874897-12-31). */
+#define LG__PG_DATE_INFINITY     INT32_MAX
+#define LG__PG_DATE_NEG_INFINITY INT32_MIN
+#define LG__PG_DATE_MIN          INT32_C(-2440588)
+#define LG__PG_DATE_END          INT32_C(2145042906)
+/* The first finite timestamp (4714-11-24 00:00 BC) in µs since 1970-01-01. */
+#define LG__PG_TS_MIN INT64_C(-210866803200000000)
+/* The largest time of day (24:00:00) in µs. */
+#define LG__PG_TIME_MAX INT64_C(86400000000)
+
+/* Parses "YYYY-MM-DD" with an optional " BC", or infinity / -infinity. A date outside the
+ * server's range gives LG_ERANGE. */
+int lg__pg_parse_date(const char *s, size_t len, int32_t *days_since_unix_epoch);
+/* Parses "HH:MM:SS[.f{1,6}]" (time without time zone), 00:00:00 to 24:00:00. */
+int lg__pg_parse_time(const char *s, size_t len, int64_t *us_since_midnight);
+/* Parses the ISO text of timestamp without time zone: "YYYY-MM-DD HH:MM:SS[.f{1,6}]" with an
+ * optional " BC", or infinity / -infinity (LG__PG_TS_* sentinels). */
+int lg__pg_parse_timestamp(const char *s, size_t len, int64_t *us_since_unix_epoch);
+/* Parses the interval text of IntervalStyle postgres (the default): "[N year[s]] [N mon[s]]
+ * [N day[s]] [[+-]H:MM:SS[.f{1,6}]]", each part signed on its own, e.g.
+ * "-1 years +2 mons -3 days +04:05:06.5" or "00:00:00". Other styles give LG_EINVAL, parts
+ * that overflow their field LG_ERANGE. */
+int lg__pg_parse_interval(const char *s, size_t len, int32_t *months, int32_t *days, int64_t *us);
+
+/* Binary date (days since 2000-01-01) to and from days since 1970-01-01. The sentinels pass
+ * unchanged. to_binary returns false for a finite date outside the server's range. */
+int32_t lg__pg_date_from_binary(int32_t pg_days);
+bool lg__pg_date_to_binary(int32_t unix_days, int32_t *pg_days);
+
+/* ---- numeric, inet, arrays (pg_types_misc.c) ------------------------------------------ */
+
+/* True if s is numeric text the server reads exactly as written: [+-]digits[.digits]
+ * [e[+-]digits] (digits on at least one side of the point), or NaN, Infinity, -Infinity in
+ * any case. No blanks. */
+bool lg__pg_numeric_valid(const char *s, size_t len);
+
+/* Parses inet or cidr text: an IPv4 or IPv6 address with an optional "/bits". family gets 4 or
+ * 6, bits the netmask length (32 or 128 without "/"), addr the address (v4 in addr[0..3],
+ * the rest zero). */
+int lg__pg_parse_inet(const char *s, size_t len, uint8_t *family, uint8_t *bits, uint8_t addr[16]);
+
+/*
+ * Splits the text of a one-dimensional array ("{a,\"b c\",NULL}") into its elements: fn is
+ * called for each with the element's text, unquoted and unescaped into buf (the caller's,
+ * at least len + 1 bytes, NUL-terminated per element), or with NULL for an SQL NULL. A
+ * multidimensional array, explicit bounds ("[0:1]={...}") or malformed text give LG_EINVAL;
+ * a non-zero return of fn stops the split and is returned.
+ */
+int lg__pg_array_split(const char *s, size_t len, char *buf,
+		       int (*fn)(void *ud, const char *elem, size_t elen), void *ud);
+
+/* ---- Shared by the codec files ------------------------------------------------------------ */
+
+/* A read position in a text value. */
+struct lg__pg_scan {
+	const char *s;
+	size_t len;
+	size_t pos;
+};
+
+bool lg__pg_is_digit(char c);
+/* Compares s[0..len) with the lowercase ASCII word, ignoring ASCII case. */
+bool lg__pg_equal_nocase(const char *s, size_t len, const char *word);
+size_t lg__pg_skip_digits(const char *s, size_t len, size_t i);
+/* [+-](digits[.digits*] | .digits)([eE][+-]digits) */
+bool lg__pg_is_decimal(const char *s, size_t len);
+/* Days since 1970-01-01 of a proleptic Gregorian date (astronomical year y). */
+int64_t lg__pg_days_from_civil(int64_t y, unsigned m, unsigned d);
+bool lg__pg_scan_char(struct lg__pg_scan *sc, char c);
+/* Reads between min and max decimal digits; *ndigits (may be NULL) gets the count. */
+bool lg__pg_scan_num(struct lg__pg_scan *sc, size_t min, size_t max, int64_t *v, size_t *ndigits);
+/* Reads "[.f{1,6}]" as microseconds. */
+bool lg__pg_scan_fraction(struct lg__pg_scan *sc, int64_t *us);
+/* Reads "YYYY-MM-DD" with an optional " BC" era looked up at the end of the text (which it
+ * then cuts off), and checks the day against the month; y gets the astronomical year. */
+bool lg__pg_scan_date(struct lg__pg_scan *sc, int64_t *y, int64_t *mo, int64_t *d);
+/* Whole seconds and a fraction in [0, 1 s) as microseconds, or false on overflow. */
+bool lg__pg_secs_to_us(int64_t secs, int64_t frac, int64_t *us);
+
 #endif

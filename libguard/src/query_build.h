@@ -101,10 +101,12 @@ void lg__sql_col(struct lg_sqlbuf *sql, const struct lg_model *m, unsigned col);
 /* Validates m: identifiers, 1..64 columns, a primary key, an int8 version column. Cheap
  * once m is cached: it was validated before it was published. */
 int lg__model_check(const struct lg_model *m);
-/* Text, jsonb, numeric and bytea: the types whose decoded fields point into the result. */
+/* Text, jsonb, numeric, enum, bytea and arrays: the types whose decoded fields point into the
+ * result (arrays into blocks the result keeps). */
 static inline bool lg__type_is_string(enum lg_type t)
 {
-	return t == LG_TEXT || t == LG_JSONB || t == LG_NUMERIC || t == LG_BYTEA;
+	return t == LG_TEXT || t == LG_JSONB || t == LG_NUMERIC || t == LG_BYTEA || t == LG_ENUM ||
+	       t >= LG_INT32_ARRAY;
 }
 
 static inline uint64_t lg__model_all(const struct lg_model *m)

@@ -65,8 +65,8 @@ struct run {
 static void build_page(struct lg_query *q, int64_t score)
 {
 	lg_query_init(q, &bu_model);
-	lg_query_eq(q, bu_col_score, lg_param_int32((int32_t)score));
-	lg_query_order(q, bu_col_id, false);
+	bu_query_eq(q, bu_col_score, lg_param_int32((int32_t)score));
+	bu_query_order(q, bu_col_id, false);
 	lg_query_limit(q, PAGE);
 }
 

@@ -246,7 +246,7 @@ Test(orm, every_type_round_trips_with_nulls)
 	struct allt got = {0};
 	struct lg_param key = lg_param_int64(99);
 	cr_assert_eq(lg_model_find(&db, &allt_model, &key, &got, &err), 0, "%s", err.message);
-	cr_assert_eq(got.lg_null, (LG_COL(allt_col__count) - 1) & ~LG_COL(allt_col_id));
+	cr_assert_eq(got.lg_null, (LG_COL_BIT(allt_col__count) - 1) & ~LG_COL(allt_col_id));
 	cr_assert(allt_t_is_null(&got));
 	cr_assert_null(got.t);
 	lg_row_clear(&allt_model, &got);
@@ -309,12 +309,12 @@ Test(orm, rows_borrow_from_results)
 	struct lg_rows rows = {0};
 	struct lg_query q;
 	lg_query_init(&q, &allt_model);
-	lg_query_lt(&q, allt_col_id, lg_param_int64(99));
-	lg_query_order(&q, allt_col_id, false);
+	allt_query_lt(&q, allt_col_id, lg_param_int64(99));
+	allt_query_order(&q, allt_col_id, false);
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
 	lg_query_close(&q);
 	lg_query_init(&q, &allt_model);
-	lg_query_eq(&q, allt_col_id, lg_param_int64(99));
+	allt_query_eq(&q, allt_col_id, lg_param_int64(99));
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
 	lg_query_close(&q);
 	cr_assert_eq(rows.n, 6);
@@ -328,7 +328,7 @@ Test(orm, rows_borrow_from_results)
 	}
 	const struct allt *nul = LG_ROWS_AT(&rows, struct allt, 5);
 	cr_assert_eq(nul->id, 99);
-	cr_assert_eq(nul->lg_null, (LG_COL(allt_col__count) - 1) & ~LG_COL(allt_col_id));
+	cr_assert_eq(nul->lg_null, (LG_COL_BIT(allt_col__count) - 1) & ~LG_COL(allt_col_id));
 	cr_assert_null(nul->t);
 	cr_assert_null(nul->bin.data);
 	lg_rows_free(&rows);
@@ -337,8 +337,8 @@ Test(orm, rows_borrow_from_results)
 	 * a column the model lacks): only those fields are filled. */
 	lg_query_init(&q, &allt_model);
 	lg_query_select(&q, LG_COL(allt_col_id) | LG_COL(allt_col_t) | LG_COL(allt_col_n));
-	lg_query_lt(&q, allt_col_id, lg_param_int64(99));
-	lg_query_order(&q, allt_col_id, false);
+	allt_query_lt(&q, allt_col_id, lg_param_int64(99));
+	allt_query_order(&q, allt_col_id, false);
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
 	lg_query_close(&q);
 	const char *raw = "SELECT t, 'x' AS other, i32, id FROM allt WHERE id < 99 ORDER BY id";
@@ -363,7 +363,7 @@ Test(orm, rows_borrow_from_results)
 	}
 	lg_rows_free(&rows);
 	lg_query_init(&q, &allt_model);
-	lg_query_eq(&q, allt_col_id, lg_param_int64(99));
+	allt_query_eq(&q, allt_col_id, lg_param_int64(99));
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);
 	lg_query_close(&q);
 
@@ -372,8 +372,8 @@ Test(orm, rows_borrow_from_results)
 	struct lg_param key = lg_param_int64(3);
 	cr_assert_eq(lg_model_find(&db, &allt_model, &key, &found, &err), 0, "%s", err.message);
 	lg_query_init(&q, &allt_model);
-	lg_query_gt(&q, allt_col_id, lg_param_int64(3));
-	lg_query_order(&q, allt_col_id, true);
+	allt_query_gt(&q, allt_col_id, lg_param_int64(3));
+	allt_query_order(&q, allt_col_id, true);
 	cr_assert_eq(lg_query_first(&db, &q, &first, &err), 0, "%s", err.message);
 	lg_query_close(&q);
 	lg_rows_free(&rows);
@@ -527,12 +527,12 @@ Test(orm, query_builder_runs)
 	}
 	struct lg_query q;
 	lg_query_init(&q, &usr_model);
-	lg_query_ilike(&q, usr_col_email, lg_param_text("%@ODD"));
+	usr_query_ilike(&q, usr_col_email, lg_param_text("%@ODD"));
 	lg_query_or(&q);
-	lg_query_eq(&q, usr_col_name, lg_param_text("five"));
-	lg_query_is_null(&q, usr_col_name);
+	usr_query_eq(&q, usr_col_name, lg_param_text("five"));
+	usr_query_is_null(&q, usr_col_name);
 	lg_query_end(&q);
-	lg_query_order(&q, usr_col_email, true);
+	usr_query_order(&q, usr_col_email, true);
 	lg_query_limit(&q, 4);
 	lg_query_offset(&q, 1);
 	struct lg_rows rows = {0};
@@ -556,9 +556,9 @@ Test(orm, query_builder_runs)
 	lg_query_init(&q, &usr_model);
 	struct lg_param in[3] = {lg_param_text("q00@even"), lg_param_text("q05@odd"),
 				 lg_param_text("nope")};
-	lg_query_in(&q, usr_col_email, in, 3);
+	usr_query_in(&q, usr_col_email, in, 3);
 	lg_query_not(&q);
-	lg_query_eq(&q, usr_col_email, lg_param_text("q00@even"));
+	usr_query_eq(&q, usr_col_email, lg_param_text("q00@even"));
 	lg_query_end(&q);
 	lg_query_select(&q, LG_COL(usr_col_email));
 	struct usr u = {0};
@@ -570,14 +570,14 @@ Test(orm, query_builder_runs)
 
 	/* Delete by filter; a filterless delete is refused. */
 	lg_query_init(&q, &usr_model);
-	lg_query_like(&q, usr_col_email, lg_param_text("%@even"));
+	usr_query_like(&q, usr_col_email, lg_param_text("%@even"));
 	int64_t gone = 0;
 	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), 0, "%s", err.message);
 	cr_assert_eq(gone, 10);
 	lg_query_close(&q);
 	lg_query_init(&q, &usr_model);
 	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), LG_EINVAL);
-	lg_query_eq(&q, usr_col_email, lg_param_text("q00@even"));
+	usr_query_eq(&q, usr_col_email, lg_param_text("q00@even"));
 	cr_assert_eq(lg_query_first(&db, &q, &u, &err), LG_ENOTFOUND);
 	lg_query_close(&q);
 	cr_assert_eq(scalar("SELECT count(*) FROM users"), 10);
@@ -588,14 +588,14 @@ Test(orm, query_builder_runs)
 		lg_query_init(&q, &usr_model);
 		if (shape == 0) {
 			lg_query_not(&q);
-			lg_query_in(&q, usr_col_id, NULL, 0);
+			usr_query_in(&q, usr_col_id, NULL, 0);
 			lg_query_end(&q);
 		} else if (shape == 1) {
 			lg_query_or(&q); /* (NOT (FALSE)) OR id < 0 */
 			lg_query_not(&q);
-			lg_query_in(&q, usr_col_id, NULL, 0);
+			usr_query_in(&q, usr_col_id, NULL, 0);
 			lg_query_end(&q);
-			lg_query_lt(&q, usr_col_id, lg_param_int64(0));
+			usr_query_lt(&q, usr_col_id, lg_param_int64(0));
 			lg_query_end(&q);
 		} else {
 			lg_query_and(&q);
@@ -608,7 +608,7 @@ Test(orm, query_builder_runs)
 	}
 	/* A filter that reduces to FALSE runs and deletes nothing. */
 	lg_query_init(&q, &usr_model);
-	lg_query_in(&q, usr_col_id, NULL, 0);
+	usr_query_in(&q, usr_col_id, NULL, 0);
 	cr_assert_eq(lg_query_delete(&db, &q, &gone, &err), 0, "%s", err.message);
 	cr_assert_eq(gone, 0);
 	lg_query_close(&q);
@@ -720,7 +720,7 @@ Test(orm, keyset_pagination_returns_each_row_once)
 	for (;;) {
 		struct lg_query q;
 		lg_query_init(&q, &book_model);
-		lg_query_order(&q, book_col_id, false);
+		book_query_order(&q, book_col_id, false);
 		if (have_last) {
 			lg_query_after(&q, &last);
 		}
@@ -783,7 +783,7 @@ Test(orm, streaming_with_filter_is_bounded_and_complete)
 	struct stream_ctx s = {.seen = calloc(BIG + 1, 1)};
 	struct lg_query q;
 	lg_query_init(&q, &book_model);
-	lg_query_eq(&q, book_col_author_id, lg_param_int64(7));
+	book_query_eq(&q, book_col_author_id, lg_param_int64(7));
 	cap.count = 0;
 	cr_assert_eq(lg_query_each(&db, &q, 37, stream_row, &s, &err), 0, "%s", err.message);
 	cr_assert_eq(s.n, BIG / 500);
@@ -792,7 +792,7 @@ Test(orm, streaming_with_filter_is_bounded_and_complete)
 	int calls = 0;
 	cr_assert_eq(lg_query_each(&db, &q, 2, stop_at_3, &calls, &err), 42);
 	cr_assert_eq(calls, 3);
-	lg_query_order(&q, book_col_id, false);
+	book_query_order(&q, book_col_id, false);
 	cr_assert_eq(lg_query_each(&db, &q, 2, stop_at_3, &calls, &err), LG_EINVAL);
 	lg_query_close(&q);
 	free(s.seen);
@@ -810,8 +810,8 @@ Test(orm, relations_load_with_one_statement_each)
 	/* 40 "parents": books 1..40 (has-many and m2m), whose author ids are the belongs-to. */
 	struct lg_query q;
 	lg_query_init(&q, &book_model);
-	lg_query_le(&q, book_col_id, lg_param_int64(40));
-	lg_query_order(&q, book_col_id, false);
+	book_query_le(&q, book_col_id, lg_param_int64(40));
+	book_query_order(&q, book_col_id, false);
 	struct lg_rows parents = {0};
 	cr_assert_eq(lg_query_all(&db, &q, &parents, &err), 0, "%s", err.message);
 	lg_query_close(&q);
@@ -820,26 +820,25 @@ Test(orm, relations_load_with_one_statement_each)
 	/* has-many: other books by the same authors (author_id -> author_id). */
 	cap.count = 0;
 	struct lg_rows siblings = {0};
-	cr_assert_eq(lg_model_load_related(&db, &book_model, book_col_author_id, &book_model,
-					   parents.data, parents.n, book_col_author_id, &siblings,
-					   &err),
+	cr_assert_eq(LG_MODEL_LOAD_RELATED(&db, book, book_col_author_id, book, parents.data,
+					   parents.n, book_col_author_id, &siblings, &err),
 		     0, "%s", err.message);
 	cr_assert_eq(cap.count, 1);
 	cr_assert_eq(siblings.n, 400); /* 40 distinct authors x 10 books each */
 
 	/* belongs-to: the tag whose id equals each parent's author_id (ids 1..5 exist). */
 	struct lg_rows tags = {0};
-	cr_assert_eq(lg_model_load_related(&db, &tag_model, tag_col_id, &book_model, parents.data,
-					   parents.n, book_col_author_id, &tags, &err),
+	cr_assert_eq(LG_MODEL_LOAD_RELATED(&db, tag, tag_col_id, book, parents.data, parents.n,
+					   book_col_author_id, &tags, &err),
 		     0, "%s", err.message);
 	cr_assert_eq(cap.count, 2);
 	cr_assert_eq(tags.n, 5);
 
 	/* many-to-many through book_tags. */
 	struct lg_rows bt = {0};
-	cr_assert_eq(lg_model_load_many_to_many(&db, &tag_model, tag_col_id, &bt_model,
-						bt_col_book_id, bt_col_tag_id, &book_model,
-						parents.data, parents.n, book_col_id, &bt, &err),
+	cr_assert_eq(LG_MODEL_LOAD_MANY_TO_MANY(&db, tag, tag_col_id, bt, bt_col_book_id,
+						bt_col_tag_id, book, parents.data, parents.n,
+						book_col_id, &bt, &err),
 		     0, "%s", err.message);
 	cr_assert_eq(cap.count, 3);
 	cr_assert_eq((int64_t)bt.n, scalar("SELECT count(*) FROM book_tags"));
@@ -852,9 +851,9 @@ Test(orm, relations_load_with_one_statement_each)
 	/* A target without strings keeps no result: the owners are read before it goes. Each
 	 * book_tags row comes once per parent sharing its tag. */
 	struct lg_rows links = {0};
-	cr_assert_eq(lg_model_load_many_to_many(&db, &bt_model, bt_col_tag_id, &bt_model,
-						bt_col_book_id, bt_col_tag_id, &book_model,
-						parents.data, parents.n, book_col_id, &links, &err),
+	cr_assert_eq(LG_MODEL_LOAD_MANY_TO_MANY(&db, bt, bt_col_tag_id, bt, bt_col_book_id,
+						bt_col_tag_id, book, parents.data, parents.n,
+						book_col_id, &links, &err),
 		     0, "%s", err.message);
 	cr_assert_gt(links.n, bt.n);
 	cr_assert_null(links.arena);
@@ -1042,8 +1041,8 @@ Test(orm, cursor_stream_any_order)
 	struct lg_error err;
 	struct lg_query q;
 	lg_query_init(&q, &book_model);
-	lg_query_eq(&q, book_col_author_id, lg_param_int64(3));
-	lg_query_order(&q, book_col_title, true);
+	book_query_eq(&q, book_col_author_id, lg_param_int64(3));
+	book_query_order(&q, book_col_title, true);
 	struct desc_ctx s = {0};
 	cap.count = 0;
 	cr_assert_eq(lg_query_stream(&db, &q, 150, desc_row, &s, &err), 0, "%s", err.message);

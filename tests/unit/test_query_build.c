@@ -109,7 +109,7 @@ static void upd_one(struct lg_sqlbuf *s)
 }
 static void upd_link(struct lg_sqlbuf *s)
 {
-	lg__sql_update(s, &link_model, LG_COL(2));
+	lg__sql_update(s, &link_model, LG_COL_BIT(2));
 }
 
 Test(query_build, update_sends_only_changed_columns_and_checks_version)
@@ -151,11 +151,11 @@ Test(query_build, delete_and_upsert)
 
 static void rel(struct lg_sqlbuf *s)
 {
-	lg__sql_related(s, &item_model, item_col_id);
+	lg__sql_related(s, &item_model, item_ci_id);
 }
 static void m2m(struct lg_sqlbuf *s)
 {
-	lg__sql_m2m(s, &item_model, item_col_id, &link_model, 0, 1);
+	lg__sql_m2m(s, &item_model, item_ci_id, &link_model, 0, 1);
 }
 
 Test(query_build, relations_use_one_array_parameter)
@@ -173,19 +173,19 @@ Test(query_build, builder_filters_groups_order_limit)
 {
 	struct lg_query q;
 	lg_query_init(&q, &item_model);
-	lg_query_eq(&q, item_col_name, lg_param_text("x'; DROP TABLE items;--"));
+	item_query_eq(&q, item_col_name, lg_param_text("x'; DROP TABLE items;--"));
 	lg_query_or(&q);
-	lg_query_lt(&q, item_col_id, lg_param_int64(10));
-	lg_query_is_null(&q, item_col_note);
+	item_query_lt(&q, item_col_id, lg_param_int64(10));
+	item_query_is_null(&q, item_col_note);
 	lg_query_not(&q);
-	lg_query_ilike(&q, item_col_note, lg_param_text("%a%"));
+	item_query_ilike(&q, item_col_note, lg_param_text("%a%"));
 	lg_query_end(&q);
 	lg_query_end(&q);
 	struct lg_param in[3] = {lg_param_int64(1), lg_param_int64(2), lg_param_int64(3)};
-	lg_query_in(&q, item_col_id, in, 3);
-	lg_query_ne(&q, item_col_version, lg_param_int64(0));
-	lg_query_order(&q, item_col_name, false);
-	lg_query_order(&q, item_col_id, true);
+	item_query_in(&q, item_col_id, in, 3);
+	item_query_ne(&q, item_col_version, lg_param_int64(0));
+	item_query_order(&q, item_col_name, false);
+	item_query_order(&q, item_col_id, true);
 	lg_query_limit(&q, 20);
 	lg_query_offset(&q, 40);
 	char sql[1024];
@@ -237,8 +237,8 @@ Test(query_build, many_params_spill_to_heap)
 	for (int i = 0; i < 200; i++) {
 		v[i] = lg_param_int64(i);
 	}
-	lg_query_in(&q, item_col_id, v, 200);
-	lg_query_eq(&q, item_col_name, lg_param_text("n"));
+	item_query_in(&q, item_col_id, v, 200);
+	item_query_eq(&q, item_col_name, lg_param_text("n"));
 	static char sql[8192];
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), 0);
 	cr_assert(strstr(sql, "$200) AND \"name\" = $201") != NULL, "%s", sql);
@@ -257,7 +257,7 @@ Test(query_build, broken_queries_are_refused)
 
 	lg_query_init(&q, &item_model);
 	lg_query_or(&q); /* never closed */
-	lg_query_eq(&q, item_col_id, lg_param_int64(1));
+	item_query_eq(&q, item_col_id, lg_param_int64(1));
 	cr_assert_eq(lg_query_sql(&q, sql, sizeof(sql)), LG_EINVAL);
 	lg_query_close(&q);
 
@@ -376,7 +376,7 @@ Test(query_build, allocation_failures_are_reported_not_sent)
 		for (int i = 0; i < 100; i++) {
 			v[i] = lg_param_int64(i); /* spills params and the WHERE text to the heap */
 		}
-		lg_query_in(&q, item_col_id, v, 100);
+		item_query_in(&q, item_col_id, v, 100);
 		static char sql[4096];
 		int rc = lg_query_sql(&q, sql, sizeof(sql));
 		/* Enough budget succeeds with the full text; too little fails with ENOMEM. */
@@ -400,7 +400,7 @@ static void render_all(const struct lg_model *m, char *buf, size_t size)
 {
 	struct lg_sqlbuf s;
 	lg__sql_init(&s, NULL, 0);
-	uint64_t some = LG_COL(0) | LG_COL(m->ncols - 1);
+	uint64_t some = LG_COL_BIT(0) | LG_COL_BIT(m->ncols - 1);
 	lg__sql_find(&s, m);
 	lg__sql_delete_pk(&s, m);
 	lg__sql_insert(&s, m, some, 2, true);
@@ -453,8 +453,8 @@ Test(query_build, cached_model_renders_the_same_sql)
 	cr_assert_str_eq(c->text + c->del.off,
 			 "DELETE FROM \"link\" WHERE \"a\" = $1 AND \"b\" = $2");
 	cr_assert_eq(c->npk, 2);
-	cr_assert_eq(c->pk, LG_COL(0) | LG_COL(1));
-	cr_assert_eq(c->strings, LG_COL(1) | LG_COL(2));
+	cr_assert_eq(c->pk, LG_COL_BIT(0) | LG_COL_BIT(1));
+	cr_assert_eq(c->strings, LG_COL_BIT(1) | LG_COL_BIT(2));
 	cr_assert_eq(lg__model_cached(&item_model)->strings,
 		     LG_COL(item_col_name) | LG_COL(item_col_note) | LG_COL(item_col_price));
 }

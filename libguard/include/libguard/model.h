@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "libguard/error.h"
+#include "libguard/param.h"
 #include "libguard/result.h"
 
 #ifdef __cplusplus
@@ -47,7 +48,7 @@ extern "C" {
 
 struct lg_pool;
 struct lg_tx;
-struct lg_param;
+struct lg_query;
 
 /*
  * Column types and the C type of their struct field.
@@ -276,40 +277,110 @@ struct lg_where {
 /* ---- Generated code ---------------------------------------------------------------------- */
 
 #define LG__MODEL_FIELD(m, name, type, flags) LG__CTYPE_##type name;
-#define LG__MODEL_ENUM(m, name, type, flags)  m##_col_##name,
-#define LG__MODEL_DESC(m, name, type, flags)  {#name, type, flags, offsetof(struct m, name)},
+#define LG__MODEL_INDEX(m, name, type, flags) m##_ci_##name,
+#define LG__MODEL_COL(m, name, type, flags)                                                        \
+	static const __attribute__((unused)) struct m##_col m##_col_##name = {m##_ci_##name};
+#define LG__MODEL_DESC(m, name, type, flags) {#name, type, flags, offsetof(struct m, name)},
 #define LG__MODEL_SETTER(m, name, type, flags)                                                     \
 	static inline                                                                              \
 	    __attribute__((unused)) void m##_set_##name(struct lg_changes *c, LG__CTYPE_##type v)  \
 	{                                                                                          \
 		((struct m *)lg_changes_row(c, &m##_model))->name = v;                             \
-		lg_changes_mark(c, m##_col_##name, false);                                         \
+		lg_changes_mark(c, m##_ci_##name, false);                                          \
 	}                                                                                          \
 	static inline __attribute__((unused)) void m##_set_##name##_null(struct lg_changes *c)     \
 	{                                                                                          \
 		(void)lg_changes_row(c, &m##_model);                                               \
-		lg_changes_mark(c, m##_col_##name, true);                                          \
+		lg_changes_mark(c, m##_ci_##name, true);                                           \
 	}                                                                                          \
 	static inline __attribute__((unused)) bool m##_##name##_is_null(const struct m *r)         \
 	{                                                                                          \
-		return (r->lg_null >> m##_col_##name) & 1u;                                        \
+		return (r->lg_null >> m##_ci_##name) & 1u;                                         \
+	}
+
+/* A column index the query builder refuses (LG_EINVAL when the query runs). */
+#define LG__COL_INVALID 0xffffu
+
+#define LG__MODEL_QUERY_CMP(m, op)                                                                 \
+	static inline __attribute__((unused)) void m##_query_##op(                                 \
+	    struct lg_query *q, struct m##_col c, struct lg_param v)                               \
+	{                                                                                          \
+		lg_query_##op(q, m##_query_col(q, c), v);                                          \
+	}
+
+/* The typed query builder of model m (see query.h): the column argument is a struct m##_col,
+ * so a column of another model does not compile, and a query of another model fails with
+ * LG_EINVAL when it runs. */
+#define LG__MODEL_QUERY(m)                                                                         \
+	static inline __attribute__((unused)) unsigned m##_col_index(struct m##_col c)             \
+	{                                                                                          \
+		return c.lg_index;                                                                 \
+	}                                                                                          \
+	static inline __attribute__((unused)) unsigned m##_query_col(const struct lg_query *q,     \
+								     struct m##_col c)             \
+	{                                                                                          \
+		return q->model == &m##_model ? c.lg_index : LG__COL_INVALID;                      \
+	}                                                                                          \
+	LG__MODEL_QUERY_CMP(m, eq)                                                                 \
+	LG__MODEL_QUERY_CMP(m, ne)                                                                 \
+	LG__MODEL_QUERY_CMP(m, lt)                                                                 \
+	LG__MODEL_QUERY_CMP(m, le)                                                                 \
+	LG__MODEL_QUERY_CMP(m, gt)                                                                 \
+	LG__MODEL_QUERY_CMP(m, ge)                                                                 \
+	LG__MODEL_QUERY_CMP(m, like)                                                               \
+	LG__MODEL_QUERY_CMP(m, ilike)                                                              \
+	static inline __attribute__((unused)) void m##_query_in(                                   \
+	    struct lg_query *q, struct m##_col c, const struct lg_param *v, int n)                 \
+	{                                                                                          \
+		lg_query_in(q, m##_query_col(q, c), v, n);                                         \
+	}                                                                                          \
+	static inline                                                                              \
+	    __attribute__((unused)) void m##_query_is_null(struct lg_query *q, struct m##_col c)   \
+	{                                                                                          \
+		lg_query_is_null(q, m##_query_col(q, c));                                          \
+	}                                                                                          \
+	static inline                                                                              \
+	    __attribute__((unused)) void m##_query_not_null(struct lg_query *q, struct m##_col c)  \
+	{                                                                                          \
+		lg_query_not_null(q, m##_query_col(q, c));                                         \
+	}                                                                                          \
+	static inline __attribute__((unused)) void m##_query_order(struct lg_query *q,             \
+								   struct m##_col c, bool desc)    \
+	{                                                                                          \
+		lg_query_order(q, m##_query_col(q, c), desc);                                      \
 	}
 
 /*
- * Declares struct m (one field per column, then lg_null and lg_mem), enum m##_col
- * (m##_col_<column>, m##_col__count), extern const struct lg_model m##_model, and per column
- * m##_set_<column>(changes, value), m##_set_<column>_null(changes), m##_<column>_is_null(row).
+ * Declares, for model m:
+ *   struct m: one field per column (C types above), then lg_null and lg_mem;
+ *   struct m##_col, the type of m's column identifiers, and one constant m##_col_<column>
+ *     per column: pass these to the typed calls below and to LG_COL(); a column of another
+ *     model is a different type and does not compile;
+ *   enum m##_col_index: m##_ci_<column>, the column's index as an integer constant
+ *     expression (for switch and static masks: LG_COL_BIT(m##_ci_<column>)), and
+ *     m##_col__count;
+ *   extern const struct lg_model m##_model;
+ *   per column: m##_set_<column>(changes, value), m##_set_<column>_null(changes) and
+ *     m##_<column>_is_null(row);
+ *   the typed query builder: m##_query_eq/ne/lt/le/gt/ge/like/ilike(q, col, value),
+ *     m##_query_in(q, col, values, n), m##_query_is_null/not_null(q, col),
+ *     m##_query_order(q, col, desc), and m##_col_index(col) (the untyped index).
  */
 #define LG_MODEL_DECLARE(m, COLS)                                                                  \
 	struct m {                                                                                 \
 		COLS(LG__MODEL_FIELD)                                                              \
-		uint64_t lg_null; /* bit m##_col_<c>: column c is NULL */                          \
+		uint64_t lg_null; /* bit m##_ci_<c>: column c is NULL */                           \
 		void *lg_mem;     /* Owned by the row after a decode: lg_row_clear() */            \
 	};                                                                                         \
-	enum m##_col{COLS(LG__MODEL_ENUM) m##_col__count};                                         \
+	enum m##_col_index{COLS(LG__MODEL_INDEX) m##_col__count};                                  \
 	_Static_assert(m##_col__count <= LG_MODEL_MAX_COLS, "too many columns");                   \
+	struct m##_col {                                                                           \
+		unsigned lg_index;                                                                 \
+	};                                                                                         \
+	COLS(LG__MODEL_COL)                                                                        \
 	extern const struct lg_model m##_model;                                                    \
 	COLS(LG__MODEL_SETTER)                                                                     \
+	LG__MODEL_QUERY(m)                                                                         \
 	struct lg__model_declared_##m
 
 /* Defines m##_model for table schema.table (strings Borrowed: use literals). */
@@ -327,10 +398,26 @@ struct lg_where {
 	    &m##_model_cache,                                                                      \
 	}
 
-/* Column bit for masks: LG_COL(user_col_email). */
-#define LG_COL(c) (UINT64_C(1) << (c))
-/* Column bit from a column index. */
+/* Column bit for masks, from a typed column: LG_COL(user_col_email). */
+#define LG_COL(c) (UINT64_C(1) << (c).lg_index)
+/* Column bit from a column index (m##_ci_<column>, or an index into lg_model.cols). */
 #define LG_COL_BIT(i) (UINT64_C(1) << (i))
+
+/*
+ * Relations with typed columns (see lg_model_load_related below): target and src are model
+ * names, target_col and src_col their columns, e.g.
+ *   LG_MODEL_LOAD_RELATED(&db, user, user_col_id, post, posts.data, posts.n, post_col_user_id,
+ *                         &authors, &err);
+ */
+#define LG_MODEL_LOAD_RELATED(db, target, target_col, src, src_rows, n, src_col, out, err)         \
+	lg_model_load_related((db), &target##_model, target##_col_index(target_col), &src##_model, \
+			      (src_rows), (n), src##_col_index(src_col), (out), (err))
+#define LG_MODEL_LOAD_MANY_TO_MANY(db, target, target_col, join, join_src_col, join_target_col,    \
+				   src, src_rows, n, src_col, out, err)                            \
+	lg_model_load_many_to_many((db), &target##_model, target##_col_index(target_col),          \
+				   &join##_model, join##_col_index(join_src_col),                  \
+				   join##_col_index(join_target_col), &src##_model, (src_rows),    \
+				   (n), src##_col_index(src_col), (out), (err))
 
 /* ---- Rows ---------------------------------------------------------------------------------- */
 
@@ -518,5 +605,8 @@ LG_API int lg_model_load_many_to_many(const struct lg_db *db, const struct lg_mo
 #ifdef __cplusplus
 }
 #endif
+
+/* The generated typed query builder calls the query.h functions. */
+#include "libguard/query.h"
 
 #endif /* LIBGUARD_MODEL_H */
