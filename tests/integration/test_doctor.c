@@ -1,0 +1,191 @@
+/*
+ * `lifeguard doctor` against the real primary, replica and Redis of scripts/services: it flags
+ * a Redis whose maxmemory-policy may evict fences (allkeys-lru) and a fence TTL below the
+ * replica lag bound plus the fill deadline, passes a sound configuration of both, names the
+ * missing capture triggers of a reflected table, and exits 2 on a bad configuration. The
+ * reflector nodes named in the file are not running here: their lines fail, which the exit
+ * status then reflects, so each test reads the line of the check it is about.
+ *
+ * Redis's policy is server-wide: meson runs this test with --jobs 1, teardown restores it.
+ */
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lg_test.h"
+#include "lg_test_files.h"
+
+static struct {
+	char dir[64];
+	char out[96], errf[96];
+	char doctor[128], reflector[128];
+	char schema[32];
+	PGconn *pg;
+} fx;
+
+static void redis_policy(const char *policy)
+{
+	const char *port = getenv("LG_TEST_REDIS_PORT");
+	cr_assert_not_null(port, "LG_TEST_REDIS_PORT is not set (scripts/services up)");
+	redisContext *c = redisConnect("127.0.0.1", atoi(port));
+	cr_assert(c != NULL && c->err == 0);
+	redisReply *r = redisCommand(c, "CONFIG SET maxmemory-policy %s", policy);
+	cr_assert(r != NULL && r->type == REDIS_REPLY_STATUS, "CONFIG SET: %s",
+		  r != NULL ? r->str : c->errstr);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/* Writes the reflector's file (fence_ttl_ms) and the doctor's file around it (extra: more
+ * JSON members, starting with a comma, or ""). */
+static void write_config(int fence_ttl_ms, const char *extra)
+{
+	const char *replicas = getenv("LG_TEST_REPLICA_PORTS");
+	char replica[64] = "";
+	if (replicas != NULL && replicas[0] != '\0') {
+		snprintf(replica, sizeof(replica), "%.*s", (int)strcspn(replicas, " ,"), replicas);
+	}
+	lg_test_write_file(fx.dir, "reflector.json",
+			   "{\"node_id\": 1, \"data_dir\": \"%s/data\",\n"
+			   " \"peers\": [{\"id\": 1, \"raft_address\": \"127.0.0.1:%d\","
+			   " \"http_address\": \"127.0.0.1:%d\"}],\n"
+			   " \"postgres\": \"%s\",\n"
+			   " \"redis\": {\"host\": \"127.0.0.1\", \"port\": %s},\n"
+			   " \"fence_ttl_ms\": %d}\n",
+			   fx.dir, lg_test_free_port(), lg_test_free_port(), lg_test_pg_dsn(),
+			   getenv("LG_TEST_REDIS_PORT"), fence_ttl_ms);
+	lg_test_write_file(
+	    fx.dir, "doctor.json",
+	    "{\"reflector_config\": \"reflector.json\",\n"
+	    " \"replicas\": [\"host=127.0.0.1 port=%s user=postgres dbname=postgres\"],\n"
+	    " \"replica_lag_bound_ms\": 5000, \"fill_deadline_ms\": 1000,\n"
+	    " \"timeout_ms\": 2000%s}\n",
+	    replica, extra);
+}
+
+static void setup(void)
+{
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/lg-doctor-XXXXXX");
+	cr_assert_not_null(mkdtemp(fx.dir));
+	snprintf(fx.out, sizeof(fx.out), "%s.out", fx.dir);
+	snprintf(fx.errf, sizeof(fx.errf), "%s.err", fx.dir);
+	snprintf(fx.doctor, sizeof(fx.doctor), "%s/doctor.json", fx.dir);
+	snprintf(fx.reflector, sizeof(fx.reflector), "%s/reflector.json", fx.dir);
+	snprintf(fx.schema, sizeof(fx.schema), "doctor_%d", (int)getpid());
+	fx.pg = PQconnectdb(lg_test_pg_dsn());
+	cr_assert_eq(PQstatus(fx.pg), CONNECTION_OK, "%s", PQerrorMessage(fx.pg));
+	PQclear(PQexec(fx.pg, "SET client_min_messages = warning"));
+}
+
+static void teardown(void)
+{
+	redis_policy("noeviction");
+	char sql[128];
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", fx.schema);
+	PQclear(PQexec(fx.pg, sql));
+	PQfinish(fx.pg);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", fx.dir, fx.out, fx.errf);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(doctor, .init = setup, .fini = teardown);
+
+static int doctor(const char *config)
+{
+	const char *args[] = {"doctor", "--config", config, NULL};
+	return lg_test_wait_exit(lg_test_spawn_lifeguard(args, fx.out, fx.errf));
+}
+
+/* Asserts stdout has a line starting with line. */
+static void assert_line(const char *line)
+{
+	const char *out = lg_test_slurp(fx.out);
+	for (const char *p = out; p != NULL; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL) {
+		if (strncmp(p, line, strlen(line)) == 0) {
+			return;
+		}
+	}
+	cr_assert_fail("no line \"%s\" in:\n%s", line, out);
+}
+
+Test(doctor, flags_allkeys_lru_and_a_fence_ttl_below_the_lag_bound)
+{
+	redis_policy("allkeys-lru");
+	write_config(3000, "");
+	cr_assert_eq(doctor(fx.doctor), 1, "%s", lg_test_slurp(fx.errf));
+	assert_line("fail  redis eviction policy: maxmemory-policy allkeys-lru");
+	assert_line("fail  fence ttl: fence_ttl_ms 3000 is below replica_lag_bound_ms 5000 + "
+		    "fill_deadline_ms 1000 = 6000");
+	assert_line("ok    primary: ");
+	assert_line("ok    replica 1: ");
+	assert_line("ok    redis: ");
+	assert_line("fail  reflector 127.0.0.1:");
+}
+
+Test(doctor, passes_noeviction_and_a_long_enough_fence_ttl)
+{
+	redis_policy("noeviction");
+	write_config(6000, "");
+	doctor(fx.doctor);
+	assert_line("ok    redis eviction policy: maxmemory-policy noeviction");
+	assert_line("ok    fence ttl: fence_ttl_ms 6000 >= replica_lag_bound_ms 5000 + "
+		    "fill_deadline_ms 1000");
+	/* volatile-*: fences carry a TTL, so they can go too: a warning. */
+	redis_policy("volatile-lru");
+	doctor(fx.doctor);
+	assert_line("warn  redis eviction policy: maxmemory-policy volatile-lru");
+	/* The reflector's file alone: no lag bound to compare with. */
+	doctor(fx.reflector);
+	assert_line("warn  fence ttl: fence_ttl_ms 6000; replica_lag_bound_ms is not set");
+}
+
+Test(doctor, names_the_missing_capture_triggers_of_a_reflected_table)
+{
+	char sql[512];
+	const char *s = fx.schema;
+	snprintf(sql, sizeof(sql),
+		 "CREATE SCHEMA %s; CREATE TABLE %s.t (id int PRIMARY KEY, lg_version bigint);"
+		 " CREATE FUNCTION %s.noop() RETURNS trigger LANGUAGE plpgsql AS"
+		 " 'BEGIN RETURN NEW; END';"
+		 " CREATE TRIGGER lg_capture_row AFTER INSERT ON %s.t FOR EACH ROW"
+		 " EXECUTE FUNCTION %s.noop()",
+		 s, s, s, s, s);
+	PGresult *r = PQexec(fx.pg, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(fx.pg));
+	PQclear(r);
+	char extra[256];
+	snprintf(extra, sizeof(extra), ", \"reflected_tables\": [\"%s.t\", \"%s.gone\"]", fx.schema,
+		 fx.schema);
+	write_config(30000, extra);
+	cr_assert_eq(doctor(fx.doctor), 1);
+	char line[256];
+	snprintf(line, sizeof(line),
+		 "fail  reflected table %s.t: missing or disabled triggers: lg_stamp_version, "
+		 "lg_capture_delete, lg_capture_truncate",
+		 fx.schema);
+	assert_line(line);
+	snprintf(line, sizeof(line), "fail  reflected table %s.gone: the table does not exist",
+		 fx.schema);
+	assert_line(line);
+}
+
+Test(doctor, bad_configuration_exits_2_with_one_line)
+{
+	write_config(30000, ", \"replica_lag_bound\": 5");
+	cr_assert_eq(doctor(fx.doctor), 2);
+	cr_assert_not_null(strstr(lg_test_slurp(fx.errf), "unknown key \"replica_lag_bound\""));
+	char missing[128];
+	snprintf(missing, sizeof(missing), "%s/nope.json", fx.dir);
+	cr_assert_eq(doctor(missing), 2);
+	lg_test_write_file(fx.dir, "doctor.json", "{\"reflector_config\": \"nope.json\"}");
+	cr_assert_eq(doctor(fx.doctor), 2);
+	cr_assert_not_null(strstr(lg_test_slurp(fx.errf), "nope.json"), "%s",
+			   lg_test_slurp(fx.errf));
+	const char *args[] = {"doctor", NULL};
+	cr_assert_eq(lg_test_wait_exit(lg_test_spawn_lifeguard(args, fx.out, fx.errf)), 2);
+}
