@@ -4,11 +4,19 @@
  * Happy path of lg_cache_get:
  *   1. Resolve the table once per cache: canonical quote_ident(schema).quote_ident(table) (the
  *      reflector's key spelling), key columns and their types, lg_version present.
- *   2. GET <key_prefix>:<table>:<escaped key> (LG_CACHE_READ: the value and Redis' clock). A
+ *   2. Make the caller's key parts canonical (cache_key.c: client-side for plain integers,
+ *      uuids, booleans and text, else one read that PostgreSQL renders under the contract's
+ *      fixed settings), so "01", "+1" or an upper-case uuid name the key the reflector
+ *      refreshes.
+ *   3. GET <key_prefix>:<table>:<escaped key> (LG_CACHE_READ: the value and Redis' clock). A
  *      value {"v":V,"row":R} is a hit: R is returned.
- *   3. Otherwise read to_jsonb(row) and lg_version from the primary (one statement, pooled);
- *      coroutines that miss the same key meanwhile wait for this read (cache_flight.c).
- *   4. If the read took less than fill_deadline_ms, run LG_CACHE_FILL with the row's version
+ *   4. Otherwise read to_jsonb(row), lg_version and the row's own canonical key text from the
+ *      primary (one statement, pooled); coroutines that miss the same key meanwhile wait for
+ *      this read (cache_flight.c).
+ *   5. If the read took less than fill_deadline_ms, run LG_CACHE_FILL on the key built from
+ *      the row's key text (never the caller's: for types whose equality is looser than their
+ *      text, numeric 1.5 = 1.50, the row's spelling is the one the reflector refreshes) with
+ *      the row's version
  *      and the GET's timestamp: Redis stores it only while its clock is less than
  *      fill_deadline_ms past that timestamp (the deadline holds even for a fill that Redis
  *      runs long after this client gave up on it), no key fence or table fence is newer and
@@ -28,23 +36,23 @@
 #include "error_int.h"
 #include "cache_int.h"
 #include "libguard/cache.h"
-#include "libguard/cache_contract.h"
 #include "pool_int.h"
-#include "query_build.h"
 
 #define CACHE_KEY_MAX    2048
-#define CACHE_MAX_PARTS  32
+#define CACHE_MAX_PARTS  LG__CACHE_MAX_PARTS
 #define CACHE_MAX_TABLES 256
 
 /* Entries are never moved or freed before lg_cache_free: a coroutine may hold one across a
  * query while another loads a table. A table that changed is marked stale and loaded anew. */
 struct cache_table {
 	bool stale;
-	bool loading;   /* one coroutine reads the catalog; the others wait on loaded */
-	char *name;     /* as the caller spelled it */
-	char *canon;    /* quote_ident(schema).quote_ident(table) */
-	char *read_sql; /* SELECT to_jsonb(t)::text, t.lg_version FROM canon t WHERE key = $n */
+	bool loading;    /* one coroutine reads the catalog; the others wait on loaded */
+	char *name;      /* as the caller spelled it */
+	char *canon;     /* quote_ident(schema).quote_ident(table) */
+	char *read_sql;  /* lg__contract_read_one_sql */
+	char *canon_sql; /* lg__contract_canon_sql */
 	size_t nkeys;
+	enum lg__contract_kind kinds[CACHE_MAX_PARTS];
 };
 
 struct lg_cache {
@@ -63,17 +71,6 @@ struct lg_cache {
 	struct lg__cache_flight *flights; /* misses being read now (cache_flight.c) */
 	struct lg_cache_stats stats;
 };
-
-static const char cache_catalog_sql[] =
-    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname::text,"
-    " format_type(a.atttypid, a.atttypmod),"
-    " EXISTS (SELECT 1 FROM pg_attribute v WHERE v.attrelid = c.oid"
-    "         AND v.attname = 'lg_version' AND NOT v.attisdropped)"
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
-    " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, o)"
-    " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum"
-    " WHERE c.oid = to_regclass($1) ORDER BY k.o";
 
 LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out,
 			struct lg_error *err)
@@ -122,6 +119,7 @@ static void cache_table_clear(struct cache_table *t)
 	lg__free(t->name);
 	lg__free(t->canon);
 	lg__free(t->read_sql);
+	lg__free(t->canon_sql);
 }
 
 LG_API void lg_cache_free(struct lg_cache *c)
@@ -155,12 +153,33 @@ LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *
 	*out = c->stats;
 }
 
-/* Builds the read statement from the catalog rows in r. */
+/* A contract statement built by fn into an Owned string (NULL when out of memory). */
+static char *cache_sql(size_t (*fn)(char *, size_t, const char *, const struct lg__contract_col *,
+				    size_t),
+		       const char *table, const struct lg__contract_col *cols, size_t n)
+{
+	size_t len = fn(NULL, 0, table, cols, n);
+	char *sql = lg__malloc(len + 1);
+	if (sql != NULL) {
+		fn(sql, len + 1, table, cols, n);
+	}
+	return sql;
+}
+
+static size_t cache_canon_sql(char *buf, size_t size, const char *table,
+			      const struct lg__contract_col *cols, size_t n)
+{
+	(void)table;
+	return lg__contract_canon_sql(buf, size, cols, n);
+}
+
+/* Builds the read and canonicalization statements from the catalog rows in r. */
 static int cache_table_fill(struct cache_table *t, const struct lg_result *r, struct lg_error *err)
 {
 	const char *canon = NULL;
 	bool versioned = false;
-	if (lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
+	int n = lg_result_rows(r);
+	if (n > CACHE_MAX_PARTS || lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
 	    lg_result_bool(r, 0, 3, &versioned) != 0) {
 		return lg__error_set(err, LG_EPROTO, "lg_cache: unexpected catalog answer");
 	}
@@ -168,29 +187,19 @@ static int cache_table_fill(struct cache_table *t, const struct lg_result *r, st
 		return lg__error_set(err, LG_EINVAL,
 				     "lg_cache: %s is not reflected (no lg_version)", canon);
 	}
-	struct lg_sqlbuf sql;
-	lg__sql_init(&sql, NULL, 0);
-	lg__sql_puts(&sql, "SELECT to_jsonb(t)::text, t.lg_version FROM ");
-	lg__sql_puts(&sql, canon);
-	lg__sql_puts(&sql, " t WHERE ");
-	for (int i = 0; i < lg_result_rows(r); i++) {
-		const char *col = NULL;
-		const char *type = NULL;
-		lg_result_text(r, i, 1, &col, NULL);
-		lg_result_text(r, i, 2, &type, NULL);
-		lg__sql_puts(&sql, i ? " AND t." : "t.");
-		lg__sql_ident(&sql, col);
-		lg__sql_puts(&sql, " = ");
-		lg__sql_param(&sql, i + 1);
-		lg__sql_puts(&sql, "::");
-		lg__sql_puts(&sql, type);
+	struct lg__contract_col cols[CACHE_MAX_PARTS];
+	for (int i = 0; i < n; i++) {
+		if (lg_result_text(r, i, 1, &cols[i].name, NULL) != 0 ||
+		    lg_result_text(r, i, 2, &cols[i].type, NULL) != 0) {
+			return lg__error_set(err, LG_EPROTO, "lg_cache: unexpected catalog answer");
+		}
+		cols[i].kind = t->kinds[i] = lg__contract_kind(cols[i].type);
 	}
-	const char *text = lg__sql_text(&sql);
-	t->read_sql = text != NULL ? lg__strdup(text) : NULL;
+	t->nkeys = (size_t)n;
+	t->read_sql = cache_sql(lg__contract_read_one_sql, canon, cols, t->nkeys);
+	t->canon_sql = cache_sql(cache_canon_sql, canon, cols, t->nkeys);
 	t->canon = lg__strdup(canon);
-	t->nkeys = (size_t)lg_result_rows(r);
-	lg__sql_free(&sql);
-	if (t->read_sql == NULL || t->canon == NULL) {
+	if (t->read_sql == NULL || t->canon_sql == NULL || t->canon == NULL) {
 		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
 	}
 	return 0;
@@ -202,7 +211,7 @@ static int cache_table_load(struct lg_cache *c, struct cache_table *t, struct lg
 	struct lg_param p = lg_param_text(t->name);
 	struct lg_result *r = NULL;
 	struct lg_query_opts read = {.flags = LG_QUERY_SHARED_READ};
-	int rc = lg_pool_query(c->pool, cache_catalog_sql, &p, 1, &read, &r, err);
+	int rc = lg_pool_query(c->pool, lg__contract_catalog_sql, &p, 1, &read, &r, err);
 	if (rc == LG_ESERVER &&
 	    (strncmp(err->sqlstate, "42", 2) == 0 || strncmp(err->sqlstate, "22", 2) == 0)) {
 		return lg__error_set(err, LG_EINVAL, "lg_cache: %s does not name a table", t->name);
@@ -285,23 +294,12 @@ static int cache_table_get(struct lg_cache *c, const char *table, struct cache_t
 /* A hit: the value is exactly {"v":<digits>,"row":<json>}. Tombstones and others: miss. */
 static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row *row)
 {
-	static const char head[] = "{\"v\":";
-	static const char mid[] = ",\"row\":";
-	if (v == NULL || v->type != LG_REDIS_STRING || v->len < sizeof(head) ||
-	    memcmp(v->str, head, sizeof(head) - 1) != 0 || v->str[v->len - 1] != '}') {
-		return false;
-	}
-	const char *p = v->str + sizeof(head) - 1;
-	char *end = NULL;
-	long long version = strtoll(p, &end, 10);
-	size_t rest = v->len - (size_t)(end - v->str);
-	if (end == p || rest < sizeof(mid) || memcmp(end, mid, sizeof(mid) - 1) != 0) {
-		return false;
-	}
-	const char *json = end + sizeof(mid) - 1;
-	size_t len = (size_t)(v->str + v->len - 1 - json);
-	row->json = lg__malloc(len + 1);
-	if (row->json == NULL) {
+	const char *json = NULL;
+	size_t len = 0;
+	int64_t version = 0;
+	if (v == NULL || v->type != LG_REDIS_STRING ||
+	    !lg__contract_value_parse(v->str, v->len, &version, &json, &len) ||
+	    (row->json = lg__malloc(len + 1)) == NULL) {
 		return false;
 	}
 	memcpy(row->json, json, len);
@@ -325,15 +323,14 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, c->ttl_ms);
 	snprintf(read_at, sizeof(read_at), "%lld", read_ms);
 	snprintf(max_age, sizeof(max_age), "%" PRIu64, c->fill_deadline_ms);
-	size_t vlen = strlen(version) + row->len + 16;
-	char *value = lg__malloc(vlen);
+	char *value = lg__malloc(lg__contract_value_len(row->version, row->len) + 1);
 	if (value == NULL) {
 		return;
 	}
-	int n = snprintf(value, vlen, "{\"v\":%s,\"row\":%s}", version, row->json);
+	size_t n = lg__contract_value_write(value, row->version, row->json, row->len);
 	const char *keys[] = {key, fence, table_fence};
 	const char *args[] = {version, value, ttl, read_at, max_age};
-	const size_t arg_lens[] = {strlen(version), (size_t)n, strlen(ttl), strlen(read_at),
+	const size_t arg_lens[] = {strlen(version), n, strlen(ttl), strlen(read_at),
 				   strlen(max_age)};
 	struct lg_redis_reply *reply = NULL;
 	struct lg_error err;
@@ -341,9 +338,9 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 			  &(struct lg_redis_opts){lg_deadline_in(c->redis_timeout_ms)}, &reply,
 			  &err) != 0) {
 		c->stats.redis_errors++;
-	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "filled") == 0) {
+	} else if (lg__contract_answer(reply != NULL ? reply->str : NULL) == LG__ANSWER_FILLED) {
 		c->stats.fills++;
-	} else if (reply != NULL && reply->str != NULL && strcmp(reply->str, "late") == 0) {
+	} else if (lg__contract_answer(reply != NULL ? reply->str : NULL) == LG__ANSWER_LATE) {
 		c->stats.fills_late++;
 	} else {
 		c->stats.fills_refused++;
@@ -352,9 +349,26 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 	lg__free(value);
 }
 
-/* Step 3: the row from the primary. */
+/* The Redis key and key fence of the row read in r (its own key text). */
+static int cache_row_keys(const struct lg_cache *c, const struct cache_table *t,
+			  const struct lg_result *r, char *key, char *fence)
+{
+	const char *parts[CACHE_MAX_PARTS];
+	for (size_t i = 0; i < t->nkeys; i++) {
+		if (lg_result_text(r, 0, (int)i + 2, &parts[i], NULL) != 0) {
+			return LG_EPROTO;
+		}
+	}
+	if (lg_cache_key(key, CACHE_KEY_MAX, c->key_prefix, t->canon, parts, t->nkeys) != 0 ||
+	    lg_cache_key(fence, CACHE_KEY_MAX, c->fence_prefix, t->canon, parts, t->nkeys) != 0) {
+		return LG_ERANGE;
+	}
+	return 0;
+}
+
+/* Step 4: the row from the primary, and the keys its own key text names. */
 static int cache_read(struct cache_table *t, struct lg_cache *c, const char *const *parts,
-		      struct lg_cache_row *row, struct lg_error *err)
+		      struct lg_cache_row *row, char *key, char *fence, struct lg_error *err)
 {
 	struct lg_param params[CACHE_MAX_PARTS];
 	for (size_t i = 0; i < t->nkeys; i++) {
@@ -386,6 +400,12 @@ static int cache_read(struct cache_table *t, struct lg_cache *c, const char *con
 	if (!lg_result_is_null(r, 0, 1) && lg_result_int64(r, 0, 1, &version) != 0) {
 		lg_result_free(r);
 		return lg__error_set(err, LG_EPROTO, "lg_cache: lg_version is not an integer");
+	}
+	rc = cache_row_keys(c, t, r, key, fence);
+	if (rc != 0) {
+		lg_result_free(r);
+		return lg__error_set(err, rc, "lg_cache: %s",
+				     rc == LG_ERANGE ? "key too long" : "unexpected row answer");
 	}
 	if (lg_result_text(r, 0, 0, &json, &len) != 0 ||
 	    (row->json = lg__malloc(len + 1)) == NULL) {
@@ -419,13 +439,18 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 				     "lg_cache_get: %s has %zu key columns, got %zu", t->canon,
 				     t->nkeys, nparts);
 	}
+	char text[CACHE_KEY_MAX];
+	const char *canon[CACHE_MAX_PARTS];
+	rc = lg__cache_canon(c->pool, t->canon_sql, t->kinds, nparts, parts, text, sizeof(text),
+			     canon, err);
+	if (rc != 0) {
+		return rc;
+	}
 	char key[CACHE_KEY_MAX];
-	char fence[CACHE_KEY_MAX];
 	char table_fence[CACHE_KEY_MAX];
-	if (lg_cache_key(key, sizeof(key), c->key_prefix, t->canon, parts, nparts) != 0 ||
-	    lg_cache_key(fence, sizeof(fence), c->fence_prefix, t->canon, parts, nparts) != 0 ||
-	    snprintf(table_fence, sizeof(table_fence), "%s:%s", c->fence_prefix, t->canon) >=
-		(int)sizeof(table_fence)) {
+	if (lg_cache_key(key, sizeof(key), c->key_prefix, t->canon, canon, nparts) != 0 ||
+	    lg__contract_table_fence(table_fence, sizeof(table_fence), c->fence_prefix, t->canon) !=
+		0) {
 		return lg__error_set(err, LG_ERANGE, "lg_cache_get: key too long");
 	}
 	struct lg_redis_reply *v = NULL;
@@ -454,10 +479,12 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 		return rc;
 	}
 	uint64_t started = lg_now_ms();
-	rc = cache_read(t, c, parts, row, err);
+	char row_key[CACHE_KEY_MAX];
+	char row_fence[CACHE_KEY_MAX];
+	rc = cache_read(t, c, canon, row, row_key, row_fence, err);
 	if (rc == 0 && redis_ok) {
 		if (lg_now_ms() - started < c->fill_deadline_ms) {
-			cache_fill(c, key, fence, table_fence, row, read_ms);
+			cache_fill(c, row_key, row_fence, table_fence, row, read_ms);
 		} else {
 			c->stats.fills_late++;
 		}

@@ -1,6 +1,7 @@
 /*
  * `lifeguard-reflector setup --config FILE` and `lifeguard-reflector reflect --config FILE
- * TABLE...`: install the lifeguard schema (schema.c) and enable reflection on tables.
+ * TABLE...`: install the lifeguard schema (the contract module's statements,
+ * libguard/src/contract_schema.c) and enable reflection on tables.
  *
  * Both connect to the `postgres` conninfo of the configuration with libguard (a plain call
  * from main: the connection runs its own loop until each statement is done). setup runs every

@@ -70,6 +70,7 @@ struct rf_coh_session {
 	unsigned finishing;          /* batches committing in the background */
 	struct lg_cond *finished_cv; /* signaled when one of them is done */
 	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
+	bool schema_checked; /* rf__coh_schema_check ran for this session */
 };
 
 /* Outcome of a step, worst wins. */
@@ -145,6 +146,11 @@ int rf__coh_apply_keys(struct coh_batch *b, bool with_claim);
  */
 int rf__coh_read_rows(struct rf_coh_session *s, struct rf_plan *p, bool speculative);
 void rf__coh_read_merge(struct rf_plan *p);
+
+/* Once per session: installs the contract's PostgreSQL objects when they are missing or
+ * older (replacing outdated capture triggers), so a new leader never serves an old contract.
+ * COH_RETRY when PostgreSQL cannot be asked; a refused upgrade is logged, not retried. */
+int rf__coh_schema_check(struct rf_coh_session *s);
 
 /* Server errors no retry can fix (data exceptions, undefined objects). */
 bool rf__coh_permanent(int rc, const struct lg_error *err);

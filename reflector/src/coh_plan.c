@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libguard/cache_contract.h>
+#include "contract.h"
 
 #define PLAN_KEY_MAX 2048
 
@@ -197,18 +197,14 @@ static int plan_truncate(struct rf_plan *p, const struct rf_change *c, const cha
 	memset(t, 0, sizeof(*t));
 	t->table = c->table;
 	t->version = c->version;
-	size_t fl = strlen(fence_prefix) + strlen(c->table) + 2;
-	char esc[PLAN_KEY_MAX];
-	char pat[PLAN_KEY_MAX];
-	if (!rf_plan_glob_escape(esc, sizeof(esc), prefix) ||
-	    !rf_plan_glob_escape(pat, sizeof(pat), c->table) ||
-	    (t->fence_key = malloc(fl)) == NULL ||
-	    (t->match = malloc(strlen(esc) + strlen(pat) + 4)) == NULL) {
+	char fence[PLAN_KEY_MAX];
+	char match[PLAN_KEY_MAX];
+	if (lg__contract_table_fence(fence, sizeof(fence), fence_prefix, c->table) != 0 ||
+	    lg__contract_table_match(match, sizeof(match), prefix, c->table) != 0 ||
+	    (t->fence_key = strdup(fence)) == NULL || (t->match = strdup(match)) == NULL) {
 		free(t->fence_key);
 		return -1;
 	}
-	snprintf(t->fence_key, fl, "%s:%s", fence_prefix, c->table);
-	sprintf(t->match, "%s:%s:*", esc, pat);
 	p->n_truncates++;
 	return 0;
 }
@@ -322,89 +318,21 @@ void rf_plan_free(struct rf_plan *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* Appends s to the growing buffer; false on OOM. */
-static bool plan_cat(char **buf, size_t *len, size_t *cap, const char *s)
+char *rf_plan_read_sql(const char *table, const struct lg__contract_col *cols, size_t n)
 {
-	size_t n = strlen(s);
-	if (*len + n + 1 > *cap) {
-		size_t cap2 = (*cap + n + 1) * 2;
-		char *grown = realloc(*buf, cap2);
-		if (grown == NULL) {
-			return false;
-		}
-		*buf = grown;
-		*cap = cap2;
-	}
-	memcpy(*buf + *len, s, n + 1);
-	*len += n;
-	return true;
-}
-
-/* Appends ident as a quoted SQL identifier. */
-static bool plan_cat_ident(char **buf, size_t *len, size_t *cap, const char *ident)
-{
-	bool ok = plan_cat(buf, len, cap, "\"");
-	for (const char *s = ident; ok && *s != '\0'; s++) {
-		char one[3] = {*s, *s == '"' ? '"' : '\0', '\0'};
-		ok = plan_cat(buf, len, cap, one);
-	}
-	return ok && plan_cat(buf, len, cap, "\"");
-}
-
-char *rf_plan_read_sql(const char *table, const char *const *cols, const char *const *types,
-		       size_t n)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	size_t cap = 0;
-	bool ok = plan_cat(&buf, &len, &cap,
-			   "SELECT k.i, t.lg_version, to_jsonb(t)::text FROM "
-			   "jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(key, i) JOIN ") &&
-		  plan_cat(&buf, &len, &cap, table) && plan_cat(&buf, &len, &cap, " t ON ");
-	for (size_t i = 0; ok && i < n; i++) {
-		char idx[64];
-		snprintf(idx, sizeof(idx), "(k.key->>%zu)::", i);
-		ok = plan_cat(&buf, &len, &cap, i ? " AND t." : "t.") &&
-		     plan_cat_ident(&buf, &len, &cap, cols[i]) &&
-		     plan_cat(&buf, &len, &cap, " = ") && plan_cat(&buf, &len, &cap, idx) &&
-		     plan_cat(&buf, &len, &cap, types[i]);
-	}
-	if (!ok) {
-		free(buf);
-		return NULL;
+	size_t len = lg__contract_read_batch_sql(NULL, 0, table, cols, n);
+	char *buf = malloc(len + 1);
+	if (buf != NULL) {
+		lg__contract_read_batch_sql(buf, len + 1, table, cols, n);
 	}
 	return buf;
 }
 
 char *rf_plan_value(int64_t version, const char *row_json, size_t row_len, size_t *out_len)
 {
-	char head[48];
-	int h = snprintf(head, sizeof(head), "{\"v\":%lld,\"row\":", (long long)version);
-	char *v = malloc((size_t)h + row_len + 2);
-	if (v == NULL) {
-		return NULL;
+	char *v = malloc(lg__contract_value_len(version, row_len) + 1);
+	if (v != NULL) {
+		*out_len = lg__contract_value_write(v, version, row_json, row_len);
 	}
-	memcpy(v, head, (size_t)h);
-	memcpy(v + h, row_json, row_len);
-	v[(size_t)h + row_len] = '}';
-	v[(size_t)h + row_len + 1] = '\0';
-	*out_len = (size_t)h + row_len + 1;
 	return v;
-}
-
-bool rf_plan_glob_escape(char *buf, size_t size, const char *s)
-{
-	size_t n = 0;
-	for (; *s != '\0'; s++) {
-		bool special = strchr("*?[]\\", *s) != NULL;
-		if (n + (special ? 2 : 1) >= size) {
-			return false;
-		}
-		if (special) {
-			buf[n++] = '\\';
-		}
-		buf[n++] = *s;
-	}
-	buf[n] = '\0';
-	return true;
 }

@@ -18,6 +18,8 @@
 
 #include <jansson.h>
 
+#include "contract.h"
+
 /* One claimed outbox row. Strings are Owned by the plan (rf_plan_free). */
 struct rf_change {
 	int64_t id;
@@ -93,18 +95,14 @@ int rf_plan_build(struct rf_plan *p, const char *prefix, const char *fence_prefi
 void rf_plan_free(struct rf_plan *p);
 
 /*
- * The SQL that reads a batch of rows of one table by key: parameter $1 is a JSON array of key
- * arrays; each result row is (ordinal 1-based, lg_version, to_jsonb(row)::text). table is the
- * catalog's canonical "schema.table" (already quoted), cols/types the key columns and their
- * format_type(). Returns an Owned string or NULL (out of memory).
+ * The contract's batch read (lg__contract_read_batch_sql) of one table: parameter $1 is a JSON
+ * array of key arrays; each result row is (ordinal 1-based, lg_version, to_jsonb(row)::text).
+ * table is the catalog's canonical "schema.table", cols its key columns. Returns an Owned
+ * string or NULL (out of memory).
  */
-char *rf_plan_read_sql(const char *table, const char *const *cols, const char *const *types,
-		       size_t n);
+char *rf_plan_read_sql(const char *table, const struct lg__contract_col *cols, size_t n);
 
 /* The cache value {"v":version,"row":row_json}; Owned, NULL when out of memory. */
 char *rf_plan_value(int64_t version, const char *row_json, size_t row_len, size_t *out_len);
-
-/* Copies s into buf escaping Redis glob characters (*?[]\); false when it does not fit. */
-bool rf_plan_glob_escape(char *buf, size_t size, const char *s);
 
 #endif

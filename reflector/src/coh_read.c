@@ -18,18 +18,6 @@
 
 #define COH_TABLE_TTL_MS 10000
 
-static const char table_sql[] =
-    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
-    " array_to_json(array_agg(a.attname::text ORDER BY k.o))::text,"
-    " array_to_json(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.o))::text,"
-    " EXISTS (SELECT 1 FROM pg_attribute v WHERE v.attrelid = c.oid"
-    "         AND v.attname = 'lg_version' AND NOT v.attisdropped)"
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
-    " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, o)"
-    " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum"
-    " WHERE c.oid = to_regclass($1) GROUP BY 1, c.oid";
-
 /* Server errors that no retry can fix: data exceptions (22) and undefined objects (42). */
 bool rf__coh_permanent(int rc, const struct lg_error *err)
 {
@@ -44,37 +32,13 @@ int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, cons
 	return COH_RETRY;
 }
 
-/* Copies the strings of a JSON array into a fresh NULL-padded array (Owned), or NULL. */
-static char **coh_strings(const char *json, size_t *n)
-{
-	json_t *a = json_loads(json, 0, NULL);
-	char **out = NULL;
-	if (a != NULL && json_is_array(a) && (*n = json_array_size(a)) > 0 &&
-	    (out = calloc(*n, sizeof(*out))) != NULL) {
-		for (size_t i = 0; i < *n; i++) {
-			const char *v = json_string_value(json_array_get(a, i));
-			out[i] = strdup(v != NULL ? v : "");
-		}
-	}
-	json_decref(a);
-	return out;
-}
-
-static void coh_free_strings(char **v, size_t n)
-{
-	for (size_t i = 0; v != NULL && i < n; i++) {
-		free(v[i]);
-	}
-	free(v);
-}
-
-/* Fills t from the catalog. COH_RETRY on transient failures. */
+/* Fills t from the contract's catalog query. COH_RETRY on transient failures. */
 static int coh_table_load(struct rf_coh_session *s, struct coh_table *t)
 {
 	struct lg_param name = lg_param_text(t->name);
 	struct lg_result *r = NULL;
 	struct lg_error err;
-	int rc = lg_pool_query(s->pool, table_sql, &name, 1, NULL, &r, &err);
+	int rc = lg_pool_query(s->pool, lg__contract_catalog_sql, &name, 1, NULL, &r, &err);
 	if (rc != 0) {
 		if (!rf__coh_permanent(rc, &err)) {
 			return rf__coh_pg_failed(s, &err, "reading the catalog");
@@ -82,36 +46,30 @@ static int coh_table_load(struct rf_coh_session *s, struct coh_table *t)
 		t->bad = "table_name does not name a table";
 		return COH_OK;
 	}
+	int n = lg_result_rows(r);
+	struct lg__contract_col cols[32];
 	const char *canon = NULL;
-	const char *cols = NULL;
-	const char *types = NULL;
 	bool reflected = false;
-	if (lg_result_rows(r) != 1) {
+	if (n == 0) {
 		t->bad = "table does not exist or has no primary key";
-	} else if (lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
-		   lg_result_text(r, 0, 1, &cols, NULL) != 0 ||
-		   lg_result_text(r, 0, 2, &types, NULL) != 0 ||
+	} else if (n > 32 || lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
 		   lg_result_bool(r, 0, 3, &reflected) != 0) {
 		t->bad = "unexpected catalog answer";
 	} else if (strcmp(canon, t->name) != 0) {
 		t->bad = "table_name is not quote_ident(schema).quote_ident(table)";
 	} else if (!reflected) {
 		t->bad = "table is not reflected (no lg_version column)";
-	} else {
-		size_t nc = 0;
-		size_t nt = 0;
-		char **c = coh_strings(cols, &nc);
-		char **ty = coh_strings(types, &nt);
-		if (c != NULL && ty != NULL && nc == nt) {
-			t->read_sql = rf_plan_read_sql(canon, (const char *const *)c,
-						       (const char *const *)ty, nc);
+	}
+	for (int i = 0; t->bad == NULL && i < n; i++) {
+		if (lg_result_text(r, i, 1, &cols[i].name, NULL) != 0 ||
+		    lg_result_text(r, i, 2, &cols[i].type, NULL) != 0) {
+			t->bad = "unexpected catalog answer";
 		}
-		coh_free_strings(c, nc);
-		coh_free_strings(ty, nt);
-		if (t->read_sql == NULL) {
-			lg_result_free(r);
-			return COH_RETRY;
-		}
+		cols[i].kind = t->bad == NULL ? lg__contract_kind(cols[i].type) : LG__KEY_DB;
+	}
+	if (t->bad == NULL && (t->read_sql = rf_plan_read_sql(canon, cols, (size_t)n)) == NULL) {
+		lg_result_free(r);
+		return COH_RETRY;
 	}
 	lg_result_free(r);
 	return COH_OK;
@@ -291,4 +249,51 @@ void rf__coh_read_merge(struct rf_plan *p)
 			k->bad = k->read_bad;
 		}
 	}
+}
+
+/* Runs the contract's setup statements in tx, under the setup lock. */
+static int coh_schema_setup(struct lg_tx *tx, void *arg, struct lg_error *err)
+{
+	(void)arg;
+	struct lg_param key = lg_param_int64(LG__CONTRACT_LOCK_KEY);
+	int rc = lg_tx_query(tx, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, err);
+	for (int i = 0; rc == 0 && lg__contract_setup_sql[i] != NULL; i++) {
+		rc = lg_tx_exec(tx, lg__contract_setup_sql[i], err);
+	}
+	return rc;
+}
+
+int rf__coh_schema_check(struct rf_coh_session *s)
+{
+	struct lg_result *r = NULL;
+	struct lg_error err;
+	bool needed = false;
+	int rc = lg_pool_query(s->pool, lg__contract_needs_setup_sql, NULL, 0, NULL, &r, &err);
+	if (rc == 0 && lg_result_bool(r, 0, 0, &needed) != 0) {
+		needed = false;
+	}
+	lg_result_free(r);
+	if (rc != 0) {
+		return rf__coh_pg_failed(s, &err, "checking the lifeguard schema");
+	}
+	if (needed) {
+		rc = lg_pool_run_tx(s->pool, NULL, coh_schema_setup, NULL, 0, &err);
+		if (rc != 0 && !rf__coh_permanent(rc, &err) && rc != LG_ESERVER) {
+			return rf__coh_pg_failed(s, &err, "upgrading the lifeguard schema");
+		}
+		/* A refusal (no privilege, a table that cannot be reflected) is the operator's to
+		 * fix: changes keep flowing with the capture that is installed. */
+		if (rc != 0) {
+			rf_log(RF_LOG_ERROR, "coherence.schema",
+			       "upgrading the lifeguard schema failed (run `lifeguard-reflector "
+			       "setup`): %s",
+			       err.message);
+		} else {
+			rf_log(RF_LOG_INFO, "coherence.schema",
+			       "installed contract " LG__CONTRACT_VERSION
+			       " and replaced outdated capture triggers");
+		}
+	}
+	s->schema_checked = true;
+	return COH_OK;
 }

@@ -203,6 +203,9 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 			s->sampler_started = true;
 		}
 	}
+	if (rc == COH_OK && !s->schema_checked) {
+		rc = rf__coh_schema_check(s);
+	}
 	size_t claimed = 0;
 	if (rc == COH_OK) {
 		s->dirty = false;

@@ -128,19 +128,26 @@ Test(coh_plan, glob_escape_and_oversized_keys)
 	cr_assert_not_null(plan.keys[0].bad);
 	cr_assert_str_eq(plan.truncates[0].match, "pre\\*fix:public.\"a\\*\\[b\\]\\?\":*");
 	char small[4];
-	cr_assert_not(rf_plan_glob_escape(small, sizeof(small), "a*b"));
+	cr_assert_not(lg__contract_glob_escape(small, sizeof(small), "a*b"));
 }
 
 Test(coh_plan, read_sql_quotes_columns_and_value_wraps_the_row)
 {
-	const char *cols[] = {"tenant", "we\"ird"};
-	const char *types[] = {"text", "uuid"};
-	char *sql = rf_plan_read_sql("s.\"T\"", cols, types, 2);
+	const struct lg__contract_col cols[] = {
+	    {"tenant", "text", LG__KEY_TEXT},
+	    {"we\"ird", "uuid", LG__KEY_UUID},
+	    {"at", "timestamp with time zone", LG__KEY_DB},
+	};
+	char *sql = rf_plan_read_sql("s.\"T\"", cols, 3);
 	cr_assert_not_null(sql);
+	/* Key types whose input depends on session settings are parsed by lifeguard.key_in()
+	 * under the contract's fixed settings. */
 	cr_assert_str_eq(sql, "SELECT k.i, t.lg_version, to_jsonb(t)::text FROM "
 			      "jsonb_array_elements($1::jsonb) WITH ORDINALITY AS k(key, i) JOIN "
 			      "s.\"T\" t ON t.\"tenant\" = (k.key->>0)::text AND "
-			      "t.\"we\"\"ird\" = (k.key->>1)::uuid");
+			      "t.\"we\"\"ird\" = (k.key->>1)::uuid AND t.\"at\" = "
+			      "CAST(lifeguard.key_in(k.key->>2, NULL::timestamp with time zone) AS "
+			      "timestamp with time zone)");
 	free(sql);
 	size_t len = 0;
 	char *v = rf_plan_value(42, "{\"id\": 1}", 9, &len);

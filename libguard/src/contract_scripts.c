@@ -1,6 +1,6 @@
 /*
- * Lua compare-and-set scripts and key building for the cache contract (see
- * libguard/cache_contract.h).
+ * The contract's Lua compare-and-set scripts (libguard/cache_contract.h) and the words they
+ * answer (contract.h).
  *
  * Versions compare as numbers (tonumber). A stored value's version is read from its first
  * bytes only (GETRANGE, then string.match on the {"v":N prefix the contract fixes), never by
@@ -12,10 +12,9 @@
  * processed, cached key or not: a refreshed or tombstoned key that Redis evicts (or that expires)
  * right after must still refuse a fill that read an older row before the change.
  */
-#include "libguard/cache_contract.h"
-
-#include <stdbool.h>
 #include <string.h>
+
+#include "contract.h"
 
 #define TERM_CHECK                                                                                 \
 	"local stored_term = tonumber(redis.call('GET', KEYS[3]) or '0')\n"                        \
@@ -153,41 +152,28 @@ LG_API const char *lg_cache_script_source(enum lg_cache_script which)
 	return cache_sources[which];
 }
 
-/* Appends s, escaping '\' and ':' when escape; false when it does not fit. */
-static bool cache_append(char *buf, size_t size, size_t *n, const char *s, bool escape)
+static const char *const contract_words[] = {
+    [LG__ANSWER_OTHER] = "",        [LG__ANSWER_CACHED] = "cached",
+    [LG__ANSWER_FENCED] = "fenced", [LG__ANSWER_REFRESHED] = "refreshed",
+    [LG__ANSWER_KEPT] = "kept",     [LG__ANSWER_TOMBSTONED] = "tombstoned",
+    [LG__ANSWER_FILLED] = "filled", [LG__ANSWER_LATE] = "late",
+};
+
+enum lg__contract_answer lg__contract_answer(const char *s)
 {
-	for (; *s != '\0'; s++) {
-		bool special = escape && (*s == ':' || *s == '\\');
-		if (*n + (special ? 2 : 1) >= size) {
-			return false;
+	for (size_t i = 1; s != NULL && i < sizeof(contract_words) / sizeof(contract_words[0]);
+	     i++) {
+		if (strcmp(s, contract_words[i]) == 0) {
+			return (enum lg__contract_answer)i;
 		}
-		if (special) {
-			buf[(*n)++] = '\\';
-		}
-		buf[(*n)++] = *s;
 	}
-	return true;
+	return LG__ANSWER_OTHER;
 }
 
-LG_API int lg_cache_key(char *buf, size_t size, const char *prefix, const char *table,
-			const char *const *parts, size_t nparts)
+const char *lg__contract_answer_word(enum lg__contract_answer a)
 {
-	if (buf == NULL || size == 0 || prefix == NULL || prefix[0] == '\0' || table == NULL ||
-	    table[0] == '\0' || parts == NULL || nparts == 0) {
-		return LG_EINVAL;
+	if ((size_t)a >= sizeof(contract_words) / sizeof(contract_words[0])) {
+		return "";
 	}
-	size_t n = 0;
-	bool ok = cache_append(buf, size, &n, prefix, false) &&
-		  cache_append(buf, size, &n, ":", false) &&
-		  cache_append(buf, size, &n, table, false);
-	for (size_t i = 0; ok && i < nparts; i++) {
-		if (parts[i] == NULL) {
-			buf[0] = '\0';
-			return LG_EINVAL;
-		}
-		ok = cache_append(buf, size, &n, ":", false) &&
-		     cache_append(buf, size, &n, parts[i], true);
-	}
-	buf[ok ? n : 0] = '\0';
-	return ok ? 0 : LG_ERANGE;
+	return contract_words[a];
 }
