@@ -5,8 +5,9 @@
  * in the result (a column mask, and an index array only for results matched by name), so
  * decoding never looks names up per row. Each cell is read once through the typed
  * lg_result accessor of the column's model type; NULL arrives as LG_ENULL and sets the
- * column's bit in lg_null, the field stays zero. A page is decoded column by column, so the
- * type dispatch happens once per column rather than once per cell.
+ * column's bit in lg_null, the field stays zero. A model column the result does not have
+ * (a narrower select list, raw SQL, a table without the column) is NULL too. A page is decoded
+ * column by column, so the type dispatch happens once per column rather than once per cell.
  *
  * Strings and byte strings are not copied: fields point into the result (libpq ends every
  * value with a NUL), and the result is kept by whoever owns the rows. An lg_rows keeps its
@@ -186,7 +187,8 @@ static inline int plan_k(const struct lg__plan *p, unsigned i, int ord)
 static int row_fill(const struct lg_model *m, const struct lg__plan *p, struct lg_result *r, int ri,
 		    char *dst)
 {
-	uint64_t nulls = 0;
+	/* Model columns the result does not have read as NULL, not as a zero value. */
+	uint64_t nulls = lg__model_all(m) & ~p->cols;
 	int ord = 0;
 	for (uint64_t b = p->cols; b != 0; b &= b - 1, ord++) {
 		unsigned i = (unsigned)__builtin_ctzll(b);
@@ -208,6 +210,10 @@ static int rows_fill(const struct lg_model *m, const struct lg__plan *p, struct 
 {
 	if (nr == 1) {
 		return row_fill(m, p, r, first, dst);
+	}
+	uint64_t absent = lg__model_all(m) & ~p->cols;
+	for (int i = 0; absent != 0 && i < nr; i++) {
+		memcpy(dst + (size_t)i * m->size + m->null_offset, &absent, sizeof(absent));
 	}
 	int ord = 0;
 	for (uint64_t b = p->cols; b != 0; b &= b - 1, ord++) {

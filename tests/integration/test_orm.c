@@ -359,9 +359,25 @@ Test(orm, rows_borrow_from_results)
 		cr_assert_eq(byname->i32, -i);
 		cr_assert_str_eq(byname->t, text);
 		cr_assert_null(byname->n);
-		cr_assert_eq(byname->lg_null, 0);
+		/* Columns absent from a result read as NULL, not as zero values. */
+		uint64_t all = LG_COL_BIT(allt_col__count) - 1;
+		cr_assert_eq(sub->lg_null, all & ~(LG_COL(allt_col_id) | LG_COL(allt_col_t) |
+						   LG_COL(allt_col_n)));
+		cr_assert_eq(byname->lg_null, all & ~(LG_COL(allt_col_id) | LG_COL(allt_col_t) |
+						      LG_COL(allt_col_i32)));
+		cr_assert(allt_i64_is_null(sub) && allt_f_is_null(byname) && !allt_t_is_null(sub));
 	}
 	lg_rows_free(&rows);
+	/* The same through the single-row path. */
+	struct allt one = {0};
+	lg_query_init(&q, &allt_model);
+	lg_query_select(&q, LG_COL(allt_col_id));
+	allt_query_eq(&q, allt_col_id, lg_param_int64(2));
+	cr_assert_eq(lg_query_first(&db, &q, &one, &err), 0, "%s", err.message);
+	lg_query_close(&q);
+	cr_assert_eq(one.id, 2);
+	cr_assert_eq(one.lg_null, (LG_COL_BIT(allt_col__count) - 1) & ~LG_COL(allt_col_id));
+	lg_row_clear(&allt_model, &one);
 	lg_query_init(&q, &allt_model);
 	allt_query_eq(&q, allt_col_id, lg_param_int64(99));
 	cr_assert_eq(lg_query_all(&db, &q, &rows, &err), 0, "%s", err.message);

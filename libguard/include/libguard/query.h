@@ -84,7 +84,8 @@ LG_API void lg_query_end(struct lg_query *q);
 LG_API void lg_query_order(struct lg_query *q, unsigned col, bool desc);
 LG_API void lg_query_limit(struct lg_query *q, int64_t n);
 LG_API void lg_query_offset(struct lg_query *q, int64_t n);
-/* Loads only the columns of mask (LG_COL bits; the others stay zero and non-NULL). */
+/* Loads only the columns of mask (LG_COL bits; the others read as NULL: zero, with their
+ * lg_null bit set). */
 LG_API void lg_query_select(struct lg_query *q, uint64_t mask);
 
 /*
