@@ -145,8 +145,8 @@ static void put_relation(FILE *f, const struct cg_schema *s, const struct cg_tab
 		"%s_load_%s_%s(const struct lg_db *db, const struct %s *rows, size_t n,\n"
 		"\tstruct lg_rows *out, struct lg_error *err)\n"
 		"{\n"
-		"\treturn lg_model_load_related(db, &%s_model, %d /* %s_col_%s */, &%s_model,\n"
-		"\t\trows, n, %s_col_%s, out, err);\n"
+		"\treturn lg_model_load_related(db, &%s_model, %d /* %s_ci_%s */, &%s_model,\n"
+		"\t\trows, n, %s_ci_%s, out, err);\n"
 		"}\n",
 		p, c, fk->col, c, fk->col, p, c, p, ri, p, fk->ref_col, c, c, fk->col);
 	fprintf(f,
@@ -155,8 +155,8 @@ static void put_relation(FILE *f, const struct cg_schema *s, const struct cg_tab
 		"%s_load_%s_by_%s(const struct lg_db *db, const struct %s *rows, size_t n,\n"
 		"\tstruct lg_rows *out, struct lg_error *err)\n"
 		"{\n"
-		"\treturn lg_model_load_related(db, &%s_model, %s_col_%s, &%s_model,\n"
-		"\t\trows, n, %d /* %s_col_%s */, out, err);\n"
+		"\treturn lg_model_load_related(db, &%s_model, %s_ci_%s, &%s_model,\n"
+		"\t\trows, n, %d /* %s_ci_%s */, out, err);\n"
 		"}\n",
 		c, fk->col, p, p, c, fk->col, p, c, c, fk->col, p, ri, p, fk->ref_col);
 }

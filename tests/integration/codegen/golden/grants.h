@@ -37,16 +37,16 @@ static inline __attribute__((unused)) int
 grants_load_granted_by_accounts(const struct lg_db *db, const struct grants *rows, size_t n,
 	struct lg_rows *out, struct lg_error *err)
 {
-	return lg_model_load_related(db, &accounts_model, 0 /* accounts_col_id */, &grants_model,
-		rows, n, grants_col_granted_by, out, err);
+	return lg_model_load_related(db, &accounts_model, 0 /* accounts_ci_id */, &grants_model,
+		rows, n, grants_ci_granted_by, out, err);
 }
 /* Has-many: the grants rows whose granted_by references one of n accounts rows. */
 static inline __attribute__((unused)) int
 accounts_load_grants_by_granted_by(const struct lg_db *db, const struct accounts *rows, size_t n,
 	struct lg_rows *out, struct lg_error *err)
 {
-	return lg_model_load_related(db, &grants_model, grants_col_granted_by, &accounts_model,
-		rows, n, 0 /* accounts_col_id */, out, err);
+	return lg_model_load_related(db, &grants_model, grants_ci_granted_by, &accounts_model,
+		rows, n, 0 /* accounts_ci_id */, out, err);
 }
 
 /* Foreign key grants_org_account_id_fkey: grants(org, account_id) references lg_codegen.memberships(org, account_id).

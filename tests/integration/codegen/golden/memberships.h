@@ -35,16 +35,16 @@ static inline __attribute__((unused)) int
 memberships_load_account_id_accounts(const struct lg_db *db, const struct memberships *rows, size_t n,
 	struct lg_rows *out, struct lg_error *err)
 {
-	return lg_model_load_related(db, &accounts_model, 0 /* accounts_col_id */, &memberships_model,
-		rows, n, memberships_col_account_id, out, err);
+	return lg_model_load_related(db, &accounts_model, 0 /* accounts_ci_id */, &memberships_model,
+		rows, n, memberships_ci_account_id, out, err);
 }
 /* Has-many: the memberships rows whose account_id references one of n accounts rows. */
 static inline __attribute__((unused)) int
 accounts_load_memberships_by_account_id(const struct lg_db *db, const struct accounts *rows, size_t n,
 	struct lg_rows *out, struct lg_error *err)
 {
-	return lg_model_load_related(db, &memberships_model, memberships_col_account_id, &accounts_model,
-		rows, n, 0 /* accounts_col_id */, out, err);
+	return lg_model_load_related(db, &memberships_model, memberships_ci_account_id, &accounts_model,
+		rows, n, 0 /* accounts_ci_id */, out, err);
 }
 
 #endif
