@@ -75,6 +75,17 @@ static void api_read(struct rf_node *n, struct rf_http_exchange *x, enum rf_rout
 			       rf_status_json(&st), NULL);
 		break;
 	case RF_ROUTE_READYZ:
+		if (st.ready && st.coherence != NULL && st.coherence->leading &&
+		    st.coherence->stalled) {
+			/* A leader that cannot make progress is not ready (coherence.c). */
+			char reason[256];
+			snprintf(reason, sizeof(reason), "leader cannot make progress: %s",
+				 st.coherence->stall_reason);
+			json_t *o = json_pack("{s:b, s:s}", "ready", 0, "reason", reason);
+			api_reply_text(x, 503, api_json, json_dumps(o, JSON_COMPACT), NULL);
+			json_decref(o);
+			break;
+		}
 		api_reply_text(x, st.ready ? 200 : 503, api_json,
 			       strdup(st.ready ? "{\"ready\":true}"
 				      : !st.voter

@@ -17,10 +17,12 @@
  * batch back (its transaction would hit idle_in_transaction_session_timeout on a large
  * keyspace, again and again). A failed sweep leaves unreadable keys to expire by their TTL.
  *
- * Failure modes: STALETERM -> COH_STALE (stop: deposed); connection loss, timeout, or a
- * transient Redis error (OOM, BUSY, LOADING, READONLY, ...) -> COH_RETRY (the batch rolls
- * back); another script error on one key (a foreign value of the wrong type there, say) ->
- * the key is dead-lettered with the reason.
+ * Failure modes: STALETERM -> COH_STALE (a higher token holds Redis: take a new one, or stop
+ * when deposed); connection loss, timeout, or any other Redis error (OOM, BUSY, LOADING,
+ * READONLY, MISCONF, NOPERM, NOAUTH, a script error, ...) -> COH_RETRY: the batch rolls back
+ * and is retried with backoff, counted in redis_errors; nothing is dead-lettered for it. The
+ * one exception is WRONGTYPE: the key holds a value of another type that is not ours to
+ * interpret, and only that change is dead-lettered with the reason.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +79,7 @@ static void coh_worker(void *arg)
 /*
  * Runs item(b, i) for i in [0, n) on up to COH_WORKERS coroutines; waits for all. With
  * with_claim, main raises the term key before the workers' first turn, so the claim is the
- * first command of the pipeline.
+ * first command of the pipeline, then Redis' version mark (timetravel.c).
  */
 static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batch *, size_t),
 		      bool with_claim)
@@ -101,6 +103,9 @@ static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batc
 		return COH_RETRY;
 	}
 	int claim = with_claim ? rf__coh_claim_term(b->s) : COH_OK;
+	if (with_claim && claim == COH_OK) {
+		claim = rf__coh_raise_mark(b->s, b->mark_top);
+	}
 	if (claim != COH_OK) {
 		b->abort = true;
 	}
@@ -113,18 +118,11 @@ static int coh_fanout(struct coh_batch *b, size_t n, int (*item)(struct coh_batc
 	return claim > b->rc ? claim : b->rc;
 }
 
-/* Redis errors worth retrying: the server is busy, loading, read-only, out of memory. */
-static bool coh_transient(const char *msg)
+/* The one Redis error that belongs to a key rather than to the server: a value of another
+ * type at a row key (not ours). Every other error is retried. */
+static bool coh_key_error(const char *msg)
 {
-	static const char *const prefixes[] = {"OOM",         "BUSY",       "LOADING",
-					       "READONLY",    "MASTERDOWN", "TRYAGAIN",
-					       "CLUSTERDOWN", "NOREPLICAS"};
-	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
-		if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0) {
-			return true;
-		}
-	}
-	return false;
+	return strncmp(msg, "WRONGTYPE", 9) == 0;
 }
 
 /*
@@ -142,8 +140,7 @@ static int coh_eval(struct coh_batch *b, enum lg_cache_script which, int nkeys,
 	    s->redis, &s->coh->scripts[which], nkeys, keys, NULL, nargs, args, arg_lens,
 	    &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)}, &reply, &err);
 	if (rc != 0) {
-		if (rc == LG_ESERVER && strncmp(err.message, "STALETERM", 9) != 0 &&
-		    !coh_transient(err.message)) {
+		if (rc == LG_ESERVER && coh_key_error(err.message)) {
 			snprintf(answer, cap, "Redis refused the script: %.200s", err.message);
 			return -1;
 		}
@@ -179,7 +176,7 @@ static int coh_tombstone(struct coh_batch *b, const char *row_key, const char *f
 	snprintf(tomb_ttl, sizeof(tomb_ttl), "%u", cfg->tombstone_ttl_ms);
 	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
 	const char *keys[] = {row_key, fence_key, cfg->term_key};
-	const char *args[] = {version, tomb_ttl, fence_ttl, b->s->term_str};
+	const char *args[] = {version, tomb_ttl, fence_ttl, b->s->token_str};
 	return coh_eval(b, LG_CACHE_TOMBSTONE, 3, keys, 4, args, NULL, answer, cap);
 }
 
@@ -191,6 +188,19 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 	if (k->state != RF_KEY_PENDING && !second) {
 		return COH_OK;
 	}
+	if (!second && k->version <= b->s->suspect_below) {
+		/* The version sequence went back (timetravel.c): the cached value may be a
+		 * phantom with a higher version than this change. Drop it; the fence then
+		 * refuses fills older than this change. */
+		struct lg_error err;
+		int urc = lg_redis_command(
+		    b->s->redis, &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)},
+		    NULL, &err, "UNLINK %s", k->redis_key);
+		if (urc != 0) {
+			return rf__coh_redis_failed(b->s, urc, &err, "dropping a possible phantom");
+		}
+		b->s->coh->stats.invalidated++;
+	}
 	char version[24];
 	char fence_ttl[24];
 	char answer[320];
@@ -199,16 +209,16 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 	int rc;
 	if (second && k->row_found) {
 		snprintf(version, sizeof(version), "%lld", (long long)k->row_version);
-		const char *args[] = {version, k->value, fence_ttl, b->s->term_str};
+		const char *args[] = {version, k->value, fence_ttl, b->s->token_str};
 		const size_t lens[] = {strlen(version), k->value_len, strlen(fence_ttl),
-				       strlen(b->s->term_str)};
+				       strlen(b->s->token_str)};
 		rc = coh_eval(b, LG_CACHE_REFRESH, 3, keys, 4, args, lens, answer, sizeof(answer));
 	} else if (second || k->op == 'D') {
 		snprintf(version, sizeof(version), "%lld", (long long)k->version);
 		rc = coh_tombstone(b, k->redis_key, k->fence_key, version, answer, sizeof(answer));
 	} else {
 		snprintf(version, sizeof(version), "%lld", (long long)k->version);
-		const char *args[] = {version, fence_ttl, b->s->term_str};
+		const char *args[] = {version, fence_ttl, b->s->token_str};
 		rc = coh_eval(b, LG_CACHE_CHECK_OR_FENCE, 3, keys, 3, args, NULL, answer,
 			      sizeof(answer));
 		if (rc == COH_OK && strcmp(answer, "cached") == 0) {
@@ -266,7 +276,7 @@ static int coh_table_fence(struct coh_batch *b, const struct rf_truncate_work *t
 	char answer[320];
 	snprintf(version, sizeof(version), "%lld", (long long)t->version);
 	const char *keys[] = {t->fence_key, s->coh->cfg->term_key};
-	const char *args[] = {version, s->term_str};
+	const char *args[] = {version, s->token_str};
 	int rc = coh_eval(b, LG_CACHE_TABLE_FENCE, 2, keys, 2, args, NULL, answer, sizeof(answer));
 	if (rc != COH_OK) {
 		return rc == -1 ? COH_RETRY : rc;

@@ -7,8 +7,9 @@
  *      rows come back when its transaction ends). idle_in_transaction_session_timeout is set
  *      for the transaction, so a paused (SIGSTOP) leader's locks are released by the server.
  *   2. Plan it (coh_plan.c): newest version per key, TRUNCATE per table, malformed rows.
- *   3. Raise the term key (fencing), then TRUNCATEs' table fences, then one check-or-fence or
- *      tombstone per key, pipelined (coh_apply.c).
+ *   3. Check the version sequence against the highest version Redis has seen (timetravel.c).
+ *      Raise the term key (fencing) and that mark, then TRUNCATEs' table fences, then one
+ *      check-or-fence or tombstone per key, pipelined (coh_apply.c).
  *   4. Read the cached keys' rows from the primary, one statement per table (on the pool's
  *      other connection, so a failing read never aborts the claim transaction), then refresh
  *      them (pipelined).
@@ -30,10 +31,12 @@
 #include "coh_int.h"
 #include "log.h"
 
-/* The claim also sets idle_in_transaction_session_timeout for the transaction ($2 ms), in
- * the same round trip: the one-row subquery runs once. */
+/* The claim also sets idle_in_transaction_session_timeout for the transaction ($2 ms), and
+ * reads the version sequence (checked against Redis' mark, timetravel.c), in the same round
+ * trip: the one-row subqueries run once. */
 static const char claim_sql[] =
-    "SELECT o.id, o.table_name, o.pk::text, o.op::text, o.version, o.created_at"
+    "SELECT o.id, o.table_name, o.pk::text, o.op::text, o.version, o.created_at,"
+    " (SELECT last_value FROM lifeguard.version_seq)"
     " FROM lifeguard.outbox o,"
     " (SELECT set_config('idle_in_transaction_session_timeout', $2, true)) AS cfg"
     " ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
@@ -66,6 +69,10 @@ static int coh_claim(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan 
 		return rf__coh_pg_failed(s, &err, "claiming outbox rows");
 	}
 	int rc = COH_OK;
+	int64_t seq_last = 0;
+	if (lg_result_rows(r) > 0 && lg_result_int64(r, 0, 6, &seq_last) == 0) {
+		rc = rf__coh_check_sequence(s, seq_last);
+	}
 	for (int i = 0; i < lg_result_rows(r) && rc == COH_OK; i++) {
 		int64_t id = 0;
 		int64_t version = 0;
@@ -199,9 +206,17 @@ static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 	}
 	/* The term claim travels in the same Redis pipeline as the first scripts, ahead of
 	 * them (commands of a connection run in order); every script checks the term itself. */
+	for (size_t i = 0; i < b->plan.n_changes; i++) {
+		if (b->plan.changes[i].version > b->mark_top) {
+			b->mark_top = b->plan.changes[i].version;
+		}
+	}
 	int rc = COH_OK;
 	if (b->plan.n_truncates > 0) {
 		rc = rf__coh_claim_term(s);
+		if (rc == COH_OK) {
+			rc = rf__coh_raise_mark(s, b->mark_top);
+		}
 		if (rc == COH_OK) {
 			rc = rf__coh_apply_truncates(b);
 		}

@@ -27,15 +27,20 @@
 /* Batches whose DELETE + COMMIT may still run while the next batch is claimed. */
 #define COH_MAX_FINISHING 1
 
+struct rf_node;
+
 struct rf_coherence {
 	struct lg_runtime *rt;       /* Borrowed */
 	const struct rf_config *cfg; /* Borrowed */
+	struct rf_node *node;        /* Borrowed: takes fencing tokens through raft; may be NULL */
 	struct rf_coherence_stats stats;
 	struct rf_coh_session *session; /* the current term's session, if any */
 	/* Named by Redis on first use; shared by every session's client (all on rt). */
 	struct lg_redis_script scripts[LG_CACHE__SCRIPT_COUNT];
-	unsigned live_sessions; /* sessions not yet released */
-	bool disabled;          /* postgres or redis not configured */
+	struct lg_redis_script invalidate_script; /* timetravel.c */
+	struct lg_redis_script mark_script;       /* timetravel.c */
+	unsigned live_sessions;                   /* sessions not yet released */
+	bool disabled;                            /* postgres or redis not configured */
 };
 
 /* A key's table as the catalog describes it (cached per session). */
@@ -51,7 +56,20 @@ struct coh_table {
 struct rf_coh_session {
 	struct rf_coherence *coh;
 	uint64_t term;
-	char term_str[24];
+	/* The fencing token every script carries (fencing.h); 0 until taken, and again after
+	 * Redis was found holding a higher one. */
+	uint64_t token;
+	char token_str[24];
+	/* Redis' INFO server run_id when last checked: a change means a restart, maybe from
+	 * an older snapshot (timetravel.c). */
+	char run_id[48];
+	uint64_t run_id_checked_ms;
+	bool redis_suspect;        /* a Redis failure since: check the run id before a batch */
+	int64_t suspect_below;     /* changes up to this version may meet phantom values */
+	uint64_t invalidate_at_ms; /* second invalidation pass due (0 = none) */
+	int64_t mark;              /* the highest version this session knows Redis has seen */
+	int64_t mark_sent;         /* the highest mark Redis confirmed holding */
+	bool mark_known;           /* mark was read from Redis (since its last restart) */
 	bool ended; /* leadership lost or shutdown: finish the current step, then stop */
 	int refs;
 	struct lg_pool *pool;
@@ -69,15 +87,16 @@ struct rf_coh_session {
 	struct lg_tx *next_tx;       /* opened ahead for the next batch, or NULL */
 	unsigned finishing;          /* batches committing in the background */
 	struct lg_cond *finished_cv; /* signaled when one of them is done */
-	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
+	bool last_full;      /* the last batch claimed batch_size rows: a backlog is draining */
 	bool schema_checked; /* rf__coh_schema_check ran for this session */
 };
 
 /* Outcome of a step, worst wins. */
 enum coh_rc {
 	COH_OK = 0,
-	COH_RETRY, /* transient failure (connection, timeout, Redis busy): roll back, back off */
-	COH_STALE, /* a newer raft term holds Redis: this node was deposed */
+	COH_RETRY,   /* transient failure (connection, timeout, Redis busy): roll back, back off */
+	COH_STALE,   /* Redis holds a higher token: take a new one (or stop when deposed) */
+	COH_DEPOSED, /* this node no longer leads in the session's term: stop */
 };
 
 void rf__coh_session_release(struct rf_coh_session *s);
@@ -105,6 +124,7 @@ struct coh_batch {
 	/* Speculative read in flight (coh_batch.c). */
 	bool spec_running;
 	int spec_rc;
+	int64_t mark_top; /* the highest version of the batch (Redis' mark, timetravel.c) */
 	/* Handed to the finisher: the claim transaction and when Redis was written. */
 	struct lg_tx *tx;
 	int64_t written_us;
@@ -162,11 +182,32 @@ int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, cons
 void rf__coh_listen(void *arg);
 void rf__coh_sampler(void *arg);
 
-/* Raises the term key to s->term (LG_CACHE_CLAIM_TERM). */
+/* Raises the term key to s->token (LG_CACHE_CLAIM_TERM). */
 int rf__coh_claim_term(struct rf_coh_session *s);
 
 /* Classifies a Redis failure and records the connection state. */
 int rf__coh_redis_failed(struct rf_coh_session *s, int rc, const struct lg_error *err,
 			 const char *what);
+
+/* Remembers what failed, for the stall reason on /status and /readyz. */
+void rf__coh_note_failure(struct rf_coh_session *s, const char *what, const char *message);
+
+/*
+ * Things that go back in time (timetravel.c), both run by main between batches:
+ * rf__coh_check_redis compares Redis' run id with the one seen before and, when it changed
+ * (or on the session's first check), invalidates the cached keys that may be older than their
+ * rows; rf__coh_check_sequence compares the version sequence with the highest version Redis
+ * has seen (its mark), raises the sequence past it and invalidates. Both return enum coh_rc.
+ */
+int rf__coh_check_redis(struct rf_coh_session *s);
+int rf__coh_check_sequence(struct rf_coh_session *s, int64_t seq_last);
+extern const char rf__coh_invalidate_lua[];
+extern const char rf__coh_mark_lua[];
+/* Copies the value of "name:" from an INFO reply into out (cap bytes); false if absent. */
+bool rf__coh_info_field(const struct lg_redis_reply *r, const char *name, char *out, size_t cap);
+/* Raises Redis' version mark to the highest version of the batch (pipelined with it). */
+int rf__coh_raise_mark(struct rf_coh_session *s, int64_t version);
+/* Deletes the cached row keys (all of them, or those whose version is above above). */
+int rf__coh_invalidate(struct rf_coh_session *s, int64_t above, uint64_t *deleted);
 
 #endif

@@ -100,7 +100,7 @@ static void coh_sample(struct rf_coh_session *s)
 }
 
 /* Copies the value of "name:" from an INFO reply into out (cap bytes); false if absent. */
-static bool coh_info_field(const struct lg_redis_reply *r, const char *name, char *out, size_t cap)
+bool rf__coh_info_field(const struct lg_redis_reply *r, const char *name, char *out, size_t cap)
 {
 	if (r == NULL || r->type != LG_REDIS_STRING) {
 		return false;
@@ -128,9 +128,9 @@ static void coh_sample_redis(struct rf_coh_session *s)
 	char evicted[32];
 	if (lg_redis_command(s->redis, &o, &stats, &err, "INFO stats") == 0 &&
 	    lg_redis_command(s->redis, &o, &mem, &err, "INFO memory") == 0 &&
-	    coh_info_field(stats, "evicted_keys", evicted, sizeof(evicted)) &&
-	    coh_info_field(mem, "maxmemory_policy", st->redis_maxmemory_policy,
-			   sizeof(st->redis_maxmemory_policy))) {
+	    rf__coh_info_field(stats, "evicted_keys", evicted, sizeof(evicted)) &&
+	    rf__coh_info_field(mem, "maxmemory_policy", st->redis_maxmemory_policy,
+			       sizeof(st->redis_maxmemory_policy))) {
 		st->redis_evicted_keys = strtoull(evicted, NULL, 10);
 		st->redis_info_known = true;
 	}

@@ -3,27 +3,35 @@
  *
  * Happy path:
  *   1. became_leader(T) creates the session and spawns its main coroutine.
- *   2. Main connects to Redis and raises the term key to T (the fencing token: every script
- *      refuses writers below it), opens a small pool to the primary, and spawns the listener.
+ *   2. Main connects to Redis, reads the term key, and takes a fencing token above it through
+ *      the raft log (fencing.h), then raises the term key to that token: every script refuses
+ *      writers below it. It opens a small pool to the primary.
  *   3. It spawns the listener (LISTEN lifeguard -> wake-ups) and the sampler (outbox and
  *      Redis state for /status), both in coh_watch.c.
- *   4. Main drains the outbox batch by batch (coh_batch.c) whenever it is woken, every
+ *   4. Before batches it checks that nothing went back in time (timetravel.c): Redis' run id,
+ *      and the version sequence against the highest version Redis has seen.
+ *   5. Main drains the outbox batch by batch (coh_batch.c) whenever it is woken, every
  *      poll_interval_ms, and at once on becoming leader.
  * lost_leadership(T) marks the session ended and cancels the listener; main finishes the step
  * it is in (every wait has a deadline) and stops. A deposed session's Redis writes are refused
  * by the term check, and its claimed outbox rows return to the outbox when its transaction
  * rolls back, so the next leader processes them: at-least-once, idempotent through versions.
  *
- * Failure modes: Redis or PostgreSQL unreachable or restarted -> the batch rolls back (the
- * outbox keeps the record), errors++, exponential backoff (50 ms .. 2 s) and retry; the pool
- * and the Redis client reconnect by themselves, the listener reconnects and re-LISTENs.
- * Redis holding a newer term (STALETERM) -> rejected_stale++, the session ends.
+ * Failure modes: Redis or PostgreSQL unreachable, restarted, or refusing (any Redis error:
+ * MISCONF, NOPERM, OOM, LOADING, ...) -> the batch rolls back (the outbox keeps the record),
+ * errors++, exponential backoff (50 ms .. 2 s) and retry; the pool and the Redis client
+ * reconnect by themselves, the listener reconnects and re-LISTENs. Failures in a row for
+ * RF_STALL_MS mark the leader stalled: /readyz answers 503 with the reason, stalls++.
+ * Redis holding a higher token (STALETERM: a cluster re-created on a Redis used before, or a
+ * newer leader) -> a new token is taken above it; a node that no longer leads cannot commit
+ * one, and its session ends.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "coh_int.h"
+#include "fencing.h"
 #include "log.h"
 
 int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct rf_coherence **out)
@@ -43,6 +51,15 @@ int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct 
 			return -1;
 		}
 	}
+	struct lg_error err;
+	if (lg_redis_script_init(&c->invalidate_script, rf__coh_invalidate_lua, &err) != 0 ||
+	    lg_redis_script_init(&c->mark_script, rf__coh_mark_lua, &err) != 0) {
+		rf_log(RF_LOG_ERROR, "coherence.script", "%s", err.message);
+		free(c);
+		return -1;
+	}
+	c->stats.outbox_stale_after_ms =
+	    10 * (uint64_t)cfg->poll_interval_ms + 2 * COH_PG_TIMEOUT_MS;
 	if (cfg->postgres == NULL || !cfg->redis.set) {
 		c->disabled = true;
 		rf_log(RF_LOG_WARN, "coherence.disabled",
@@ -50,6 +67,11 @@ int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct 
 	}
 	*out = c;
 	return 0;
+}
+
+void rf_coherence_attach(struct rf_coherence *c, struct rf_node *node)
+{
+	c->node = node;
 }
 
 void rf_coherence_free(struct rf_coherence *c)
@@ -94,6 +116,9 @@ void rf__coh_session_release(struct rf_coh_session *s)
 	if (c->session == NULL) {
 		c->stats.leading = false;
 		c->stats.session_term = 0;
+		c->stats.token = 0;
+		c->stats.stalled = false;
+		c->stats.failing_since_ms = 0;
 		c->stats.pg_connected = false;
 		c->stats.pg_listening = false;
 		c->stats.redis_connected = false;
@@ -119,15 +144,28 @@ int rf__coh_redis_failed(struct rf_coh_session *s, int rc, const struct lg_error
 	if (rc != LG_ESERVER) {
 		st->redis_connected = false;
 	}
+	st->redis_errors++;
+	s->redis_suspect = true; /* a restart looks like this: check the run id first */
 	rf_log(RF_LOG_WARN, "coherence.redis", "term %llu: %s: %s", (unsigned long long)s->term,
 	       what, err->message);
+	char where[96];
+	snprintf(where, sizeof(where), "Redis, %s", what);
+	rf__coh_note_failure(s, where, err->message);
 	return COH_RETRY;
+}
+
+void rf__coh_note_failure(struct rf_coh_session *s, const char *what, const char *message)
+{
+	struct rf_coherence_stats *st = &s->coh->stats;
+	if (s->coh->session == s) {
+		snprintf(st->stall_reason, sizeof(st->stall_reason), "%s: %s", what, message);
+	}
 }
 
 int rf__coh_claim_term(struct rf_coh_session *s)
 {
 	const char *keys[] = {s->coh->cfg->term_key};
-	const char *args[] = {s->term_str};
+	const char *args[] = {s->token_str};
 	struct lg_error err;
 	int rc = lg_redis_eval(
 	    s->redis, &s->coh->scripts[LG_CACHE_CLAIM_TERM], 1, keys, NULL, 1, args, NULL,
@@ -174,6 +212,82 @@ static int coh_connect(struct rf_coh_session *s)
 	return COH_OK;
 }
 
+/*
+ * Step 2: reads the term key and takes a token above it through the raft log, then raises
+ * the term key to it. COH_DEPOSED when this node no longer leads in the session's term.
+ */
+static int coh_take_token(struct rf_coh_session *s)
+{
+	struct rf_coherence *c = s->coh;
+	struct lg_redis_reply *r = NULL;
+	struct lg_error err;
+	int rc = lg_redis_command(s->redis,
+				  &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)}, &r,
+				  &err, "GET %s", c->cfg->term_key);
+	if (rc != 0) {
+		return rf__coh_redis_failed(s, rc, &err, "reading the term key");
+	}
+	uint64_t floor = 0;
+	if (r != NULL && r->type == LG_REDIS_STRING) {
+		char *end = NULL;
+		floor = strtoull(r->str, &end, 10);
+		if (end == r->str || *end != '\0') {
+			rf_log(RF_LOG_WARN, "coherence.token",
+			       "term key %s holds %.40s, not a number: taking a token above 0",
+			       c->cfg->term_key, r->str);
+			floor = 0;
+		}
+	}
+	lg_redis_reply_free(r);
+	if (s->token >= floor) {
+		floor = s->token; /* never go back below our own previous token */
+	}
+	uint64_t token = 0;
+	if (c->node == NULL) {
+		token = (s->term > floor ? s->term : floor + 1); /* no raft: embedded tests */
+	} else if (rf_fencing_take(c->node, s->term, floor, &token) != 0) {
+		return COH_DEPOSED;
+	}
+	if (s->ended) {
+		return COH_DEPOSED;
+	}
+	s->token = token;
+	snprintf(s->token_str, sizeof(s->token_str), "%llu", (unsigned long long)token);
+	if (c->session == s) {
+		c->stats.token = token;
+	}
+	return rf__coh_claim_term(s);
+}
+
+/* Records a turn's outcome: failures in a row for RF_STALL_MS make the leader stalled. */
+static void coh_progress(struct rf_coh_session *s, bool ok)
+{
+	struct rf_coherence_stats *st = &s->coh->stats;
+	if (s->coh->session != s) {
+		return;
+	}
+	uint64_t now = lg_now_ms();
+	if (ok) {
+		if (st->stalled) {
+			rf_log(RF_LOG_INFO, "coherence.progress",
+			       "term %llu: making progress again", (unsigned long long)s->term);
+		}
+		st->stalled = false;
+		st->failing_since_ms = 0;
+		return;
+	}
+	if (st->failing_since_ms == 0) {
+		st->failing_since_ms = now;
+	}
+	if (!st->stalled && now - st->failing_since_ms >= RF_STALL_MS) {
+		st->stalled = true;
+		st->stalls++;
+		rf_log(RF_LOG_ERROR, "coherence.stalled", "term %llu: no progress for %llu ms: %s",
+		       (unsigned long long)s->term,
+		       (unsigned long long)(now - st->failing_since_ms), st->stall_reason);
+	}
+}
+
 static void coh_update_pg_state(struct rf_coh_session *s)
 {
 	struct lg_pool_stats ps;
@@ -203,6 +317,16 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 			s->sampler_started = true;
 		}
 	}
+	if (rc == COH_OK && s->token == 0) {
+		rc = coh_take_token(s);
+		if (rc == COH_STALE) {
+			s->token = 0; /* raised again meanwhile: take another one */
+			rf__coh_note_failure(s, "fencing token", "Redis holds a higher token");
+		}
+	}
+	if (rc == COH_OK) {
+		rc = rf__coh_check_redis(s);
+	}
 	if (rc == COH_OK && !s->schema_checked) {
 		rc = rf__coh_schema_check(s);
 	}
@@ -213,12 +337,24 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 		s->last_full = rc == COH_OK && claimed >= cfg->batch_size;
 		coh_update_pg_state(s);
 	}
-	if (rc == COH_STALE) {
+	if (rc == COH_DEPOSED) {
 		rf_log(RF_LOG_WARN, "coherence.deposed",
-		       "Redis holds a newer term than %llu: stopping this session",
+		       "term %llu: no longer leading (no fencing token): stopping this session",
 		       (unsigned long long)s->term);
 		return false;
 	}
+	if (rc == COH_STALE && s->token != 0) {
+		/* Redis holds a higher token: a cluster re-created on this Redis, or a newer
+		 * leader. Take a token above it; a deposed node cannot commit one and stops. */
+		rf_log(RF_LOG_WARN, "coherence.token",
+		       "term %llu: Redis holds a token above %llu: taking a higher one",
+		       (unsigned long long)s->term, (unsigned long long)s->token);
+		s->coh->stats.token_raises++;
+		s->token = 0;
+		s->dirty = true;
+		return true;
+	}
+	coh_progress(s, rc == COH_OK);
 	if (rc != COH_OK) {
 		s->coh->stats.errors++;
 		s->dirty = true;
@@ -296,7 +432,6 @@ void rf_coherence_became_leader(void *data, uint64_t term)
 	}
 	s->coh = c;
 	s->term = term;
-	snprintf(s->term_str, sizeof(s->term_str), "%llu", (unsigned long long)term);
 	s->refs = 1;
 	c->live_sessions++;
 	if (lg_coro_spawn(c->rt, coh_main, s, NULL) != 0) {
@@ -308,6 +443,9 @@ void rf_coherence_became_leader(void *data, uint64_t term)
 	c->session = s;
 	c->stats.leading = true;
 	c->stats.session_term = term;
+	c->stats.token = 0;
+	c->stats.stalled = false;
+	c->stats.failing_since_ms = 0;
 }
 
 void rf_coherence_lost_leadership(void *data, uint64_t term)
@@ -321,6 +459,9 @@ void rf_coherence_lost_leadership(void *data, uint64_t term)
 	c->session = NULL;
 	c->stats.leading = false;
 	c->stats.session_term = 0;
+	c->stats.token = 0;
+	c->stats.stalled = false;
+	c->stats.failing_since_ms = 0;
 	lg_cond_signal(s->wake);
 	if (s->listener != NULL) {
 		lg_coro_cancel(s->listener);

@@ -19,6 +19,10 @@ struct rf_coherence;
  */
 int rf_coherence_new(struct lg_runtime *rt, const struct rf_config *cfg, struct rf_coherence **out);
 
+/* The node whose raft log records fencing tokens (fencing.h); Borrowed, set before the node
+ * starts. Without one (tests embedding the pipeline) the token is max(term, Redis' + 1). */
+void rf_coherence_attach(struct rf_coherence *c, struct rf_node *node);
+
 /* Leadership hooks that start and stop the leader session (see struct rf_leader_hooks). */
 void rf_coherence_became_leader(void *coh, uint64_t term);
 void rf_coherence_lost_leadership(void *coh, uint64_t term);

@@ -12,8 +12,6 @@
 #include "fsm.h"
 
 #include <stdio.h>
-
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +79,13 @@ int rf_fsm_encode_member(const struct rf_fsm_member *m, struct raft_buffer *buf)
 int rf_fsm_encode_forget(uint64_t id, struct raft_buffer *buf)
 {
 	return fsm_dump(json_pack("{s:s, s:I}", "op", "forget", "id", (json_int_t)id), buf);
+}
+
+int rf_fsm_encode_token(uint64_t term, uint64_t token, struct raft_buffer *buf)
+{
+	return fsm_dump(json_pack("{s:s, s:I, s:I}", "op", "token", "term", (json_int_t)term,
+				  "token", (json_int_t)token),
+			buf);
 }
 
 /* Decodes a member object {"id", "raft_address", "http_address"}; -1 when malformed. */
@@ -156,7 +161,8 @@ static void fsm_forget(struct rf_fsm *fsm, uint64_t id)
 	}
 }
 
-/* Applies one decoded command; -1 when it is not a valid command. */
+/* Applies one decoded command; -1 when it is not a valid command, 1 for a token that is
+ * not above the recorded one. */
 static int fsm_apply_json(struct rf_fsm *fsm, const json_t *cmd)
 {
 	const char *op;
@@ -177,6 +183,18 @@ static int fsm_apply_json(struct rf_fsm *fsm, const json_t *cmd)
 	}
 	if (strcmp(op, "member") == 0) {
 		return fsm_decode_member(cmd, &m) == 0 ? fsm_upsert(fsm, &m) : -1;
+	}
+	if (strcmp(op, "token") == 0) {
+		if (json_unpack((json_t *)cmd, "{s:I, s:I}", "term", &a, "token", &b) != 0 ||
+		    a < 1 || b < 1) {
+			return -1;
+		}
+		if ((uint64_t)b <= fsm->token) {
+			return 1;
+		}
+		fsm->token = (uint64_t)b;
+		fsm->token_term = (uint64_t)a;
+		return 0;
 	}
 	if (strcmp(op, "forget") == 0) {
 		if (json_unpack((json_t *)cmd, "{s:I}", "id", &a) != 0 || a < 1) {
@@ -209,6 +227,10 @@ static int fsm_apply(struct raft_fsm *iface, const struct raft_buffer *buf, void
 	json_t *cmd = json_loadb(buf->base, fsm_payload_len(buf), JSON_REJECT_DUPLICATES, NULL);
 	int rc = cmd != NULL ? fsm_apply_json(fsm, cmd) : -1;
 	json_decref(cmd);
+	if (rc == 1) {
+		*result = RF_FSM_TOKEN_LOW;
+		return 0;
+	}
 	if (rc != 0) {
 		char shown[200];
 		size_t n = buf->len < 64 ? buf->len : 64;
@@ -239,10 +261,11 @@ static int fsm_snapshot(struct raft_fsm *iface, struct raft_buffer *bufs[], unsi
 							 "http_address", m->http_address));
 	}
 	json_t *doc = json_pack(
-	    "{s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "format", FSM_SNAPSHOT_FORMAT, "terms_recorded",
-	    (json_int_t)fsm->terms_recorded, "last_term", (json_int_t)fsm->last_term, "last_leader",
-	    (json_int_t)fsm->last_leader, "applied", (json_int_t)fsm->applied, "rejected",
-	    (json_int_t)fsm->rejected, "members", members);
+	    "{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "format", FSM_SNAPSHOT_FORMAT,
+	    "terms_recorded", (json_int_t)fsm->terms_recorded, "last_term",
+	    (json_int_t)fsm->last_term, "last_leader", (json_int_t)fsm->last_leader, "token",
+	    (json_int_t)fsm->token, "token_term", (json_int_t)fsm->token_term, "applied",
+	    (json_int_t)fsm->applied, "rejected", (json_int_t)fsm->rejected, "members", members);
 	struct raft_buffer *out = raft_malloc(sizeof(*out));
 	if (out == NULL) {
 		json_decref(doc);
@@ -263,15 +286,19 @@ static int fsm_decode_snapshot(const json_t *doc, struct rf_fsm *into)
 {
 	int format;
 	json_int_t terms, last_term, last_leader, applied, rejected;
+	json_int_t token = 0, token_term = 0; /* absent from snapshots taken before tokens */
 	json_t *members;
-	if (json_unpack((json_t *)doc, "{s:i, s:I, s:I, s:I, s:I, s:I, s:o}", "format", &format,
-			"terms_recorded", &terms, "last_term", &last_term, "last_leader",
-			&last_leader, "applied", &applied, "rejected", &rejected, "members",
-			&members) != 0 ||
+	if (json_unpack((json_t *)doc, "{s:i, s:I, s:I, s:I, s?:I, s?:I, s:I, s:I, s:o}", "format",
+			&format, "terms_recorded", &terms, "last_term", &last_term, "last_leader",
+			&last_leader, "token", &token, "token_term", &token_term, "applied",
+			&applied, "rejected", &rejected, "members", &members) != 0 ||
 	    format != FSM_SNAPSHOT_FORMAT || !json_is_array(members) || terms < 0 ||
-	    last_term < 0 || last_leader < 0 || applied < 0 || rejected < 0) {
+	    last_term < 0 || last_leader < 0 || applied < 0 || rejected < 0 || token < 0 ||
+	    token_term < 0) {
 		return -1;
 	}
+	into->token = (uint64_t)token;
+	into->token_term = (uint64_t)token_term;
 	into->terms_recorded = (uint64_t)terms;
 	into->last_term = (uint64_t)last_term;
 	into->last_leader = (uint64_t)last_leader;
@@ -309,6 +336,8 @@ static int fsm_restore(struct raft_fsm *iface, struct raft_buffer *buf)
 	fsm->terms_recorded = fresh.terms_recorded;
 	fsm->last_term = fresh.last_term;
 	fsm->last_leader = fresh.last_leader;
+	fsm->token = fresh.token;
+	fsm->token_term = fresh.token_term;
 	fsm->applied = fresh.applied;
 	fsm->rejected = fresh.rejected;
 	return 0;

@@ -6,7 +6,11 @@
  *     operators where the leader's HTTP interface is, including members added at runtime;
  *   - the leader-term records: each new leader commits {"op":"term"} first (the no-op entry
  *     of Raft section 8 that lets a leader learn the commit index), so the log itself shows
- *     every term that had a working leader.
+ *     every term that had a working leader;
+ *   - the fencing token: {"op":"token","term":T,"token":K} is applied only when K is above
+ *     every token applied before, so no two leaders ever hold the same token, and tokens
+ *     rise in log order whatever the raft terms are (a cluster re-created with fresh data dirs
+ *     starts again at term 1; its leader takes a token above what Redis holds).
  * Commands are small JSON objects. A committed command that does not decode is counted and
  * skipped (returning an error from apply would stop raft from applying anything after it).
  *
@@ -37,13 +41,17 @@ struct rf_fsm {
 	uint64_t terms_recorded;
 	uint64_t last_term;
 	uint64_t last_leader;
-	uint64_t applied;  /* commands applied (accepted) */
-	uint64_t rejected; /* commands that did not decode */
+	uint64_t token;      /* the highest fencing token recorded, 0 = none */
+	uint64_t token_term; /* the raft term that recorded it */
+	uint64_t applied;    /* commands applied (accepted) */
+	uint64_t rejected;   /* commands that did not decode */
 };
 
 /* Results passed to raft_apply callbacks (the void *result argument). */
 #define RF_FSM_OK       ((void *)0)
 #define RF_FSM_REJECTED ((void *)1)
+/* A token record whose token is not above the recorded one (decoded, not counted). */
+#define RF_FSM_TOKEN_LOW ((void *)2)
 
 void rf_fsm_init(struct rf_fsm *fsm);
 void rf_fsm_close(struct rf_fsm *fsm);
@@ -59,6 +67,7 @@ const struct rf_fsm_member *rf_fsm_member(const struct rf_fsm *fsm, uint64_t id)
 int rf_fsm_encode_term(uint64_t term, uint64_t leader, struct raft_buffer *buf);
 int rf_fsm_encode_member(const struct rf_fsm_member *m, struct raft_buffer *buf);
 int rf_fsm_encode_forget(uint64_t id, struct raft_buffer *buf);
+int rf_fsm_encode_token(uint64_t term, uint64_t token, struct raft_buffer *buf);
 
 /*
  * Decodes a member object {"id": N, "raft_address": "ip:port", "http_address": "ip:port"}

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fencing.h"
 #include "log.h"
 #include "node.h"
 #include "raft_await.h"
@@ -132,6 +133,44 @@ static void leader_run(void *arg)
 	if (s->ended) {
 		free(s); /* the node already let go of it */
 	}
+}
+
+int rf_fencing_take(struct rf_node *n, uint64_t term, uint64_t floor, uint64_t *token)
+{
+	uint64_t wait_ms = 4 * (uint64_t)n->cfg->election_timeout_ms;
+	while (!n->closing && raft_state(&n->raft) == RAFT_LEADER && n->raft.current_term == term) {
+		/* Every entry of earlier terms is applied here (the term record of this term is),
+		 * so fsm.token is the highest token any leader took; a record from this term that
+		 * raced us is seen as RF_FSM_TOKEN_LOW and retried above it. */
+		uint64_t k = (n->fsm.token > floor ? n->fsm.token : floor) + 1;
+		struct raft_buffer buf;
+		if (rf_fsm_encode_token(term, k, &buf) != 0) {
+			return -1;
+		}
+		void *result = RF_FSM_OK;
+		int rc = rf_await_apply(n, &buf, lg_deadline_in(wait_ms), &result);
+		if (rc == 0 && result == RF_FSM_OK) {
+			*token = k;
+			rf_log(RF_LOG_INFO, "leader.token",
+			       "term %llu holds fencing token %llu (Redis held %llu)",
+			       (unsigned long long)term, (unsigned long long)k,
+			       (unsigned long long)floor);
+			return 0;
+		}
+		if (rc == 0 && result == RF_FSM_TOKEN_LOW) {
+			continue; /* fsm.token moved meanwhile */
+		}
+		if (rc == 0) {
+			return -1;
+		}
+		rf_log(RF_LOG_WARN, "leader.token", "term %llu: token %llu not committed: %s",
+		       (unsigned long long)term, (unsigned long long)k, rf_await_strerror(rc));
+		if (rc == RF_AWAIT_CANCELED || rc == RF_AWAIT_CLOSING ||
+		    lg_sleep(n->cfg->heartbeat_timeout_ms) != 0) {
+			return -1;
+		}
+	}
+	return -1;
 }
 
 void rf__leader_started(struct rf_node *n, uint64_t term)

@@ -28,6 +28,13 @@ void rf_metrics_count_http(struct rf_metrics *m, int code)
 const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1] = {1,   2,   5,    10,   25,   50,   100,
 						       250, 500, 1000, 2500, 5000, 10000};
 
+bool rf_outbox_sample_stale(const struct rf_coherence_stats *c, uint64_t now_ms)
+{
+	return !c->leading ||
+	       now_ms > c->outbox_sampled_ms +
+			    (c->outbox_stale_after_ms ? c->outbox_stale_after_ms : 10000);
+}
+
 void rf_coherence_observe(struct rf_coherence_stats *s, double ms)
 {
 	size_t i = 0;
@@ -51,7 +58,15 @@ void rf_coherence_observe(struct rf_coherence_stats *s, double ms)
 	X(malformed)                                                                               \
 	X(errors)                                                                                  \
 	X(batches)                                                                                 \
-	X(notifications)
+	X(notifications)                                                                           \
+	X(stalls)                                                                                  \
+	X(token_raises)                                                                            \
+	X(redis_errors)                                                                            \
+	X(redis_restarts)                                                                          \
+	X(invalidated)                                                                             \
+	X(sequence_raises)                                                                         \
+	X(audit_checked)                                                                           \
+	X(audit_stale)
 
 /* The coherence fields of /status: postgres, redis, outbox, counters, propagation. */
 static void status_coherence(json_t *o, const struct rf_coherence_stats *c, uint64_t now_ms)
@@ -75,13 +90,12 @@ static void status_coherence(json_t *o, const struct rf_coherence_stats *c, uint
 	json_object_set_new(o, "redis", redis);
 	if (c->outbox_known) {
 		json_t *ob = json_object();
+		uint64_t age = now_ms > c->outbox_sampled_ms ? now_ms - c->outbox_sampled_ms : 0;
 		json_object_set_new(ob, "pending", json_integer((json_int_t)c->outbox_pending));
 		json_object_set_new(ob, "oldest_age_s", json_real(c->outbox_oldest_age_s));
 		json_object_set_new(ob, "notify_queue_usage", json_real(c->notify_queue_usage));
-		json_object_set_new(ob, "sample_age_ms",
-				    json_integer((json_int_t)(now_ms > c->outbox_sampled_ms
-								  ? now_ms - c->outbox_sampled_ms
-								  : 0)));
+		json_object_set_new(ob, "sample_age_ms", json_integer((json_int_t)age));
+		json_object_set_new(ob, "stale", json_boolean(rf_outbox_sample_stale(c, now_ms)));
 		json_object_set_new(o, "outbox", ob);
 	} else {
 		json_object_set_new(o, "outbox", json_null());
@@ -89,6 +103,11 @@ static void status_coherence(json_t *o, const struct rf_coherence_stats *c, uint
 	json_t *co = json_object();
 	json_object_set_new(co, "leading", json_boolean(c->leading));
 	json_object_set_new(co, "term", json_integer((json_int_t)c->session_term));
+	json_object_set_new(co, "token", json_integer((json_int_t)c->token));
+	json_object_set_new(co, "stalled", json_boolean(c->stalled));
+	json_object_set_new(co, "stall_reason",
+			    c->stalled ? json_string(c->stall_reason) : json_null());
+	json_object_set_new(co, "audit_oldest_stale_s", json_real(c->audit_oldest_stale_s));
 #define X(name) json_object_set_new(co, #name, json_integer((json_int_t)c->name));
 	COH_COUNTERS(X)
 #undef X
@@ -217,7 +236,7 @@ static void metrics_http(struct mbuf *b, const struct rf_metrics *m)
 	}
 }
 
-static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c)
+static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c, uint64_t now_ms)
 {
 	static const struct rf_coherence_stats none;
 	if (c == NULL) {
@@ -236,7 +255,20 @@ static void metrics_coherence(struct mbuf *b, const struct rf_coherence_stats *c
 	}
 	metric(b, "coherence_leading", "gauge", "1 while this node runs the outbox consumer.",
 	       c->leading);
+	metric(b, "stalled", "gauge",
+	       "1 while the leader's batches keep failing (it cannot make progress).", c->stalled);
+	metric(b, "fencing_token", "gauge", "The leader session's fencing token (0 = none).",
+	       c->token);
+	mbuf_printf(b,
+		    "# HELP lifeguard_reflector_audit_oldest_stale_seconds The longest a stale "
+		    "key found by the audit had been stale.\n"
+		    "# TYPE lifeguard_reflector_audit_oldest_stale_seconds gauge\n"
+		    "lifeguard_reflector_audit_oldest_stale_seconds %.3f\n",
+		    c->audit_oldest_stale_s);
 	if (c->outbox_known) {
+		metric(b, "outbox_sample_stale", "gauge",
+		       "1 if the outbox figures are old (no leader session sampling them).",
+		       rf_outbox_sample_stale(c, now_ms));
 		metric(b, "outbox_pending", "gauge", "Outbox rows waiting (sampled by the leader).",
 		       c->outbox_pending);
 		mbuf_printf(
@@ -320,7 +352,7 @@ char *rf_status_metrics(const struct rf_status *st)
 		    (unsigned long long)m->member_changes_ok,
 		    (unsigned long long)m->member_changes_failed);
 	metrics_http(&b, m);
-	metrics_coherence(&b, st->coherence);
+	metrics_coherence(&b, st->coherence, st->now_ms);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

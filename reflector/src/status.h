@@ -41,36 +41,57 @@ extern const double rf_prop_bucket_ms[RF_PROP_BUCKETS - 1];
  * current leader session's connections, and the outbox as last sampled by the leader.
  */
 struct rf_coherence_stats {
-	bool leading;                /* a leader session is running */
-	uint64_t session_term;       /* its raft term (fencing token), 0 = none */
-	bool pg_connected;           /* the session's pool has an open connection */
-	bool pg_listening;           /* LISTEN lifeguard is active on the dedicated connection */
-	bool redis_connected;        /* the last Redis command reached the server */
-	bool redis_info_known;       /* the two fields below were sampled */
-	uint64_t redis_evicted_keys; /* INFO stats evicted_keys: evicted fences weaken the
-				      * guarantee (see README, "Coherence") */
+	bool leading;          /* a leader session is running */
+	uint64_t session_term; /* its raft term, 0 = none */
+	uint64_t token;        /* its fencing token (reflector/src/fencing.h), 0 = none yet */
+	/* Progress: a leader whose turns keep failing for RF_STALL_MS is stalled (/readyz 503). */
+	bool stalled;
+	uint64_t failing_since_ms;      /* lg_now_ms() of the first failure in a row, 0 = none */
+	char stall_reason[160];         /* what failed last (no secrets: libguard messages) */
+	uint64_t outbox_stale_after_ms; /* a sample older than this is shown as stale */
+	bool pg_connected;              /* the session's pool has an open connection */
+	bool pg_listening;              /* LISTEN lifeguard is active on the dedicated connection */
+	bool redis_connected;           /* the last Redis command reached the server */
+	bool redis_info_known;          /* the two fields below were sampled */
+	uint64_t redis_evicted_keys;    /* INFO stats evicted_keys: evicted fences weaken the
+					 * guarantee (see README, "Coherence") */
 	char redis_maxmemory_policy[32]; /* INFO memory maxmemory_policy */
 	bool outbox_known;               /* the fields below were sampled by this node */
 	uint64_t outbox_pending;
 	double outbox_oldest_age_s;
-	double notify_queue_usage;  /* pg_notification_queue_usage(), 0..1 */
-	uint64_t outbox_sampled_ms; /* lg_now_ms() of the sample */
-	uint64_t changes;           /* outbox rows processed (deleted after their Redis work) */
-	uint64_t keys;              /* distinct keys among them */
-	uint64_t refreshed;         /* cached keys overwritten with a newer row */
-	uint64_t fenced;            /* uncached keys fenced instead */
-	uint64_t tombstoned;        /* cached keys turned into tombstones */
-	uint64_t kept;              /* Redis already held this version or a newer one */
-	uint64_t truncates;         /* TRUNCATE events (table fence + tombstone sweep) */
-	uint64_t rejected_stale;    /* writes refused because a newer raft term holds Redis */
-	uint64_t malformed;         /* outbox rows moved to lifeguard.outbox_dead */
-	uint64_t errors;            /* failed batches (rolled back, retried later) */
-	uint64_t batches;           /* committed batches */
-	uint64_t notifications;     /* NOTIFY wake-ups received */
+	double notify_queue_usage;   /* pg_notification_queue_usage(), 0..1 */
+	uint64_t outbox_sampled_ms;  /* lg_now_ms() of the sample */
+	uint64_t changes;            /* outbox rows processed (deleted after their Redis work) */
+	uint64_t keys;               /* distinct keys among them */
+	uint64_t refreshed;          /* cached keys overwritten with a newer row */
+	uint64_t fenced;             /* uncached keys fenced instead */
+	uint64_t tombstoned;         /* cached keys turned into tombstones */
+	uint64_t kept;               /* Redis already held this version or a newer one */
+	uint64_t truncates;          /* TRUNCATE events (table fence + tombstone sweep) */
+	uint64_t rejected_stale;     /* writes refused because a newer raft term holds Redis */
+	uint64_t malformed;          /* outbox rows moved to lifeguard.outbox_dead */
+	uint64_t errors;             /* failed batches (rolled back, retried later) */
+	uint64_t batches;            /* committed batches */
+	uint64_t notifications;      /* NOTIFY wake-ups received */
+	uint64_t stalls;             /* times the leader became stalled */
+	uint64_t token_raises;       /* tokens taken again because Redis held a higher one */
+	uint64_t redis_errors;       /* Redis failures of a batch (retried with backoff) */
+	uint64_t redis_restarts;     /* Redis run id changes seen (restart, maybe older data) */
+	uint64_t invalidated;        /* keys deleted because they may hold older data */
+	uint64_t sequence_raises;    /* version sequence found below Redis' mark and raised */
+	uint64_t audit_checked;      /* cached keys compared with their row */
+	uint64_t audit_stale;        /* of those, keys older (or other) than a processed row */
+	double audit_oldest_stale_s; /* the longest a stale key found was stale, 0 = none */
 	uint64_t prop_buckets[RF_PROP_BUCKETS];
 	double prop_sum_ms;
 	uint64_t prop_count;
 };
+
+/* How long a leader may fail in a row before it reports a stall. */
+#define RF_STALL_MS 5000
+
+/* Whether the outbox sample is too old to describe the outbox now. */
+bool rf_outbox_sample_stale(const struct rf_coherence_stats *c, uint64_t now_ms);
 
 /* Adds one propagation latency (ms) to the histogram. */
 void rf_coherence_observe(struct rf_coherence_stats *s, double ms);

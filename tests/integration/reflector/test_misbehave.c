@@ -1,0 +1,293 @@
+/*
+ * The zero-stale guarantee when the world misbehaves (docs/data-contract.md, "Fencing token"
+ * and "Things that go back in time"): a cluster re-created on a Redis that holds a higher
+ * token, Redis refusing writes (NOPERM, MISCONF), Redis restarted from an older snapshot, a
+ * version sequence set back. Real PostgreSQL, Redis and reflector processes.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <criterion/criterion.h>
+
+#include "coh_env.h"
+
+#define KEY1 "lifeguard:model:public.items:1"
+
+TestSuite(misbehave, .fini = coh_env_teardown);
+
+/* The leader's /status, once it answers. */
+static json_t *leader_status(void)
+{
+	json_t *st = rfh_status(&coh.cluster, (size_t)coh_leader(), 5000);
+	cr_assert_not_null(st);
+	return st;
+}
+
+/* Waits until key holds the current value of items row id. */
+static void wait_current(const char *key, int id)
+{
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	while (!coh_cached_current(key, id)) {
+		char *v = coh_rget(key);
+		cr_assert_lt(rfh_now_ms(), deadline, "%s never refreshed: holds %s", key,
+			     v != NULL ? v : "(nil)");
+		free(v);
+		rfh_sleep_ms(50);
+	}
+}
+
+/* Row 1 cached with an older value, so that the next write refreshes it. */
+static void cache_row1_old(void)
+{
+	coh_sql("INSERT INTO items VALUES (1, 'a', 0) ON CONFLICT (id) DO NOTHING");
+	coh_wait_drained();
+	coh_rset(KEY1, "{\"v\":0,\"row\":{}}");
+}
+
+Test(misbehave, a_cluster_recreated_on_a_redis_holding_a_higher_token_keeps_refreshing)
+{
+	coh_env_start(NULL, false);
+	/* What a cluster of an earlier life left behind: a token far above the raft terms of
+	 * a cluster whose data dirs are fresh. */
+	coh_rset("lifeguard:reflector:term", "1000");
+	redisReply *r = coh_redis("PERSIST lifeguard:reflector:term");
+	freeReplyObject(r);
+	rfh_start_all(&coh.cluster, 3);
+	coh_leader();
+	cache_row1_old();
+	coh_sql("UPDATE items SET name = 'b' WHERE id = 1");
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	json_t *st = leader_status();
+	cr_assert_gt(rfh_int(st, "counters.token"), 1000, "token below what Redis held");
+	cr_assert_eq(rfh_int(st, "counters.malformed"), 0);
+	json_decref(st);
+	char *t = coh_rget("lifeguard:reflector:term");
+	cr_assert_gt(atoll(t), 1000);
+	free(t);
+
+	/* A new leader of the same cluster takes a token above the previous one: kill the
+	 * leader, write again, and the change still lands. */
+	int old = coh_leader();
+	st = rfh_status(&coh.cluster, (size_t)old, 5000);
+	long long first = rfh_int(st, "counters.token");
+	json_decref(st);
+	rfh_kill(&coh.cluster, (size_t)old);
+	coh_rset(KEY1, "{\"v\":0,\"row\":{}}");
+	coh_sql("UPDATE items SET name = 'c' WHERE id = 1");
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	int leader;
+	while ((leader = rfh_wait_agreed_leader(&coh.cluster, 3, COH_WAIT_MS, NULL)) == old) {
+		cr_assert_lt(rfh_now_ms(), deadline);
+	}
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	st = rfh_status(&coh.cluster, (size_t)leader, 5000);
+	cr_assert_gt(rfh_int(st, "counters.token"), first);
+	json_decref(st);
+	RFH_PASS();
+}
+
+/* Polls the leader's /readyz until it answers code; returns the body (Owned). */
+static char *wait_readyz(int code)
+{
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	for (;;) {
+		char *body = NULL;
+		int got = rfh_http(&coh.cluster, (size_t)coh_leader(), "GET", "/readyz", NULL, NULL,
+				   &body, 5000);
+		if (got == code) {
+			return body;
+		}
+		free(body);
+		cr_assert_lt(rfh_now_ms(), deadline, "/readyz never answered %d (last %d)", code,
+			     got);
+		rfh_sleep_ms(100);
+	}
+}
+
+/* Waits until the leader counted more Redis errors than before. */
+static void wait_redis_errors_above(long long before)
+{
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	for (;;) {
+		json_t *st = leader_status();
+		long long n = rfh_int(st, "counters.redis_errors");
+		json_decref(st);
+		if (n > before) {
+			return;
+		}
+		cr_assert_lt(rfh_now_ms(), deadline, "no Redis error was counted");
+		rfh_sleep_ms(100);
+	}
+}
+
+Test(misbehave, redis_refusing_writes_loses_nothing_and_a_stalled_leader_says_so)
+{
+	coh_env_start(NULL, true);
+	cache_row1_old();
+	/* NOPERM: the reflector's Redis user (default) loses scripting; the test keeps its own
+	 * user. */
+	redisReply *r = coh_redis("ACL SETUSER admin on nopass ~* &* +@all");
+	freeReplyObject(r);
+	r = coh_redis("AUTH admin x");
+	freeReplyObject(r);
+	r = coh_redis("ACL SETUSER default -@scripting");
+	cr_assert(r->type == REDIS_REPLY_STATUS, "%s", r->str);
+	freeReplyObject(r);
+	coh_sql("UPDATE items SET name = 'b' WHERE id = 1");
+	/* The leader cannot make progress: /readyz says so, with the reason. */
+	char *body = wait_readyz(503);
+	cr_assert_not_null(strstr(body, "progress"), "%s", body);
+	cr_assert_not_null(strstr(body, "NOPERM"), "%s", body);
+	free(body);
+	json_t *st = leader_status();
+	cr_assert(json_is_true(json_object_get(json_object_get(st, "counters"), "stalled")));
+	cr_assert_geq(rfh_int(st, "counters.stalls"), 1);
+	cr_assert_gt(rfh_int(st, "outbox.pending"), 0);
+	json_decref(st);
+	char *metrics = NULL;
+	cr_assert_eq(rfh_http(&coh.cluster, (size_t)coh_leader(), "GET", "/metrics", NULL, NULL,
+			      &metrics, 5000),
+		     200);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_stalled 1\n"), "%s", metrics);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_stalls_total "));
+	free(metrics);
+	r = coh_redis("ACL SETUSER default +@all");
+	freeReplyObject(r);
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	free(wait_readyz(200));
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0);
+
+	/* MISCONF: a background save that fails (its target is a directory) makes Redis refuse
+	 * every write while stop-writes-on-bgsave-error is on. */
+	st = leader_status();
+	long long errors = rfh_int(st, "counters.redis_errors");
+	json_decref(st);
+	char blocker[400];
+	snprintf(blocker, sizeof(blocker), "%s/dump.rdb/keep", coh.redis_dir);
+	char parent[400];
+	snprintf(parent, sizeof(parent), "%s/dump.rdb", coh.redis_dir);
+	cr_assert_eq(mkdir(parent, 0700), 0);
+	cr_assert_eq(mkdir(blocker, 0700), 0);
+	r = coh_redis("CONFIG SET stop-writes-on-bgsave-error yes");
+	freeReplyObject(r);
+	r = coh_redis("CONFIG SET save %s", "3600 1"); /* refusals need a save point */
+	freeReplyObject(r);
+	r = coh_redis("BGSAVE");
+	freeReplyObject(r);
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	for (;;) {
+		r = coh_redis("SET lifeguard:test:probe 1");
+		bool refused = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MISCONF", 7) == 0;
+		freeReplyObject(r);
+		if (refused) {
+			break;
+		}
+		cr_assert_lt(rfh_now_ms(), deadline, "Redis never refused writes");
+		rfh_sleep_ms(50);
+	}
+	coh_sql("UPDATE items SET name = 'c' WHERE id = 1");
+	wait_redis_errors_above(errors);
+	cr_assert_eq(rmdir(blocker), 0);
+	cr_assert_eq(rmdir(parent), 0);
+	r = coh_redis("BGSAVE");
+	freeReplyObject(r);
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0);
+	RFH_PASS();
+}
+
+Test(misbehave, redis_restarted_from_an_older_snapshot_serves_no_old_row)
+{
+	coh_env_start(NULL, true);
+	cache_row1_old();
+	coh_sql("UPDATE items SET name = 'b' WHERE id = 1");
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	char *old = coh_rget(KEY1);
+	/* The snapshot holds name 'b'; the row moves on to 'c' and Redis follows. */
+	coh_rset("lifeguard:test:marker", "snapshot");
+	redisReply *r = coh_redis("SAVE");
+	cr_assert(r->type == REDIS_REPLY_STATUS, "%s", r->str);
+	freeReplyObject(r);
+	coh_rset("lifeguard:test:marker", "later");
+	coh_sql("UPDATE items SET name = 'c' WHERE id = 1");
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	/* Redis dies and comes back from the older snapshot: it holds 'b' again (until the
+	 * leader notices). */
+	coh_redis_restart();
+	char *now = coh_rget("lifeguard:test:marker");
+	cr_assert(now != NULL && strcmp(now, "snapshot") == 0, "snapshot not restored: %s",
+		  now != NULL ? now : "(nil)");
+	free(now);
+	/* The leader notices the new run id and invalidates: the old row disappears (a reader
+	 * then refills from PostgreSQL) without any write to the row. */
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	for (;;) {
+		now = coh_rget(KEY1);
+		bool gone = now == NULL || strcmp(now, old) != 0;
+		free(now);
+		if (gone) {
+			break;
+		}
+		cr_assert_lt(rfh_now_ms(), deadline, "the snapshot's old row is still served");
+		rfh_sleep_ms(50);
+	}
+	free(old);
+	json_t *st = leader_status();
+	cr_assert_geq(rfh_int(st, "counters.redis_restarts"), 1);
+	cr_assert_geq(rfh_int(st, "counters.invalidated"), 1);
+	json_decref(st);
+	/* And changes flow again. */
+	coh_rset(KEY1, "{\"v\":0,\"row\":{}}");
+	coh_sql("UPDATE items SET name = 'd' WHERE id = 1");
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	RFH_PASS();
+}
+
+Test(misbehave, a_version_sequence_set_back_is_raised_and_keeps_no_phantom)
+{
+	coh_env_start(NULL, true);
+	coh_sql("INSERT INTO items VALUES (2, 'x', 0)");
+	cache_row1_old();
+	coh_sql("UPDATE items SET name = 'b', n = n + 1");
+	coh_sql("UPDATE items SET n = n + 1");
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	coh_rset("lifeguard:model:public.items:2", "{\"v\":0,\"row\":{}}");
+	coh_sql("UPDATE items SET n = n + 1 WHERE id = 2");
+	coh_wait_drained();
+	wait_current("lifeguard:model:public.items:2", 2);
+	long long high = coh_sql_int("SELECT max(lg_version) FROM items");
+	/* A restore, or a failover that lost the last commits: the sequence goes back, and
+	 * Redis holds values newer than anything the database will write for a while. */
+	coh_sql("SELECT setval('lifeguard.version_seq', 1)");
+	coh_sql("UPDATE items SET name = 'after' WHERE id = 1");
+	coh_wait_drained();
+	/* Detected and raised past what Redis has seen ... */
+	cr_assert_gt(coh_sql_int("SELECT last_value FROM lifeguard.version_seq"), high);
+	json_t *st = leader_status();
+	cr_assert_geq(rfh_int(st, "counters.sequence_raises"), 1);
+	json_decref(st);
+	/* ... and no phantom kept: row 1's key does not hold the pre-set-back value. */
+	char *v = coh_rget(KEY1);
+	cr_assert(v == NULL || coh_cached_current(KEY1, 1), "phantom kept: %s", v);
+	free(v);
+	/* Row 2 was not written after the set-back, but its cached value carries a version
+	 * above the sequence's old value: it may be a phantom, and it is gone. */
+	cr_assert_null(coh_rget("lifeguard:model:public.items:2"));
+	/* Later writes are newer than anything Redis holds and are refreshed as usual. */
+	coh_rset(KEY1, "{\"v\":0,\"row\":{}}");
+	coh_sql("UPDATE items SET name = 'later' WHERE id = 1");
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	RFH_PASS();
+}
