@@ -208,7 +208,7 @@ int lg__model_check(const struct lg_model *m)
 	int versions = 0;
 	for (unsigned i = 0; i < m->ncols; i++) {
 		const struct lg_model_col *c = &m->cols[i];
-		if (lg__ident_check(c->name) != 0 || c->type > LG_NUMERIC) {
+		if (lg__ident_check(c->name) != 0 || c->type > LG_UUID_ARRAY) {
 			return LG_EINVAL;
 		}
 		if (c->flags & LG_COL_VERSION) {
