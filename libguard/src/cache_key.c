@@ -11,6 +11,7 @@
  * read or cached); parts longer than the key buffer -> LG_ERANGE; errors of the primary as
  * lg_pool_query.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cache_int.h"
@@ -43,9 +44,11 @@ static int key_ask_db(struct lg_pool *pool, const char *canon_sql, size_t n,
 	struct lg_result *r = NULL;
 	int rc = lg_pool_query(pool, canon_sql, params, (int)n, &opts, &r, err);
 	if (rc == LG_ESERVER && strncmp(err->sqlstate, "22", 2) == 0) {
+		char why[LG_ERROR_MSG_SIZE];
+		snprintf(why, sizeof(why), "%s", err->message); /* err is rewritten below */
 		return lg__error_set(err, LG_EINVAL,
 				     "lg_cache: key does not parse as the key columns' types: %s",
-				     err->message);
+				     why);
 	}
 	if (rc != 0) {
 		return rc;
