@@ -135,7 +135,7 @@ bool lg__contract_value_parse(const char *v, size_t len, int64_t *version, const
 	for (; i < len && v[i] >= '0' && v[i] <= '9' && i - start < 19; i++) {
 		n = n * 10 + (uint64_t)(v[i] - '0');
 	}
-	if (i == start || n > (uint64_t)INT64_MAX || len - i < ml + 1 ||
+	if (i == start || n > (uint64_t)INT64_MAX || len - i < ml + 2 ||
 	    memcmp(v + i, value_mid, ml) != 0) {
 		return false;
 	}
