@@ -28,6 +28,12 @@ int cli_migrate(int argc, char **argv);
 int cli_codegen(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 
+/* After getopt_long returned c (':' a missing value, else an unknown option): a one-line
+ * reason naming cmd; returns CLI_BAD_USE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
+/* An operand a command does not take: a one-line reason; returns CLI_BAD_USE. */
+int cli_bad_operand(const char *cmd, const char *arg);
+
 /* The conninfo to use: flag (--dsn) when set, else $LIFEGUARD_DSN, else "" (PG* variables). */
 const char *cli_dsn(const char *flag);
 

@@ -1,7 +1,9 @@
 /*
- * The connection rules every `lifeguard` command shares: --dsn CONNINFO, else
- * $LIFEGUARD_DSN, else libpq's own PG* variables (an empty conninfo).
+ * What every `lifeguard` command shares: the connection rules (--dsn CONNINFO, else
+ * $LIFEGUARD_DSN, else libpq's own PG* variables: an empty conninfo) and the one-line
+ * reasons for bad options.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,4 +36,20 @@ PGconn *cli_pg_connect(const char *conninfo)
 	}
 	PQclear(PQexec(pg, "SET client_min_messages = warning"));
 	return pg;
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':') {
+		fprintf(stderr, "lifeguard: %s needs a value\n", argv[optind - 1]);
+	} else {
+		fprintf(stderr, "lifeguard: %s: unknown option '%s'\n", cmd, argv[optind - 1]);
+	}
+	return CLI_BAD_USE;
+}
+
+int cli_bad_operand(const char *cmd, const char *arg)
+{
+	fprintf(stderr, "lifeguard: %s: unexpected argument '%s'\n", cmd, arg);
+	return CLI_BAD_USE;
 }

@@ -176,18 +176,12 @@ static int parse(int argc, char **argv, struct cg_args *a)
 		case OPT_HELP:
 			usage(stdout);
 			return CLI_OK;
-		case ':':
-			fprintf(stderr, "lifeguard: %s needs a value\n", argv[optind - 1]);
-			return CLI_BAD_USE;
 		default:
-			fprintf(stderr, "lifeguard: codegen: unknown option '%s'\n",
-				argv[optind - 1]);
-			return CLI_BAD_USE;
+			return cli_bad_option("codegen", c, argv);
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "lifeguard: codegen: unexpected argument '%s'\n", argv[optind]);
-		return CLI_BAD_USE;
+		return cli_bad_operand("codegen", argv[optind]);
 	}
 	if (a->schema == NULL || a->out == NULL) {
 		fprintf(stderr, "lifeguard: codegen needs --schema S and --out DIR (try --help)\n");

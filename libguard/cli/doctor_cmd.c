@@ -219,18 +219,12 @@ int cli_doctor(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return CLI_OK;
-		case ':':
-			fprintf(stderr, "lifeguard: %s needs a value\n", argv[optind - 1]);
-			return CLI_BAD_USE;
 		default:
-			fprintf(stderr, "lifeguard: doctor: unknown option '%s'\n",
-				argv[optind - 1]);
-			return CLI_BAD_USE;
+			return cli_bad_option("doctor", ch, argv);
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "lifeguard: doctor: unexpected argument '%s'\n", argv[optind]);
-		return CLI_BAD_USE;
+		return cli_bad_operand("doctor", argv[optind]);
 	}
 	if (config == NULL) {
 		fprintf(stderr, "lifeguard: doctor needs --config F (try --help)\n");
