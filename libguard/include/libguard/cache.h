@@ -1,7 +1,7 @@
 /*
  * lg_cache: cache-aside reads of rows the reflector keeps coherent (see
- * libguard/cache_contract.h for the Redis contract and reflector/README.md, "Coherence", for
- * the guarantee).
+ * libguard/cache_contract.h and docs/data-contract.md for the contract and
+ * reflector/README.md, "Coherence", for the guarantee).
  */
 #ifndef LIBGUARD_CACHE_H
 #define LIBGUARD_CACHE_H
@@ -60,11 +60,18 @@ struct lg_cache_row {
 
 /*
  * Reads one row by primary key. table names a reflected table ("public.users"; resolved by
- * PostgreSQL, so any accepted spelling works); parts are the key columns' text forms in key
- * order (Borrowed for the call). On 0, *row holds the row (release with lg_cache_row_clear).
- * LG_ENOTFOUND: no such row (nothing is cached for it). LG_EINVAL: not a table, no primary
- * key, no lg_version column (not reflected), wrong number of key parts. Errors of the primary
- * as lg_pool_query. Must run in a coroutine of the pool's runtime or outside any coroutine.
+ * PostgreSQL, so any accepted spelling works); parts are the key columns' values as text in
+ * key order (Borrowed for the call), in any spelling PostgreSQL accepts for the column's type
+ * ("01" and "+1" for 1, upper-case uuids, a timestamptz with any offset): the cache looks up
+ * the key's canonical text (docs/data-contract.md, "Canonical key text"), made in the client
+ * for plain integers, uuids, booleans and text and by PostgreSQL otherwise (one statement),
+ * and fills the key the row read from the primary names, which is the key the reflector
+ * refreshes. Text without an offset or in a day-month order is read as UTC and ISO/MDY. On
+ * 0, *row holds the row (release with lg_cache_row_clear). LG_ENOTFOUND: no such row
+ * (nothing is cached for it). LG_EINVAL: not a table, no primary key, no lg_version column
+ * (not reflected), wrong number of key parts, a part PostgreSQL rejects for its column's type
+ * (the message carries PostgreSQL's reason). Errors of the primary as lg_pool_query. Must
+ * run in a coroutine of the pool's runtime or outside any coroutine.
  */
 LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const *parts,
 			size_t nparts, struct lg_cache_row *row, struct lg_error *err);
