@@ -2,8 +2,8 @@
  * libguard ORM: typed models, CRUD, change sets, upserts, optimistic locking, relations.
  *
  * Declare a table once as an X-macro column list; LG_MODEL_DECLARE generates the C struct,
- * a column enum and typed change-set setters, LG_MODEL_DEFINE (in one .c file) the model
- * descriptor:
+ * typed column identifiers, typed change-set setters and a typed query builder,
+ * LG_MODEL_DEFINE (in one .c file) the model descriptor:
  *
  *	#define USER_COLUMNS(X)                                          \
  *		X(user, id, LG_INT64, LG_COL_PK | LG_COL_DEFAULT)        \
@@ -13,6 +13,14 @@
  *	LG_MODEL_DECLARE(user, USER_COLUMNS)             -- struct user, user_col_email, ...
  *	LG_MODEL_DEFINE(user, "public", "users", USER_COLUMNS)    -- user_model
  *
+ *	user_query_eq(&q, user_col_email, lg_param_text("a@b"));  -- post_col_title: no compile
+ *
+ * Column identifiers (user_col_email) have a type of their own per model (struct user_col),
+ * so a column of another model passed to the typed query builder, to LG_COL() masks of the
+ * generated code or to LG_MODEL_LOAD_RELATED is a compile error, not a wrong query. The
+ * untyped calls underneath (lg_query_eq, lg_model_load_related ...) take column indexes, for
+ * hand-written descriptors; m##_col_index() converts. docs/orm.md has the whole picture.
+ *
  * struct user then has one field per column (C types below) plus two hidden fields:
  * lg_null, a bit per column that is set when the value is SQL NULL (never a magic value),
  * and lg_mem, what the row Owns after a decode (release with lg_row_clear()). A row loaded
@@ -21,7 +29,9 @@
  * made, and the result (a few KiB) is freed by lg_row_clear(); a model without string or
  * byte string columns keeps nothing. To keep many rows for long, lg_row_copy() gives each a
  * compact block of its own instead. Rows you fill yourself keep lg_mem NULL and Borrow
- * their strings.
+ * their strings. Arrays decoded from a result live in blocks the result keeps, like strings.
+ * A model column that a result does not have (a narrower select list, raw SQL, a table
+ * without that column) reads as NULL.
  *
  * SQL safety: table and column names come only from the descriptor; they are validated
  * (non-empty, at most 63 bytes, no NUL) and always double-quoted. Values are always bound
