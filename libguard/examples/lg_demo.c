@@ -3,9 +3,10 @@
  *
  *   lg_demo "host=127.0.0.1 port=5432 user=postgres dbname=postgres" [coroutines]
  *
- * It creates a table, lets N coroutines insert and read back rows concurrently over a single
- * connection, shows that a failing statement only fails its own caller, then runs the same
- * query API from plain main() without a coroutine, and prints what happened.
+ * It empties table lg_demo (created by libguard/examples/migrations), lets N coroutines insert and
+ * read back rows concurrently over a single connection, shows that a failing statement only fails
+ * its own caller, then runs the same query API from plain main() without a coroutine, and prints
+ * what happened.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -146,9 +147,9 @@ int main(int argc, char **argv)
 		return demo_fail("connect", &err);
 	}
 	printf("connected (backend pid %d)\n", lg_conn_backend_pid(d.conn));
-	if (lg_conn_exec(d.conn, "DROP TABLE IF EXISTS lg_demo", &err) != 0 ||
-	    lg_conn_exec(d.conn, "CREATE TABLE lg_demo (id bigint PRIMARY KEY, note text)", &err)) {
-		return demo_fail("create table", &err);
+	/* The table comes from libguard/examples/migrations (lifeguard migrate up). */
+	if (lg_conn_exec(d.conn, "TRUNCATE lg_demo", &err) != 0) {
+		return demo_fail("empty table lg_demo (run lifeguard migrate up first)", &err);
 	}
 	struct worker *workers = calloc((size_t)n, sizeof(*workers));
 	uint64_t start = lg_now_ms();

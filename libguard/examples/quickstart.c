@@ -1,10 +1,12 @@
 /*
- * libguard ORM quickstart: declare a model once, then insert, find, update only what
- * changed, query, upsert, load a relation for a batch, stream, and run a transaction.
+ * libguard ORM quickstart: generated models, a drift check, then insert, find, update only
+ * what changed, query, upsert, load a relation for a batch, stream, and run a transaction.
  *
- *   quickstart "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+ *   lifeguard migrate up --dir libguard/examples/migrations --dsn CONNINFO
+ *   quickstart CONNINFO
  *
- * It creates (and finally drops) the schema "quickstart".
+ * It works on the tables of schema "quickstart" that the migrations create, and empties them
+ * first. scripts/demo runs both.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,21 +16,12 @@
 #include <libguard/model.h>
 #include <libguard/query.h>
 
-/* 1. Declare each table once: column, C type, flags. */
-#define USER_COLUMNS(X)                                                                            \
-	X(user, id, LG_INT64, LG_COL_PK | LG_COL_DEFAULT)                                          \
-	X(user, email, LG_TEXT, 0)                                                                 \
-	X(user, name, LG_TEXT, LG_COL_NULLABLE)                                                    \
-	X(user, version, LG_INT64, LG_COL_VERSION | LG_COL_DEFAULT)
-LG_MODEL_DECLARE(user, USER_COLUMNS); /* struct user, user_col_*, user_set_*(), user_query_*() */
-LG_MODEL_DEFINE(user, "quickstart", "users", USER_COLUMNS); /* user_model (one .c file) */
-
-#define POST_COLUMNS(X)                                                                            \
-	X(post, id, LG_INT64, LG_COL_PK | LG_COL_DEFAULT)                                          \
-	X(post, user_id, LG_INT64, 0)                                                              \
-	X(post, title, LG_TEXT, 0)
-LG_MODEL_DECLARE(post, POST_COLUMNS);
-LG_MODEL_DEFINE(post, "quickstart", "posts", POST_COLUMNS);
+/* 1. The models, generated from the migrated tables (libguard/examples/migrations) by
+ *    lifeguard codegen --schema quickstart --out libguard/examples/models
+ *    This file defines LG_MODEL_IMPLEMENTATION, so it also holds the model descriptors. */
+#define LG_MODEL_IMPLEMENTATION
+#include "models/posts.h" /* struct posts, posts_col_*, posts_set_*(), posts_query_*() */
+#include "models/users.h" /* users_model, ...; relation loaders come with posts.h */
 
 static void on_sql(void *ud, const char *sql, int nparams)
 {
@@ -53,13 +46,13 @@ static int count_row(void *ud, const void *row)
 static int add_post_tx(struct lg_tx *tx, void *arg, struct lg_error *err)
 {
 	struct lg_db db = lg_db_tx((const struct lg_db *)arg, tx);
-	struct post p = {0};
+	struct posts p = {0};
 	struct lg_changes ch;
-	lg_changes_init(&ch, &post_model, &p);
-	post_set_user_id(&ch, 1);
-	post_set_title(&ch, "written in a transaction");
+	lg_changes_init(&ch, &posts_model, &p);
+	posts_set_user_id(&ch, 1);
+	posts_set_title(&ch, "written in a transaction");
 	int rc = lg_model_insert(&db, &ch, err);
-	lg_row_clear(&post_model, &p);
+	lg_row_clear(&posts_model, &p);
 	return rc;
 }
 
@@ -71,53 +64,53 @@ static int run(struct lg_pool *pool)
 
 	/* 2. Insert through a change set: only the columns you set are sent; RETURNING fills
 	 *    the server defaults (id, version) back into the struct. */
-	struct user ann = {0};
+	struct users ann = {0};
 	struct lg_changes ch;
-	lg_changes_init(&ch, &user_model, &ann);
-	user_set_email(&ch, "ann@example.com");
+	lg_changes_init(&ch, &users_model, &ann);
+	users_set_email(&ch, "ann@example.com");
 	if ((rc = lg_model_insert(&db, &ch, &err)) != 0) {
 		return fail("insert", rc, &err);
 	}
 	printf("inserted user %" PRId64 " (version %" PRId64 ", name %s)\n", ann.id, ann.version,
-	       user_name_is_null(&ann) ? "NULL" : ann.name);
+	       users_name_is_null(&ann) ? "NULL" : ann.name);
 
 	/* 3. Find by primary key. */
-	struct user u = {0};
+	struct users u = {0};
 	struct lg_param key = lg_param_int64(ann.id);
-	if ((rc = lg_model_find(&db, &user_model, &key, &u, &err)) != 0) {
+	if ((rc = lg_model_find(&db, &users_model, &key, &u, &err)) != 0) {
 		return fail("find", rc, &err);
 	}
 
 	/* 4. Update only what changed; the version column guards against lost updates. */
-	lg_changes_init(&ch, &user_model, &u);
-	user_set_name(&ch, "Ann");
+	lg_changes_init(&ch, &users_model, &u);
+	users_set_name(&ch, "Ann");
 	if ((rc = lg_model_update(&db, &ch, &err)) != 0) {
 		return fail("update", rc, &err);
 	}
 	printf("updated: name %s, version %" PRId64 "\n", u.name, u.version);
-	lg_changes_init(&ch, &user_model, &ann); /* ann still holds version 1 */
-	user_set_name(&ch, "stale writer");
+	lg_changes_init(&ch, &users_model, &ann); /* ann still holds version 1 */
+	users_set_name(&ch, "stale writer");
 	rc = lg_model_update(&db, &ch, &err);
 	printf("stale update refused: %s (SQLSTATE %s)\n", err.message, err.sqlstate);
 
 	/* 5. Batch insert (multi-row VALUES) and a query. */
-	struct post posts[6];
+	struct posts batch[6];
 	const char *titles[6] = {"hello",   "pipelines", "coroutines",
 				 "upserts", "keysets",   "relations"};
 	for (int i = 0; i < 6; i++) {
-		posts[i] = (struct post){.user_id = ann.id, .title = titles[i]};
+		batch[i] = (struct posts){.user_id = ann.id, .title = titles[i]};
 	}
-	if ((rc = lg_model_insert_many(&db, &post_model, posts, 6, true, &err)) != 0) {
+	if ((rc = lg_model_insert_many(&db, &posts_model, batch, 6, true, &err)) != 0) {
 		return fail("insert_many", rc, &err);
 	}
 	struct lg_query q;
-	lg_query_init(&q, &post_model);
-	post_query_eq(&q, post_col_user_id, lg_param_int64(ann.id));
+	lg_query_init(&q, &posts_model);
+	posts_query_eq(&q, posts_col_user_id, lg_param_int64(ann.id));
 	lg_query_or(&q);
-	post_query_like(&q, post_col_title, lg_param_text("%es"));
-	post_query_like(&q, post_col_title, lg_param_text("h%"));
+	posts_query_like(&q, posts_col_title, lg_param_text("%es"));
+	posts_query_like(&q, posts_col_title, lg_param_text("h%"));
 	lg_query_end(&q);
-	post_query_order(&q, post_col_title, false);
+	posts_query_order(&q, posts_col_title, false);
 	lg_query_limit(&q, 10);
 	struct lg_rows rows = {0};
 	rc = lg_query_all(&db, &q, &rows, &err);
@@ -126,14 +119,13 @@ static int run(struct lg_pool *pool)
 		return fail("query", rc, &err);
 	}
 	for (size_t i = 0; i < rows.n; i++) {
-		printf("  post %" PRId64 ": %s\n", LG_ROWS_AT(&rows, struct post, i)->id,
-		       LG_ROWS_AT(&rows, struct post, i)->title);
+		printf("  post %" PRId64 ": %s\n", LG_ROWS_AT(&rows, struct posts, i)->id,
+		       LG_ROWS_AT(&rows, struct posts, i)->title);
 	}
 
 	/* 6. A relation for a whole batch of parents: one statement, not one per parent. */
 	struct lg_rows authors = {0};
-	rc = LG_MODEL_LOAD_RELATED(&db, user, user_col_id, post, rows.data, rows.n,
-				   post_col_user_id, &authors, &err);
+	rc = posts_load_user_id_users(&db, rows.data, rows.n, &authors, &err); /* generated */
 	printf("authors of %zu posts: %zu row(s)\n", rows.n, authors.n);
 	lg_rows_free(&authors);
 	lg_rows_free(&rows);
@@ -142,17 +134,17 @@ static int run(struct lg_pool *pool)
 	}
 
 	/* 7. Upsert, streaming, a transaction, delete. */
-	struct user up = {0};
-	lg_changes_init(&ch, &user_model, &up);
-	user_set_id(&ch, ann.id);
-	user_set_email(&ch, "ann@example.org");
+	struct users up = {0};
+	lg_changes_init(&ch, &users_model, &up);
+	users_set_id(&ch, ann.id);
+	users_set_email(&ch, "ann@example.org");
 	bool applied = false;
 	if ((rc = lg_model_upsert(&db, &ch, LG_ON_CONFLICT_UPDATE, &applied, &err)) != 0) {
 		return fail("upsert", rc, &err);
 	}
 	printf("upserted: email %s, version %" PRId64 "\n", up.email, up.version);
 	int n = 0;
-	lg_query_init(&q, &post_model);
+	lg_query_init(&q, &posts_model);
 	rc = lg_query_each(&db, &q, 4, count_row, &n, &err);
 	lg_query_close(&q);
 	if (rc != 0) {
@@ -162,14 +154,14 @@ static int run(struct lg_pool *pool)
 	if ((rc = lg_pool_run_tx(pool, NULL, add_post_tx, &db, 3, &err)) != 0) {
 		return fail("transaction", rc, &err);
 	}
-	if ((rc = lg_model_delete(&db, &user_model, &up, &err)) != 0) {
+	if ((rc = lg_model_delete(&db, &users_model, &up, &err)) != 0) {
 		return fail("delete", rc, &err);
 	}
-	lg_row_clear(&user_model, &up);
-	lg_row_clear(&user_model, &u);
-	lg_row_clear(&user_model, &ann);
+	lg_row_clear(&users_model, &up);
+	lg_row_clear(&users_model, &u);
+	lg_row_clear(&users_model, &ann);
 	for (int i = 0; i < 6; i++) {
-		lg_row_clear(&post_model, &posts[i]);
+		lg_row_clear(&posts_model, &batch[i]);
 	}
 	printf("quickstart: done\n");
 	return 0;
@@ -190,25 +182,23 @@ int main(int argc, char **argv)
 		lg_runtime_free(rt);
 		return 1;
 	}
-	const char *setup[] = {
-	    "DROP SCHEMA IF EXISTS quickstart CASCADE",
-	    "CREATE SCHEMA quickstart",
-	    "CREATE TABLE quickstart.users (id bigserial PRIMARY KEY, email text NOT NULL, "
-	    "name text, version int8 NOT NULL DEFAULT 1)",
-	    "CREATE TABLE quickstart.posts (id bigserial PRIMARY KEY, user_id int8 NOT NULL, "
-	    "title text NOT NULL)",
-	};
+	/* The tables come from the migrations; the models must match them (a drift check). */
+	const struct lg_model *models[] = {&users_model, &posts_model};
 	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < sizeof(setup) / sizeof(setup[0]); i++) {
-		rc = lg_pool_exec(pool, setup[i], &err);
-		if (rc != 0) {
-			fprintf(stderr, "quickstart: %s: %s\n", setup[i], err.message);
+	for (size_t i = 0; rc == 0 && i < sizeof(models) / sizeof(models[0]); i++) {
+		if ((rc = lg_model_check(&(struct lg_db){.pool = pool}, models[i], &err)) != 0) {
+			fprintf(stderr, "quickstart: %s (run lifeguard migrate up first)\n",
+				err.message);
 		}
+	}
+	if (rc == 0) {
+		printf("models match their tables (lg_model_check)\n");
+		rc = lg_pool_exec(
+		    pool, "TRUNCATE quickstart.posts, quickstart.users RESTART IDENTITY", &err);
 	}
 	if (rc == 0) {
 		rc = run(pool);
 	}
-	lg_pool_exec(pool, "DROP SCHEMA IF EXISTS quickstart CASCADE", NULL);
 	lg_pool_free(pool);
 	lg_runtime_free(rt);
 	return rc == 0 ? 0 : 1;
