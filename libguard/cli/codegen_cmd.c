@@ -420,6 +420,18 @@ static int read_tables(PGconn *pg, const struct cg_args *a, struct cg_schema *s)
 				a->schema, t->name, t->ncols, LG_MODEL_MAX_COLS);
 			status = CLI_FAILED;
 		}
+		bool has_pk = false;
+		for (size_t j = 0; j < t->ncols; j++) {
+			has_pk = has_pk || t->cols[j].pk_pos > 0;
+		}
+		if (!has_pk) {
+			fprintf(stderr,
+				"lifeguard: codegen: %s.%s has no primary key (a model needs one; "
+				"leave "
+				"the table out with --table)\n",
+				a->schema, t->name);
+			status = CLI_FAILED;
+		}
 		/* qsort is not stable: an insertion sort keeps attnum order among equals. */
 		for (size_t j = 1; j < t->ncols; j++) {
 			struct cg_col c = t->cols[j];

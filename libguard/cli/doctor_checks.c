@@ -199,8 +199,9 @@ void doc_check_postgres(const struct doc_config *c, struct doc_report *r)
 			doc_line(r, DOC_FAIL, "primary", "%s: %s", host_of(pg, host, sizeof(host)),
 				 rec == NULL ? why : "is a standby (in recovery), not the primary");
 		} else {
-			doc_line(r, DOC_OK, "primary", "%s: PostgreSQL %d, accepting writes",
-				 host_of(pg, host, sizeof(host)), PQserverVersion(pg));
+			const char *version = PQparameterStatus(pg, "server_version");
+			doc_line(r, DOC_OK, "primary", "%s: PostgreSQL %s, accepting writes",
+				 host_of(pg, host, sizeof(host)), version != NULL ? version : "?");
 		}
 		PQclear(res);
 	}

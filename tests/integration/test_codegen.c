@@ -188,6 +188,11 @@ Test(codegen, bad_input_and_unsupported_types)
 	const char *e = lg_test_slurp(fx.errf);
 	cr_assert_not_null(strstr(e, "lg_codegen.shapes column p: type point has no model type"),
 			   "%s", e);
+	sql_ok("DROP TABLE lg_codegen.shapes");
+	sql_ok("CREATE TABLE lg_codegen.log (at timestamptz, line text)");
+	cr_assert_eq(RUN("--dsn", lg_test_pg_dsn(), "--schema", "lg_codegen", "--out", fx.dir), 1);
+	e = lg_test_slurp(fx.errf);
+	cr_assert_not_null(strstr(e, "lg_codegen.log has no primary key"), "%s", e);
 	/* Nothing was written for any table. */
 	char names[512];
 	header_names(fx.dir, names, sizeof(names));
