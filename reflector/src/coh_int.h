@@ -7,6 +7,7 @@
 #include <libguard/pool.h>
 #include <libguard/redis.h>
 
+#include "audit.h"
 #include "coh_plan.h"
 #include "coherence.h"
 
@@ -87,8 +88,9 @@ struct rf_coh_session {
 	struct lg_tx *next_tx;       /* opened ahead for the next batch, or NULL */
 	unsigned finishing;          /* batches committing in the background */
 	struct lg_cond *finished_cv; /* signaled when one of them is done */
-	bool last_full;      /* the last batch claimed batch_size rows: a backlog is draining */
-	bool schema_checked; /* rf__coh_schema_check ran for this session */
+	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
+	struct rf_audit_state audit; /* the sampler's audit rounds (audit.c) */
+	bool schema_checked;         /* rf__coh_schema_check ran for this session */
 };
 
 /* Outcome of a step, worst wins. */
@@ -207,6 +209,14 @@ extern const char rf__coh_mark_lua[];
 bool rf__coh_info_field(const struct lg_redis_reply *r, const char *name, char *out, size_t cap);
 /* Raises Redis' version mark to the highest version of the batch (pipelined with it). */
 int rf__coh_raise_mark(struct rf_coh_session *s, int64_t version);
+struct rf_audit_state;
+struct rf_audit_round;
+/* One audit round over up to want keys (of table, or all when NULL): audit.c. */
+int rf__coh_audit(struct rf_coh_session *s, struct rf_audit_state *a, const char *table,
+		  size_t want, struct rf_audit_round *out);
+/* A session that leads nothing, for the CLI: connected to the configured PostgreSQL and
+ * Redis (NULL and a message on stderr when either fails). */
+struct rf_coh_session *rf__coh_session_open(struct rf_coherence *c);
 /* Deletes the cached row keys (all of them, or those whose version is above above). */
 int rf__coh_invalidate(struct rf_coh_session *s, int64_t above, uint64_t *deleted);
 

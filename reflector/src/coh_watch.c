@@ -10,7 +10,9 @@
  * The sampler: every poll_interval_ms the outbox (pending rows, oldest age,
  * pg_notification_queue_usage()) and Redis' eviction state for /status and /metrics, off the
  * batch path. While a backlog drains (full batches) the outbox count(*) would compete with
- * the drain, so it then runs only every 10 periods. Failures skip a sample (logged).
+ * the drain, so it then runs only every 10 periods. Failures skip a sample (logged). Every
+ * period it also audits audit_keys_per_s * period keys (audit.c): cached values compared with
+ * their rows on the primary.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +140,21 @@ static void coh_sample_redis(struct rf_coh_session *s)
 	lg_redis_reply_free(mem);
 }
 
+/* One audit round of the leader: audit_keys_per_s keys per second, spread over the periods. */
+static void coh_audit_tick(struct rf_coh_session *s, uint64_t period)
+{
+	const struct rf_config *cfg = s->coh->cfg;
+	struct rf_coherence_stats *st = &s->coh->stats;
+	size_t want = (size_t)((uint64_t)cfg->audit_keys_per_s * period / 1000);
+	struct rf_audit_round round;
+	if (rf__coh_audit(s, &s->audit, NULL, want > 0 ? want : 1, &round) == COH_OK &&
+	    s->coh->session == s) {
+		st->audit_checked += round.checked;
+		st->audit_stale += round.stale;
+		st->audit_oldest_stale_s = rf_audit_oldest_stale_s(&s->audit, lg_now_ms());
+	}
+}
+
 /*
  * The sampler: outbox and Redis state for /status every poll_interval_ms, off the batch path.
  * While a backlog drains (full batches) the outbox count(*) would compete with the drain, so
@@ -155,6 +172,9 @@ void rf__coh_sampler(void *arg)
 			coh_sample(s);
 			coh_sample_redis(s);
 			last = now;
+		}
+		if (s->coh->cfg->audit_keys_per_s > 0 && !s->ended) {
+			coh_audit_tick(s, period);
 		}
 		if (s->ended || lg_sleep(period) != 0) {
 			break;

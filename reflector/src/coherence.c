@@ -128,6 +128,7 @@ void rf__coh_session_release(struct rf_coh_session *s)
 	lg_cond_free(s->wake);
 	lg_cond_free(s->finished_cv);
 	coh_tables_free(s);
+	rf_audit_state_free(&s->audit);
 	c->live_sessions--;
 	free(s);
 }
@@ -286,6 +287,28 @@ static void coh_progress(struct rf_coh_session *s, bool ok)
 		       (unsigned long long)s->term,
 		       (unsigned long long)(now - st->failing_since_ms), st->stall_reason);
 	}
+}
+
+struct rf_coh_session *rf__coh_session_open(struct rf_coherence *c)
+{
+	struct rf_coh_session *s = calloc(1, sizeof(*s));
+	if (s == NULL || lg_cond_new(c->rt, &s->wake) != 0 ||
+	    lg_cond_new(c->rt, &s->finished_cv) != 0) {
+		if (s != NULL && s->wake != NULL) {
+			lg_cond_free(s->wake);
+		}
+		free(s);
+		return NULL;
+	}
+	s->coh = c;
+	s->refs = 1;
+	s->ended = true; /* leads nothing */
+	c->live_sessions++;
+	if (coh_connect(s) != COH_OK) {
+		rf__coh_session_release(s);
+		return NULL;
+	}
+	return s;
 }
 
 static void coh_update_pg_state(struct rf_coh_session *s)

@@ -54,6 +54,7 @@ const struct cfg_key cfg_keys[] = {
     {"fence_prefix", CFG_STRING, false},
     {"term_key", CFG_STRING, false},
     {"http_head_timeout_ms", CFG_UINT, false},
+    {"audit_keys_per_s", CFG_UINT, false},
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 

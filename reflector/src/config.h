@@ -29,6 +29,7 @@
 #define RF_DEFAULT_BATCH_SIZE           1000
 #define RF_DEFAULT_POLL_INTERVAL_MS     1000
 #define RF_DEFAULT_HTTP_HEAD_TIMEOUT_MS 5000
+#define RF_DEFAULT_AUDIT_KEYS_PER_S     10
 
 struct rf_peer {
 	uint64_t id;
@@ -67,6 +68,7 @@ struct rf_config {
 	unsigned tombstone_ttl_ms; /* lifetime of {"v":V,"deleted":true} */
 	unsigned batch_size;       /* outbox rows claimed per transaction */
 	unsigned poll_interval_ms; /* outbox poll without a NOTIFY; also the stats refresh */
+	unsigned audit_keys_per_s; /* cached keys the leader compares with their rows; 0 = off */
 	/* A request (head and body) must arrive within this time of its first byte, or of the
 	 * accept on a new connection: slow clients cannot hold a connection slot longer. */
 	unsigned http_head_timeout_ms;

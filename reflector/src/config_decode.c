@@ -304,7 +304,9 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 	    dec_opt_uint(root, src, "poll_interval_ms", RF_DEFAULT_POLL_INTERVAL_MS, 10, 600000,
 			 &cfg->poll_interval_ms, err) != 0 ||
 	    dec_opt_uint(root, src, "http_head_timeout_ms", RF_DEFAULT_HTTP_HEAD_TIMEOUT_MS, 100,
-			 600000, &cfg->http_head_timeout_ms, err) != 0) {
+			 600000, &cfg->http_head_timeout_ms, err) != 0 ||
+	    dec_opt_uint(root, src, "audit_keys_per_s", RF_DEFAULT_AUDIT_KEYS_PER_S, 0, 100000,
+			 &cfg->audit_keys_per_s, err) != 0) {
 		return -1;
 	}
 	return 0;

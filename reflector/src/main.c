@@ -7,6 +7,7 @@
  *   lifeguard-reflector members add|remove ...
  *   lifeguard-reflector setup [--config FILE]
  *   lifeguard-reflector reflect [--config FILE] SCHEMA.TABLE...
+ *   lifeguard-reflector audit [--config FILE] [--table SCHEMA.TABLE] [--sample N]
  *
  * Exit status: 0 after a graceful shutdown; 1 when the node cannot start; 2 for an invalid or
  * missing setting (the message names the key) or a usage error.
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "cli_args.h"
 #include "config.h"
@@ -33,6 +35,7 @@ static int main_usage(FILE *out)
 	    "       lifeguard-reflector members remove --url URL --id N\n"
 	    "       lifeguard-reflector setup [--config FILE]\n"
 	    "       lifeguard-reflector reflect [--config FILE] SCHEMA.TABLE...\n"
+	    "       lifeguard-reflector audit [--config FILE] [--table SCHEMA.TABLE] [--sample N]\n"
 	    "       lifeguard-reflector --version\n"
 	    "Every config key can be set with LIFEGUARD_<KEY>; flags win over the environment,\n"
 	    "which wins over the file.\n");
@@ -110,6 +113,9 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "reflect") == 0) {
 		return rf_cli_reflect(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "audit") == 0) {
+		return rf_cli_audit(argc - 1, argv + 1);
 	}
 	if (argc > 1 && strcmp(argv[1], "members") == 0) {
 		return rf_cli_members(argc - 1, argv + 1);

@@ -152,7 +152,7 @@ char *coh_items_value(int id)
 {
 	char q[200];
 	snprintf(q, sizeof(q),
-		 "SELECT jsonb_build_object('v', lg_version, 'row', to_jsonb(t))::text"
+		 "SELECT '{\"v\":' || lg_version || ',\"row\":' || to_jsonb(t)::text || '}'"
 		 " FROM items t WHERE id = %d",
 		 id);
 	PGresult *r = PQexec(coh.db, q);

@@ -46,7 +46,7 @@ char *coh_rget(const char *key);
 void coh_rset(const char *key, const char *value);
 /* Waits until the outbox is empty. */
 void coh_wait_drained(void);
-/* The value {"v": lg_version, "row": to_jsonb(row)} of items row id, as PostgreSQL prints it
+/* The value {"v":lg_version,"row":to_jsonb(row)} of items row id, as the reflector writes it
  * (Owned). */
 char *coh_items_value(int id);
 /* True when key holds exactly the current value of items row id (compared as JSON). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <criterion/criterion.h>
 
@@ -109,74 +110,75 @@ static char *wait_readyz(int code)
 	}
 }
 
-/* Waits until the leader counted more Redis errors than before. */
-static void wait_redis_errors_above(long long before)
+/* The leader's counter at path. */
+static long long leader_counter(const char *path)
+{
+	json_t *st = leader_status();
+	long long n = rfh_int(st, path);
+	json_decref(st);
+	return n;
+}
+
+/* Waits until the leader has failed a batch since it counted before failures, or the outbox
+ * is empty (code that dead-letters refused changes). */
+static void wait_refused(long long before)
 {
 	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
-	for (;;) {
-		json_t *st = leader_status();
-		long long n = rfh_int(st, "counters.redis_errors");
-		json_decref(st);
-		if (n > before) {
-			return;
-		}
-		cr_assert_lt(rfh_now_ms(), deadline, "no Redis error was counted");
+	while (leader_counter("counters.errors") <= before &&
+	       coh_sql_int("SELECT count(*) FROM lifeguard.outbox") != 0) {
+		cr_assert_lt(rfh_now_ms(), deadline, "the leader neither failed nor went on");
 		rfh_sleep_ms(100);
 	}
 }
 
-Test(misbehave, redis_refusing_writes_loses_nothing_and_a_stalled_leader_says_so)
+/* The test's own Redis user, so that it keeps every permission the reflector loses. */
+static void redis_admin(void)
 {
-	coh_env_start(NULL, true);
-	cache_row1_old();
-	/* NOPERM: the reflector's Redis user (default) loses scripting; the test keeps its own
-	 * user. */
 	redisReply *r = coh_redis("ACL SETUSER admin on nopass ~* &* +@all");
 	freeReplyObject(r);
 	r = coh_redis("AUTH admin x");
-	freeReplyObject(r);
-	r = coh_redis("ACL SETUSER default -@scripting");
 	cr_assert(r->type == REDIS_REPLY_STATUS, "%s", r->str);
 	freeReplyObject(r);
-	coh_sql("UPDATE items SET name = 'b' WHERE id = 1");
-	/* The leader cannot make progress: /readyz says so, with the reason. */
-	char *body = wait_readyz(503);
-	cr_assert_not_null(strstr(body, "progress"), "%s", body);
-	cr_assert_not_null(strstr(body, "NOPERM"), "%s", body);
-	free(body);
-	json_t *st = leader_status();
-	cr_assert(json_is_true(json_object_get(json_object_get(st, "counters"), "stalled")));
-	cr_assert_geq(rfh_int(st, "counters.stalls"), 1);
-	cr_assert_gt(rfh_int(st, "outbox.pending"), 0);
-	json_decref(st);
-	char *metrics = NULL;
-	cr_assert_eq(rfh_http(&coh.cluster, (size_t)coh_leader(), "GET", "/metrics", NULL, NULL,
-			      &metrics, 5000),
-		     200);
-	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_stalled 1\n"), "%s", metrics);
-	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_stalls_total "));
-	free(metrics);
-	r = coh_redis("ACL SETUSER default +@all");
+}
+
+/* ACL SETUSER default with one or two rules (b may be NULL). */
+static void redis_acl(const char *a, const char *b)
+{
+	redisReply *r = b != NULL ? coh_redis("ACL SETUSER default %s %s", a, b)
+				  : coh_redis("ACL SETUSER default %s", a);
+	cr_assert(r->type == REDIS_REPLY_STATUS, "%s", r->str);
 	freeReplyObject(r);
+}
+
+Test(misbehave, redis_refusing_writes_loses_nothing)
+{
+	coh_env_start(NULL, true);
+	cache_row1_old();
+	/* NOPERM: the reflector's Redis user (default) may touch its own keys only for a while:
+	 * the term claim works, every row key's script is refused. */
+	redis_admin();
+	long long errors = leader_counter("counters.errors");
+	redis_acl("resetkeys", "~lifeguard:reflector:*");
+	coh_sql("UPDATE items SET name = 'b' WHERE id = 1");
+	wait_refused(errors);
+	redis_acl("~*", NULL);
 	coh_wait_drained();
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0,
+		     "a change refused by Redis was dead-lettered");
 	wait_current(KEY1, 1);
-	free(wait_readyz(200));
-	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0);
 
 	/* MISCONF: a background save that fails (its target is a directory) makes Redis refuse
-	 * every write while stop-writes-on-bgsave-error is on. */
-	st = leader_status();
-	long long errors = rfh_int(st, "counters.redis_errors");
-	json_decref(st);
-	char blocker[400];
-	snprintf(blocker, sizeof(blocker), "%s/dump.rdb/keep", coh.redis_dir);
+	 * every write while stop-writes-on-bgsave-error is on and a save point is set. */
+	errors = leader_counter("counters.errors");
 	char parent[400];
+	char blocker[420];
 	snprintf(parent, sizeof(parent), "%s/dump.rdb", coh.redis_dir);
+	snprintf(blocker, sizeof(blocker), "%s/keep", parent);
 	cr_assert_eq(mkdir(parent, 0700), 0);
 	cr_assert_eq(mkdir(blocker, 0700), 0);
-	r = coh_redis("CONFIG SET stop-writes-on-bgsave-error yes");
+	redisReply *r = coh_redis("CONFIG SET stop-writes-on-bgsave-error yes");
 	freeReplyObject(r);
-	r = coh_redis("CONFIG SET save %s", "3600 1"); /* refusals need a save point */
+	r = coh_redis("CONFIG SET save %s", "3600 1");
 	freeReplyObject(r);
 	r = coh_redis("BGSAVE");
 	freeReplyObject(r);
@@ -192,14 +194,86 @@ Test(misbehave, redis_refusing_writes_loses_nothing_and_a_stalled_leader_says_so
 		rfh_sleep_ms(50);
 	}
 	coh_sql("UPDATE items SET name = 'c' WHERE id = 1");
-	wait_redis_errors_above(errors);
+	wait_refused(errors);
 	cr_assert_eq(rmdir(blocker), 0);
 	cr_assert_eq(rmdir(parent), 0);
 	r = coh_redis("BGSAVE");
 	freeReplyObject(r);
 	coh_wait_drained();
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0,
+		     "a change refused by Redis was dead-lettered");
 	wait_current(KEY1, 1);
-	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0);
+	cr_assert_geq(leader_counter("counters.redis_errors"), 2);
+	RFH_PASS();
+}
+
+Test(misbehave, a_leader_that_cannot_make_progress_says_so)
+{
+	coh_env_start(NULL, true);
+	cache_row1_old();
+	redis_admin();
+	redis_acl("-@scripting", NULL);
+	coh_sql("UPDATE items SET name = 'b' WHERE id = 1");
+	/* /readyz turns 503 and names the reason; /status and /metrics show the stall and the
+	 * age of the oldest pending change. */
+	char *body = wait_readyz(503);
+	cr_assert_not_null(strstr(body, "progress"), "%s", body);
+	cr_assert_not_null(strstr(body, "NOPERM"), "%s", body);
+	free(body);
+	json_t *st = leader_status();
+	cr_assert(json_is_true(json_object_get(json_object_get(st, "counters"), "stalled")));
+	cr_assert_geq(rfh_int(st, "counters.stalls"), 1);
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	while (rfh_int(st, "outbox.pending") == 0) { /* the sampler's next round */
+		cr_assert_lt(rfh_now_ms(), deadline, "the pending change never showed");
+		json_decref(st);
+		rfh_sleep_ms(100);
+		st = leader_status();
+	}
+	json_t *ob = json_object_get(st, "outbox");
+	cr_assert(json_is_real(json_object_get(ob, "oldest_age_s")));
+	cr_assert(json_is_false(json_object_get(ob, "stale")));
+	json_decref(st);
+	char *metrics = NULL;
+	cr_assert_eq(rfh_http(&coh.cluster, (size_t)coh_leader(), "GET", "/metrics", NULL, NULL,
+			      &metrics, 5000),
+		     200);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_stalled 1\n"), "%s", metrics);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_stalls_total "));
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_outbox_oldest_age_seconds "));
+	free(metrics);
+	/* Redis accepts the scripts again: progress, /readyz 200. */
+	redis_acl("+@all", NULL);
+	coh_wait_drained();
+	wait_current(KEY1, 1);
+	free(wait_readyz(200));
+
+	/* A node that no longer leads keeps its last outbox sample, and shows it as stale. */
+	int old = coh_leader();
+	rfh_signal(&coh.cluster, (size_t)old, SIGSTOP);
+	int leader;
+	deadline = rfh_now_ms() + COH_WAIT_MS;
+	do {
+		cr_assert_lt(rfh_now_ms(), deadline, "no new leader");
+		rfh_sleep_ms(100);
+		leader = -1;
+		for (size_t i = 0; i < 3 && leader < 0; i++) {
+			char *b = NULL;
+			if ((int)i != old && rfh_http(&coh.cluster, i, "GET", "/leader", NULL, NULL,
+						      &b, 2000) == 200) {
+				leader = (int)i;
+			}
+			free(b);
+		}
+	} while (leader < 0);
+	rfh_signal(&coh.cluster, (size_t)old, SIGCONT);
+	cr_assert_neq(coh_leader(), old);
+	st = rfh_status(&coh.cluster, (size_t)old, 5000);
+	cr_assert_not_null(st);
+	ob = json_object_get(st, "outbox");
+	cr_assert(json_is_object(ob), "the old leader's sample is gone");
+	cr_assert(json_is_true(json_object_get(ob, "stale")), "a stale sample shown as fresh");
+	json_decref(st);
 	RFH_PASS();
 }
 
@@ -289,5 +363,88 @@ Test(misbehave, a_version_sequence_set_back_is_raised_and_keeps_no_phantom)
 	coh_sql("UPDATE items SET name = 'later' WHERE id = 1");
 	coh_wait_drained();
 	wait_current(KEY1, 1);
+	RFH_PASS();
+}
+
+/* Runs `lifeguard-reflector audit` with node 0's config and extra arguments; returns the exit
+ * status, output in out. */
+static int audit_cli(const char *a1, const char *a2, const char *a3, const char *a4, char *out,
+		     size_t cap)
+{
+	const char *argv[] = {rfh_bin(), "audit", "--config", coh.cluster.nodes[0].config, a1, a2,
+			      a3,        a4,      NULL};
+	int st = rfh_run(argv, NULL, out, cap, COH_WAIT_MS);
+	cr_assert(st != -1 && WIFEXITED(st), "audit did not exit: %d: %s", st, out);
+	return WEXITSTATUS(st);
+}
+
+Test(misbehave, the_audit_finds_a_planted_stale_key)
+{
+	json_t *extra = json_pack("{si}", "audit_keys_per_s", 1000);
+	coh_env_start(extra, true);
+	json_decref(extra);
+	coh_sql("INSERT INTO items SELECT g, 'x', 0 FROM generate_series(1, 3) g");
+	coh_sql("UPDATE items SET n = n + 1");
+	coh_wait_drained();
+	for (int id = 1; id <= 3; id++) {
+		char key[64];
+		snprintf(key, sizeof(key), "lifeguard:model:public.items:%d", id);
+		char *v = coh_items_value(id);
+		coh_rset(key, v);
+		free(v);
+	}
+	char out[8192];
+	int st = audit_cli(NULL, NULL, NULL, NULL, out, sizeof(out));
+	cr_assert_eq(st, 0, "a fresh cache audited as stale: %s", out);
+	cr_assert_not_null(strstr(out, "checked 3 cached keys"), "%s", out);
+	cr_assert_not_null(strstr(out, ": 0 stale"), "%s", out);
+
+	/* A value older than its row, whose change went through long ago: stale. */
+	coh_rset(KEY1, "{\"v\":1,\"row\":{\"id\":1,\"name\":\"old\",\"n\":0,\"lg_version\":1}}");
+	st = audit_cli(NULL, NULL, NULL, NULL, out, sizeof(out));
+	cr_assert_eq(st, 1, "status %d: %s", st, out);
+	cr_assert_not_null(strstr(out, "stale: " KEY1), "%s", out);
+	cr_assert_not_null(strstr(out, ": 1 stale"), "%s", out);
+	/* One table, a sample of one key at a time. */
+	st = audit_cli("--table", "public.items", "--sample", "10", out, sizeof(out));
+	cr_assert_eq(st, 1, "status %d: %s", st, out);
+	/* Same version, other content: stale too. */
+	char *v = coh_items_value(2);
+	char *name = strstr(v, "\"name\": \"x\"");
+	cr_assert_not_null(name, "%s", v);
+	memcpy(name, "\"name\": \"y\"", 11);
+	coh_rset("lifeguard:model:public.items:2", v);
+	free(v);
+	st = audit_cli("--sample", "100", NULL, NULL, out, sizeof(out));
+	cr_assert_eq(st, 1, "status %d: %s", st, out);
+	cr_assert_not_null(strstr(out, ": 2 stale"), "%s", out);
+	/* Bad usage. */
+	st = audit_cli("--sample", "0", NULL, NULL, out, sizeof(out));
+	cr_assert_eq(st, 2, "status %d: %s", st, out);
+
+	/* The leader's own sampling finds them too, and says for how long. */
+	int64_t deadline = rfh_now_ms() + COH_WAIT_MS;
+	for (;;) {
+		json_t *s = leader_status();
+		bool found = rfh_int(s, "counters.audit_stale") >= 2 &&
+			     json_real_value(json_object_get(json_object_get(s, "counters"),
+							     "audit_oldest_stale_s")) > 0;
+		cr_assert_gt(rfh_int(s, "counters.audit_checked"), 0);
+		json_decref(s);
+		if (found) {
+			break;
+		}
+		cr_assert_lt(rfh_now_ms(), deadline, "the leader's audit found nothing");
+		rfh_sleep_ms(100);
+	}
+	char *metrics = NULL;
+	cr_assert_eq(rfh_http(&coh.cluster, (size_t)coh_leader(), "GET", "/metrics", NULL, NULL,
+			      &metrics, 5000),
+		     200);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_audit_checked_total "), "%s",
+			   metrics);
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_audit_stale_total "));
+	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_audit_oldest_stale_seconds "));
+	free(metrics);
 	RFH_PASS();
 }
