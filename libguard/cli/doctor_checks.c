@@ -224,7 +224,9 @@ void doc_check_postgres(const struct doc_config *c, struct doc_report *r)
 		const char *lsn[1] = {primary_lsn};
 		res = PQexecParams(rp,
 				   "SELECT pg_is_in_recovery(), COALESCE(pg_wal_lsn_diff("
-				   "NULLIF($1, '')::pg_lsn, pg_last_wal_replay_lsn()), 0)::bigint",
+				   "NULLIF($1, '')::pg_lsn, pg_last_wal_replay_lsn()), 0)::bigint,"
+				   " COALESCE((EXTRACT(epoch FROM clock_timestamp() -"
+				   " pg_last_xact_replay_timestamp()) * 1000)::bigint, 0)",
 				   1, NULL, lsn, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			const char *msg = PQerrorMessage(rp);
@@ -233,10 +235,17 @@ void doc_check_postgres(const struct doc_config *c, struct doc_report *r)
 		} else if (PQgetvalue(res, 0, 0)[0] != 't') {
 			doc_line(r, DOC_FAIL, check, "%s: not in recovery (not a standby)", host);
 		} else {
+			/* The replay timestamp ages while the primary is idle: it is a lag only
+			 * when WAL is still to be replayed. */
 			long long behind = atoll(PQgetvalue(res, 0, 1));
-			doc_line(r, DOC_OK, check,
-				 "%s: streaming standby, %lld byte(s) behind the primary", host,
-				 behind > 0 ? behind : 0);
+			long long lag_ms = behind > 0 ? atoll(PQgetvalue(res, 0, 2)) : 0;
+			bool over = c->lag_bound_ms >= 0 && lag_ms > c->lag_bound_ms;
+			doc_line(r, over ? DOC_WARN : DOC_OK, check,
+				 "%s: streaming standby, %lld byte(s) and %lld ms behind the "
+				 "primary%s",
+				 host, behind > 0 ? behind : 0, lag_ms,
+				 over ? " (above replica_lag_bound_ms: reads go to the primary)"
+				      : "");
 		}
 		PQclear(res);
 		PQfinish(rp);
