@@ -115,8 +115,9 @@ LG_API int lg_row_copy(const struct lg_model *m, void *dst, const void *src)
 int lg__model_build_error(const struct lg_model *m, int code, struct lg_error *err)
 {
 	return lg__error_set(err, code, "model %s: %s", m != NULL && m->table ? m->table : "?",
-			     code == LG_ENOMEM ? "out of memory building SQL"
-					       : "invalid identifier, column or filter");
+			     code == LG_ENOMEM
+				 ? "out of memory building SQL"
+				 : "invalid identifier, column, filter or filter value");
 }
 
 #define FIELD(row, c, type) (*(const type *)((const char *)(row) + (c)->offset))
@@ -173,6 +174,39 @@ int lg__field_param(const struct lg_model *m, unsigned col, const void *row, str
 	default: /* the newer types: model_values.c */
 		return lg__value_param(c->type, (const char *)row + c->offset, enc, out);
 	}
+}
+
+int lg__bad_value(const struct lg_model *m, uint64_t mask, const void *row, int rc,
+		  struct lg_error *err)
+{
+	if (rc == LG_ENOMEM) {
+		return lg__error_set(err, rc, "model %s: out of memory binding values", m->table);
+	}
+	/* The error path only: bind the columns again, one by one, to name the first bad one. */
+	for (unsigned i = 0; i < m->ncols; i++) {
+		struct lg__enc enc = {NULL};
+		struct lg_param p;
+		int bad = (mask & LG_COL_BIT(i)) ? lg__field_param(m, i, row, &enc, &p) : 0;
+		lg__enc_free(&enc);
+		if (bad == LG_ENOMEM) {
+			return lg__error_set(err, bad, "model %s: out of memory binding values",
+					     m->table);
+		}
+		if (bad == 0) {
+			continue;
+		}
+		const char *f = (const char *)row + m->cols[i].offset;
+		bool null_value =
+		    is_null_at(m, i, row) ||
+		    (lg__type_is_string(m->cols[i].type) && m->cols[i].type < LG_INT32_ARRAY &&
+		     m->cols[i].type != LG_BYTEA && *(const char *const *)(const void *)f == NULL);
+		return lg__error_set(err, LG_EINVAL, "model %s: column %s: %s", m->table,
+				     m->cols[i].name,
+				     null_value ? "NULL (pointer or NULL bit) in a NOT NULL column"
+						: "a value the column's type cannot hold (out of "
+						  "range or malformed)");
+	}
+	return lg__error_set(err, LG_EINVAL, "model %s: a value cannot be bound", m->table);
 }
 
 int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg__enc *enc,

@@ -17,17 +17,6 @@
 #include "error_int.h"
 #include "model_int.h"
 
-static int bad_value(const struct lg_model *m, int rc, struct lg_error *err)
-{
-	if (rc == LG_ENOMEM) {
-		return lg__error_set(err, rc, "model %s: out of memory binding values", m->table);
-	}
-	return lg__error_set(err, LG_EINVAL,
-			     "model %s: a NULL value (pointer or NULL bit) in a NOT NULL column, "
-			     "or a value its column's type cannot hold",
-			     m->table);
-}
-
 /* Runs sql, then decodes the single returned row (if any) into row. *found tells. */
 static int run_into_row(const struct lg_db *db, const struct lg_model *m, const char *sql,
 			unsigned flags, const struct lg_param *p, int n, void *row, bool *found,
@@ -103,8 +92,9 @@ LG_API int lg_model_reload(const struct lg_db *db, const struct lg_model *m, voi
 	}
 	struct lg_param key[LG_MODEL_MAX_COLS];
 	int n = 0;
-	if (lg__row_params(m, lg__model_pk(m), row, NULL, key, &n) != 0) {
-		return bad_value(m, LG_EINVAL, err);
+	int rc = lg__row_params(m, lg__model_pk(m), row, NULL, key, &n);
+	if (rc != 0) {
+		return lg__bad_value(m, lg__model_pk(m), row, rc, err);
 	}
 	return lg_model_find(db, m, key, row, err);
 }
@@ -129,7 +119,8 @@ static int write_one(const struct lg_db *db, struct lg_changes *c, struct lg_sql
 		/* UPDATE: the version is the last parameter, after the key. */
 		rc = lg__field_param(m, (unsigned)v, c->row, &enc, &p[n++]);
 	}
-	rc = rc != 0 ? bad_value(m, rc, err)
+	uint64_t bound = cols | tail | (v >= 0 ? LG_COL_BIT((unsigned)v) : 0);
+	rc = rc != 0 ? lg__bad_value(m, bound, c->row, rc, err)
 		     : run_into_row(db, m, sql->buf, LG__DB_WRITE, p, n, c->row, found, err);
 	lg__enc_free(&enc);
 	if (rc == 0 && *found) {
@@ -218,16 +209,17 @@ LG_API int lg_model_delete(const struct lg_db *db, const struct lg_model *m, con
 	}
 	struct lg_param key[LG_MODEL_MAX_COLS];
 	int n = 0;
-	if (lg__row_params(m, lg__model_pk(m), row, NULL, key, &n) != 0) {
-		return bad_value(m, LG_EINVAL, err);
+	int rc = lg__row_params(m, lg__model_pk(m), row, NULL, key, &n);
+	if (rc != 0) {
+		return lg__bad_value(m, lg__model_pk(m), row, rc, err);
 	}
 	char buf[LG__STACK_SQL];
 	struct lg_sqlbuf sql;
 	lg__sql_init(&sql, buf, sizeof(buf));
 	lg__sql_delete_pk(&sql, m);
 	struct lg_result *r = NULL;
-	int rc = lg__sql_text(&sql) != NULL ? lg__db_run(db, sql.buf, key, n, LG__DB_WRITE, &r, err)
-					    : lg__model_build_error(m, sql.err, err);
+	rc = lg__sql_text(&sql) != NULL ? lg__db_run(db, sql.buf, key, n, LG__DB_WRITE, &r, err)
+					: lg__model_build_error(m, sql.err, err);
 	lg__sql_free(&sql);
 	if (rc == 0 && lg_result_affected(r) == 0) {
 		rc = lg__error_set(err, LG_ENOTFOUND, "model %s: delete: no row with that key",

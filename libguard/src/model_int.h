@@ -65,6 +65,12 @@ void **lg__row_mem(const struct lg_model *m, void *row);
 int lg__field_param(const struct lg_model *m, unsigned col, const void *row, struct lg__enc *enc,
 		    struct lg_param *out);
 
+/* Sets err for a failed lg__row_params / lg__field_param (rc) over the columns of mask of
+ * row, naming the first column that cannot be bound and why; returns LG_EINVAL or
+ * LG_ENOMEM. */
+int lg__bad_value(const struct lg_model *m, uint64_t mask, const void *row, int rc,
+		  struct lg_error *err);
+
 /* Parameters for the columns in mask of row, appended at out[*n]. */
 int lg__row_params(const struct lg_model *m, uint64_t mask, const void *row, struct lg__enc *enc,
 		   struct lg_param *out, int *n);

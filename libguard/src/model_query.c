@@ -73,6 +73,10 @@ static int query_reserve(struct lg_query *q, int n)
 
 static void query_cmp(struct lg_query *q, unsigned col, const char *op, struct lg_param v)
 {
+	if (v.length < 0) {
+		query_fail(q, LG_EINVAL); /* a value its constructor refused (param.h, model.h) */
+		return;
+	}
 	int n = query_reserve(q, 1);
 	if (n < 0) {
 		return;
@@ -116,6 +120,11 @@ LG_API void lg_query_ilike(struct lg_query *q, unsigned c, struct lg_param v)
 
 LG_API void lg_query_in(struct lg_query *q, unsigned col, const struct lg_param *v, int n)
 {
+	for (int i = 0; i < n; i++) {
+		if (v[i].length < 0) {
+			n = -1;
+		}
+	}
 	if (n < 0) {
 		query_fail(q, LG_EINVAL);
 		return;

@@ -40,10 +40,12 @@ static int insert_chunk(const struct lg_db *db, const struct lg_model *m, char *
 	for (size_t i = 0; i < n; i++) {
 		rc = lg__row_params(m, cols, rows + i * m->size, &enc, p, &np);
 		if (rc != 0) {
-			rc = lg__error_set(err, rc,
-					   "model %s: insert: row %zu has a NULL in a NOT NULL "
-					   "column, or a value its column's type cannot hold",
-					   m->table, i);
+			rc = lg__bad_value(m, cols, rows + i * m->size, rc, err);
+			if (err != NULL) {
+				char msg[sizeof(err->message)];
+				snprintf(msg, sizeof(msg), "%s", err->message);
+				lg__error_set(err, rc, "%s (insert: row %zu)", msg, i);
+			}
 			goto out;
 		}
 	}

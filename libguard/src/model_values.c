@@ -19,84 +19,53 @@
 
 #include "alloc_int.h"
 #include "model_int.h"
+#include "pg_oid.h"
 #include "pg_types.h"
-
-/* Type OIDs from PostgreSQL's pg_type.dat. */
-#define OID_BOOL         16
-#define OID_INT8         20
-#define OID_INT4         23
-#define OID_TEXT         25
-#define OID_CIDR         650
-#define OID_FLOAT8       701
-#define OID_INET         869
-#define OID_BOOL_ARRAY   1000
-#define OID_TEXT_ARRAY   1009
-#define OID_VARCHAR_ARR  1015
-#define OID_INT8_ARRAY   1016
-#define OID_INT4_ARRAY   1007
-#define OID_FLOAT8_ARRAY 1022
-#define OID_DATE         1082
-#define OID_TIME         1083
-#define OID_TIMESTAMP    1114
-#define OID_INTERVAL     1186
-#define OID_NUMERIC      1700
-#define OID_UUID         2950
-#define OID_UUID_ARRAY   2951
 
 /* ---- Parameters ------------------------------------------------------------------------ */
 
-static struct lg_param param_bin(uint32_t oid, const void *bytes, int len)
+/* The binary constructors of param.h with another type: the wire layouts agree (date_send
+ * and int4send, time_send / timestamp_send and int8send, 16 inline bytes for interval). */
+static struct lg_param param_as(struct lg_param p, uint32_t oid)
 {
-	struct lg_param p = {0};
-	p.format = 1;
 	p.oid = oid;
-	p.is_inline = true;
-	p.length = len;
-	memcpy(p.inline_buf, bytes, (size_t)len);
 	return p;
 }
 
-/* A parameter the sending call refuses with LG_EINVAL (see param.h). */
+/* A parameter the sending call and the query builder refuse with LG_EINVAL (param.h). */
 static struct lg_param param_invalid(uint32_t oid)
 {
-	struct lg_param p = param_bin(oid, "", 0);
+	struct lg_param p = param_as(lg_param_null(), oid);
+	p.is_null = false;
 	p.length = -1;
 	return p;
-}
-
-static struct lg_param param_be64(uint32_t oid, int64_t v)
-{
-	uint8_t b[8];
-	lg__pg_put_be64(b, (uint64_t)v);
-	return param_bin(oid, b, 8);
 }
 
 LG_API struct lg_param lg_param_date(int32_t days_since_1970)
 {
 	int32_t pg;
 	if (!lg__pg_date_to_binary(days_since_1970, &pg)) {
-		return param_invalid(OID_DATE);
+		return param_invalid(LG__OID_DATE);
 	}
-	uint8_t b[4];
-	lg__pg_put_be32(b, (uint32_t)pg);
-	return param_bin(OID_DATE, b, 4);
+	return param_as(lg_param_int32(pg), LG__OID_DATE);
 }
 
 LG_API struct lg_param lg_param_time(int64_t us_since_midnight)
 {
 	if (us_since_midnight < 0 || us_since_midnight > LG_TIME_MAX) {
-		return param_invalid(OID_TIME);
+		return param_invalid(LG__OID_TIME);
 	}
-	return param_be64(OID_TIME, us_since_midnight);
+	return param_as(lg_param_int64(us_since_midnight), LG__OID_TIME);
 }
 
 LG_API struct lg_param lg_param_timestamp(int64_t us_since_1970)
 {
 	/* Finite values below the server's first timestamp are refused, never saturated. */
 	if (us_since_1970 != LG_TIMESTAMP_NEG_INFINITY && us_since_1970 < LG__PG_TS_MIN) {
-		return param_invalid(OID_TIMESTAMP);
+		return param_invalid(LG__OID_TIMESTAMP);
 	}
-	return param_be64(OID_TIMESTAMP, lg__pg_timestamptz_to_binary(us_since_1970));
+	return param_as(lg_param_int64(lg__pg_timestamptz_to_binary(us_since_1970)),
+			LG__OID_TIMESTAMP);
 }
 
 LG_API struct lg_param lg_param_interval(struct lg_interval v)
@@ -106,7 +75,7 @@ LG_API struct lg_param lg_param_interval(struct lg_interval v)
 	lg__pg_put_be64(b, (uint64_t)v.us);
 	lg__pg_put_be32(b + 8, (uint32_t)v.days);
 	lg__pg_put_be32(b + 12, (uint32_t)v.months);
-	return param_bin(OID_INTERVAL, b, 16);
+	return param_as(lg_param_uuid(b), LG__OID_INTERVAL);
 }
 
 LG_API struct lg_param lg_param_numeric(const char *decimal)
@@ -115,10 +84,10 @@ LG_API struct lg_param lg_param_numeric(const char *decimal)
 		return lg_param_null();
 	}
 	if (!lg__pg_numeric_valid(decimal, strlen(decimal))) {
-		return param_invalid(OID_NUMERIC);
+		return param_invalid(LG__OID_NUMERIC);
 	}
 	struct lg_param p = lg_param_text(decimal);
-	p.oid = OID_NUMERIC;
+	p.oid = LG__OID_NUMERIC;
 	return p;
 }
 
@@ -179,7 +148,7 @@ static int inet_param(const struct lg_inet *v, struct lg__enc *enc, struct lg_pa
 	b[2] = 0;
 	b[3] = (uint8_t)nb;
 	memcpy(b + 4, v->addr, nb);
-	*out = param_borrowed(OID_INET, b, 4 + nb);
+	*out = param_borrowed(LG__OID_INET, b, 4 + nb);
 	return 0;
 }
 
@@ -194,22 +163,23 @@ static bool array_kind(enum lg_type t, struct array_kind *k)
 {
 	switch (t) {
 	case LG_INT32_ARRAY:
-		*k = (struct array_kind){OID_INT4, OID_INT4_ARRAY, sizeof(int32_t), 4};
+		*k = (struct array_kind){LG__OID_INT4, LG__OID_INT4_ARRAY, sizeof(int32_t), 4};
 		return true;
 	case LG_INT64_ARRAY:
-		*k = (struct array_kind){OID_INT8, OID_INT8_ARRAY, sizeof(int64_t), 8};
+		*k = (struct array_kind){LG__OID_INT8, LG__OID_INT8_ARRAY, sizeof(int64_t), 8};
 		return true;
 	case LG_FLOAT64_ARRAY:
-		*k = (struct array_kind){OID_FLOAT8, OID_FLOAT8_ARRAY, sizeof(double), 8};
+		*k = (struct array_kind){LG__OID_FLOAT8, LG__OID_FLOAT8_ARRAY, sizeof(double), 8};
 		return true;
 	case LG_BOOL_ARRAY:
-		*k = (struct array_kind){OID_BOOL, OID_BOOL_ARRAY, sizeof(bool), 1};
+		*k = (struct array_kind){LG__OID_BOOL, LG__OID_BOOL_ARRAY, sizeof(bool), 1};
 		return true;
 	case LG_TEXT_ARRAY:
-		*k = (struct array_kind){OID_TEXT, OID_TEXT_ARRAY, sizeof(char *), 0};
+		*k = (struct array_kind){LG__OID_TEXT, LG__OID_TEXT_ARRAY, sizeof(char *), 0};
 		return true;
 	case LG_UUID_ARRAY:
-		*k = (struct array_kind){OID_UUID, OID_UUID_ARRAY, sizeof(struct lg_uuid), 16};
+		*k = (struct array_kind){LG__OID_UUID, LG__OID_UUID_ARRAY, sizeof(struct lg_uuid),
+					 16};
 		return true;
 	default:
 		return false;

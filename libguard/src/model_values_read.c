@@ -13,51 +13,37 @@
 
 #include "alloc_int.h"
 #include "model_int.h"
+#include "pg_oid.h"
 #include "pg_types.h"
-
-#define OID_CIDR        650
-#define OID_INET        869
-#define OID_BOOL_ARRAY  1000
-#define OID_INT4_ARRAY  1007
-#define OID_TEXT_ARRAY  1009
-#define OID_VARCHAR_ARR 1015
-#define OID_INT8_ARRAY  1016
-#define OID_FLOAT4_ARR  1021
-#define OID_FLOAT8_ARR  1022
-#define OID_DATE        1082
-#define OID_TIME        1083
-#define OID_TIMESTAMP   1114
-#define OID_INTERVAL    1186
-#define OID_UUID_ARRAY  2951
-#define OID_INT2_ARRAY  1005
-#define OID_BPCHAR_ARR  1014
 
 /* Whether a column of type oid fills a field of type t. */
 static bool type_fits(enum lg_type t, uint32_t oid)
 {
 	switch (t) {
 	case LG_DATE:
-		return oid == OID_DATE;
+		return oid == LG__OID_DATE;
 	case LG_TIME:
-		return oid == OID_TIME;
+		return oid == LG__OID_TIME;
 	case LG_TIMESTAMP:
-		return oid == OID_TIMESTAMP;
+		return oid == LG__OID_TIMESTAMP;
 	case LG_INTERVAL:
-		return oid == OID_INTERVAL;
+		return oid == LG__OID_INTERVAL;
 	case LG_INET:
-		return oid == OID_INET || oid == OID_CIDR;
+		return oid == LG__OID_INET || oid == LG__OID_CIDR;
 	case LG_INT32_ARRAY:
-		return oid == OID_INT4_ARRAY || oid == OID_INT2_ARRAY;
+		return oid == LG__OID_INT4_ARRAY || oid == LG__OID_INT2_ARRAY;
 	case LG_INT64_ARRAY:
-		return oid == OID_INT8_ARRAY || oid == OID_INT4_ARRAY || oid == OID_INT2_ARRAY;
+		return oid == LG__OID_INT8_ARRAY || oid == LG__OID_INT4_ARRAY ||
+		       oid == LG__OID_INT2_ARRAY;
 	case LG_FLOAT64_ARRAY:
-		return oid == OID_FLOAT8_ARR || oid == OID_FLOAT4_ARR;
+		return oid == LG__OID_FLOAT8_ARRAY || oid == LG__OID_FLOAT4_ARRAY;
 	case LG_BOOL_ARRAY:
-		return oid == OID_BOOL_ARRAY;
+		return oid == LG__OID_BOOL_ARRAY;
 	case LG_TEXT_ARRAY:
-		return oid == OID_TEXT_ARRAY || oid == OID_VARCHAR_ARR || oid == OID_BPCHAR_ARR;
+		return oid == LG__OID_TEXT_ARRAY || oid == LG__OID_VARCHAR_ARRAY ||
+		       oid == LG__OID_BPCHAR_ARRAY;
 	case LG_UUID_ARRAY:
-		return oid == OID_UUID_ARRAY;
+		return oid == LG__OID_UUID_ARRAY;
 	default:
 		return true; /* numeric text is validated instead; enum OIDs vary */
 	}

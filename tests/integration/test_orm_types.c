@@ -378,6 +378,8 @@ Test(orm_types, bad_values_are_refused_before_sending)
 	ty_set_id(&ch, 100);
 	ty_set_tm(&ch, LG_TIME_MAX + 1);
 	cr_assert_eq(lg_model_insert(&db, &ch, &err), LG_EINVAL);
+	cr_assert(strstr(err.message, "column tm: a value the column's type cannot hold") != NULL,
+		  "%s", err.message);
 	ty_set_tm(&ch, -1);
 	cr_assert_eq(lg_model_insert(&db, &ch, &err), LG_EINVAL);
 	ty_set_tm_null(&ch);
@@ -397,6 +399,7 @@ Test(orm_types, bad_values_are_refused_before_sending)
 	const char *with_null[] = {"a", NULL};
 	ty_set_at(&ch, (struct lg_array_text){with_null, NULL, 2}); /* NULL without its flag */
 	cr_assert_eq(lg_model_insert(&db, &ch, &err), LG_EINVAL);
+	cr_assert(strstr(err.message, "column at:") != NULL, "%s", err.message);
 	ty_set_at(&ch, (struct lg_array_text){NULL, NULL, 3});
 	cr_assert_eq(lg_model_insert(&db, &ch, &err), LG_EINVAL);
 	ty_set_at_null(&ch);
@@ -411,6 +414,7 @@ Test(orm_types, bad_values_are_refused_before_sending)
 	lg_query_init(&q, &ty_model);
 	ty_query_eq(&q, ty_col_n, lg_param_numeric("1,5"));
 	cr_assert_eq(lg_query_count(&db, &q, &n, &err), LG_EINVAL);
+	cr_assert(strstr(err.message, "filter value") != NULL, "%s", err.message);
 	lg_query_close(&q);
 	lg_query_init(&q, &ty_model);
 	ty_query_eq(&q, ty_col_tm, lg_param_time(LG_TIME_MAX + 1));
