@@ -2,7 +2,8 @@
 # lifeguard-entrypoint: runs lifeguard-reflector as one member of a StatefulSet (Helm chart
 # helm/lifeguard-reflector) or of the compose file, deriving everything per pod from its name.
 #
-#   lifeguard-entrypoint [run] [EXTRA REFLECTOR FLAGS...]
+#   lifeguard-entrypoint [run [EXTRA REFLECTOR FLAGS...]]
+#   lifeguard-entrypoint ARGS...              (anything else: lifeguard-reflector ARGS...)
 #   lifeguard-entrypoint setup                (one-time schema set-up, with this pod's settings)
 #   lifeguard-entrypoint check-one-leader     (the chart's `helm test`)
 #
@@ -248,6 +249,5 @@ run)
 	run "$@"
 	;;
 check-one-leader) check_one_leader ;;
--*) run "$@" ;;
-*) exec "$BIN" "$@" ;;
+*) exec "$BIN" "$@" ;; # anything else: the reflector itself (--help, status, members ...)
 esac
