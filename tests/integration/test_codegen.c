@@ -169,6 +169,38 @@ Test(codegen, check_detects_an_alter_table)
 	    0);
 }
 
+Test(codegen, connects_like_migrate_dsn_then_lifeguard_dsn_then_pg_variables)
+{
+	/* $LIFEGUARD_DSN when there is no --dsn (children inherit the environment). */
+	cr_assert_eq(setenv("LIFEGUARD_DSN", lg_test_pg_dsn(), 1), 0);
+	cr_assert_eq(RUN("--schema", "lg_codegen", "--out", fx.dir), 0, "%s",
+		     lg_test_slurp(fx.errf));
+	/* --dsn wins over it. */
+	cr_assert_eq(RUN("--dsn", "host=127.0.0.1 port=1 connect_timeout=2", "--schema",
+			 "lg_codegen", "--out", fx.dir),
+		     2);
+	/* Neither: libpq's PG* variables. */
+	cr_assert_eq(unsetenv("LIFEGUARD_DSN"), 0);
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(lg_test_pg_dsn(), &msg);
+	cr_assert_not_null(opts, "%s", msg);
+	static const char *const vars[][2] = {
+	    {"host", "PGHOST"}, {"port", "PGPORT"}, {"user", "PGUSER"}, {"dbname", "PGDATABASE"}};
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			if (o->val != NULL && strcmp(o->keyword, vars[i][0]) == 0) {
+				cr_assert_eq(setenv(vars[i][1], o->val, 1), 0);
+			}
+		}
+	}
+	PQconninfoFree(opts);
+	cr_assert_eq(RUN("--schema", "lg_codegen", "--out", fx.dir, "--check"), 0, "%s",
+		     lg_test_slurp(fx.errf));
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		unsetenv(vars[i][1]);
+	}
+}
+
 Test(codegen, bad_input_and_unsupported_types)
 {
 	cr_assert_eq(RUN("--schema", "lg_codegen"), 2);
