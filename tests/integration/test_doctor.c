@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,35 @@ Test(doctor, names_the_missing_capture_triggers_of_a_reflected_table)
 	snprintf(line, sizeof(line), "fail  reflected table %s.gone: the table does not exist",
 		 fx.schema);
 	assert_line(line);
+}
+
+Test(doctor, json_lists_every_check_with_its_status)
+{
+	redis_policy("allkeys-random");
+	write_config(30000, "");
+	const char *args[] = {"doctor", "--config", fx.doctor, "--json", NULL};
+	cr_assert_eq(lg_test_wait_exit(lg_test_spawn_lifeguard(args, fx.out, fx.errf)), 1);
+	json_error_t jerr;
+	json_t *doc = json_loads(lg_test_slurp(fx.out), 0, &jerr);
+	cr_assert_not_null(doc, "%s: %s", jerr.text, lg_test_slurp(fx.out));
+	json_t *checks = json_object_get(doc, "checks"), *c;
+	size_t i, fails = 0;
+	bool policy = false;
+	json_array_foreach(checks, i, c)
+	{
+		const char *name = json_string_value(json_object_get(c, "check"));
+		const char *status = json_string_value(json_object_get(c, "status"));
+		cr_assert(name != NULL && status != NULL);
+		fails += strcmp(status, "fail") == 0;
+		if (strcmp(name, "redis eviction policy") == 0) {
+			policy = true;
+			cr_assert_str_eq(status, "fail");
+		}
+	}
+	cr_assert(policy);
+	cr_assert_eq(json_integer_value(json_object_get(doc, "fail")), (json_int_t)fails);
+	cr_assert_gt(json_array_size(checks), 8);
+	json_decref(doc);
 }
 
 Test(doctor, bad_configuration_exits_2_with_one_line)
