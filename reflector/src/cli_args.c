@@ -47,3 +47,22 @@ void rf_cli_option_error(const char *prefix, int rc, char *const *argv)
 		fprintf(stderr, "%s: unknown option '%s'\n", prefix, argv[optind - 1]);
 	}
 }
+
+int rf_cli_unexpected(const char *prefix, int rc, char *const *argv)
+{
+	if (rc == 1) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prefix, optarg);
+	} else {
+		rf_cli_option_error(prefix, rc, argv);
+	}
+	return -1;
+}
+
+int rf_cli_no_operands(const char *prefix, int argc, char *const *argv)
+{
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prefix, argv[optind]);
+		return -1;
+	}
+	return 0;
+}

@@ -35,4 +35,15 @@ int rf_cli_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *ou
  */
 void rf_cli_option_error(const char *prefix, int rc, char *const *argv);
 
+/*
+ * For the getopt_long() results a command does not handle: 1 (an operand, in optarg) prints
+ * "prefix: unexpected argument 'x'", anything else what rf_cli_option_error() prints. Always
+ * returns -1.
+ */
+int rf_cli_unexpected(const char *prefix, int rc, char *const *argv);
+
+/* After the getopt_long() loop of a command without operands: 0 when nothing is left (what
+ * follows "--" included), else -1 with "prefix: unexpected argument 'x'" on stderr. */
+int rf_cli_no_operands(const char *prefix, int argc, char *const *argv);
+
 #endif

@@ -55,19 +55,11 @@ static int audit_parse(int argc, char **argv, struct rf_config_flags *flags, con
 				return -1;
 			}
 			break;
-		case 1:
-			fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n", optarg);
-			return -1;
 		default:
-			rf_cli_option_error("lifeguard-reflector", c, argv);
-			return -1;
+			return rf_cli_unexpected("lifeguard-reflector", c, argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n", argv[optind]);
-		return -1;
-	}
-	return 0;
+	return rf_cli_no_operands("lifeguard-reflector", argc, argv);
 }
 
 /* Rounds until the sample is checked or the keyspace was walked once. */

@@ -289,7 +289,8 @@ static void coh_progress(struct rf_coh_session *s, bool ok)
 	}
 }
 
-struct rf_coh_session *rf__coh_session_open(struct rf_coherence *c)
+/* A session of term (one reference, counted live), or NULL when out of memory. */
+static struct rf_coh_session *coh_session_new(struct rf_coherence *c, uint64_t term)
 {
 	struct rf_coh_session *s = calloc(1, sizeof(*s));
 	if (s == NULL || lg_cond_new(c->rt, &s->wake) != 0 ||
@@ -301,9 +302,19 @@ struct rf_coh_session *rf__coh_session_open(struct rf_coherence *c)
 		return NULL;
 	}
 	s->coh = c;
+	s->term = term;
 	s->refs = 1;
-	s->ended = true; /* leads nothing */
 	c->live_sessions++;
+	return s;
+}
+
+struct rf_coh_session *rf__coh_session_open(struct rf_coherence *c)
+{
+	struct rf_coh_session *s = coh_session_new(c, 0);
+	if (s == NULL) {
+		return NULL;
+	}
+	s->ended = true; /* leads nothing */
 	if (coh_connect(s) != COH_OK) {
 		rf__coh_session_release(s);
 		return NULL;
@@ -442,21 +453,12 @@ void rf_coherence_became_leader(void *data, uint64_t term)
 	if (c->session != NULL) {
 		rf_coherence_lost_leadership(c, c->session->term);
 	}
-	struct rf_coh_session *s = calloc(1, sizeof(*s));
-	if (s == NULL || lg_cond_new(c->rt, &s->wake) != 0 ||
-	    lg_cond_new(c->rt, &s->finished_cv) != 0) {
-		if (s != NULL && s->wake != NULL) {
-			lg_cond_free(s->wake);
-		}
-		free(s);
+	struct rf_coh_session *s = coh_session_new(c, term);
+	if (s == NULL) {
 		rf_log(RF_LOG_ERROR, "coherence.start", "out of memory: term %llu not served",
 		       (unsigned long long)term);
 		return;
 	}
-	s->coh = c;
-	s->term = term;
-	s->refs = 1;
-	c->live_sessions++;
 	if (lg_coro_spawn(c->rt, coh_main, s, NULL) != 0) {
 		rf_log(RF_LOG_ERROR, "coherence.start", "cannot spawn: term %llu not served",
 		       (unsigned long long)term);
