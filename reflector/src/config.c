@@ -77,34 +77,13 @@ int cfg_fail(struct rf_config_error *err, const char *key, const char *source, c
 
 int rf_addr_parse(const char *text, bool allow_any, char ip[16], unsigned *port)
 {
-	const char *colon = strrchr(text, ':');
-	if (colon == NULL || colon == text || (size_t)(colon - text) > 15) {
-		return -1;
-	}
-	memcpy(ip, text, (size_t)(colon - text));
-	ip[colon - text] = '\0';
+	char host[RF_HOSTPORT_MAX];
 	struct in_addr in;
-	if (inet_pton(AF_INET, ip, &in) != 1) {
+	if (rf_hostport_parse(text, allow_any, host, port) != 0 || strlen(host) > 15 ||
+	    inet_pton(AF_INET, host, &in) != 1) {
 		return -1;
 	}
-	if (!allow_any && in.s_addr == htonl(INADDR_ANY)) {
-		return -1;
-	}
-	const char *p = colon + 1;
-	unsigned long v = 0;
-	if (*p == '\0' || strlen(p) > 5) {
-		return -1;
-	}
-	for (; *p != '\0'; p++) {
-		if (!isdigit((unsigned char)*p)) {
-			return -1;
-		}
-		v = v * 10 + (unsigned long)(*p - '0');
-	}
-	if (v == 0 || v > 65535) {
-		return -1;
-	}
-	*port = (unsigned)v;
+	strcpy(ip, host);
 	return 0;
 }
 

@@ -16,7 +16,8 @@
 #   6. scale down: `members remove` of ordinal 3, then its pod stops; 3 voters, one leader;
 #   7. rolling upgrade: every pod restarted in turn (SIGTERM), leader last, each ready before
 #      the next;
-#   8. a pod whose volume was lost refuses to bootstrap and is re-added automatically.
+#   8. a pod whose volume was lost refuses to bootstrap and is re-added automatically;
+#   9. all pods stop (SIGTERM) and no log shows a sanitizer report (the asan flavour).
 # PostgreSQL and Redis (scripts/services, on the host's 127.0.0.1) are reached through a relay
 # on the bridge address (relay.py): pod traffic stays on the private bridge.
 # Cleanup (trap): every process, namespace, veth, the bridge, /etc/netns/NAME and temp dirs.
@@ -334,7 +335,7 @@ step() { # name, then the command; prints the TAP line with the duration
 }
 
 # --- steps ----------------------------------------------------------------------------
-echo "1..8"
+echo "1..9"
 up=(0 1 2)
 for k in "${up[@]}"; do
     IPADDR[$k]="10.213.$net.$((10 + k))"
@@ -447,6 +448,12 @@ s8() {
         grep -q "removing and re-adding" "$WORK/member-$k.log"
 }
 step "a pod with a lost volume refuses to bootstrap and is re-added as a voter" s8
+
+s9() {
+    for k in "${!PID[@]}"; do stop_pod "${k#member-}" TERM; done
+    ! grep -h -m 3 -E "Sanitizer|runtime error:" "$WORK"/member-*.log "$WORK"/test-*.log
+}
+step "every pod stopped; no sanitizer report in any pod's log" s9
 
 echo "# $((tap_n - tap_failed)) passed, $tap_failed failed"
 exit $((tap_failed > 0))

@@ -397,6 +397,22 @@ static int rfh_poll_leader(const struct rfh_cluster *c, size_t count, uint64_t *
 	return leader;
 }
 
+bool rfh_wait_voter(const struct rfh_cluster *c, size_t i, bool want, int timeout_ms)
+{
+	int64_t deadline = rfh_now_ms() + timeout_ms;
+	while (rfh_now_ms() < deadline) {
+		json_t *st = rfh_status(c, i, 1000);
+		bool ok = st != NULL && json_is_true(json_object_get(st, "voter")) == want &&
+			  rfh_int(st, "leader.id") > 0;
+		json_decref(st);
+		if (ok) {
+			return true;
+		}
+		rfh_sleep_ms(50);
+	}
+	return false;
+}
+
 int rfh_wait_agreed_leader(const struct rfh_cluster *c, size_t count, int timeout_ms,
 			   uint64_t *term)
 {

@@ -91,6 +91,12 @@ json_t *rfh_status(const struct rfh_cluster *c, size_t i, int timeout_ms);
 int rfh_wait_agreed_leader(const struct rfh_cluster *c, size_t count, int timeout_ms,
 			   uint64_t *term);
 
+/*
+ * Polls node i's /status until its voter flag equals want and it knows a leader. Returns
+ * false after timeout_ms.
+ */
+bool rfh_wait_voter(const struct rfh_cluster *c, size_t i, bool want, int timeout_ms);
+
 /* Integer field of a JSON object (0 when absent); nested with "a.b". */
 int64_t rfh_int(const json_t *o, const char *path);
 

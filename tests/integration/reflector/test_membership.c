@@ -68,23 +68,6 @@ Test(members, five_nodes_survive_two_failures)
 	RFH_PASS();
 }
 
-/* Waits until node i's /status satisfies voter == want and leader known. */
-static bool wait_voter(struct rfh_cluster *c, size_t i, bool want)
-{
-	int64_t deadline = rfh_now_ms() + WAIT_MS;
-	while (rfh_now_ms() < deadline) {
-		json_t *st = rfh_status(c, i, 1000);
-		bool ok = st != NULL && json_is_true(json_object_get(st, "voter")) == want &&
-			  rfh_int(st, "leader.id") > 0;
-		json_decref(st);
-		if (ok) {
-			return true;
-		}
-		rfh_sleep_ms(50);
-	}
-	return false;
-}
-
 /* The role of server id in node i's configuration ("" when absent). */
 static const char *role_in(struct rfh_cluster *c, size_t i, uint64_t id, char *buf, size_t cap)
 {
@@ -139,7 +122,7 @@ Test(members, a_node_added_at_runtime_votes_and_a_removed_one_stops)
 	cr_assert_eq(rfh_http(&c, (size_t)leader, "POST", "/members", AUTH, body, &answer, 70000),
 		     200, "%s", answer ? answer : "");
 	free(answer);
-	cr_assert(wait_voter(&c, 3, true), "node 4 did not become a voter");
+	cr_assert(rfh_wait_voter(&c, 3, true, WAIT_MS), "node 4 did not become a voter");
 	char role[16];
 	for (size_t i = 0; i < 4; i++) {
 		cr_assert_str_eq(role_in(&c, i, 4, role, sizeof(role)), "voter", "on node %zu",
@@ -181,7 +164,7 @@ Test(members, a_node_added_at_runtime_votes_and_a_removed_one_stops)
 		cr_assert_str_eq(role, "", "node %zu still lists node 4", i + 1);
 	}
 	/* Node 4 learnt that it no longer votes. */
-	cr_assert(wait_voter(&c, 3, false));
+	cr_assert(rfh_wait_voter(&c, 3, false, WAIT_MS));
 	cr_assert_str_eq(role_in(&c, 3, 4, role, sizeof(role)), "standby");
 	cr_assert_eq(rfh_http(&c, 3, "GET", "/readyz", NULL, NULL, NULL, 1000), 503);
 

@@ -26,22 +26,6 @@ static void teardown(void)
 
 TestSuite(rejoin, .fini = teardown, .timeout = 300);
 
-static bool wait_voter(struct rfh_cluster *c, size_t i)
-{
-	int64_t deadline = rfh_now_ms() + WAIT_MS;
-	while (rfh_now_ms() < deadline) {
-		json_t *st = rfh_status(c, i, 1000);
-		bool ok = st != NULL && json_is_true(json_object_get(st, "voter")) &&
-			  rfh_int(st, "leader.id") > 0;
-		json_decref(st);
-		if (ok) {
-			return true;
-		}
-		rfh_sleep_ms(50);
-	}
-	return false;
-}
-
 /* Runs a shell command line; returns its exit status. */
 static int sh(const char *cmd)
 {
@@ -95,7 +79,8 @@ Test(rejoin, a_wiped_node_refuses_to_bootstrap_and_rejoins_when_re_added)
 	code = rfh_http(&c, (size_t)leader, "POST", "/members", AUTH, body, &answer, 70000);
 	cr_assert_eq(code, 200, "add: %d %s", code, answer ? answer : "");
 	free(answer);
-	cr_assert(wait_voter(&c, victim), "the re-added node did not become a voter");
+	cr_assert(rfh_wait_voter(&c, victim, true, WAIT_MS),
+		  "the re-added node did not become a voter");
 	RFH_PASS();
 }
 
@@ -143,6 +128,6 @@ Test(rejoin, peers_by_host_name_form_a_cluster_and_re_elect)
 	cr_assert_gt(next, term);
 	/* The old leader comes back under its name and follows. */
 	rfh_start(&c, (size_t)leader, NULL, NULL);
-	cr_assert(wait_voter(&c, (size_t)leader));
+	cr_assert(rfh_wait_voter(&c, (size_t)leader, true, WAIT_MS));
 	RFH_PASS();
 }
