@@ -36,6 +36,17 @@ static void put_upper(FILE *f, const char *s)
 	}
 }
 
+/* before, then <SCHEMA>_<NAME> upper-cased, then after: the guard macros. */
+static void put_guard(FILE *f, const char *before, const char *schema, const char *name,
+		      const char *after)
+{
+	fputs(before, f);
+	put_upper(f, schema);
+	fputc('_', f);
+	put_upper(f, name);
+	fputs(after, f);
+}
+
 static void put_flags(FILE *f, unsigned flags)
 {
 	static const struct {
@@ -159,19 +170,23 @@ static void put_relation(FILE *f, const struct cg_schema *s, const struct cg_tab
 		"\t\trows, n, %d /* %s_ci_%s */, out, err);\n"
 		"}\n",
 		c, fk->col, p, p, c, fk->col, p, c, c, fk->col, p, ri, p, fk->ref_col);
+	if (ref != t) {
+		/* The parent's column index is a number here (its header need not be included);
+		 * where it is, a mismatch from separate codegen runs does not compile. */
+		put_guard(f, "#ifdef LG_MODEL_", s->schema, p, "_H\n");
+		fprintf(
+		    f,
+		    "_Static_assert(%s_ci_%s == %d, \"%s.h and %s.h come from different codegen "
+		    "runs: regenerate both\");\n#endif\n",
+		    p, fk->ref_col, ri, p, c);
+	}
 }
 
 static void put_enum(FILE *f, const struct cg_schema *s, const struct cg_enum *e)
 {
-	fprintf(f, "\n#ifndef LG_ENUM_");
-	put_upper(f, s->schema);
-	fputc('_', f);
-	put_upper(f, e->name);
-	fprintf(f, "\n#define LG_ENUM_");
-	put_upper(f, s->schema);
-	fputc('_', f);
-	put_upper(f, e->name);
-	fprintf(f, "\n/* Labels of enum %s.%s, in sort order. */\n", s->schema, e->name);
+	put_guard(f, "\n#ifndef LG_ENUM_", s->schema, e->name, "\n");
+	put_guard(f, "#define LG_ENUM_", s->schema, e->name, "\n");
+	fprintf(f, "/* Labels of enum %s.%s, in sort order. */\n", s->schema, e->name);
 	for (size_t i = 0; i < e->nlabels; i++) {
 		fprintf(f, "#define ");
 		put_upper(f, e->name);
@@ -216,15 +231,9 @@ char *cg_render(const struct cg_schema *s, const struct cg_table *t)
 		" * headers: it holds the model descriptors (%s_model, ...).\n"
 		" */\n",
 		t->name);
-	fprintf(f, "#ifndef LG_MODEL_");
-	put_upper(f, s->schema);
-	fputc('_', f);
-	put_upper(f, t->name);
-	fprintf(f, "_H\n#define LG_MODEL_");
-	put_upper(f, s->schema);
-	fputc('_', f);
-	put_upper(f, t->name);
-	fprintf(f, "_H\n\n#include <libguard/model.h>\n\n#define ");
+	put_guard(f, "#ifndef LG_MODEL_", s->schema, t->name, "_H\n");
+	put_guard(f, "#define LG_MODEL_", s->schema, t->name, "_H\n");
+	fprintf(f, "\n#include <libguard/model.h>\n\n#define ");
 	put_upper(f, t->name);
 	fprintf(f, "_COLUMNS(X) \\\n");
 	for (size_t i = 0; i < t->ncols; i++) {

@@ -20,8 +20,8 @@
  *    lifeguard codegen --schema quickstart --out libguard/examples/models
  *    This file defines LG_MODEL_IMPLEMENTATION, so it also holds the model descriptors. */
 #define LG_MODEL_IMPLEMENTATION
-#include "models/posts.h" /* struct posts, posts_col_*, posts_set_*(), posts_query_*() */
-#include "models/users.h" /* users_model, ...; relation loaders come with posts.h */
+#include "models/users.h" /* struct users, users_col_*, users_set_*(), users_query_*() */
+#include "models/posts.h" /* posts_model, ...; and the relation loaders of posts.user_id */
 
 static void on_sql(void *ud, const char *sql, int nparams)
 {

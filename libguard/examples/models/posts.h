@@ -46,6 +46,9 @@ users_load_posts_by_user_id(const struct lg_db *db, const struct users *rows, si
 	return lg_model_load_related(db, &posts_model, posts_ci_user_id, &users_model,
 		rows, n, 0 /* users_ci_id */, out, err);
 }
+#ifdef LG_MODEL_QUICKSTART_USERS_H
+_Static_assert(users_ci_id == 0, "users.h and posts.h come from different codegen runs: regenerate both");
+#endif
 
 #endif
 /* clang-format on */

@@ -48,6 +48,9 @@ accounts_load_grants_by_granted_by(const struct lg_db *db, const struct accounts
 	return lg_model_load_related(db, &grants_model, grants_ci_granted_by, &accounts_model,
 		rows, n, 0 /* accounts_ci_id */, out, err);
 }
+#ifdef LG_MODEL_LG_CODEGEN_ACCOUNTS_H
+_Static_assert(accounts_ci_id == 0, "accounts.h and grants.h come from different codegen runs: regenerate both");
+#endif
 
 /* Foreign key grants_org_account_id_fkey: grants(org, account_id) references lg_codegen.memberships(org, account_id).
  * No loaders: a composite key (the loaders take one column). */

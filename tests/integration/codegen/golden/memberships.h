@@ -46,6 +46,9 @@ accounts_load_memberships_by_account_id(const struct lg_db *db, const struct acc
 	return lg_model_load_related(db, &memberships_model, memberships_ci_account_id, &accounts_model,
 		rows, n, 0 /* accounts_ci_id */, out, err);
 }
+#ifdef LG_MODEL_LG_CODEGEN_ACCOUNTS_H
+_Static_assert(accounts_ci_id == 0, "accounts.h and memberships.h come from different codegen runs: regenerate both");
+#endif
 
 #endif
 /* clang-format on */
