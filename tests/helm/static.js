@@ -198,7 +198,12 @@ if (rendered['NetworkPolicy off']) {
 }
 if (rendered['monitoring on']) {
   const objs = rendered['monitoring on'];
-  ok(byKind(objs, 'ServiceMonitor').length === 1, 'monitoring on: a ServiceMonitor');
+  const sm = one(objs, 'ServiceMonitor');
+  const selected = sm ? byKind(objs, 'Service').filter((svc) =>
+    Object.entries(sm.spec.selector.matchLabels)
+      .every(([k, v]) => (svc.metadata.labels || {})[k] === v)) : [];
+  ok(selected.length === 1 && selected[0].spec.clusterIP === 'None',
+    'monitoring on: the ServiceMonitor selects the headless Service only (each pod once)');
   const rule = one(objs, 'PrometheusRule');
   const alerts = rule ? rule.spec.groups[0].rules.map((r) => r.alert) : [];
   const exprs = rule ? rule.spec.groups[0].rules.map((r) => r.expr).join('\n') : '';
