@@ -28,7 +28,8 @@ int lg__pg_parse_inet(const char *s, size_t len, uint8_t *family, uint8_t *bits,
 	char buf[64];
 	const char *slash = memchr(s, '/', len);
 	size_t alen = slash != NULL ? (size_t)(slash - s) : len;
-	if (alen == 0 || alen >= sizeof(buf)) {
+	/* A NUL inside would end the text inet_pton reads early. */
+	if (alen == 0 || alen >= sizeof(buf) || memchr(s, '\0', alen) != NULL) {
 		return LG_EINVAL;
 	}
 	memcpy(buf, s, alen);
@@ -76,12 +77,15 @@ static int array_elem(struct lg__pg_scan *sc, char *out, size_t *olen, bool *is_
 				}
 				c = sc->s[sc->pos++];
 			}
+			if (c == '\0') {
+				return LG_EINVAL; /* never in text; it would cut the C string */
+			}
 			out[n++] = c;
 		}
 	} else {
 		while (sc->pos < sc->len && sc->s[sc->pos] != ',' && sc->s[sc->pos] != '}') {
 			char c = sc->s[sc->pos++];
-			if (c == '"' || c == '\\' || c == '{') {
+			if (c == '"' || c == '\\' || c == '{' || c == '\0') {
 				return LG_EINVAL;
 			}
 			out[n++] = c;

@@ -261,6 +261,21 @@ static int stop_at_two(void *ud, const char *elem, size_t elen)
 	return ++*(int *)ud == 2 ? LG_ERANGE : 0;
 }
 
+Test(pg_types_misc, embedded_nul_bytes_are_refused)
+{
+	/* Found by fuzz_pg_types: a NUL would cut an element or an address short. */
+	char out[64], buf[64];
+	out[0] = '\0';
+	static const char arr[] = "{\"a\0b\",c}";
+	cr_assert_eq(lg__pg_array_split(arr, sizeof(arr) - 1, buf, collect, out), LG_EINVAL);
+	static const char arr2[] = "{a\0b}";
+	cr_assert_eq(lg__pg_array_split(arr2, sizeof(arr2) - 1, buf, collect, out), LG_EINVAL);
+	static const char ip[] = "1.2.3.4\0/8";
+	uint8_t fam = 9, bits, addr[16];
+	cr_assert_eq(lg__pg_parse_inet(ip, sizeof(ip) - 1, &fam, &bits, addr), LG_EINVAL);
+	cr_assert_eq(fam, 9);
+}
+
 Test(pg_array, a_callback_error_stops_the_split)
 {
 	char buf[16];
