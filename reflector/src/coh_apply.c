@@ -343,10 +343,7 @@ void rf__coh_sweep_truncates(struct coh_batch *b)
 			 * and expire by their TTL. */
 			rf_log(RF_LOG_WARN, "coherence.truncate",
 			       "sweep of %s stopped (%s): its keys stay unreadable until their TTL",
-			       t->match,
-			       rc == COH_STALE      ? "deposed"
-			       : rc == COH_CANCELED ? "canceled"
-						    : "Redis");
+			       t->match, rf_strerror(rc));
 			return;
 		}
 	}

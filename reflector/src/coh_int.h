@@ -10,6 +10,7 @@
 #include "audit.h"
 #include "coh_plan.h"
 #include "coherence.h"
+#include "rf_error.h"
 
 /* Per-command deadline for Redis and per-statement deadline for PostgreSQL. */
 #define COH_REDIS_TIMEOUT_MS 5000
@@ -93,12 +94,14 @@ struct rf_coh_session {
 	bool schema_checked;         /* rf__coh_schema_check ran for this session */
 };
 
-/* Outcome of a step, worst wins. */
+/* Outcome of a step, worst wins: the codes of rf_error.h (RETRY < STALE < DEPOSED <
+ * CANCELED), under the pipeline's names. */
 enum coh_rc {
-	COH_OK = 0,
-	COH_RETRY,   /* transient failure (connection, timeout, Redis busy): roll back, back off */
-	COH_STALE,   /* Redis holds a higher token: take a new one (or stop when deposed) */
-	COH_DEPOSED, /* this node no longer leads in the session's term: stop */
+	COH_OK = RF_OK,
+	COH_RETRY = RF_ERETRY,     /* transient failure: roll back, back off */
+	COH_STALE = RF_ESTALE,     /* Redis holds a higher token: take a new one (or stop) */
+	COH_DEPOSED = RF_EDEPOSED, /* this node no longer leads in the session's term: stop */
+	COH_CANCELED = RF_ECANCELED,
 };
 
 void rf__coh_session_release(struct rf_coh_session *s);
@@ -152,7 +155,6 @@ void rf__coh_preopen(struct rf_coh_session *s);
  * The Redis side of one planned batch (coh_apply.c). Returns enum coh_rc, or COH_CANCELED
  * when the caller was canceled (the batch may then only be released).
  */
-#define COH_CANCELED 100
 /* Raises the table fence of every TRUNCATE of the plan (before the commit). */
 int rf__coh_apply_truncates(struct coh_batch *b);
 /* Tombstones the cached keys of every truncated table (after the commit); failures are

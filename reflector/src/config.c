@@ -32,29 +32,10 @@
 
 #include "config_int.h"
 
-const struct cfg_key cfg_keys[] = {
-    {"node_id", CFG_UINT, false},
-    {"raft_address", CFG_STRING, false},
-    {"http_address", CFG_STRING, false},
-    {"data_dir", CFG_STRING, false},
-    {"peers", CFG_JSON, false},
-    {"postgres", CFG_STRING, true},
-    {"redis", CFG_JSON, true},
-    {"key_prefix", CFG_STRING, false},
-    {"election_timeout_ms", CFG_UINT, false},
-    {"heartbeat_timeout_ms", CFG_UINT, false},
-    {"snapshot_threshold", CFG_UINT, false},
-    {"admin_token", CFG_STRING, true},
-    {"log_level", CFG_STRING, false},
-    {"join", CFG_BOOL, false},
-    {"fence_ttl_ms", CFG_UINT, false},
-    {"tombstone_ttl_ms", CFG_UINT, false},
-    {"batch_size", CFG_UINT, false},
-    {"poll_interval_ms", CFG_UINT, false},
-    {"fence_prefix", CFG_STRING, false},
-    {"term_key", CFG_STRING, false},
-    {"http_head_timeout_ms", CFG_UINT, false},
-    {"audit_keys_per_s", CFG_UINT, false},
+const struct cfg_key cfg_keys[CFG__KEYS] = {
+#define CFG_ROW_KEY(name, kind, secret) [CFG_KEY_##name] = {#name, kind, secret},
+    RF_CONFIG_KEYS(CFG_ROW_KEY, CFG_FLAG_AS_KEY, CFG_UINT_AS_KEY)
+#undef CFG_ROW_KEY
 };
 const size_t cfg_n_keys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
 

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_keys.h"
 #include "log.h"
 
 /* "host:port" with a DNS name of up to 253 characters (hostport.h), plus NUL. */
@@ -79,14 +80,13 @@ struct rf_config_error {
 	char message[320]; /* full sentence: "config: node_id: must be an integer >= 1 (...)" */
 };
 
-/* Values given on the command line; NULL = not given. Borrowed for the call. */
+/* Values given on the command line, one field per FLAG row of config_keys.h (text, NULL = not
+ * given; a bool for flags without a value). Borrowed for the call. */
 struct rf_config_flags {
 	const char *config_path;
-	const char *node_id;
-	const char *raft_address;
-	const char *http_address;
-	const char *data_dir;
-	bool join;
+#define CFG_ROW_FLAG(name, kind, secret, flag) CFG_FLAG_TYPE_##kind name;
+	RF_CONFIG_KEYS(CFG_IGNORE_KEY, CFG_ROW_FLAG, CFG_IGNORE_UINT)
+#undef CFG_ROW_FLAG
 };
 
 /* Looks up an environment variable; returns NULL when unset. */

@@ -212,6 +212,19 @@ static int dec_identity(const json_t *root, const struct cfg_sources *src, struc
 	return cfg_string(dir, false, &cfg->data_dir, "data_dir", dec_source(src, "data_dir"), err);
 }
 
+/* The UINT rows of config_keys.h, in table order. */
+static int dec_uints(const json_t *root, const struct cfg_sources *src, struct rf_config *cfg,
+		     struct rf_config_error *err)
+{
+#define CFG_ROW_UINT(name, dflt, lo, hi)                                                           \
+	if (dec_opt_uint(root, src, #name, dflt, lo, hi, &cfg->name, err) != 0) {                  \
+		return -1;                                                                         \
+	}
+	RF_CONFIG_KEYS(CFG_IGNORE_KEY, CFG_IGNORE_FLAG, CFG_ROW_UINT)
+#undef CFG_ROW_UINT
+	return 0;
+}
+
 static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf_config *cfg,
 		    struct rf_config_error *err)
 {
@@ -248,12 +261,7 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 		return cfg_fail(err, "fence_prefix", dec_source(src, "fence_prefix"),
 				"must not overlap key_prefix (fences would look like rows)");
 	}
-	if (dec_opt_uint(root, src, "election_timeout_ms", RF_DEFAULT_ELECTION_TIMEOUT_MS, 50,
-			 60000, &cfg->election_timeout_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "heartbeat_timeout_ms", RF_DEFAULT_HEARTBEAT_TIMEOUT_MS, 10,
-			 30000, &cfg->heartbeat_timeout_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "snapshot_threshold", RF_DEFAULT_SNAPSHOT_THRESHOLD, 4,
-			 1u << 30, &cfg->snapshot_threshold, err) != 0) {
+	if (dec_uints(root, src, cfg, err) != 0) {
 		return -1;
 	}
 	if (cfg->heartbeat_timeout_ms >= cfg->election_timeout_ms) {
@@ -295,27 +303,12 @@ static int dec_rest(const json_t *root, const struct cfg_sources *src, struct rf
 		return cfg_fail(err, "join", dec_source(src, "join"), "must be true or false");
 	}
 	cfg->join = join != NULL && json_is_true(join);
-	if (dec_opt_uint(root, src, "fence_ttl_ms", RF_DEFAULT_FENCE_TTL_MS, 100, 86400000,
-			 &cfg->fence_ttl_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "tombstone_ttl_ms", RF_DEFAULT_TOMBSTONE_TTL_MS, 100, 86400000,
-			 &cfg->tombstone_ttl_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "batch_size", RF_DEFAULT_BATCH_SIZE, 1, 10000, &cfg->batch_size,
-			 err) != 0 ||
-	    dec_opt_uint(root, src, "poll_interval_ms", RF_DEFAULT_POLL_INTERVAL_MS, 10, 600000,
-			 &cfg->poll_interval_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "http_head_timeout_ms", RF_DEFAULT_HTTP_HEAD_TIMEOUT_MS, 100,
-			 600000, &cfg->http_head_timeout_ms, err) != 0 ||
-	    dec_opt_uint(root, src, "audit_keys_per_s", RF_DEFAULT_AUDIT_KEYS_PER_S, 0, 100000,
-			 &cfg->audit_keys_per_s, err) != 0) {
-		return -1;
-	}
 	return 0;
 }
 
 int cfg_decode(const json_t *root, const struct cfg_sources *src, struct rf_config *cfg,
 	       struct rf_config_error *err)
 {
-	assert(cfg_n_keys <= sizeof(src->where) / sizeof(src->where[0]));
 	if (dec_identity(root, src, cfg, err) != 0) {
 		return -1;
 	}

@@ -8,20 +8,22 @@
 
 #define CFG_MAX_FILE (1024 * 1024)
 
-enum cfg_kind { CFG_UINT, CFG_STRING, CFG_JSON, CFG_BOOL };
-
 struct cfg_key {
 	const char *name;
 	enum cfg_kind kind;
 	bool secret;
 };
 
-extern const struct cfg_key cfg_keys[];
+/* The keys of config_keys.h, indexed by enum cfg_key_id. */
+extern const struct cfg_key cfg_keys[CFG__KEYS];
 extern const size_t cfg_n_keys;
+
+/* The name of key id, for messages. */
+#define cfg_key_name(id) (cfg_keys[id].name)
 
 /* Where each key's winning value came from ("in FILE", "from LIFEGUARD_X", "from --flag"). */
 struct cfg_sources {
-	char where[24][96];
+	char where[CFG__KEYS][96];
 };
 
 int cfg_fail(struct rf_config_error *err, const char *key, const char *source, const char *fmt, ...)

@@ -142,11 +142,10 @@ static int merge_flags(json_t *root, struct cfg_sources *src, const struct rf_co
 		const char *value;
 		const char *flag;
 	} map[] = {
-	    {"node_id", f->node_id, "from --node-id"},
-	    {"raft_address", f->raft_address, "from --raft"},
-	    {"http_address", f->http_address, "from --http"},
-	    {"data_dir", f->data_dir, "from --data-dir"},
-	    {"join", f->join ? "true" : NULL, "from --join"},
+#define CFG_ROW_FLAG(name, kind, secret, flag)                                                     \
+	{#name, CFG_FLAG_TEXT_##kind(f->name), "from --" flag},
+	    RF_CONFIG_KEYS(CFG_IGNORE_KEY, CFG_ROW_FLAG, CFG_IGNORE_UINT)
+#undef CFG_ROW_FLAG
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		if (map[i].value != NULL &&

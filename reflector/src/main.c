@@ -42,23 +42,20 @@ static int main_usage(FILE *out)
 	return out == stdout ? 0 : 2;
 }
 
+/* --config, then one option per FLAG row of config_keys.h. */
 enum {
 	MAIN_CONFIG = CLI_OPT_FIRST,
-	MAIN_NODE_ID,
-	MAIN_RAFT,
-	MAIN_HTTP,
-	MAIN_DATA_DIR,
-	MAIN_JOIN,
+#define CFG_ROW_FLAG(name, kind, secret, flag) MAIN_##name,
+	RF_CONFIG_KEYS(CFG_IGNORE_KEY, CFG_ROW_FLAG, CFG_IGNORE_UINT)
+#undef CFG_ROW_FLAG
 };
 
 static const struct option main_options[] = {
     {"config", required_argument, NULL, MAIN_CONFIG},
-    {"node-id", required_argument, NULL, MAIN_NODE_ID},
-    {"raft", required_argument, NULL, MAIN_RAFT},
-    {"http", required_argument, NULL, MAIN_HTTP},
-    {"data-dir", required_argument, NULL, MAIN_DATA_DIR},
-    {"join", no_argument, NULL, MAIN_JOIN},
-    {NULL, 0, NULL, 0},
+#define CFG_ROW_FLAG(name, kind, secret, flag) {flag, CFG_FLAG_ARG_##kind, NULL, MAIN_##name},
+    RF_CONFIG_KEYS(CFG_IGNORE_KEY, CFG_ROW_FLAG, CFG_IGNORE_UINT)
+#undef CFG_ROW_FLAG
+	{NULL, 0, NULL, 0},
 };
 
 /* Fills f from "--name VALUE" or "--name=VALUE" flags. Values stay text: the config module
@@ -72,21 +69,12 @@ static int main_parse(int argc, char **argv, struct rf_config_flags *f)
 		case MAIN_CONFIG:
 			f->config_path = optarg;
 			break;
-		case MAIN_NODE_ID:
-			f->node_id = optarg;
-			break;
-		case MAIN_RAFT:
-			f->raft_address = optarg;
-			break;
-		case MAIN_HTTP:
-			f->http_address = optarg;
-			break;
-		case MAIN_DATA_DIR:
-			f->data_dir = optarg;
-			break;
-		case MAIN_JOIN:
-			f->join = true;
-			break;
+#define CFG_ROW_FLAG(name, kind, secret, flag)                                                     \
+	case MAIN_##name:                                                                          \
+		CFG_FLAG_SET_##kind(f->name);                                                      \
+		break;
+			RF_CONFIG_KEYS(CFG_IGNORE_KEY, CFG_ROW_FLAG, CFG_IGNORE_UINT)
+#undef CFG_ROW_FLAG
 		case 1:
 			fprintf(stderr, "lifeguard-reflector: unexpected argument '%s'\n", optarg);
 			return -1;
