@@ -347,133 +347,162 @@ static int cmp_pk(const void *x, const void *y)
 	return ka != kb ? (ka < kb ? -1 : 1) : 0;
 }
 
-/* Reads the tables; 0, or an exit status after reporting. */
+/* One row of the columns query into s (a new table when the name changes); 0 or
+ * CLI_FAILED after reporting why the column cannot be generated. */
+static int add_column(PGresult *r, int i, const char *schema, struct cg_schema *s)
+{
+	int status = 0;
+	const char *tname = PQgetvalue(r, i, 0);
+	if (s->ntables == 0 || strcmp(s->tables[s->ntables - 1].name, tname) != 0) {
+		s->tables = grow(s->tables, s->ntables + 1, sizeof(*s->tables));
+		s->tables[s->ntables++] = (struct cg_table){.name = xdup(tname)};
+		const char *why = ident_problem(tname);
+		if (why != NULL) {
+			fprintf(stderr, "lifeguard: codegen: table %s.%s: the name is %s\n", schema,
+				tname, why);
+			status = CLI_FAILED;
+		}
+	}
+	struct cg_table *t = &s->tables[s->ntables - 1];
+	t->cols = grow(t->cols, t->ncols + 1, sizeof(*t->cols));
+	struct cg_col *c = &t->cols[t->ncols++];
+	*c = (struct cg_col){
+	    .name = xdup(PQgetvalue(r, i, 1)),
+	    .sql_type = xdup(PQgetvalue(r, i, 8)),
+	    .pk_pos = atoi(PQgetvalue(r, i, 11)),
+	    .generated = PQgetvalue(r, i, 4)[0] == 't',
+	    .identity = PQgetvalue(r, i, 5)[0] == 't',
+	};
+	const char *why = ident_problem(c->name);
+	if (why != NULL) {
+		fprintf(stderr, "lifeguard: codegen: %s.%s column %s: the name is %s\n", schema,
+			tname, c->name, why);
+		status = CLI_FAILED;
+	}
+	c->type = column_type(r, i, schema, &c->enum_type);
+	if (c->type == NULL) {
+		status = CLI_FAILED;
+		c->type = "?";
+	}
+	if (c->pk_pos > 0) {
+		c->flags |= LG_COL_PK;
+	}
+	if (PQgetvalue(r, i, 2)[0] != 't') {
+		c->flags |= LG_COL_NULLABLE;
+	}
+	if (PQgetvalue(r, i, 3)[0] == 't' || c->generated || c->identity) {
+		c->flags |= LG_COL_DEFAULT;
+	}
+	if (is_version(PQgetvalue(r, i, 12), c->type)) {
+		c->flags |= LG_COL_VERSION;
+	}
+	return status;
+}
+
+/* Checks a whole table and puts its key columns first; 0 or CLI_FAILED after reporting. */
+static int finish_table(const char *schema, struct cg_table *t)
+{
+	int status = 0;
+	if (t->ncols > LG_MODEL_MAX_COLS) {
+		fprintf(stderr, "lifeguard: codegen: %s.%s: %zu columns (a model has at most %d)\n",
+			schema, t->name, t->ncols, LG_MODEL_MAX_COLS);
+		status = CLI_FAILED;
+	}
+	bool has_pk = false;
+	for (size_t j = 0; j < t->ncols; j++) {
+		has_pk = has_pk || t->cols[j].pk_pos > 0;
+	}
+	if (!has_pk) {
+		fprintf(
+		    stderr,
+		    "lifeguard: codegen: %s.%s has no primary key (a model needs one; leave the "
+		    "table out with --table)\n",
+		    schema, t->name);
+		status = CLI_FAILED;
+	}
+	/* qsort is not stable: an insertion sort keeps attnum order among equals. */
+	for (size_t j = 1; j < t->ncols; j++) {
+		struct cg_col c = t->cols[j];
+		size_t k = j;
+		for (; k > 0 && cmp_pk(&t->cols[k - 1], &c) > 0; k--) {
+			t->cols[k] = t->cols[k - 1];
+		}
+		t->cols[k] = c;
+	}
+	return status;
+}
+
+static void add_fks(PGresult *r, struct cg_schema *s)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct cg_table *t = (struct cg_table *)cg_find_table(s, PQgetvalue(r, i, 0));
+		if (t == NULL) {
+			continue; /* a table without columns: none was generated */
+		}
+		t->fks = grow(t->fks, t->nfks + 1, sizeof(*t->fks));
+		t->fks[t->nfks++] = (struct cg_fk){
+		    .name = xdup(PQgetvalue(r, i, 1)),
+		    .ncols = atoi(PQgetvalue(r, i, 2)),
+		    .col = xdup(PQgetvalue(r, i, 3)),
+		    .ref_schema = xdup(PQgetvalue(r, i, 4)),
+		    .ref_table = xdup(PQgetvalue(r, i, 5)),
+		    .ref_col = xdup(PQgetvalue(r, i, 6)),
+		};
+	}
+}
+
+static void add_enums(PGresult *r, struct cg_schema *s)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *ename = PQgetvalue(r, i, 0);
+		if (s->nenums == 0 || strcmp(s->enums[s->nenums - 1].name, ename) != 0) {
+			s->enums = grow(s->enums, s->nenums + 1, sizeof(*s->enums));
+			s->enums[s->nenums++] = (struct cg_enum){.name = xdup(ename)};
+		}
+		struct cg_enum *e = &s->enums[s->nenums - 1];
+		e->labels = grow(e->labels, e->nlabels + 1, sizeof(*e->labels));
+		e->labels[e->nlabels++] = xdup(PQgetvalue(r, i, 1));
+	}
+}
+
+/* Reads the tables, then (when every table can be generated) their foreign keys and enums;
+ * 0, or an exit status after reporting. */
 static int read_tables(PGconn *pg, const struct cg_args *a, struct cg_schema *s)
 {
 	char *tables = text_array(a->tables, a->ntables);
 	PGresult *r = run(pg, columns_sql, a, tables);
-	if (r == NULL) {
-		free(tables);
-		return CLI_BAD_USE;
-	}
-	int status = 0;
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *tname = PQgetvalue(r, i, 0);
-		if (s->ntables == 0 || strcmp(s->tables[s->ntables - 1].name, tname) != 0) {
-			s->tables = grow(s->tables, s->ntables + 1, sizeof(*s->tables));
-			s->tables[s->ntables++] = (struct cg_table){.name = xdup(tname)};
-			const char *why = ident_problem(tname);
-			if (why != NULL) {
-				fprintf(stderr, "lifeguard: codegen: table %s.%s: the name is %s\n",
-					a->schema, tname, why);
-				status = CLI_FAILED;
-			}
-		}
-		struct cg_table *t = &s->tables[s->ntables - 1];
-		t->cols = grow(t->cols, t->ncols + 1, sizeof(*t->cols));
-		struct cg_col *c = &t->cols[t->ncols++];
-		*c = (struct cg_col){
-		    .name = xdup(PQgetvalue(r, i, 1)),
-		    .sql_type = xdup(PQgetvalue(r, i, 8)),
-		    .pk_pos = atoi(PQgetvalue(r, i, 11)),
-		    .generated = PQgetvalue(r, i, 4)[0] == 't',
-		    .identity = PQgetvalue(r, i, 5)[0] == 't',
-		};
-		const char *why = ident_problem(c->name);
-		if (why != NULL) {
-			fprintf(stderr, "lifeguard: codegen: %s.%s column %s: the name is %s\n",
-				a->schema, tname, c->name, why);
-			status = CLI_FAILED;
-		}
-		c->type = column_type(r, i, a->schema, &c->enum_type);
-		if (c->type == NULL) {
-			status = CLI_FAILED;
-			c->type = "?";
-		}
-		if (c->pk_pos > 0) {
-			c->flags |= LG_COL_PK;
-		}
-		if (PQgetvalue(r, i, 2)[0] != 't') {
-			c->flags |= LG_COL_NULLABLE;
-		}
-		if (PQgetvalue(r, i, 3)[0] == 't' || c->generated || c->identity) {
-			c->flags |= LG_COL_DEFAULT;
-		}
-		if (is_version(PQgetvalue(r, i, 12), c->type)) {
-			c->flags |= LG_COL_VERSION;
-		}
+	int status = r == NULL ? CLI_BAD_USE : 0;
+	for (int i = 0; r != NULL && i < PQntuples(r); i++) {
+		status |= add_column(r, i, a->schema, s);
 	}
 	PQclear(r);
-	for (int i = 0; i < a->ntables; i++) {
+	for (int i = 0; status != CLI_BAD_USE && i < a->ntables; i++) {
 		if (cg_find_table(s, a->tables[i]) == NULL) {
 			fprintf(stderr, "lifeguard: codegen: no table %s.%s\n", a->schema,
 				a->tables[i]);
-			free(tables);
-			return CLI_BAD_USE;
+			status = CLI_BAD_USE;
 		}
 	}
-	for (size_t i = 0; i < s->ntables; i++) {
-		struct cg_table *t = &s->tables[i];
-		if (t->ncols > LG_MODEL_MAX_COLS) {
-			fprintf(stderr,
-				"lifeguard: codegen: %s.%s: %zu columns (a model has at most %d)\n",
-				a->schema, t->name, t->ncols, LG_MODEL_MAX_COLS);
-			status = CLI_FAILED;
-		}
-		bool has_pk = false;
-		for (size_t j = 0; j < t->ncols; j++) {
-			has_pk = has_pk || t->cols[j].pk_pos > 0;
-		}
-		if (!has_pk) {
-			fprintf(stderr,
-				"lifeguard: codegen: %s.%s has no primary key (a model needs one; "
-				"leave "
-				"the table out with --table)\n",
-				a->schema, t->name);
-			status = CLI_FAILED;
-		}
-		/* qsort is not stable: an insertion sort keeps attnum order among equals. */
-		for (size_t j = 1; j < t->ncols; j++) {
-			struct cg_col c = t->cols[j];
-			size_t k = j;
-			for (; k > 0 && cmp_pk(&t->cols[k - 1], &c) > 0; k--) {
-				t->cols[k] = t->cols[k - 1];
-			}
-			t->cols[k] = c;
+	for (size_t i = 0; status != CLI_BAD_USE && i < s->ntables; i++) {
+		status |= finish_table(a->schema, &s->tables[i]);
+	}
+	if (status == 0) {
+		r = run(pg, fks_sql, a, tables);
+		if (r == NULL) {
+			status = CLI_BAD_USE;
+		} else {
+			add_fks(r, s);
+			PQclear(r);
 		}
 	}
-	if (status == 0 && (r = run(pg, fks_sql, a, tables)) != NULL) {
-		for (int i = 0; i < PQntuples(r); i++) {
-			struct cg_table *t =
-			    (struct cg_table *)cg_find_table(s, PQgetvalue(r, i, 0));
-			t->fks = grow(t->fks, t->nfks + 1, sizeof(*t->fks));
-			t->fks[t->nfks++] = (struct cg_fk){
-			    .name = xdup(PQgetvalue(r, i, 1)),
-			    .ncols = atoi(PQgetvalue(r, i, 2)),
-			    .col = xdup(PQgetvalue(r, i, 3)),
-			    .ref_schema = xdup(PQgetvalue(r, i, 4)),
-			    .ref_table = xdup(PQgetvalue(r, i, 5)),
-			    .ref_col = xdup(PQgetvalue(r, i, 6)),
-			};
+	if (status == 0) {
+		r = run(pg, enums_sql, a, tables);
+		if (r == NULL) {
+			status = CLI_BAD_USE;
+		} else {
+			add_enums(r, s);
+			PQclear(r);
 		}
-		PQclear(r);
-	} else if (status == 0) {
-		status = CLI_BAD_USE;
-	}
-	if (status == 0 && (r = run(pg, enums_sql, a, tables)) != NULL) {
-		for (int i = 0; i < PQntuples(r); i++) {
-			const char *ename = PQgetvalue(r, i, 0);
-			if (s->nenums == 0 || strcmp(s->enums[s->nenums - 1].name, ename) != 0) {
-				s->enums = grow(s->enums, s->nenums + 1, sizeof(*s->enums));
-				s->enums[s->nenums++] = (struct cg_enum){.name = xdup(ename)};
-			}
-			struct cg_enum *e = &s->enums[s->nenums - 1];
-			e->labels = grow(e->labels, e->nlabels + 1, sizeof(*e->labels));
-			e->labels[e->nlabels++] = xdup(PQgetvalue(r, i, 1));
-		}
-		PQclear(r);
-	} else if (status == 0) {
-		status = CLI_BAD_USE;
 	}
 	free(tables);
 	return status;
