@@ -333,7 +333,7 @@ static void setup(void)
 {
 	const char *seed = getenv("LG_FUZZ_SEED");
 	rng = seed != NULL ? strtoull(seed, NULL, 10) : (uint64_t)time(NULL) * 2654435761u + 1;
-	cr_log_warn("LG_FUZZ_SEED=%llu", (unsigned long long)rng);
+	fprintf(stderr, "LG_FUZZ_SEED=%llu\n", (unsigned long long)rng);
 	canon_db = connect_db();
 	writer = connect_db();
 	/* The contract's PostgreSQL side, as `lifeguard-reflector setup` installs it. */
