@@ -438,6 +438,14 @@ Test(orm_types, a_column_of_another_type_is_not_read)
 	struct wrong w = {0};
 	struct lg_param key = lg_param_int64(1);
 	cr_assert_eq(lg_model_find(&db, &wrong_model, &key, &w, &err), LG_ETYPE);
+	/* A typed call of one model on a query of another compiles, but the query fails. */
+	struct lg_query q;
+	int64_t count = -1;
+	lg_query_init(&q, &ty_model);
+	wrong_query_is_null(&q, wrong_col_d);
+	cr_assert_eq(lg_query_count(&db, &q, &count, &err), LG_EINVAL);
+	lg_query_close(&q);
+	cr_assert_eq(count, -1);
 	/* A table without some model columns: they read as NULL. */
 	exec_ok("CREATE TABLE ty_narrow (id int8 PRIMARY KEY, n numeric)");
 	exec_ok("INSERT INTO ty_narrow VALUES (5, 0.5)");
