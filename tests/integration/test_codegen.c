@@ -167,6 +167,20 @@ Test(codegen, check_detects_an_alter_table)
 	cr_assert_eq(
 	    RUN("--dsn", lg_test_pg_dsn(), "--schema", "lg_codegen", "--out", fx.dir, "--check"),
 	    0);
+	/* A dropped table: its header is stale; a hand-written header is never touched. */
+	lg_test_write_file(fx.dir, "notes.h", "/* written by hand */\n");
+	sql_ok("DROP TABLE lg_codegen.grants");
+	cr_assert_eq(
+	    RUN("--dsn", lg_test_pg_dsn(), "--schema", "lg_codegen", "--out", fx.dir, "--check"),
+	    1);
+	e = lg_test_slurp(fx.errf);
+	cr_assert_not_null(strstr(e, "grants.h would be removed (no table lg_codegen.grants)"),
+			   "%s", e);
+	cr_assert_eq(RUN("--dsn", lg_test_pg_dsn(), "--schema", "lg_codegen", "--out", fx.dir), 0);
+	cr_assert_not_null(strstr(lg_test_slurp(fx.out), "removed"), "%s", lg_test_slurp(fx.out));
+	char names[512];
+	header_names(fx.dir, names, sizeof(names));
+	cr_assert_str_eq(names, "accounts.h every_type.h memberships.h notes.h");
 }
 
 Test(codegen, connects_like_migrate_dsn_then_lifeguard_dsn_then_pg_variables)
