@@ -37,6 +37,10 @@ int cli_bad_operand(const char *cmd, const char *arg);
 /* The conninfo to use: flag (--dsn) when set, else $LIFEGUARD_DSN, else "" (PG* variables). */
 const char *cli_dsn(const char *flag);
 
+/* v[0..n) as a PostgreSQL text[] literal, every element quoted ("{}" for none); malloc'd,
+ * exits on out of memory. */
+char *cli_text_array(const char *const *v, size_t n);
+
 /* A libpq connection, or NULL after a one-line reason on stderr. */
 PGconn *cli_pg_connect(const char *conninfo);
 

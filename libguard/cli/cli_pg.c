@@ -53,3 +53,33 @@ int cli_bad_operand(const char *cmd, const char *arg)
 	fprintf(stderr, "lifeguard: %s: unexpected argument '%s'\n", cmd, arg);
 	return CLI_BAD_USE;
 }
+
+char *cli_text_array(const char *const *v, size_t n)
+{
+	size_t len = 3;
+	for (size_t i = 0; i < n; i++) {
+		len += 2 * strlen(v[i]) + 3;
+	}
+	char *s = malloc(len), *p = s;
+	if (s == NULL) {
+		fprintf(stderr, "lifeguard: out of memory\n");
+		exit(CLI_FAILED);
+	}
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0) {
+			*p++ = ',';
+		}
+		*p++ = '"';
+		for (const char *q = v[i]; *q != '\0'; q++) {
+			if (*q == '"' || *q == '\\') {
+				*p++ = '\\';
+			}
+			*p++ = *q;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return s;
+}

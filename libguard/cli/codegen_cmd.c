@@ -191,39 +191,6 @@ static int parse(int argc, char **argv, struct cg_args *a)
 	return -1;
 }
 
-/* {"a","b"} as a text[] literal, or NULL for none. Every element quoted and escaped. */
-static char *text_array(const char *const *v, int n)
-{
-	if (n == 0) {
-		return NULL;
-	}
-	size_t len = 3;
-	for (int i = 0; i < n; i++) {
-		len += 2 * strlen(v[i]) + 3;
-	}
-	char *s = malloc(len), *p = s;
-	if (s == NULL) {
-		return NULL;
-	}
-	*p++ = '{';
-	for (int i = 0; i < n; i++) {
-		if (i > 0) {
-			*p++ = ',';
-		}
-		*p++ = '"';
-		for (const char *q = v[i]; *q != '\0'; q++) {
-			if (*q == '"' || *q == '\\') {
-				*p++ = '\\';
-			}
-			*p++ = *q;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return s;
-}
-
 static const char *const columns_sql =
     "SELECT c.relname, a.attname, a.attnotnull, a.atthasdef, a.attgenerated <> '',"
     " a.attidentity <> '', bt.typname, bt.typtype, format_type(a.atttypid, a.atttypmod),"
@@ -470,7 +437,7 @@ static void add_enums(PGresult *r, struct cg_schema *s)
  * 0, or an exit status after reporting. */
 static int read_tables(PGconn *pg, const struct cg_args *a, struct cg_schema *s)
 {
-	char *tables = text_array(a->tables, a->ntables);
+	char *tables = a->ntables > 0 ? cli_text_array(a->tables, (size_t)a->ntables) : NULL;
 	PGresult *r = run(pg, columns_sql, a, tables);
 	int status = r == NULL ? CLI_BAD_USE : 0;
 	for (int i = 0; r != NULL && i < PQntuples(r); i++) {

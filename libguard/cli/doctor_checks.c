@@ -64,88 +64,79 @@ static const char *host_of(PGconn *pg, char *buf, size_t size)
 	return buf;
 }
 
-static void check_tables(const struct doc_config *c, PGconn *pg, struct doc_report *r)
+/* The capture triggers lifeguard-reflector reflect installs on a table. */
+#define CAPTURE_TRIGGERS                                                                           \
+	"'lg_stamp_version', 'lg_capture_row', 'lg_capture_delete', 'lg_capture_truncate'"
+
+/* A fail line for check carrying the first line of pg's last error. */
+static void fail_pg(struct doc_report *r, const char *check, PGconn *pg)
 {
-	/* Every table with a lifeguard capture trigger, plus the ones the file requires; per
-	 * table the enabled lifeguard triggers it has. */
-	char *list = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&list, &len);
-	fputc('{', f);
-	for (size_t i = 0; i < c->ntables; i++) {
-		fprintf(f, "%s\"", i ? "," : "");
-		for (const char *p = c->tables[i]; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\') {
-				fputc('\\', f);
-			}
-			fputc(*p, f);
-		}
-		fputc('"', f);
-	}
-	fputc('}', f);
-	fclose(f);
-	const char *sql = "WITH wanted AS (SELECT unnest($1::text[]) AS name),"
-			  " found AS (SELECT DISTINCT tgrelid FROM pg_trigger WHERE tgname IN "
-			  "('lg_stamp_version',"
-			  " 'lg_capture_row', 'lg_capture_delete', 'lg_capture_truncate'))"
-			  " SELECT w.name, to_regclass(w.name)::oid FROM wanted w"
-			  " UNION SELECT f.tgrelid::regclass::text, f.tgrelid FROM found f"
-			  " WHERE cardinality($1::text[]) = 0";
-	const char *params[1] = {list};
-	PGresult *res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
-	free(list);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *msg = PQerrorMessage(pg);
-		doc_line(r, DOC_FAIL, "reflected tables", "%.*s", (int)strcspn(msg, "\n"), msg);
-		PQclear(res);
+	const char *msg = PQerrorMessage(pg);
+	doc_line(r, DOC_FAIL, check, "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* One reflected table (oid as text): lg_version and every capture trigger, enabled. */
+static void check_table(PGconn *pg, const char *check, const char *oid, struct doc_report *r)
+{
+	const char *params[1] = {oid};
+	PGresult *t = PQexecParams(
+	    pg,
+	    "SELECT n, EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = n AND"
+	    " tgenabled <> 'D'), EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::oid AND"
+	    " attname = 'lg_version' AND NOT attisdropped)"
+	    " FROM unnest(ARRAY[" CAPTURE_TRIGGERS "]) AS n",
+	    1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(t) != PGRES_TUPLES_OK) {
+		fail_pg(r, check, pg);
+		PQclear(t);
 		return;
 	}
-	if (PQntuples(res) == 0) {
+	char missing[256] = "";
+	for (int k = 0; k < PQntuples(t); k++) {
+		if (PQgetvalue(t, k, 1)[0] != 't') {
+			size_t l = strlen(missing);
+			snprintf(missing + l, sizeof(missing) - l, "%s%s", l ? ", " : "",
+				 PQgetvalue(t, k, 0));
+		}
+	}
+	bool version = PQntuples(t) > 0 && PQgetvalue(t, 0, 2)[0] == 't';
+	PQclear(t);
+	if (missing[0] == '\0' && version) {
+		doc_line(r, DOC_OK, check, "lg_version and its 4 triggers present");
+	} else {
+		doc_line(r, DOC_FAIL, check, "%s%s%s%s (re-run lifeguard-reflector reflect)",
+			 missing[0] ? "missing or disabled triggers: " : "", missing,
+			 missing[0] && !version ? "; " : "", version ? "" : "no lg_version column");
+	}
+}
+
+/* The tables the file requires, else every table with a capture trigger. */
+static void check_tables(const struct doc_config *c, PGconn *pg, struct doc_report *r)
+{
+	char *list = cli_text_array(c->tables, c->ntables);
+	const char *params[1] = {list};
+	PGresult *res = PQexecParams(pg,
+				     "SELECT w.name, to_regclass(w.name)::oid"
+				     " FROM unnest($1::text[]) AS w(name)"
+				     " UNION SELECT DISTINCT tgrelid::regclass::text, tgrelid"
+				     " FROM pg_trigger WHERE cardinality($1::text[]) = 0"
+				     " AND tgname IN (" CAPTURE_TRIGGERS ") ORDER BY 1",
+				     1, NULL, params, NULL, NULL, 0);
+	free(list);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fail_pg(r, "reflected tables", pg);
+	} else if (PQntuples(res) == 0) {
 		doc_line(r, DOC_WARN, "reflected tables",
 			 "no table has the capture triggers (lifeguard-reflector reflect TABLE)");
 	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		const char *name = PQgetvalue(res, i, 0);
+	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
 		char check[300];
-		snprintf(check, sizeof(check), "reflected table %s", name);
+		snprintf(check, sizeof(check), "reflected table %s", PQgetvalue(res, i, 0));
 		if (PQgetisnull(res, i, 1)) {
 			doc_line(r, DOC_FAIL, check, "the table does not exist");
-			continue;
-		}
-		const char *p2[1] = {PQgetvalue(res, i, 1)};
-		PGresult *t = PQexecParams(
-		    pg,
-		    "SELECT n, EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname "
-		    "= n"
-		    " AND tgenabled <> 'D'), EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
-		    " $1::oid AND attname = 'lg_version' AND NOT attisdropped)"
-		    " FROM unnest(ARRAY['lg_stamp_version', 'lg_capture_row', 'lg_capture_delete',"
-		    " 'lg_capture_truncate']) AS n",
-		    1, NULL, p2, NULL, NULL, 0);
-		if (PQresultStatus(t) != PGRES_TUPLES_OK) {
-			doc_line(r, DOC_FAIL, check, "%s", PQerrorMessage(pg));
-			PQclear(t);
-			continue;
-		}
-		char missing[256] = "";
-		for (int k = 0; k < PQntuples(t); k++) {
-			if (PQgetvalue(t, k, 1)[0] != 't') {
-				size_t l = strlen(missing);
-				snprintf(missing + l, sizeof(missing) - l, "%s%s", l ? ", " : "",
-					 PQgetvalue(t, k, 0));
-			}
-		}
-		bool version = PQntuples(t) > 0 && PQgetvalue(t, 0, 2)[0] == 't';
-		if (missing[0] != '\0' || !version) {
-			doc_line(r, DOC_FAIL, check, "%s%s%s (re-run lifeguard-reflector reflect)",
-				 missing[0] ? "missing or disabled triggers: " : "", missing,
-				 version ? ""
-					 : (missing[0] ? "; no lg_version column"
-						       : "no lg_version column"));
 		} else {
-			doc_line(r, DOC_OK, check, "lg_version and its 4 triggers present");
+			check_table(pg, check, PQgetvalue(res, i, 1), r);
 		}
-		PQclear(t);
 	}
 	PQclear(res);
 }
@@ -163,8 +154,7 @@ static void check_outbox(const struct doc_config *c, PGconn *pg, struct doc_repo
 	res = PQexec(pg, "SELECT count(*), COALESCE(EXTRACT(epoch FROM clock_timestamp() -"
 			 " min(created_at))::bigint, 0) FROM lifeguard.outbox");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		const char *msg = PQerrorMessage(pg);
-		doc_line(r, DOC_FAIL, "outbox", "%.*s", (int)strcspn(msg, "\n"), msg);
+		fail_pg(r, "outbox", pg);
 		PQclear(res);
 		return;
 	}

@@ -78,11 +78,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	sql_ok("DROP SCHEMA IF EXISTS lg_codegen CASCADE");
-	PQfinish(fx.pg);
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", fx.dir, fx.out, fx.errf);
-	cr_assert_eq(system(cmd), 0);
+	lg_test_cleanup(fx.pg, "lg_codegen", fx.dir, fx.out, fx.errf);
 }
 
 TestSuite(codegen, .init = setup, .fini = teardown);

@@ -85,13 +85,7 @@ static void setup(void)
 static void teardown(void)
 {
 	redis_policy("noeviction");
-	char sql[128];
-	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", fx.schema);
-	PQclear(PQexec(fx.pg, sql));
-	PQfinish(fx.pg);
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", fx.dir, fx.out, fx.errf);
-	cr_assert_eq(system(cmd), 0);
+	lg_test_cleanup(fx.pg, fx.schema, fx.dir, fx.out, fx.errf);
 }
 
 TestSuite(doctor, .init = setup, .fini = teardown);

@@ -45,13 +45,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char sql[256];
-	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", fx.schema);
-	PQclear(PQexec(fx.pg, sql));
-	PQfinish(fx.pg);
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", fx.dir, fx.out, fx.errf);
-	cr_assert_eq(system(cmd), 0);
+	lg_test_cleanup(fx.pg, fx.schema, fx.dir, fx.out, fx.errf);
 }
 
 #define write_file(...) lg_test_write_file(fx.dir, __VA_ARGS__)

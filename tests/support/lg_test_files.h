@@ -70,6 +70,19 @@ static inline pid_t lg_test_spawn_lifeguard(const char *const *args, const char 
 	return pid;
 }
 
+/* Teardown of the tests that own a schema and a directory with its stdout/stderr files:
+ * drops schema (CASCADE), closes pg, removes the three paths. */
+static inline void lg_test_cleanup(PGconn *pg, const char *schema, const char *dir, const char *out,
+				   const char *err)
+{
+	char sql[256], cmd[512];
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+	PQclear(PQexec(pg, sql));
+	PQfinish(pg);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", dir, out, err);
+	cr_assert_eq(system(cmd), 0);
+}
+
 /* The exit status of pid, asserting it exited rather than died of a signal. */
 static inline int lg_test_wait_exit(pid_t pid)
 {
