@@ -1,12 +1,52 @@
-/* Internal to lg_cache (cache_read.c, cache_flight.c). */
+/* Internal to lg_cache (cache_read.c, cache_table.c, cache_key.c, cache_flight.c). */
 #ifndef LG_CACHE_INT_H
 #define LG_CACHE_INT_H
 
 #include "contract.h"
 #include "libguard/cache.h"
 #include "libguard/pool.h"
+#include "libguard/redis.h"
 
-#define LG__CACHE_MAX_PARTS 32
+#define LG__CACHE_MAX_PARTS  32
+#define LG__CACHE_KEY_MAX    2048
+#define LG__CACHE_MAX_TABLES 256
+
+/* Entries are never moved or freed before lg_cache_free: a coroutine may hold one across a
+ * query while another loads a table. A table that changed is marked stale and loaded anew. */
+struct lg__cache_table {
+	bool stale;
+	bool loading;    /* one coroutine reads the catalog; the others wait on loaded */
+	char *name;      /* as the caller spelled it */
+	char *canon;     /* quote_ident(schema).quote_ident(table) */
+	char *read_sql;  /* lg__contract_read_one_sql */
+	char *canon_sql; /* lg__contract_canon_sql */
+	size_t nkeys;
+	enum lg__contract_kind kinds[LG__CACHE_MAX_PARTS];
+};
+
+struct lg_cache {
+	struct lg_pool *pool;
+	struct lg_redis *redis;
+	char *key_prefix;
+	char *fence_prefix;
+	uint64_t ttl_ms;
+	uint64_t fill_deadline_ms;
+	uint64_t redis_timeout_ms;
+	struct lg_redis_script fill;
+	struct lg_redis_script read;
+	struct lg__cache_table **tables;
+	size_t ntables;
+	struct lg_cond *loaded;           /* broadcast when a catalog lookup ends */
+	struct lg__cache_flight *flights; /* misses being read now (cache_flight.c) */
+	struct lg_cache_stats stats;
+};
+
+/* The catalog entry of table, loaded on first use by one coroutine while others wait
+ * (cache_table.c). LG_EINVAL: not a reflected table with a primary key. */
+int lg__cache_table_get(struct lg_cache *c, const char *table, struct lg__cache_table **out,
+			struct lg_error *err);
+/* Releases what an entry owns (not the entry). */
+void lg__cache_table_clear(struct lg__cache_table *t);
 
 /* Returned by lg__cache_flight_join when the caller must read the row itself. */
 #define LG__CACHE_LOAD (-1)

@@ -38,39 +38,8 @@
 #include "libguard/cache.h"
 #include "pool_int.h"
 
-#define CACHE_KEY_MAX    2048
-#define CACHE_MAX_PARTS  LG__CACHE_MAX_PARTS
-#define CACHE_MAX_TABLES 256
-
-/* Entries are never moved or freed before lg_cache_free: a coroutine may hold one across a
- * query while another loads a table. A table that changed is marked stale and loaded anew. */
-struct cache_table {
-	bool stale;
-	bool loading;    /* one coroutine reads the catalog; the others wait on loaded */
-	char *name;      /* as the caller spelled it */
-	char *canon;     /* quote_ident(schema).quote_ident(table) */
-	char *read_sql;  /* lg__contract_read_one_sql */
-	char *canon_sql; /* lg__contract_canon_sql */
-	size_t nkeys;
-	enum lg__contract_kind kinds[CACHE_MAX_PARTS];
-};
-
-struct lg_cache {
-	struct lg_pool *pool;
-	struct lg_redis *redis;
-	char *key_prefix;
-	char *fence_prefix;
-	uint64_t ttl_ms;
-	uint64_t fill_deadline_ms;
-	uint64_t redis_timeout_ms;
-	struct lg_redis_script fill;
-	struct lg_redis_script read;
-	struct cache_table **tables;
-	size_t ntables;
-	struct lg_cond *loaded;           /* broadcast when a catalog lookup ends */
-	struct lg__cache_flight *flights; /* misses being read now (cache_flight.c) */
-	struct lg_cache_stats stats;
-};
+#define CACHE_KEY_MAX   LG__CACHE_KEY_MAX
+#define CACHE_MAX_PARTS LG__CACHE_MAX_PARTS
 
 LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out,
 			struct lg_error *err)
@@ -114,21 +83,13 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 	return 0;
 }
 
-static void cache_table_clear(struct cache_table *t)
-{
-	lg__free(t->name);
-	lg__free(t->canon);
-	lg__free(t->read_sql);
-	lg__free(t->canon_sql);
-}
-
 LG_API void lg_cache_free(struct lg_cache *c)
 {
 	if (c == NULL) {
 		return;
 	}
 	for (size_t i = 0; i < c->ntables; i++) {
-		cache_table_clear(c->tables[i]);
+		lg__cache_table_clear(c->tables[i]);
 		lg__free(c->tables[i]);
 	}
 	lg__free(c->tables);
@@ -151,144 +112,6 @@ LG_API void lg_cache_row_clear(struct lg_cache_row *row)
 LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out)
 {
 	*out = c->stats;
-}
-
-/* A contract statement built by fn into an Owned string (NULL when out of memory). */
-static char *cache_sql(size_t (*fn)(char *, size_t, const char *, const struct lg__contract_col *,
-				    size_t),
-		       const char *table, const struct lg__contract_col *cols, size_t n)
-{
-	size_t len = fn(NULL, 0, table, cols, n);
-	char *sql = lg__malloc(len + 1);
-	if (sql != NULL) {
-		fn(sql, len + 1, table, cols, n);
-	}
-	return sql;
-}
-
-static size_t cache_canon_sql(char *buf, size_t size, const char *table,
-			      const struct lg__contract_col *cols, size_t n)
-{
-	(void)table;
-	return lg__contract_canon_sql(buf, size, cols, n);
-}
-
-/* Builds the read and canonicalization statements from the catalog rows in r. */
-static int cache_table_fill(struct cache_table *t, const struct lg_result *r, struct lg_error *err)
-{
-	const char *canon = NULL;
-	bool versioned = false;
-	int n = lg_result_rows(r);
-	if (n > CACHE_MAX_PARTS || lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
-	    lg_result_bool(r, 0, 3, &versioned) != 0) {
-		return lg__error_set(err, LG_EPROTO, "lg_cache: unexpected catalog answer");
-	}
-	if (!versioned) {
-		return lg__error_set(err, LG_EINVAL,
-				     "lg_cache: %s is not reflected (no lg_version)", canon);
-	}
-	struct lg__contract_col cols[CACHE_MAX_PARTS];
-	for (int i = 0; i < n; i++) {
-		if (lg_result_text(r, i, 1, &cols[i].name, NULL) != 0 ||
-		    lg_result_text(r, i, 2, &cols[i].type, NULL) != 0) {
-			return lg__error_set(err, LG_EPROTO, "lg_cache: unexpected catalog answer");
-		}
-		cols[i].kind = t->kinds[i] = lg__contract_kind(cols[i].type);
-	}
-	t->nkeys = (size_t)n;
-	t->read_sql = cache_sql(lg__contract_read_one_sql, canon, cols, t->nkeys);
-	t->canon_sql = cache_sql(cache_canon_sql, canon, cols, t->nkeys);
-	t->canon = lg__strdup(canon);
-	if (t->read_sql == NULL || t->canon_sql == NULL || t->canon == NULL) {
-		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
-	}
-	return 0;
-}
-
-/* Looks table up in the catalog into t (whose name is set). */
-static int cache_table_load(struct lg_cache *c, struct cache_table *t, struct lg_error *err)
-{
-	struct lg_param p = lg_param_text(t->name);
-	struct lg_result *r = NULL;
-	struct lg_query_opts read = {.flags = LG_QUERY_SHARED_READ};
-	int rc = lg_pool_query(c->pool, lg__contract_catalog_sql, &p, 1, &read, &r, err);
-	if (rc == LG_ESERVER &&
-	    (strncmp(err->sqlstate, "42", 2) == 0 || strncmp(err->sqlstate, "22", 2) == 0)) {
-		return lg__error_set(err, LG_EINVAL, "lg_cache: %s does not name a table", t->name);
-	}
-	if (rc != 0) {
-		return rc;
-	}
-	if (lg_result_rows(r) == 0) {
-		lg_result_free(r);
-		return lg__error_set(err, LG_EINVAL,
-				     "lg_cache: table %s does not exist or has no primary key",
-				     t->name);
-	}
-	rc = cache_table_fill(t, r, err);
-	lg_result_free(r);
-	return rc;
-}
-
-/* The catalog entry of table, loaded on first use by one coroutine while others wait. */
-static int cache_table_get(struct lg_cache *c, const char *table, struct cache_table **out,
-			   struct lg_error *err)
-{
-	for (;;) {
-		struct cache_table *found = NULL;
-		for (size_t i = 0; i < c->ntables && found == NULL; i++) {
-			if (!c->tables[i]->stale && strcmp(c->tables[i]->name, table) == 0) {
-				found = c->tables[i];
-			}
-		}
-		if (found == NULL) {
-			break;
-		}
-		if (!found->loading) {
-			*out = found;
-			return 0;
-		}
-		if (lg_coro_self() == NULL) {
-			break; /* outside a coroutine nobody can wait: look it up ourselves */
-		}
-		int rc = lg_cond_wait(c->loaded, LG_DEADLINE_NONE);
-		if (rc != 0) {
-			return lg__error_set(err, rc, "lg_cache: waiting for the catalog: %s",
-					     lg_strerror(rc));
-		}
-	}
-	if (c->ntables == CACHE_MAX_TABLES) {
-		return lg__error_set(err, LG_ERANGE, "lg_cache: more than %d tables",
-				     CACHE_MAX_TABLES);
-	}
-	struct cache_table *t = lg__calloc(1, sizeof(*t));
-	struct cache_table **grown = lg__realloc(c->tables, (c->ntables + 1) * sizeof(*grown));
-	if (grown != NULL) {
-		c->tables = grown;
-	}
-	if (t == NULL || grown == NULL || (t->name = lg__strdup(table)) == NULL) {
-		lg__free(t);
-		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
-	}
-	t->loading = true;
-	c->tables[c->ntables++] = t;
-	int rc = cache_table_load(c, t, err);
-	t->loading = false;
-	lg_cond_broadcast(c->loaded);
-	if (rc != 0) {
-		/* Waiters look the array up again when woken: nobody holds a failed entry. */
-		for (size_t i = 0; i < c->ntables; i++) {
-			if (c->tables[i] == t) {
-				c->tables[i] = c->tables[--c->ntables];
-				break;
-			}
-		}
-		cache_table_clear(t);
-		lg__free(t);
-		return rc;
-	}
-	*out = t;
-	return 0;
 }
 
 /* A hit: the value is exactly {"v":<digits>,"row":<json>}. Tombstones and others: miss. */
@@ -350,7 +173,7 @@ static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
 }
 
 /* The Redis key and key fence of the row read in r (its own key text). */
-static int cache_row_keys(const struct lg_cache *c, const struct cache_table *t,
+static int cache_row_keys(const struct lg_cache *c, const struct lg__cache_table *t,
 			  const struct lg_result *r, char *key, char *fence)
 {
 	const char *parts[CACHE_MAX_PARTS];
@@ -367,7 +190,7 @@ static int cache_row_keys(const struct lg_cache *c, const struct cache_table *t,
 }
 
 /* Step 4: the row from the primary, and the keys its own key text names. */
-static int cache_read(struct cache_table *t, struct lg_cache *c, const char *const *parts,
+static int cache_read(struct lg__cache_table *t, struct lg_cache *c, const char *const *parts,
 		      struct lg_cache_row *row, char *key, char *fence, struct lg_error *err)
 {
 	struct lg_param params[CACHE_MAX_PARTS];
@@ -429,8 +252,8 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 		return lg__error_set(err, LG_EINVAL, "lg_cache_get: invalid arguments");
 	}
 	memset(row, 0, sizeof(*row));
-	struct cache_table *t = NULL;
-	int rc = cache_table_get(c, table, &t, err);
+	struct lg__cache_table *t = NULL;
+	int rc = lg__cache_table_get(c, table, &t, err);
 	if (rc != 0) {
 		return rc;
 	}
