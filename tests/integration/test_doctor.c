@@ -6,7 +6,8 @@
  * reflector nodes named in the file are not running here: their lines fail, which the exit
  * status then reflects, so each test reads the line of the check it is about.
  *
- * Redis's policy is server-wide: meson runs this test with --jobs 1, teardown restores it.
+ * Redis's policy and the replica's replay are server-wide: meson runs this test with --jobs 1,
+ * teardown restores both.
  */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -82,9 +83,37 @@ static void setup(void)
 	PQclear(PQexec(fx.pg, "SET client_min_messages = warning"));
 }
 
+/* The replica's conninfo (first port of LG_TEST_REPLICA_PORTS), or "" when there is none. */
+static const char *replica_dsn(void)
+{
+	static char dsn[128];
+	const char *ports = getenv("LG_TEST_REPLICA_PORTS");
+	if (ports == NULL || ports[0] == '\0') {
+		return "";
+	}
+	snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%.*s user=postgres dbname=postgres",
+		 (int)strcspn(ports, " ,"), ports);
+	return dsn;
+}
+
+static void replay(const char *what)
+{
+	PGconn *rp = PQconnectdb(replica_dsn());
+	cr_assert_eq(PQstatus(rp), CONNECTION_OK, "%s", PQerrorMessage(rp));
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SELECT pg_wal_replay_%s()", what);
+	PGresult *r = PQexec(rp, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(rp));
+	PQclear(r);
+	PQfinish(rp);
+}
+
 static void teardown(void)
 {
 	redis_policy("noeviction");
+	if (replica_dsn()[0] != '\0') {
+		replay("resume"); /* after warns_when_a_replica_lags_beyond_the_bound */
+	}
 	lg_test_cleanup(fx.pg, fx.schema, fx.dir, fx.out, fx.errf);
 }
 
@@ -137,6 +166,27 @@ Test(doctor, passes_noeviction_and_a_long_enough_fence_ttl)
 	/* The reflector's file alone: no lag bound to compare with. */
 	doctor(fx.reflector);
 	assert_line("warn  fence ttl: fence_ttl_ms 6000; replica_lag_bound_ms is not set");
+}
+
+Test(doctor, warns_when_a_replica_lags_beyond_the_bound)
+{
+	cr_assert_neq(replica_dsn()[0], '\0', "the test needs a replica (services --replicas 1)");
+	/* Replay paused, then a commit on the primary: the replica is behind by bytes, and by
+	 * the time since the last commit it replayed. */
+	replay("pause");
+	char sql[256];
+	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s; CREATE TABLE %s.t (id int)", fx.schema,
+		 fx.schema);
+	PQclear(PQexec(fx.pg, sql));
+	write_config(30000, "");
+	lg_test_write_file(fx.dir, "doctor.json",
+			   "{\"reflector_config\": \"reflector.json\",\n"
+			   " \"replicas\": [\"%s\"], \"replica_lag_bound_ms\": 0}\n",
+			   replica_dsn());
+	doctor(fx.doctor);
+	assert_line("warn  replica 1: ");
+	cr_assert_not_null(strstr(lg_test_slurp(fx.out), "above replica_lag_bound_ms"), "%s",
+			   lg_test_slurp(fx.out));
 }
 
 Test(doctor, names_the_missing_capture_triggers_of_a_reflected_table)
