@@ -43,9 +43,11 @@ static uint64_t rnd(void)
 	return rng;
 }
 
+/* Uniform in [lo, hi], computed in unsigned arithmetic (the span may exceed INT64_MAX). */
 static int64_t rnd_between(int64_t lo, int64_t hi)
 {
-	return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
+	uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
+	return (int64_t)((uint64_t)lo + (span != 0 ? rnd() % span : rnd()));
 }
 
 static PGresult *run(PGconn *c, const char *q, int n, const char *const *params)
