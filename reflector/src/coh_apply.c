@@ -155,14 +155,21 @@ static int coh_eval(struct coh_batch *b, enum lg_cache_script which, int nkeys,
 
 static void coh_count(struct rf_coherence_stats *st, const char *answer)
 {
-	if (strcmp(answer, "refreshed") == 0) {
+	switch (lg__contract_answer(answer)) {
+	case LG__ANSWER_REFRESHED:
 		st->refreshed++;
-	} else if (strcmp(answer, "fenced") == 0) {
+		break;
+	case LG__ANSWER_FENCED:
 		st->fenced++;
-	} else if (strcmp(answer, "tombstoned") == 0) {
+		break;
+	case LG__ANSWER_TOMBSTONED:
 		st->tombstoned++;
-	} else if (strcmp(answer, "kept") == 0) {
+		break;
+	case LG__ANSWER_KEPT:
 		st->kept++;
+		break;
+	default:
+		break;
 	}
 }
 
@@ -221,7 +228,7 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 		const char *args[] = {version, fence_ttl, b->s->token_str};
 		rc = coh_eval(b, LG_CACHE_CHECK_OR_FENCE, 3, keys, 3, args, NULL, answer,
 			      sizeof(answer));
-		if (rc == COH_OK && strcmp(answer, "cached") == 0) {
+		if (rc == COH_OK && lg__contract_answer(answer) == LG__ANSWER_CACHED) {
 			k->state = RF_KEY_CACHED;
 			return COH_OK;
 		}
