@@ -6,7 +6,7 @@
  *   - Redis maxmemory-policy allkeys-*: fail. Under memory pressure Redis may evict a fence
  *     while a stale fill is in flight, and the fill then lands: the zero-stale guarantee no
  *     longer holds. volatile-*: warn (fences carry a TTL, so they are eviction candidates too,
- *     but only keys with a TTL go). noeviction: ok.
+ *     but only keys with a TTL go), fail once Redis has evicted keys. noeviction: ok.
  *   - Redis persistence: neither AOF nor RDB snapshots: warn (a restart empties every fence;
  *     the reflector notices the new run id and invalidates, but fills racing that window are
  *     not fenced).
@@ -307,19 +307,23 @@ void doc_check_redis(const struct doc_config *c, struct doc_report *r)
 	info_field(rep->str, "maxmemory_policy", policy, sizeof(policy));
 	info_field(rep->str, "maxmemory", maxmem, sizeof(maxmem));
 	info_field(rep->str, "aof_enabled", aof, sizeof(aof));
+	char evicted[32] = "0";
+	info_field(rep->str, "evicted_keys", evicted, sizeof(evicted));
 	freeReplyObject(rep);
 	doc_line(r, DOC_OK, "redis", "%s: Redis %s", where, version);
+	/* evicted_keys counts since the server started: evictions that already happened. */
+	long long nevicted = atoll(evicted);
 	if (strncmp(policy, "allkeys-", 8) == 0) {
 		doc_line(
 		    r, DOC_FAIL, "redis eviction policy",
-		    "maxmemory-policy %s (maxmemory %s) may evict fences: stale fills can then "
-		    "land; use noeviction",
-		    policy, maxmem);
+		    "maxmemory-policy %s (maxmemory %s, %lld key(s) evicted) may evict fences: "
+		    "stale fills can then land; use noeviction",
+		    policy, maxmem, nevicted);
 	} else if (strncmp(policy, "volatile-", 9) == 0) {
-		doc_line(r, DOC_WARN, "redis eviction policy",
+		doc_line(r, nevicted > 0 ? DOC_FAIL : DOC_WARN, "redis eviction policy",
 			 "maxmemory-policy %s may evict fences (they carry a TTL) under memory "
-			 "pressure; noeviction keeps them",
-			 policy);
+			 "pressure, %lld key(s) evicted so far; noeviction keeps them",
+			 policy, nevicted);
 	} else {
 		doc_line(r, DOC_OK, "redis eviction policy", "maxmemory-policy %s", policy);
 	}

@@ -29,12 +29,27 @@ static struct {
 	PGconn *pg;
 } fx;
 
-static void redis_policy(const char *policy)
+static redisContext *redis_open(void)
 {
 	const char *port = getenv("LG_TEST_REDIS_PORT");
 	cr_assert_not_null(port, "LG_TEST_REDIS_PORT is not set (scripts/services up)");
 	redisContext *c = redisConnect("127.0.0.1", atoi(port));
 	cr_assert(c != NULL && c->err == 0);
+	return c;
+}
+
+/* Runs a command that answers a status or an integer. */
+static void redis_ok(redisContext *c, const char *cmd)
+{
+	redisReply *r = redisCommand(c, cmd);
+	cr_assert(r != NULL && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_INTEGER),
+		  "%s: %s", cmd, r != NULL && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+	freeReplyObject(r);
+}
+
+static void redis_policy(const char *policy)
+{
+	redisContext *c = redis_open();
 	redisReply *r = redisCommand(c, "CONFIG SET maxmemory-policy %s", policy);
 	cr_assert(r != NULL && r->type == REDIS_REPLY_STATUS, "CONFIG SET: %s",
 		  r != NULL ? r->str : c->errstr);
@@ -111,6 +126,10 @@ static void replay(const char *what)
 static void teardown(void)
 {
 	redis_policy("noeviction");
+	redisContext *c = redis_open();
+	redis_ok(c, "CONFIG SET maxmemory 0");
+	redis_ok(c, "CONFIG RESETSTAT"); /* evicted_keys back to 0 */
+	redisFree(c);
 	if (replica_dsn()[0] != '\0') {
 		replay("resume"); /* after warns_when_a_replica_lags_beyond_the_bound */
 	}
@@ -187,6 +206,45 @@ Test(doctor, warns_when_a_replica_lags_beyond_the_bound)
 	assert_line("warn  replica 1: ");
 	cr_assert_not_null(strstr(lg_test_slurp(fx.out), "above replica_lag_bound_ms"), "%s",
 			   lg_test_slurp(fx.out));
+}
+
+Test(doctor, fails_a_volatile_policy_once_redis_has_evicted_keys)
+{
+	/* A memory limit just above what Redis uses, then keys with a TTL until it evicts. */
+	redisContext *c = redis_open();
+	redis_ok(c, "CONFIG RESETSTAT");
+	redisReply *r = redisCommand(c, "INFO memory");
+	cr_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+	const char *used = strstr(r->str, "used_memory:");
+	cr_assert_not_null(used);
+	long long limit = atoll(used + strlen("used_memory:")) + 256 * 1024;
+	freeReplyObject(r);
+	redis_policy("volatile-lru");
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "CONFIG SET maxmemory %lld", limit);
+	redis_ok(c, cmd);
+	redis_ok(c, "SELECT 15"); /* the test's keys stay out of the services' database */
+	static char value[4096];
+	memset(value, 'x', sizeof(value) - 1);
+	long long evicted = 0;
+	for (int i = 0; i < 100000 && evicted == 0; i++) {
+		r = redisCommand(c, "SET doctor-test:%d %s EX 600", i, value);
+		cr_assert_not_null(r, "%s", c->errstr);
+		freeReplyObject(r);
+		r = redisCommand(c, "INFO stats");
+		cr_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+		const char *e = strstr(r->str, "evicted_keys:");
+		evicted = e != NULL ? atoll(e + strlen("evicted_keys:")) : 0;
+		freeReplyObject(r);
+	}
+	cr_assert_gt(evicted, 0, "Redis evicted nothing under maxmemory %lld", limit);
+	redis_ok(c, "CONFIG SET maxmemory 0");
+	redis_ok(c, "FLUSHDB");
+	redisFree(c);
+	write_config(30000, "");
+	cr_assert_eq(doctor(fx.doctor), 1);
+	assert_line("fail  redis eviction policy: maxmemory-policy volatile-lru may evict fences");
+	cr_assert_not_null(strstr(lg_test_slurp(fx.out), "key(s) evicted so far"));
 }
 
 Test(doctor, names_the_missing_capture_triggers_of_a_reflected_table)
