@@ -181,6 +181,8 @@ void lg__pipe_on_flush(struct lg__flush *f);
 int lg__pipe_on_readable(struct lg_conn *c);
 int lg__pipe_on_writable(struct lg_conn *c);
 void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why);
+/* Fails s, which is in no queue any more and was never sent, with code. */
+void lg__pipe_fail_unsent(struct lg__stmt *s, int code, const char *why);
 void lg__pipe_abandon(struct lg_conn *c, struct lg__stmt *s);
 void lg__stmt_free(struct lg__stmt *s);
 void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s);

@@ -224,7 +224,12 @@ static bool pipe_send_segment(struct lg_conn *c)
 {
 	struct lg__segment *seg = pipe_segment_new(c);
 	if (seg == NULL) {
-		return true; /* out of memory: the statements stay queued for the next turn */
+		/* Out of memory: the first queued statement fails, not sent, so that the loop
+		 * moves on (keeping it queued would spin on the same failure). */
+		struct lg__stmt *s = c->pending.head;
+		lg__stmtq_remove(&c->pending, s);
+		lg__pipe_fail_unsent(s, LG_ENOMEM, "out of memory, not sent");
+		return true;
 	}
 	seg->cursor_in_guard = pipe_wants_guard(c);
 	if (seg->cursor_in_guard &&

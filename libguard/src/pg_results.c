@@ -144,7 +144,8 @@ static void results_complete_segment(struct lg_conn *c, struct lg__segment *seg)
 	}
 }
 
-static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg__stmt *s,
+/* Returns false when the result failed the connection (which freed seg and s). */
+static bool results_store(struct lg_conn *c, struct lg__segment *seg, struct lg__stmt *s,
 			  PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
@@ -152,7 +153,7 @@ static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg_
 		if (st == PGRES_COMMAND_OK) {
 			s->prep->state = LG__PREP_READY;
 			PQclear(r);
-			return;
+			return true;
 		}
 		s->prep->state = LG__PREP_NONE;
 	}
@@ -163,7 +164,7 @@ static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg_
 		if (s->outcome == LG__STMT_SENT && s->result == NULL) {
 			s->result = r;
 			s->outcome = LG__STMT_OK;
-			return;
+			return true;
 		}
 		break;
 	case PGRES_FATAL_ERROR:
@@ -173,7 +174,7 @@ static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg_
 			s->error = r;
 			s->outcome = LG__STMT_FAILED;
 			seg->failed = true;
-			return;
+			return true;
 		}
 		break;
 	case PGRES_PIPELINE_ABORTED:
@@ -184,10 +185,12 @@ static void results_store(struct lg_conn *c, struct lg__segment *seg, struct lg_
 		break;
 	default:
 		/* COPY and other states cannot be carried in pipeline mode. */
+		PQclear(r);
 		lg__conn_fail(c, LG_EPROTO, "unexpected result status in pipeline");
-		break;
+		return false;
 	}
 	PQclear(r);
+	return true;
 }
 
 static void results_advance(struct lg__segment *seg)
@@ -293,8 +296,8 @@ static void results_process(struct lg_conn *c)
 				    state == NULL || strcmp(state, SQLSTATE_QUERY_CANCELED) != 0;
 			}
 			PQclear(r);
-		} else {
-			results_store(c, seg, seg->cursor, r);
+		} else if (!results_store(c, seg, seg->cursor, r)) {
+			return; /* the connection failed: seg and its statements are gone */
 		}
 		seg->awaiting_null = true;
 	}
@@ -335,6 +338,11 @@ static void results_fail_stmt(struct lg__stmt *s, int code, const char *prefix, 
 	struct lg__waiter *w = s->waiter;
 	s->waiter = NULL;
 	lg__waiter_wake(w, 0);
+}
+
+void lg__pipe_fail_unsent(struct lg__stmt *s, int code, const char *why)
+{
+	results_fail_stmt(s, code, "", why);
 }
 
 void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)

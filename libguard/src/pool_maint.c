@@ -70,6 +70,18 @@ static void maint_on_lost(void *ud, struct lg_conn *conn)
 	lg__pool_maint_wake(ud); /* replace it now, not at the next periodic round */
 }
 
+/* A connection attempt failed (or could not start): back off, and tell the warm-up. */
+static void maint_connect_failed(struct lg_pool *p, int rc, const char *why)
+{
+	p->failures++;
+	p->stats.connect_failures++;
+	p->last_connect_rc = rc;
+	snprintf(p->last_connect_error, sizeof(p->last_connect_error), "%s", why);
+	p->next_connect_ms =
+	    lg_now_ms() + lg__pool_backoff_ms(p->failures, p->cfg.backoff_initial_ms,
+					      p->cfg.backoff_max_ms, lg__pool_random(p));
+}
+
 static void maint_connect(void *arg)
 {
 	struct lg_pool *p = arg;
@@ -111,13 +123,7 @@ static void maint_connect(void *arg)
 		}
 		lg__pool_dispatch(p);
 	} else if (rc != LG_ECLOSED && rc != LG_ECANCELED) {
-		p->failures++;
-		p->stats.connect_failures++;
-		p->last_connect_rc = rc;
-		snprintf(p->last_connect_error, sizeof(p->last_connect_error), "%s", err.message);
-		p->next_connect_ms =
-		    lg_now_ms() + lg__pool_backoff_ms(p->failures, p->cfg.backoff_initial_ms,
-						      p->cfg.backoff_max_ms, lg__pool_random(p));
+		maint_connect_failed(p, rc, err.message);
 	}
 	lg_cond_broadcast(p->state_cv);
 	lg__pool_maint_wake(p);
@@ -179,6 +185,9 @@ static void maint_grow(struct lg_pool *p, unsigned usable, uint64_t now)
 			break; /* one attempt at a time while the server keeps failing */
 		}
 		if (lg__coro_spawn_daemon(p->rt, maint_connect, p, NULL) != 0) {
+			/* Out of memory: a failed attempt, or a warm-up would wait for nothing. */
+			maint_connect_failed(p, LG_ENOMEM, "out of memory starting a connection");
+			lg_cond_broadcast(p->state_cv);
 			break;
 		}
 		p->connecting++;

@@ -599,3 +599,30 @@ Test(pipeline, a_shared_read_that_writes_through_a_function_fails_loudly, .init 
 	cr_assert_eq(lg_conn_exec(conn, "DROP FUNCTION lg_it_sneaky()", &err), 0);
 	close_shared();
 }
+
+/*
+ * A result that a pipeline cannot carry (COPY's, here from a text too long for the parser to
+ * inspect, which a connection of the caller's own sends as it is) fails the connection. That
+ * failure frees the segment being read while its results are processed: nothing may touch it
+ * afterwards (ASan caught a write to the freed segment).
+ */
+Test(pipeline, a_result_the_pipeline_cannot_carry_fails_the_connection_cleanly,
+     .init = connect_shared, .fini = close_shared)
+{
+	size_t pad = 300 * 1024;
+	const char head[] = "COPY (SELECT 1) TO STDOUT /*";
+	char *sql = malloc(sizeof(head) + pad + 3);
+	cr_assert_not_null(sql);
+	memcpy(sql, head, sizeof(head) - 1);
+	memset(sql + sizeof(head) - 1, 'x', pad);
+	memcpy(sql + sizeof(head) - 1 + pad, "*/", 3);
+	struct lg_error err;
+	int rc = lg_conn_exec(conn, sql, &err);
+	free(sql);
+	cr_assert(rc == LG_EUNKNOWN || rc == LG_EPROTO || rc == LG_EINVAL, "rc %s: %s",
+		  lg_strerror(rc), err.message);
+	if (rc != LG_EINVAL) {
+		cr_assert(!lg_conn_ok(conn), "the connection should be failed: %s", err.message);
+		cr_assert_eq(lg_conn_exec(conn, "SELECT 1", &err), LG_ECONNLOST);
+	}
+}
