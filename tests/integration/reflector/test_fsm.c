@@ -211,3 +211,43 @@ Test(fsm, member_bodies)
 		cr_assert_neq(err[0], '\0');
 	}
 }
+
+/* Fencing tokens: only ever higher, whatever the term; a lower or equal one is answered as
+ * low (not counted as undecodable), and the token survives snapshot and restore. */
+Test(fsm, fencing_tokens_only_rise_and_survive_snapshots)
+{
+	struct rf_fsm a;
+	rf_fsm_init(&a);
+	struct raft_buffer buf;
+	cr_assert_eq(apply_encoded(&a, rf_fsm_encode_token(2, 1001, &buf), &buf), RF_FSM_OK);
+	cr_assert_eq(a.token, 1001);
+	cr_assert_eq(a.token_term, 2);
+	/* Two leaders racing with the same token: the second is refused. */
+	cr_assert_eq(apply_encoded(&a, rf_fsm_encode_token(3, 1001, &buf), &buf), RF_FSM_TOKEN_LOW);
+	cr_assert_eq(apply_encoded(&a, rf_fsm_encode_token(3, 5, &buf), &buf), RF_FSM_TOKEN_LOW);
+	cr_assert_eq(a.token, 1001);
+	cr_assert_eq(a.rejected, 0);
+	/* A later term's leader takes a higher one; the term does not matter, the order does. */
+	cr_assert_eq(apply_encoded(&a, rf_fsm_encode_token(3, 1002, &buf), &buf), RF_FSM_OK);
+	cr_assert_eq(apply_text(&a, "{\"op\":\"token\",\"term\":3,\"token\":0}"), RF_FSM_REJECTED);
+	struct raft_buffer *bufs = NULL;
+	unsigned n = 0;
+	cr_assert_eq(a.iface.snapshot(&a.iface, &bufs, &n), 0);
+	struct rf_fsm b;
+	rf_fsm_init(&b);
+	cr_assert_eq(b.iface.restore(&b.iface, &bufs[0]), 0);
+	raft_free(bufs);
+	cr_assert_eq(b.token, 1002);
+	cr_assert_eq(b.token_term, 3);
+	/* A snapshot written before tokens existed restores with none. */
+	const char *old = "{\"format\":1,\"terms_recorded\":1,\"last_term\":4,\"last_leader\":3,"
+			  "\"applied\":1,\"rejected\":0,\"members\":[]}";
+	char *copy = raft_malloc(strlen(old));
+	memcpy(copy, old, strlen(old));
+	struct raft_buffer ob = {copy, strlen(old)};
+	cr_assert_eq(b.iface.restore(&b.iface, &ob), 0);
+	cr_assert_eq(b.token, 0);
+	cr_assert_eq(b.last_term, 4);
+	rf_fsm_close(&a);
+	rf_fsm_close(&b);
+}
