@@ -241,6 +241,19 @@ static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 		rc = rf__coh_read_rows(s, &b->plan, false); /* cached keys not read yet */
 	}
 	rf__coh_read_merge(&b->plan);
+	/* A row read now may carry a newer change's version than the batch holds: the mark
+	 * covers every version written to Redis (usually no round trip: already covered). */
+	int64_t top = b->mark_top;
+	for (size_t i = 0; i < b->plan.n_keys; i++) {
+		const struct rf_key_work *k = &b->plan.keys[i];
+		if (k->state == RF_KEY_CACHED && k->row_found && k->row_version > top) {
+			top = k->row_version;
+		}
+	}
+	if (rc == COH_OK && top > b->mark_top) {
+		b->mark_top = top;
+		rc = rf__coh_raise_mark(s, top);
+	}
 	if (rc == COH_OK) {
 		rc = rf__coh_apply_keys(b, false);
 	}
