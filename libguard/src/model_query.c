@@ -48,9 +48,17 @@ static void query_fail(struct lg_query *q, int code)
 	}
 }
 
+#define LG__QUERY_MAX_PARAMS 65535
+
 /* Room for n more parameters plus LIMIT and OFFSET; returns the first new $number. */
 static int query_reserve(struct lg_query *q, int n)
 {
+	/* The protocol numbers parameters with 16 bits: refuse before any arithmetic can
+	 * overflow (an IN list of INT_MAX values would have wrapped the doubling below). */
+	if (n < 0 || n > LG__QUERY_MAX_PARAMS - 2 - q->nparams) {
+		query_fail(q, LG_EINVAL);
+		return -1;
+	}
 	if (q->nparams + n + 2 > q->cap) {
 		int cap = q->cap * 2;
 		while (cap < q->nparams + n + 2) {

@@ -32,13 +32,21 @@ void lg__sql_free(struct lg_sqlbuf *sql)
 	sql->heap = false;
 }
 
+#define LG__SQL_MAX ((size_t)1 << 30)
+
 static bool sql_reserve(struct lg_sqlbuf *sql, size_t n)
 {
 	if (sql->err != 0) {
 		return false;
 	}
-	if (sql->len + n + 1 <= sql->cap) {
+	if (n < sql->cap && sql->len + 1 <= sql->cap - n) {
 		return true;
+	}
+	/* SQL text over 1 GiB is refused by the server anyway; stopping there keeps the
+	 * doubling below far from overflow. */
+	if (n > LG__SQL_MAX || sql->len + n + 1 > LG__SQL_MAX) {
+		sql->err = LG_EINVAL;
+		return false;
 	}
 	size_t cap = sql->cap < 256 ? 256 : sql->cap;
 	while (cap < sql->len + n + 1) {

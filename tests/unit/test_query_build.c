@@ -484,3 +484,26 @@ Test(query_build, racing_first_uses_publish_one_cache)
 	}
 	cr_assert_not_null(slot);
 }
+
+/* More values than the protocol can number ($65535) are refused while building: nothing is
+ * rendered or sent, and the counters never come near int overflow. */
+Test(query_build, parameter_count_is_bounded_while_building)
+{
+	enum { N = 40000 };
+	struct lg_param *v = calloc(N, sizeof(*v));
+	cr_assert_not_null(v);
+	for (int i = 0; i < N; i++) {
+		v[i] = lg_param_int64(i);
+	}
+	struct lg_query q;
+	lg_query_init(&q, &item_model);
+	item_query_in(&q, item_col_id, v, N);
+	char *sql = malloc(1 << 20);
+	cr_assert_not_null(sql);
+	cr_assert_eq(lg_query_sql(&q, sql, 1 << 20), 0, "one list of 40,000 fits");
+	item_query_in(&q, item_col_id, v, N); /* 80,000 in all */
+	cr_assert_eq(lg_query_sql(&q, sql, 1 << 20), LG_EINVAL);
+	lg_query_close(&q);
+	free(sql);
+	free(v);
+}
