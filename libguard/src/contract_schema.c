@@ -172,7 +172,11 @@ const char *const lg__contract_setup_sql[] = {
     "   IF 'lg_version' = ANY (cols) THEN"
     "     RAISE EXCEPTION 'lifeguard.reflect: lg_version cannot be part of the key of %', t;"
     "   END IF;"
-    "   EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS lg_version bigint', t);"
+    /* ALTER TABLE locks the table exclusively even when the column exists: only when needed. */
+    "   IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = t"
+    "                  AND attname = 'lg_version' AND NOT attisdropped) THEN"
+    "     EXECUTE format('ALTER TABLE %s ADD COLUMN lg_version bigint', t);"
+    "   END IF;"
     "   EXECUTE lifeguard.capture_ddl(t, cols, fixed);"
     "   EXECUTE format('DROP TRIGGER IF EXISTS lg_stamp_version ON %s', t);"
     "   EXECUTE format('CREATE TRIGGER lg_stamp_version BEFORE INSERT OR UPDATE ON %s"

@@ -256,7 +256,12 @@ static int coh_schema_setup(struct lg_tx *tx, void *arg, struct lg_error *err)
 {
 	(void)arg;
 	struct lg_param key = lg_param_int64(LG__CONTRACT_LOCK_KEY);
-	int rc = lg_tx_query(tx, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, err);
+	/* Replacing a table's triggers waits for its writers' locks: a busy table makes the
+	 * upgrade fail (logged; the next leader tries again) instead of stalling the session
+	 * and queueing every writer behind the lock request. */
+	int rc = lg_tx_exec(tx, "SET LOCAL lock_timeout = '5s'", err);
+	rc =
+	    rc ? rc : lg_tx_query(tx, "SELECT pg_advisory_xact_lock($1)", &key, 1, NULL, NULL, err);
 	for (int i = 0; rc == 0 && lg__contract_setup_sql[i] != NULL; i++) {
 		rc = lg_tx_exec(tx, lg__contract_setup_sql[i], err);
 	}

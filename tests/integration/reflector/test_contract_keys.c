@@ -24,19 +24,9 @@
 #include <libguard/cache_contract.h>
 #include <libguard/libguard.h>
 
-#include "lg_test.h"
-#include "rf_harness.h"
+#include "coh_env.h"
 
-#define WAIT_MS 60000
-
-static struct lg_test_pg pg;
-static bool pg_started;
-static char redis_dir[256];
-static int redis_port;
-static PGconn *db;
 static PGconn *berlin; /* a writer with other session settings */
-static redisContext *rc;
-static struct rfh_cluster cluster;
 
 /* The settings of a writer far from UTC and ISO. */
 static const char berlin_settings[] =
@@ -44,6 +34,12 @@ static const char berlin_settings[] =
     " SET IntervalStyle = 'sql_standard'; SET extra_float_digits = -3;"
     " SET bytea_output = 'escape'";
 
+static void sql(const char *q)
+{
+	coh_sql(q);
+}
+
+/* Runs q (one or more statements) on c. */
 static void sql_on(PGconn *c, const char *q)
 {
 	PGresult *r = PQexec(c, q);
@@ -53,124 +49,46 @@ static void sql_on(PGconn *c, const char *q)
 	PQclear(r);
 }
 
-static void sql(const char *q)
-{
-	sql_on(db, q);
-}
-
-static long long sql_int(const char *q)
-{
-	PGresult *r = PQexec(db, q);
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", q, PQresultErrorMessage(r));
-	long long v = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return v;
-}
-
-static char *rget(const char *key)
-{
-	redisReply *r = redisCommand(rc, "GET %s", key);
-	cr_assert_not_null(r, "redis: %s", rc->errstr);
-	char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
-	freeReplyObject(r);
-	return v;
-}
-
-static void rset(const char *key, const char *value)
-{
-	redisReply *r = redisCommand(rc, "SET %s %s PX 600000", key, value);
-	cr_assert(r != NULL && r->type == REDIS_REPLY_STATUS);
-	freeReplyObject(r);
-}
-
 static void teardown(void)
 {
-	rfh_cleanup();
-	if (rc != NULL) {
-		redisFree(rc);
-		rc = NULL;
-	}
 	PQfinish(berlin);
 	berlin = NULL;
-	PQfinish(db);
-	db = NULL;
-	if (redis_dir[0] != '\0') {
-		lg_test_services("redis kill '%s'", redis_dir);
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redis_dir);
-		cr_log_info("%d", system(cmd));
-		redis_dir[0] = '\0';
-	}
-	if (pg_started) {
-		lg_test_pg_destroy(&pg);
-		pg_started = false;
-	}
+	coh_env_teardown();
 }
 
-static void cli(const char *cmd, const char *arg)
-{
-	const char *argv[] = {rfh_bin(), cmd, "--config", cluster.nodes[0].config, arg, NULL};
-	char out[4096];
-	int st = rfh_run(argv, NULL, out, sizeof(out), 60000);
-	cr_assert_eq(st, 0, "%s %s: %s", cmd, arg != NULL ? arg : "", out);
-}
-
-/* Private PostgreSQL and Redis and a 3-node cluster (not started); schema installed by
- * `setup` unless old_schema names a file of SQL to install instead. */
+/*
+ * The private services and the cluster (coh_env, nodes not started), and the Berlin writer.
+ * With old_schema, the lifeguard schema `setup` installed is replaced by that file's SQL (an
+ * older version's), before any table but public.items exists.
+ */
 static void start_services(const char *old_schema)
 {
-	cr_assert(lg_test_pg_start(&pg), "private PostgreSQL");
-	pg_started = true;
-	char tmpl[] = "/tmp/rf-keys-redis.XXXXXX";
-	cr_assert_not_null(mkdtemp(tmpl));
-	snprintf(redis_dir, sizeof(redis_dir), "%s", tmpl);
-	redis_port = lg_test_free_port();
-	cr_assert_eq(lg_test_services("redis start '%s' %d", redis_dir, redis_port), 0);
-	db = PQconnectdb(pg.dsn);
-	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
-	berlin = PQconnectdb(pg.dsn);
+	coh_env_start(NULL, false);
+	if (old_schema != NULL) {
+		coh_sql("DROP SCHEMA lifeguard CASCADE");
+		FILE *f = fopen(old_schema, "r");
+		cr_assert_not_null(f, "%s", old_schema);
+		static char text[65536];
+		size_t n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		coh_sql(text);
+	}
+	berlin = PQconnectdb(coh.pg.dsn);
 	cr_assert_eq(PQstatus(berlin), CONNECTION_OK, "%s", PQerrorMessage(berlin));
 	sql_on(berlin, berlin_settings);
-	rc = redisConnect("127.0.0.1", redis_port);
-	cr_assert(rc != NULL && rc->err == 0);
-	json_t *extra = json_pack("{ss s{sssi} si}", "postgres", pg.dsn, "redis", "host",
-				  "127.0.0.1", "port", redis_port, "poll_interval_ms", 200);
-	rfh_cluster_init(&cluster, 3, 3, extra);
-	json_decref(extra);
-	sql("SET client_min_messages = warning");
-	if (old_schema == NULL) {
-		cli("setup", NULL);
-		return;
-	}
-	FILE *f = fopen(old_schema, "r");
-	cr_assert_not_null(f, "%s", old_schema);
-	static char text[65536];
-	size_t n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	sql(text);
 }
 
 static void start_cluster(void)
 {
-	rfh_start_all(&cluster, 3);
-	cr_assert(rfh_wait_agreed_leader(&cluster, 3, WAIT_MS, NULL) >= 0, "no leader");
+	rfh_start_all(&coh.cluster, 3);
+	coh_leader();
 }
 
-static void wait_drained(void)
-{
-	int64_t deadline = rfh_now_ms() + WAIT_MS;
-	while (sql_int("SELECT count(*) FROM lifeguard.outbox") != 0) {
-		cr_assert_lt(rfh_now_ms(), deadline, "outbox not drained");
-		rfh_sleep_ms(20);
-	}
-}
-
-/* Asserts that key holds exactly {"v": lg_version, "row": to_jsonb(row)} of a row of table
- * as it is now. */
+/* Asserts that key holds {"v": lg_version, "row": to_jsonb(row)} of a row of table now. */
 static void assert_row_cached(const char *key, const char *table)
 {
-	char *v = rget(key);
+	char *v = coh_rget(key);
 	cr_assert_not_null(v, "%s: not cached", key);
 	char q[512];
 	snprintf(q, sizeof(q),
@@ -178,7 +96,7 @@ static void assert_row_cached(const char *key, const char *table)
 		 "to_jsonb(t)) = $1::jsonb",
 		 table);
 	const char *params[] = {v};
-	PGresult *r = PQexecParams(db, q, 1, NULL, params, NULL, NULL, 0);
+	PGresult *r = PQexecParams(coh.db, q, 1, NULL, params, NULL, NULL, 0);
 	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
 	cr_assert_str_eq(PQgetvalue(r, 0, 0), "1", "%s holds %s", key, v);
 	PQclear(r);
@@ -189,7 +107,7 @@ static void assert_row_cached(const char *key, const char *table)
  * session with the contract's settings. keys receives up to max Owned strings. */
 static int canonical_keys(const char *table, const char *cols, char **keys, int max)
 {
-	PGconn *c = PQconnectdb(pg.dsn);
+	PGconn *c = PQconnectdb(coh.pg.dsn);
 	cr_assert_eq(PQstatus(c), CONNECTION_OK);
 	sql_on(c, "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY';"
 		  " SET IntervalStyle = 'postgres'; SET extra_float_digits = 1;"
@@ -248,21 +166,21 @@ Test(contract_keys, keys_do_not_depend_on_the_writers_session_settings)
 		snprintf(q, sizeof(q), "CREATE TABLE %s (%s, n int DEFAULT 0)", t[i].table,
 			 t[i].ddl);
 		sql(q);
-		snprintf(q, sizeof(q), "public.%s", t[i].table);
-		cli("reflect", q);
+		snprintf(q, sizeof(q), "SELECT lifeguard.reflect('public.%s')", t[i].table);
+		sql(q);
 		snprintf(q, sizeof(q), "INSERT INTO %s (%s) VALUES %s", t[i].table, t[i].key_cols,
 			 t[i].rows);
 		sql(q);
 	}
 	start_cluster();
-	wait_drained();
+	coh_wait_drained();
 	char *keys[10][8];
 	int nkeys[10];
 	for (size_t i = 0; i < nt; i++) {
 		nkeys[i] = canonical_keys(t[i].table, t[i].key_cols, keys[i], 8);
 		cr_assert_gt(nkeys[i], 0);
 		for (int k = 0; k < nkeys[i]; k++) {
-			rset(keys[i][k], "{\"v\":0,\"row\":{}}"); /* cached: any older value */
+			coh_rset(keys[i][k], "{\"v\":0,\"row\":{}}"); /* cached: any older value */
 		}
 	}
 	/* Every row changes from the Berlin session: each cached key must follow. */
@@ -270,7 +188,7 @@ Test(contract_keys, keys_do_not_depend_on_the_writers_session_settings)
 		snprintf(q, sizeof(q), "UPDATE %s SET n = n + 1", t[i].table);
 		sql_on(berlin, q);
 	}
-	wait_drained();
+	coh_wait_drained();
 	for (size_t i = 0; i < nt; i++) {
 		for (int k = 0; k < nkeys[i]; k++) {
 			assert_row_cached(keys[i][k], t[i].table);
@@ -297,20 +215,22 @@ static char *cache_get(struct lg_cache *cache, const char *table, const char *pa
 Test(contract_keys, lg_cache_spellings_fill_the_key_the_reflector_refreshes)
 {
 	start_services(NULL);
-	sql("CREATE TABLE items (id int8 PRIMARY KEY, name text)");
+	sql("CREATE TABLE ids (id int8 PRIMARY KEY, name text)");
 	sql("CREATE TABLE u (id uuid PRIMARY KEY, name text)");
 	sql("CREATE TABLE ev (at timestamptz PRIMARY KEY, name text)");
 	sql("CREATE TABLE num (amount numeric PRIMARY KEY, name text)");
-	static const char *const tables[] = {"public.items", "public.u", "public.ev", "public.num"};
+	static const char *const tables[] = {"public.ids", "public.u", "public.ev", "public.num"};
 	for (int i = 0; i < 4; i++) {
-		cli("reflect", tables[i]);
+		char q[128];
+		snprintf(q, sizeof(q), "SELECT lifeguard.reflect('%s')", tables[i]);
+		sql(q);
 	}
-	sql("INSERT INTO items VALUES (1, 'old')");
+	sql("INSERT INTO ids VALUES (1, 'old')");
 	sql("INSERT INTO u VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'old')");
 	sql("INSERT INTO ev VALUES ('2024-01-01 10:00:00+00', 'old')");
 	sql("INSERT INTO num VALUES (1.50, 'old')");
 	start_cluster();
-	wait_drained();
+	coh_wait_drained();
 
 	struct lg_runtime *rt = NULL;
 	struct lg_pool *pool = NULL;
@@ -318,9 +238,9 @@ Test(contract_keys, lg_cache_spellings_fill_the_key_the_reflector_refreshes)
 	struct lg_cache *cache = NULL;
 	struct lg_error err;
 	cr_assert_eq(lg_runtime_new(NULL, NULL, &rt), 0);
-	struct lg_pool_config pc = {.conninfo = pg.dsn, .min_conns = 1};
+	struct lg_pool_config pc = {.conninfo = coh.pg.dsn, .min_conns = 1};
 	cr_assert_eq(lg_pool_new(rt, &pc, &pool, &err), 0, "%s", err.message);
-	struct lg_redis_config rcfg = {.host = "127.0.0.1", .port = redis_port};
+	struct lg_redis_config rcfg = {.host = "127.0.0.1", .port = coh.redis_port};
 	cr_assert_eq(lg_redis_new(rt, &rcfg, &redis, &err), 0, "%s", err.message);
 	struct lg_cache_config cc = {.pool = pool, .redis = redis};
 	cr_assert_eq(lg_cache_new(&cc, &cache, &err), 0, "%s", err.message);
@@ -331,7 +251,7 @@ Test(contract_keys, lg_cache_spellings_fill_the_key_the_reflector_refreshes)
 	static const char *const again[] = {"+1", "a0eebc999c0b4ef8bb6d6bb9bd380a11",
 					    "2024-01-01 05:00:00-05", "1.50"};
 	static const char *const filled[] = {
-	    "lifeguard:model:public.items:1",
+	    "lifeguard:model:public.ids:1",
 	    "lifeguard:model:public.u:a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
 	    "lifeguard:model:public.ev:2024-01-01 10\\:00\\:00+00",
 	    "lifeguard:model:public.num:1.50"};
@@ -341,16 +261,16 @@ Test(contract_keys, lg_cache_spellings_fill_the_key_the_reflector_refreshes)
 		cr_assert_not(hit, "%s", tables[i]);
 		cr_assert_not_null(strstr(json, "\"old\""), "%s", json);
 		free(json);
-		char *v = rget(filled[i]);
+		char *v = coh_rget(filled[i]);
 		cr_assert_not_null(v, "%s read as %s did not fill %s", tables[i], first[i],
 				   filled[i]);
 		free(v);
 	}
-	cr_assert_null(rget("lifeguard:model:public.items:01"));
+	cr_assert_null(coh_rget("lifeguard:model:public.ids:01"));
 	/* A write from another session: the reflector refreshes the keys libguard filled. */
-	sql_on(berlin, "UPDATE items SET name = 'new'; UPDATE u SET name = 'new';"
+	sql_on(berlin, "UPDATE ids SET name = 'new'; UPDATE u SET name = 'new';"
 		       " UPDATE ev SET name = 'new'; UPDATE num SET name = 'new'");
-	wait_drained();
+	coh_wait_drained();
 	for (int i = 0; i < 4; i++) {
 		assert_row_cached(filled[i], tables[i]);
 		/* Any spelling now reads the refreshed row; the canonical ones from Redis. */
@@ -370,7 +290,7 @@ Test(contract_keys, lg_cache_spellings_fill_the_key_the_reflector_refreshes)
 	/* A spelling PostgreSQL rejects is a clear error; nothing is cached for it. */
 	const char *bad[] = {"1.0"};
 	struct lg_cache_row row;
-	cr_assert_eq(lg_cache_get(cache, "public.items", bad, 1, &row, &err), LG_EINVAL);
+	cr_assert_eq(lg_cache_get(cache, "public.ids", bad, 1, &row, &err), LG_EINVAL);
 	cr_assert_not_null(strstr(err.message, "bigint"), "%s", err.message);
 	lg_cache_free(cache);
 	lg_redis_free(redis);
@@ -386,24 +306,26 @@ Test(contract_keys, older_capture_triggers_are_replaced_when_a_leader_starts)
 	sql("SELECT lifeguard.reflect('public.ev')");
 	/* Written under the old capture from Berlin: recorded as 2024-03-31T01:30:00+01:00. */
 	sql_on(berlin, "INSERT INTO ev VALUES ('2024-03-31 00:30:00+00', 'a')");
-	cr_assert_eq(sql_int("SELECT count(*) FROM lifeguard.outbox WHERE pk->>0 LIKE '%T%'"), 1);
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox WHERE pk->>0 LIKE '%T%'"),
+		     1);
 	const char *key = "lifeguard:model:public.ev:2024-03-31 00\\:30\\:00+00";
-	rset(key, "{\"v\":0,\"row\":{}}");
+	coh_rset(key, "{\"v\":0,\"row\":{}}");
 	start_cluster();
-	wait_drained();
+	coh_wait_drained();
 	/* The pending change was processed under the canonical key. */
 	assert_row_cached(key, "ev");
-	cr_assert_eq(sql_int("SELECT count(*) FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid"
-			     " WHERE g.tgrelid = 'public.ev'::regclass AND p.proname = 'capture_'"
-			     " || 'public.ev'::regclass::oid"),
-		     2, "capture and delete triggers replaced");
-	cr_assert_eq(sql_int("SELECT count(*) FROM pg_proc WHERE proname IN ('capture_row',"
-			     " 'capture_delete', 'row_key')"),
+	cr_assert_eq(
+	    coh_sql_int("SELECT count(*) FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid"
+			" WHERE g.tgrelid = 'public.ev'::regclass AND p.proname = 'capture_'"
+			" || 'public.ev'::regclass::oid"),
+	    2, "capture and delete triggers replaced");
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM pg_proc WHERE proname IN ('capture_row',"
+				 " 'capture_delete', 'row_key')"),
 		     0, "the old generic functions are gone");
 	/* New writes from Berlin keep refreshing it. */
 	sql_on(berlin, "UPDATE ev SET name = 'b'");
-	wait_drained();
+	coh_wait_drained();
 	assert_row_cached(key, "ev");
-	cr_assert_eq(sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0);
+	cr_assert_eq(coh_sql_int("SELECT count(*) FROM lifeguard.outbox_dead"), 0);
 	RFH_PASS();
 }
