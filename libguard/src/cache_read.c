@@ -112,6 +112,11 @@ LG_API void lg_cache_row_clear(struct lg_cache_row *row)
 LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out)
 {
 	*out = c->stats;
+	struct lg_redis_stats rs;
+	lg_redis_get_stats(c->redis, &rs);
+	out->redis_breaker = rs.breaker;
+	out->redis_connect_attempts = rs.connect_attempts;
+	out->redis_breaker_opens = rs.breaker_opens;
 }
 
 /* A hit: the value is exactly {"v":<digits>,"row":<json>}. Tombstones and others: miss. */

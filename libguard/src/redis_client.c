@@ -23,9 +23,11 @@
 #include "alloc_int.h"
 #include "error_int.h"
 
-#define REDIS_DEFAULT_PORT       6379
-#define REDIS_DEFAULT_CONNECT_MS 10000
-#define REDIS_DEFAULT_COMMAND_MS 30000
+#define REDIS_DEFAULT_PORT           6379
+#define REDIS_DEFAULT_CONNECT_MS     10000
+#define REDIS_DEFAULT_COMMAND_MS     30000
+#define REDIS_DEFAULT_BACKOFF_MS     100
+#define REDIS_DEFAULT_BACKOFF_MAX_MS 5000
 
 static void redis_free(struct lg_redis *r)
 {
@@ -49,6 +51,29 @@ static void redis_abort_wait(struct lg__waiter *w, int status)
 	lg__waiter_wake(w, status);
 }
 
+void lg__redis_breaker_failed(struct lg_redis *r)
+{
+	r->stats.breaker_opens++;
+	r->retry_at = lg_now_ms() + r->backoff_ms;
+	r->backoff_ms =
+	    r->backoff_ms * 2 < r->backoff_max_ms ? r->backoff_ms * 2 : r->backoff_max_ms;
+}
+
+void lg__redis_breaker_ready(struct lg_redis *r)
+{
+	r->retry_at = 0;
+	r->backoff_ms = r->backoff_min_ms;
+}
+
+LG_API void lg_redis_get_stats(const struct lg_redis *r, struct lg_redis_stats *out)
+{
+	*out = r->stats;
+	uint64_t now = lg_now_ms();
+	bool open = r->link == NULL && r->retry_at > now;
+	out->breaker = open ? LG_REDIS_BREAKER_OPEN : LG_REDIS_BREAKER_CLOSED;
+	out->retry_in_ms = open ? r->retry_at - now : 0;
+}
+
 int lg__redis_wait_ready(struct lg_redis *r, uint64_t deadline, struct lg_error *err)
 {
 	if (r->closed) {
@@ -56,6 +81,12 @@ int lg__redis_wait_ready(struct lg_redis *r, uint64_t deadline, struct lg_error 
 	}
 	if (r->link != NULL && r->link->state == LG__LINK_READY) {
 		return 0;
+	}
+	if (r->link == NULL && r->retry_at > lg_now_ms()) {
+		r->stats.fast_failures++;
+		return lg__error_set(
+		    err, LG_ECONNECT, "redis %s:%d: unavailable, retrying in %llu ms (%s)", r->host,
+		    r->port, (unsigned long long)(r->retry_at - lg_now_ms()), r->last_msg);
 	}
 	if (r->link == NULL) {
 		int rc = lg__redis_link_start(r);
@@ -121,6 +152,14 @@ static int redis_init(struct lg_redis *r, const struct lg_redis_config *cfg)
 	    cfg->connect_timeout_ms != 0 ? cfg->connect_timeout_ms : REDIS_DEFAULT_CONNECT_MS;
 	r->command_timeout_ms =
 	    cfg->command_timeout_ms != 0 ? cfg->command_timeout_ms : REDIS_DEFAULT_COMMAND_MS;
+	r->backoff_min_ms =
+	    cfg->reconnect_backoff_ms != 0 ? cfg->reconnect_backoff_ms : REDIS_DEFAULT_BACKOFF_MS;
+	r->backoff_max_ms = cfg->reconnect_backoff_max_ms != 0 ? cfg->reconnect_backoff_max_ms
+							       : REDIS_DEFAULT_BACKOFF_MAX_MS;
+	if (r->backoff_max_ms < r->backoff_min_ms) {
+		r->backoff_max_ms = r->backoff_min_ms;
+	}
+	r->backoff_ms = r->backoff_min_ms;
 	if (cfg->password != NULL && cfg->password[0] != '\0') {
 		r->password = lg__strdup(cfg->password);
 		if (r->password == NULL) {

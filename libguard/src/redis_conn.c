@@ -51,6 +51,7 @@ static void link_fail(struct lg__redis_link *l, int code, const char *fmt, const
 	if (l->state == LG__LINK_DEAD) {
 		return;
 	}
+	bool attempt_failed = l->state == LG__LINK_CONNECTING && code != LG_ECANCELED;
 	l->state = LG__LINK_DEAD;
 	lg__timer_stop(r->rt, &l->timer);
 	if (r->link == l) {
@@ -58,6 +59,9 @@ static void link_fail(struct lg__redis_link *l, int code, const char *fmt, const
 		r->last_code = code;
 		snprintf(r->last_msg, sizeof(r->last_msg), fmt, r->host, r->port,
 			 detail != NULL ? detail : "");
+		if (attempt_failed && !r->closed) {
+			lg__redis_breaker_failed(r);
+		}
 		lg__redis_wake_waiters(r, r->closed ? LG_ECANCELED : code);
 	}
 }
@@ -197,6 +201,7 @@ static void link_on_handshake(redisAsyncContext *ac, void *reply, void *privdata
 	if (strcmp(step, "PING") == 0) {
 		lg__timer_stop(l->r->rt, &l->timer);
 		l->state = LG__LINK_READY;
+		lg__redis_breaker_ready(l->r);
 		lg__redis_wake_waiters(l->r, 0);
 	}
 }
@@ -264,6 +269,7 @@ int lg__redis_link_start(struct lg_redis *r)
 	if (l == NULL) {
 		return LG_ENOMEM;
 	}
+	r->stats.connect_attempts++;
 	l->r = r;
 	l->id = (uint64_t)atomic_fetch_add_explicit(&link_last_id, 1, memory_order_relaxed) + 1;
 	l->state = LG__LINK_CONNECTING;
@@ -278,6 +284,7 @@ int lg__redis_link_start(struct lg_redis *r)
 			redisAsyncFree(l->ac); /* no adapter attached: nothing of ours runs */
 		}
 		lg__free(l);
+		lg__redis_breaker_failed(r);
 		return code;
 	}
 	int rc = link_attach(l);

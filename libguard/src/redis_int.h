@@ -59,6 +59,14 @@ struct lg_redis {
 	int last_code;                 /* why the last connection attempt or link failed */
 	char last_msg[LG_ERROR_MSG_SIZE];
 	struct lg__redis_load *loads; /* SCRIPT LOADs this client waits for (redis_script.c) */
+
+	/* The circuit breaker (redis_client.c): after a failed attempt no new one starts before
+	 * retry_at; the wait doubles per failed attempt up to backoff_max_ms. */
+	uint64_t backoff_min_ms;
+	uint64_t backoff_max_ms;
+	uint64_t backoff_ms; /* the next wait; backoff_min_ms after a READY link */
+	uint64_t retry_at;   /* lg_now_ms() before which calls fail at once; 0 = closed */
+	struct lg_redis_stats stats;
 };
 
 /*
@@ -90,6 +98,9 @@ void lg__redis_wake_waiters(struct lg_redis *r, int code);
 
 /* redis_client.c */
 void lg__redis_unref(struct lg_redis *r);
+/* A connection attempt failed (opens the breaker) or became READY (closes it). */
+void lg__redis_breaker_failed(struct lg_redis *r);
+void lg__redis_breaker_ready(struct lg_redis *r);
 /* Parks until r->link is READY (starting an attempt when none is running). */
 int lg__redis_wait_ready(struct lg_redis *r, uint64_t deadline, struct lg_error *err);
 

@@ -380,8 +380,19 @@ Test(redis, server_killed_mid_command_then_restart_and_reconnect)
 	struct lg_error err;
 	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "PING"), LG_ECONNECT, "%s", err.message);
 	cr_assert_not_null(strstr(err.message, "refused"), "%s", err.message);
+	/* The breaker is open: the next command fails at once, without an attempt of its own. */
+	struct lg_redis_stats st;
+	lg_redis_get_stats(r, &st);
+	cr_assert_eq(st.breaker, LG_REDIS_BREAKER_OPEN);
+	uint64_t attempts = st.connect_attempts;
+	cr_assert_eq(lg_redis_command(r, NULL, NULL, &err, "PING"), LG_ECONNECT, "%s", err.message);
+	cr_assert_not_null(strstr(err.message, "unavailable"), "%s", err.message);
+	lg_redis_get_stats(r, &st);
+	cr_assert_eq(st.connect_attempts, attempts);
 
 	cr_assert_eq(lg_test_services("redis start %s", pr.dir), 0);
+	lg_redis_get_stats(r, &st);
+	usleep((useconds_t)(st.retry_in_ms + 1) * 1000); /* the backoff passes */
 	struct lg_redis_reply *rep;
 	cr_assert_eq(lg_redis_command(r, NULL, &rep, &err, "PING"), 0, "%s", err.message);
 	cr_assert_str_eq(rep->str, "PONG");

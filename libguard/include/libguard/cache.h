@@ -86,6 +86,11 @@ struct lg_cache_stats {
 	uint64_t fills_late;    /* dropped: the fill deadline had passed */
 	uint64_t redis_errors;  /* Redis unavailable: served from the primary */
 	uint64_t coalesced;     /* misses answered by another coroutine's read of the same key */
+	/* The Redis client's circuit breaker (lg_redis_get_stats): while OPEN, reads skip Redis
+	 * and go straight to the database (counted in redis_errors). */
+	enum lg_redis_breaker redis_breaker;
+	uint64_t redis_connect_attempts;
+	uint64_t redis_breaker_opens;
 };
 
 LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out);

@@ -43,7 +43,30 @@ struct lg_redis_config {
 	 * hung server fails calls in bounded time. 0 = 30,000; LG_TIMEOUT_NONE = wait forever
 	 * (give blocking commands such as BLPOP 0 an explicit deadline instead). */
 	uint64_t command_timeout_ms;
+	/* Circuit breaker: after a failed connection attempt, calls fail at once with
+	 * LG_ECONNECT for this long instead of starting attempts of their own; the wait doubles
+	 * with each failed attempt up to reconnect_backoff_max_ms and resets once a connection is
+	 * READY. Calls that wait while one attempt runs share it. 0 = 100 / 5,000. */
+	uint64_t reconnect_backoff_ms;
+	uint64_t reconnect_backoff_max_ms;
 };
+
+/* The state of the circuit breaker (struct lg_redis_stats). */
+enum lg_redis_breaker {
+	LG_REDIS_BREAKER_CLOSED = 0, /* connected, or the next call may connect */
+	LG_REDIS_BREAKER_OPEN,       /* the last attempt failed: calls fail until retry_in_ms */
+};
+
+struct lg_redis_stats {
+	enum lg_redis_breaker breaker;
+	uint64_t retry_in_ms;      /* OPEN: ms until the next call may start an attempt */
+	uint64_t connect_attempts; /* connection attempts started, the first one included */
+	uint64_t breaker_opens;    /* failed attempts (each opens the breaker) */
+	uint64_t fast_failures;    /* calls failed at once while the breaker was open */
+};
+
+/* The counters and breaker state of r. Cheap; any thread that owns r's runtime. */
+LG_API void lg_redis_get_stats(const struct lg_redis *r, struct lg_redis_stats *out);
 
 /* Per-call options of every Redis call (NULL = defaults), as struct lg_query_opts is for
  * PostgreSQL calls. */
