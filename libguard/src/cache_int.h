@@ -32,6 +32,7 @@ struct lg_cache {
 	uint64_t ttl_ms;
 	uint64_t fill_deadline_ms;
 	uint64_t redis_timeout_ms;
+	uint64_t absent_ttl_ms;
 	struct lg_redis_script fill;
 	struct lg_redis_script read;
 	struct lg__cache_table **tables;

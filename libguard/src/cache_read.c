@@ -22,6 +22,9 @@
  *      runs long after this client gave up on it), no key fence or table fence is newer and
  *      the key does not already hold a newer value. The row read is returned either way: it
  *      came from the primary.
+ *   6. Negative caching (absent_ttl_ms): a read that finds no row fills the absent marker
+ *      {"v":0,"absent":true} the same way; a later GET of a marker answers LG_ENOTFOUND. The
+ *      reflector refreshes a marker like any cached value, so an INSERT replaces it.
  *
  * Failure modes: Redis unreachable or failing -> served from the primary, redis_errors++
  * (no fill). The table is gone or changed -> LG_EINVAL, the catalog entry is dropped so the
@@ -59,6 +62,7 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 	c->ttl_ms = cfg->ttl_ms != 0 ? cfg->ttl_ms : 300000;
 	c->fill_deadline_ms = cfg->fill_deadline_ms != 0 ? cfg->fill_deadline_ms : 1000;
 	c->redis_timeout_ms = cfg->redis_timeout_ms != 0 ? cfg->redis_timeout_ms : 250;
+	c->absent_ttl_ms = cfg->absent_ttl_ms;
 	if (c->key_prefix == NULL || c->fence_prefix == NULL) {
 		lg_cache_free(c);
 		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
@@ -138,43 +142,79 @@ static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row 
 	return true;
 }
 
-/* The fenced fill of a row just read from the primary; read_ms is Redis' clock when the GET
- * that missed ran. */
-static void cache_fill(struct lg_cache *c, const char *key, const char *fence,
-		       const char *table_fence, const struct lg_cache_row *row, long long read_ms)
+/* The fenced fill of value (a row's or an absent marker, of version) just read from the
+ * database; read_ms is Redis' clock when the GET that missed ran. True when written. */
+static bool cache_fill(struct lg_cache *c, const char *key, const char *fence,
+		       const char *table_fence, int64_t version, const char *value, size_t len,
+		       uint64_t ttl_ms, long long read_ms)
 {
-	char version[24];
+	char v[24];
 	char ttl[24];
 	char read_at[24];
 	char max_age[24];
-	snprintf(version, sizeof(version), "%" PRId64, row->version);
-	snprintf(ttl, sizeof(ttl), "%" PRIu64, c->ttl_ms);
+	snprintf(v, sizeof(v), "%" PRId64, version);
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, ttl_ms);
 	snprintf(read_at, sizeof(read_at), "%lld", read_ms);
 	snprintf(max_age, sizeof(max_age), "%" PRIu64, c->fill_deadline_ms);
+	const char *keys[] = {key, fence, table_fence};
+	const char *args[] = {v, value, ttl, read_at, max_age};
+	const size_t arg_lens[] = {strlen(v), len, strlen(ttl), strlen(read_at), strlen(max_age)};
+	struct lg_redis_reply *reply = NULL;
+	struct lg_error err;
+	enum lg__contract_answer a = LG__ANSWER_OTHER;
+	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 5, args, arg_lens,
+			  &(struct lg_redis_opts){lg_deadline_in(c->redis_timeout_ms)}, &reply,
+			  &err) != 0) {
+		c->stats.redis_errors++;
+		return false;
+	}
+	a = lg__contract_answer(reply != NULL ? reply->str : NULL);
+	lg_redis_reply_free(reply);
+	if (a == LG__ANSWER_FILLED) {
+		c->stats.fills++;
+	} else if (a == LG__ANSWER_LATE) {
+		c->stats.fills_late++;
+	} else {
+		c->stats.fills_refused++;
+	}
+	return a == LG__ANSWER_FILLED;
+}
+
+static void cache_fill_row(struct lg_cache *c, const char *key, const char *fence,
+			   const char *table_fence, const struct lg_cache_row *row,
+			   long long read_ms)
+{
 	char *value = lg__malloc(lg__contract_value_len(row->version, row->len) + 1);
 	if (value == NULL) {
 		return;
 	}
 	size_t n = lg__contract_value_write(value, row->version, row->json, row->len);
-	const char *keys[] = {key, fence, table_fence};
-	const char *args[] = {version, value, ttl, read_at, max_age};
-	const size_t arg_lens[] = {strlen(version), n, strlen(ttl), strlen(read_at),
-				   strlen(max_age)};
-	struct lg_redis_reply *reply = NULL;
-	struct lg_error err;
-	if (lg_redis_eval(c->redis, &c->fill, 3, keys, NULL, 5, args, arg_lens,
-			  &(struct lg_redis_opts){lg_deadline_in(c->redis_timeout_ms)}, &reply,
-			  &err) != 0) {
-		c->stats.redis_errors++;
-	} else if (lg__contract_answer(reply != NULL ? reply->str : NULL) == LG__ANSWER_FILLED) {
-		c->stats.fills++;
-	} else if (lg__contract_answer(reply != NULL ? reply->str : NULL) == LG__ANSWER_LATE) {
-		c->stats.fills_late++;
-	} else {
-		c->stats.fills_refused++;
-	}
-	lg_redis_reply_free(reply);
+	(void)cache_fill(c, key, fence, table_fence, row->version, value, n, c->ttl_ms, read_ms);
 	lg__free(value);
+}
+
+/*
+ * Negative caching: the absent marker of a key whose row the read did not find. It carries
+ * version 0, below every change's version: a transaction still in flight when the read's
+ * snapshot was taken may already hold any version the sequence handed out (even one below
+ * versions that committed before the snapshot), so no higher version is known to precede
+ * every INSERT the read could not see. With 0, any key fence refuses the marker and the
+ * reflector's refresh of any later INSERT replaces it (docs/read-path.md).
+ */
+static void cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *t,
+			      const char *const *canon, const char *key, const char *table_fence,
+			      long long read_ms)
+{
+	char fence[CACHE_KEY_MAX];
+	char value[64];
+	size_t n = lg__contract_absent_write(value, sizeof(value), 0);
+	if (n >= sizeof(value) ||
+	    lg_cache_key(fence, sizeof(fence), c->fence_prefix, t->canon, canon, t->nkeys) != 0) {
+		return;
+	}
+	if (cache_fill(c, key, fence, table_fence, 0, value, n, c->absent_ttl_ms, read_ms)) {
+		c->stats.absent_fills++;
+	}
 }
 
 /* The Redis key and key fence of the row read in r (its own key text). */
@@ -294,10 +334,20 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	}
 	long long read_ms = redis_ok ? v->element[0].integer : 0;
 	bool hit = redis_ok && cache_parse_hit(&v->element[1], row);
+	int64_t absent_v = 0;
+	bool absent = redis_ok && !hit && v->element[1].type == LG_REDIS_STRING &&
+		      lg__contract_absent_parse(v->element[1].str, v->element[1].len, &absent_v);
 	lg_redis_reply_free(v);
 	if (hit) {
 		c->stats.hits++;
 		return 0;
+	}
+	if (absent) {
+		c->stats.hits++;
+		c->stats.absent_hits++;
+		row->from_cache = true;
+		row->version = absent_v;
+		return lg__error_set(err, LG_ENOTFOUND, "lg_cache: no such row (cached absence)");
 	}
 	c->stats.misses++;
 	struct lg__cache_flight *mine = NULL;
@@ -310,12 +360,13 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	char row_key[CACHE_KEY_MAX];
 	char row_fence[CACHE_KEY_MAX];
 	rc = cache_read(t, c, canon, row, row_key, row_fence, err);
-	if (rc == 0 && redis_ok) {
-		if (lg_now_ms() - started < c->fill_deadline_ms) {
-			cache_fill(c, row_key, row_fence, table_fence, row, read_ms);
-		} else {
-			c->stats.fills_late++;
-		}
+	bool fill = redis_ok && (rc == 0 || (rc == LG_ENOTFOUND && c->absent_ttl_ms != 0));
+	if (fill && lg_now_ms() - started >= c->fill_deadline_ms) {
+		c->stats.fills_late++;
+	} else if (fill && rc == 0) {
+		cache_fill_row(c, row_key, row_fence, table_fence, row, read_ms);
+	} else if (fill) {
+		cache_fill_absent(c, t, canon, key, table_fence, read_ms);
 	}
 	lg__cache_flight_publish(&c->flights, mine, rc, row, err);
 	return rc;

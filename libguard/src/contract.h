@@ -101,6 +101,17 @@ size_t lg__contract_value_write(char *buf, int64_t version, const char *row, siz
 bool lg__contract_value_parse(const char *v, size_t len, int64_t *version, const char **row,
 			      size_t *row_len);
 
+/*
+ * The absent marker: {"v":<version>,"absent":true}, filled by libguard (only) for a key whose
+ * row does not exist, with LG_CACHE_FILL like a row (docs/read-path.md, "Negative caching").
+ * The scripts read its version like any value's, so a fence above it refuses it and the
+ * reflector's refresh of a later INSERT replaces it. Writes into buf (size bytes) and returns
+ * the length, >= size when it did not fit (as snprintf).
+ */
+size_t lg__contract_absent_write(char *buf, size_t size, int64_t version);
+/* True when the stored value v (len bytes) is an absent marker; *version its version. */
+bool lg__contract_absent_parse(const char *v, size_t len, int64_t *version);
+
 /* ---- SQL ---- */
 
 /*

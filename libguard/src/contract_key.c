@@ -118,6 +118,23 @@ size_t lg__contract_value_write(char *buf, int64_t version, const char *row, siz
 	return (size_t)h + row_len + 1;
 }
 
+/* The version written at v[i..end): the index after its digits, 0 when there is none. */
+static size_t value_version(const char *v, size_t i, size_t end, int64_t *version)
+{
+	bool neg = i < end && v[i] == '-';
+	i += neg;
+	uint64_t n = 0;
+	size_t start = i;
+	for (; i < end && v[i] >= '0' && v[i] <= '9' && i - start < 19; i++) {
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	if (i == start || n > (uint64_t)INT64_MAX) {
+		return 0;
+	}
+	*version = neg ? -(int64_t)n : (int64_t)n;
+	return i;
+}
+
 bool lg__contract_value_parse(const char *v, size_t len, int64_t *version, const char **row,
 			      size_t *row_len)
 {
@@ -127,22 +144,34 @@ bool lg__contract_value_parse(const char *v, size_t len, int64_t *version, const
 	    v[len - 1] != '}') {
 		return false;
 	}
-	size_t i = hl;
-	bool neg = v[i] == '-';
-	i += neg;
-	uint64_t n = 0;
-	size_t start = i;
-	for (; i < len && v[i] >= '0' && v[i] <= '9' && i - start < 19; i++) {
-		n = n * 10 + (uint64_t)(v[i] - '0');
-	}
-	if (i == start || n > (uint64_t)INT64_MAX || len - i < ml + 2 ||
-	    memcmp(v + i, value_mid, ml) != 0) {
+	int64_t n = 0;
+	size_t i = value_version(v, hl, len, &n);
+	if (i == 0 || len - i < ml + 2 || memcmp(v + i, value_mid, ml) != 0) {
 		return false;
 	}
-	*version = neg ? -(int64_t)n : (int64_t)n;
+	*version = n;
 	*row = v + i + ml;
 	*row_len = len - 1 - (i + ml);
 	return true;
+}
+
+static const char absent_tail[] = ",\"absent\":true}";
+
+size_t lg__contract_absent_write(char *buf, size_t size, int64_t version)
+{
+	int n = snprintf(buf, size, "%s%" PRId64 "%s", value_head, version, absent_tail);
+	return n < 0 ? size : (size_t)n;
+}
+
+bool lg__contract_absent_parse(const char *v, size_t len, int64_t *version)
+{
+	size_t hl = sizeof(value_head) - 1;
+	size_t tl = sizeof(absent_tail) - 1;
+	if (v == NULL || len < hl + 1 + tl || memcmp(v, value_head, hl) != 0 ||
+	    memcmp(v + len - tl, absent_tail, tl) != 0) {
+		return false;
+	}
+	return value_version(v, hl, len - tl, version) == len - tl;
 }
 
 /* ---- Canonical text, client side ---- */

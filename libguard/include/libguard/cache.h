@@ -44,6 +44,10 @@ struct lg_cache_config {
 	uint64_t fill_deadline_ms; /* read -> fill budget; 0 = 1,000; keep below fence_ttl_ms */
 	uint64_t redis_timeout_ms; /* per GET / fill: a stalled Redis degrades to the primary
 				    * after this long instead of holding reads; 0 = 250 */
+	/* Negative caching: TTL of the absent marker {"v":0,"absent":true} filled for a key
+	 * whose row does not exist (the reflector replaces it when the row is inserted; see
+	 * docs/read-path.md); 0 = absent rows are not cached. */
+	uint64_t absent_ttl_ms;
 };
 
 /* Creates a cache reader. On success *out is Owned (lg_cache_free). LG_EINVAL, LG_ENOMEM. */
@@ -67,11 +71,12 @@ struct lg_cache_row {
  * for plain integers, uuids, booleans and text and by PostgreSQL otherwise (one statement),
  * and fills the key the row read from the primary names, which is the key the reflector
  * refreshes. Text without an offset or in a day-month order is read as UTC and ISO/MDY. On
- * 0, *row holds the row (release with lg_cache_row_clear). LG_ENOTFOUND: no such row
- * (nothing is cached for it). LG_EINVAL: not a table, no primary key, no lg_version column
- * (not reflected), wrong number of key parts, a part PostgreSQL rejects for its column's type
- * (the message carries PostgreSQL's reason). Errors of the primary as lg_pool_query. Must
- * run in a coroutine of the pool's runtime or outside any coroutine.
+ * 0, *row holds the row (release with lg_cache_row_clear). LG_ENOTFOUND: no such row (with
+ * absent_ttl_ms, an absent marker is filled; a later call answered by that marker returns
+ * LG_ENOTFOUND with row->from_cache set and no JSON). LG_EINVAL: not a table, no primary key, no
+ * lg_version column (not reflected), wrong number of key parts, a part PostgreSQL rejects for its
+ * column's type (the message carries PostgreSQL's reason). Errors of the primary as lg_pool_query.
+ * Must run in a coroutine of the pool's runtime or outside any coroutine.
  */
 LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const *parts,
 			size_t nparts, struct lg_cache_row *row, struct lg_error *err);
@@ -84,6 +89,8 @@ struct lg_cache_stats {
 	uint64_t fills;         /* written by LG_CACHE_FILL */
 	uint64_t fills_refused; /* a fence or a newer value was there ("fenced"/"kept") */
 	uint64_t fills_late;    /* dropped: the fill deadline had passed */
+	uint64_t absent_hits;   /* hits on an absent marker (LG_ENOTFOUND from Redis) */
+	uint64_t absent_fills;  /* absent markers written (counted in fills too) */
 	uint64_t redis_errors;  /* Redis unavailable: served from the primary */
 	uint64_t coalesced;     /* misses answered by another coroutine's read of the same key */
 	/* The Redis client's circuit breaker (lg_redis_get_stats): while OPEN, reads skip Redis
