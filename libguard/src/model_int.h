@@ -13,6 +13,11 @@
 #define LG__DB_READ  (LG_QUERY_PREPARE | LG_QUERY_SHARED_READ)
 #define LG__DB_WRITE LG_QUERY_PREPARE
 
+/* A statement of db through its database handle (db.c): shared reads routed by replica lag
+ * and db->session, everything else to the primary with a token for the session. */
+int lg__db_route(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
+		 const struct lg_query_opts *o, struct lg_result **out, struct lg_error *err);
+
 /* Runs sql on db (pool or transaction) after calling the on_sql hook. Inline: every ORM
  * statement passes here, and a frame of its own is one more stack line to touch again when
  * the coroutine resumes from the wait for the result. */
@@ -26,8 +31,11 @@ static inline int lg__db_run(const struct lg_db *db, const char *sql, const stru
 	    .deadline = db->timeout_ms != 0 ? lg_deadline_in(db->timeout_ms) : 0,
 	    .flags = flags,
 	};
-	return db->tx != NULL ? lg_tx_query(db->tx, sql, params, n, &o, out, err)
-			      : lg_pool_query(db->pool, sql, params, n, &o, out, err);
+	if (db->tx != NULL) {
+		return lg_tx_query(db->tx, sql, params, n, &o, out, err);
+	}
+	return db->dbh != NULL ? lg__db_route(db, sql, params, n, &o, out, err)
+			       : lg_pool_query(db->pool, sql, params, n, &o, out, err);
 }
 
 /* Scratch memory of one statement's parameters (inet and array values): zero-initialize,

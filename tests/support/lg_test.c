@@ -80,7 +80,8 @@ int lg_test_services(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 }
 
-bool lg_test_pg_start(struct lg_test_pg *pg)
+/* A fresh temp dir and a free port for a private instance. */
+static bool test_pg_prepare(struct lg_test_pg *pg)
 {
 	char tmpl[] = "/tmp/lg-test-pg.XXXXXX";
 	if (mkdtemp(tmpl) == NULL) {
@@ -91,10 +92,23 @@ bool lg_test_pg_start(struct lg_test_pg *pg)
 	snprintf(pg->dsn, sizeof(pg->dsn), "host=127.0.0.1 port=%d user=postgres dbname=postgres",
 		 pg->port);
 	/* The postgres user must be able to reach the data dir inside the temp dir. */
-	if (chmod(tmpl, 0755) != 0) {
-		return false;
+	return chmod(tmpl, 0755) == 0;
+}
+
+bool lg_test_pg_start(struct lg_test_pg *pg)
+{
+	return test_pg_prepare(pg) && lg_test_services("pg start '%s' %d", pg->dir, pg->port) == 0;
+}
+
+bool lg_test_pg_replica_start(struct lg_test_pg *pg)
+{
+	const char *primary = getenv("LG_TEST_PG_PORT");
+	if (primary == NULL || primary[0] == '\0') {
+		fprintf(stderr, "LG_TEST_PG_PORT is not set: run the suite through scripts/test\n");
+		abort();
 	}
-	return lg_test_services("pg start '%s' %d", pg->dir, pg->port) == 0;
+	return test_pg_prepare(pg) &&
+	       lg_test_services("pg replica '%s' %d %s", pg->dir, pg->port, primary) == 0;
 }
 
 bool lg_test_pg_stop(struct lg_test_pg *pg, const char *mode)

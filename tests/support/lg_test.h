@@ -28,6 +28,9 @@ bool lg_test_pg_start(struct lg_test_pg *pg);
 bool lg_test_pg_stop(struct lg_test_pg *pg, const char *mode); /* "fast", "immediate" */
 bool lg_test_pg_restart(struct lg_test_pg *pg);
 void lg_test_pg_destroy(struct lg_test_pg *pg);
+/* A private streaming replica of the shared primary ($LG_TEST_PG_PORT), copied with
+ * pg_basebackup (scripts/services pg replica); stop and destroy it like the above. */
+bool lg_test_pg_replica_start(struct lg_test_pg *pg);
 
 /* A TCP listener on 127.0.0.1 that never accepts: connects hang after the handshake. */
 int lg_test_blackhole_listen(int *port);

@@ -5,6 +5,7 @@
 #include "libguard/alloc.h"
 #include "libguard/cache.h"
 #include "libguard/conn.h"
+#include "libguard/db.h"
 #include "libguard/error.h"
 #include "libguard/migrate.h"
 #include "libguard/model.h"

@@ -59,6 +59,8 @@ extern "C" {
 struct lg_pool;
 struct lg_tx;
 struct lg_query;
+struct lg_dbh;
+struct lg_session;
 
 /*
  * Column types and the C type of their struct field.
@@ -480,6 +482,12 @@ struct lg_db {
 	uint64_t timeout_ms;  /* per statement; 0 = the pool's default */
 	void (*on_sql)(void *ud, const char *sql, int nparams);
 	void *on_sql_ud; /* Borrowed */
+	/* Optional (libguard/db.h), both Borrowed. With dbh set and no tx, reads are routed by
+	 * replica lag and writes go to dbh's primary; pool should be that primary too (the
+	 * ORM opens its own transactions there). With session set too, writes advance its
+	 * token and reads honour it (read-your-writes). */
+	struct lg_dbh *dbh;
+	struct lg_session *session;
 };
 
 /* A copy of *base that runs in tx. */
