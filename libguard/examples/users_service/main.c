@@ -5,12 +5,12 @@
  * read-your-writes tokens. docs/read-path.md ("The users service") describes the API.
  *
  *   users_service [--listen HOST:PORT] --primary DSN [--replica DSN] [--redis HOST:PORT]
- *                 [--no-cache] [--max-lag-bytes N] [--pool-size N]
+ *                 [--no-cache] [--max-lag-bytes N] [--max-lag-ms N] [--pool-size N]
  *
  * Every flag has an environment variable (flags win): USERS_SERVICE_LISTEN,
  * USERS_SERVICE_PRIMARY, USERS_SERVICE_REPLICA, USERS_SERVICE_REDIS, USERS_SERVICE_NO_CACHE=1,
- * USERS_SERVICE_MAX_LAG_BYTES, USERS_SERVICE_POOL_SIZE. Port 0 picks a free port; the
- * "listening on" line on stdout names it. SIGINT/SIGTERM stop it.
+ * USERS_SERVICE_MAX_LAG_BYTES, USERS_SERVICE_MAX_LAG_MS, USERS_SERVICE_POOL_SIZE. Port 0 picks a
+ * free port; the "listening on" line on stdout names it. SIGINT/SIGTERM stop it.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,7 +27,7 @@ struct options {
 	char redis_host[64];
 	int redis_port;
 	bool no_cache;
-	unsigned long long max_lag_bytes, pool_size;
+	unsigned long long max_lag_bytes, max_lag_ms, pool_size;
 };
 
 static int usage(const char *why)
@@ -35,7 +35,7 @@ static int usage(const char *why)
 	fprintf(stderr,
 		"users_service: %s\nusage: users_service [--listen HOST:PORT] --primary DSN "
 		"[--replica DSN] [--redis HOST:PORT] [--no-cache] [--max-lag-bytes N] "
-		"[--pool-size N]\n",
+		"[--max-lag-ms N] [--pool-size N]\n",
 		why);
 	return 2;
 }
@@ -72,6 +72,7 @@ static int parse_options(int argc, char **argv, struct options *o, int *listen_p
 {
 	const char *listen = getenv("USERS_SERVICE_LISTEN"), *redis = getenv("USERS_SERVICE_REDIS");
 	const char *lag = getenv("USERS_SERVICE_MAX_LAG_BYTES");
+	const char *lag_ms = getenv("USERS_SERVICE_MAX_LAG_MS");
 	const char *pool = getenv("USERS_SERVICE_POOL_SIZE");
 	o->primary = getenv("USERS_SERVICE_PRIMARY");
 	o->replica = getenv("USERS_SERVICE_REPLICA");
@@ -83,6 +84,7 @@ static int parse_options(int argc, char **argv, struct options *o, int *listen_p
 						 {"redis", required_argument, NULL, 'R'},
 						 {"no-cache", no_argument, NULL, 'n'},
 						 {"max-lag-bytes", required_argument, NULL, 'L'},
+						 {"max-lag-ms", required_argument, NULL, 'M'},
 						 {"pool-size", required_argument, NULL, 's'},
 						 {NULL, 0, NULL, 0}};
 	int ch;
@@ -132,8 +134,9 @@ static int parse_options(int argc, char **argv, struct options *o, int *listen_p
 		return usage("--redis wants HOST:PORT");
 	}
 	if ((lag && !parse_count(lag, &o->max_lag_bytes)) ||
+	    (lag_ms && !parse_count(lag_ms, &o->max_lag_ms)) ||
 	    (pool && (!parse_count(pool, &o->pool_size) || o->pool_size > 1000))) {
-		return usage("--max-lag-bytes and --pool-size want a number");
+		return usage("--max-lag-bytes, --max-lag-ms and --pool-size want a number");
 	}
 	return 0;
 }
@@ -152,14 +155,13 @@ static void service_on_signal(uv_signal_t *h, int signum)
 	lg_cond_signal(s->stop);
 }
 
-/* Waits for SIGINT/SIGTERM, then stops accepting, lets replies finish and stops sampling. */
+/* Waits for SIGINT/SIGTERM, then stops accepting and lets replies finish. */
 static void service_main(void *arg)
 {
 	struct service *s = arg;
 	lg_cond_wait(s->stop, LG_DEADLINE_NONE);
 	fprintf(stderr, "users_service: stopping\n");
 	svc_http_stop(s->http);
-	svc_store_stop(s->store);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	lg_sleep(50); /* connections close; busy ones after their reply */
@@ -186,6 +188,7 @@ int main(int argc, char **argv)
 	    .redis_port = o.redis_port,
 	    .pool_size = (unsigned)o.pool_size,
 	    .max_lag_bytes = o.max_lag_bytes,
+	    .max_lag_ms = o.max_lag_ms,
 	};
 	if ((rc = svc_store_new(rt, &cfg, &s.store, &err)) != 0) {
 		fprintf(stderr, "users_service: %s\n",

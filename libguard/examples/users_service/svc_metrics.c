@@ -10,42 +10,78 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One family per metric, each with a sample per pool (families must not interleave). */
-static void pool_metrics(FILE *f, const struct svc_store *st)
+static void pool_metrics(FILE *f, const struct lg_pool *pool)
 {
-	const char *role[2] = {"primary", "replica"};
-	struct lg_pool_stats s[2];
-	int n = svc_store_replica(st) != NULL ? 2 : 1;
-	lg_pool_get_stats(svc_store_primary(st), &s[0]);
-	if (n == 2) {
-		lg_pool_get_stats(svc_store_replica(st), &s[1]);
-	}
-	metric(f, "users_service_pool_conns", "gauge", "Open connections by pool and state.");
-	for (int i = 0; i < n; i++) {
-		fprintf(f, "users_service_pool_conns{pool=\"%s\",state=\"busy\"} %u\n", role[i],
-			s[i].conns_busy);
-		fprintf(f, "users_service_pool_conns{pool=\"%s\",state=\"idle\"} %u\n", role[i],
-			s[i].conns_idle);
-		fprintf(f, "users_service_pool_conns{pool=\"%s\",state=\"connecting\"} %u\n",
-			role[i], s[i].conns_connecting);
-	}
+	struct lg_pool_stats s;
+	lg_pool_get_stats(pool, &s);
+	metric(f, "users_service_pool_conns", "gauge", "Open connections of the primary pool.");
+	fprintf(f, "users_service_pool_conns{state=\"busy\"} %u\n", s.conns_busy);
+	fprintf(f, "users_service_pool_conns{state=\"idle\"} %u\n", s.conns_idle);
+	fprintf(f, "users_service_pool_conns{state=\"connecting\"} %u\n", s.conns_connecting);
 	metric(f, "users_service_pool_waiters", "gauge", "Callers waiting for a connection.");
-	for (int i = 0; i < n; i++) {
-		fprintf(f, "users_service_pool_waiters{pool=\"%s\"} %u\n", role[i], s[i].waiters);
-	}
+	fprintf(f, "users_service_pool_waiters %u\n", s.waiters);
 	metric(f, "users_service_pool_statements_total", "counter", "Statements by result.");
-	for (int i = 0; i < n; i++) {
-		fprintf(
-		    f,
-		    "users_service_pool_statements_total{pool=\"%s\",result=\"ok\"} %" PRIu64
-		    "\nusers_service_pool_statements_total{pool=\"%s\",result=\"failed\"} %" PRIu64
-		    "\n",
-		    role[i], s[i].statements_ok, role[i], s[i].statements_failed);
-	}
+	fprintf(f, "users_service_pool_statements_total{result=\"ok\"} %" PRIu64 "\n",
+		s.statements_ok);
+	fprintf(f, "users_service_pool_statements_total{result=\"failed\"} %" PRIu64 "\n",
+		s.statements_failed);
 	metric(f, "users_service_pool_conns_lost_total", "counter", "Connections lost.");
-	for (int i = 0; i < n; i++) {
-		fprintf(f, "users_service_pool_conns_lost_total{pool=\"%s\"} %" PRIu64 "\n",
-			role[i], s[i].conns_lost);
+	fprintf(f, "users_service_pool_conns_lost_total %" PRIu64 "\n", s.conns_lost);
+	metric(f, "users_service_pool_acquire_timeouts_total", "counter",
+	       "Callers that gave up waiting for a connection.");
+	fprintf(f, "users_service_pool_acquire_timeouts_total %" PRIu64 "\n", s.acquire_timeouts);
+}
+
+/* The database handle: primary fallbacks and, per replica, lag and health. */
+static void route_metrics(FILE *f, const struct lg_dbh *dbh)
+{
+	struct lg_dbh_stats h;
+	lg_dbh_get_stats(dbh, &h);
+	metric(f, "users_service_primary_reads_total", "counter",
+	       "Reads the handle sent to the primary, by why (a fallback after a failed replica "
+	       "read, a token no replica had replayed, or no replica within the bounds).");
+	fprintf(f, "users_service_primary_reads_total{why=\"fallback\"} %" PRIu64 "\n",
+		h.fallback_reads);
+	fprintf(f, "users_service_primary_reads_total{why=\"token\"} %" PRIu64 "\n", h.token_reads);
+	fprintf(f, "users_service_primary_reads_total{why=\"other\"} %" PRIu64 "\n",
+		h.primary_reads - h.fallback_reads - h.token_reads);
+	metric(f, "users_service_token_failures_total", "counter",
+	       "Confirmed writes whose token could not be read (answered without a token).");
+	fprintf(f, "users_service_token_failures_total %" PRIu64 "\n", h.token_failures);
+	if (h.nreplicas == 0) {
+		return;
+	}
+	struct lg_dbh_replica_stats r[LG_DBH_MAX_REPLICAS];
+	size_t n = 0;
+	for (size_t i = 0; i < h.nreplicas && i < LG_DBH_MAX_REPLICAS; i++) {
+		n += lg_dbh_replica_stats(dbh, i, &r[n]) == 0;
+	}
+	struct {
+		const char *name, *type, *help;
+	} fam[] = {
+	    {"users_service_replica_lag_bytes", "gauge",
+	     "WAL bytes between the primary's position and the replica's replay position."},
+	    {"users_service_replica_lag_seconds", "gauge",
+	     "Replay age while the replica is behind (0 when level)."},
+	    {"users_service_replica_healthy", "gauge",
+	     "1 while the replica answers its lag samples as a standby."},
+	    {"users_service_replica_reads_total", "counter", "Reads served by the replica."},
+	    {"users_service_replica_read_failures_total", "counter",
+	     "Reads that failed on the replica (then answered by the primary)."},
+	};
+	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		metric(f, fam[k].name, fam[k].type, fam[k].help);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t v[] = {r[i].lag_bytes, r[i].lag_ms, r[i].healthy, r[i].reads,
+					r[i].read_failures};
+			if (k == 1) {
+				fprintf(f, "%s{replica=\"%s\"} %.3f\n", fam[k].name, r[i].name,
+					(double)v[k] / 1000.0);
+			} else {
+				fprintf(f, "%s{replica=\"%s\"} %" PRIu64 "\n", fam[k].name,
+					r[i].name, v[k]);
+			}
+		}
 	}
 }
 
@@ -85,27 +121,10 @@ static void read_metrics(FILE *f, const struct svc_store_stats *s)
 		fprintf(f, "users_service_reads_total{source=\"%s\"} %" PRIu64 "\n",
 			svc_source_name((enum svc_source)i), s->reads[i]);
 	}
-	metric(f, "users_service_token_reads_redirected_total", "counter",
-	       "Reads with a token that a copy could not serve yet (the next source answered).");
-	fprintf(f, "users_service_token_reads_redirected_total{copy=\"cache\"} %" PRIu64 "\n",
-		s->token_cache_stale);
-	fprintf(f, "users_service_token_reads_redirected_total{copy=\"replica\"} %" PRIu64 "\n",
-		s->token_replica_behind);
-	metric(f, "users_service_replica_retries_total", "counter",
-	       "Replica reads that failed and were answered by the primary.");
-	fprintf(f, "users_service_replica_retries_total %" PRIu64 "\n", s->replica_retries);
-	if (!s->replica_configured) {
-		return;
-	}
-	metric(f, "users_service_replica_lag_bytes", "gauge",
-	       "WAL bytes between the primary's position and the replica's replay position.");
-	fprintf(f, "users_service_replica_lag_bytes %" PRIu64 "\n", s->lag_bytes);
-	metric(f, "users_service_replica_replay_age_seconds", "gauge",
-	       "Age of the last transaction the replica replayed (grows when the primary idles).");
-	fprintf(f, "users_service_replica_replay_age_seconds %.3f\n", s->replay_age_s);
-	metric(f, "users_service_replica_healthy", "gauge",
-	       "1 when the last lag sample is recent and under the bound (reads may use it).");
-	fprintf(f, "users_service_replica_healthy %d\n", s->replica_healthy);
+	metric(
+	    f, "users_service_token_cache_stale_total", "counter",
+	    "Cached rows older than the caller's own write (not served; the database answered).");
+	fprintf(f, "users_service_token_cache_stale_total %" PRIu64 "\n", s->token_cache_stale);
 }
 
 char *svc_metrics_render(const struct svc_api *api, size_t *len)
@@ -117,7 +136,8 @@ char *svc_metrics_render(const struct svc_api *api, size_t *len)
 	}
 	struct svc_store_stats s;
 	svc_store_get_stats(api->store, &s);
-	pool_metrics(f, api->store);
+	pool_metrics(f, svc_store_primary(api->store));
+	route_metrics(f, svc_store_dbh(api->store));
 	if (svc_store_cache(api->store) != NULL) {
 		cache_metrics(f, svc_store_cache(api->store), svc_store_redis(api->store));
 	}

@@ -1,8 +1,8 @@
 /*
  * Where the users service reads and writes: the primary pool, an optional replica pool
  * (routed by sampled lag), an optional Redis cache kept coherent by the reflector, and the
- * read-your-writes tokens. The only file that knows which libguard calls do the routing, so
- * that moving to a database handle that routes by itself changes this file alone.
+ * read-your-writes tokens. The only part of the service that knows which libguard calls read
+ * and write (the HTTP side sees JSON objects, sources and tokens).
  */
 #ifndef SVC_STORE_H
 #define SVC_STORE_H
@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include <libguard/db.h>
 #include <libguard/libguard.h>
 
 #include "svc_token.h"
@@ -25,29 +26,21 @@ struct svc_store_config {
 	const char *redis_host;  /* Borrowed; NULL = no cache */
 	int redis_port;
 	unsigned pool_size;     /* per pool; 0 = 8 */
-	uint64_t max_lag_bytes; /* replica reads only under this; 0 = 1 MiB */
-	uint64_t lag_sample_ms; /* 0 = 200 */
+	uint64_t max_lag_bytes; /* replica reads only under this; 0 = lg_dbh's default */
+	uint64_t max_lag_ms;    /* and this replay age while behind; 0 = lg_dbh's default */
 };
 
 struct svc_store_stats {
 	uint64_t reads[SVC_SRC__COUNT];
-	uint64_t replica_retries;      /* replica reads that failed and went to the primary */
-	uint64_t token_cache_stale;    /* cached rows older than the caller's token: not served */
-	uint64_t token_replica_behind; /* token reads the replica could not serve yet */
-	bool replica_configured, replica_healthy;
-	uint64_t lag_bytes;
-	double replay_age_s;
-	uint64_t sample_age_ms;
+	uint64_t token_cache_stale; /* cached rows older than the caller's token: not served */
 };
 
 struct svc_store;
 
-/* Opens the pools and the cache and, with a replica, starts the lag sampler (blocking: call
- * from main or a coroutine). */
+/* Opens the primary pool, the cache and the database handle (with the replica pool and its
+ * lag sampler). Blocking: call from main or a coroutine. */
 int svc_store_new(struct lg_runtime *rt, const struct svc_store_config *cfg, struct svc_store **out,
 		  struct lg_error *err);
-/* Stops the lag sampler (blocking). */
-void svc_store_stop(struct svc_store *st);
 void svc_store_free(struct svc_store *st);
 
 /*
@@ -70,7 +63,7 @@ int svc_store_delete(struct svc_store *st, int64_t id, struct svc_token *tok, st
 
 void svc_store_get_stats(const struct svc_store *st, struct svc_store_stats *out);
 struct lg_pool *svc_store_primary(const struct svc_store *st);
-struct lg_pool *svc_store_replica(const struct svc_store *st);      /* NULL without one */
+const struct lg_dbh *svc_store_dbh(const struct svc_store *st);
 const struct lg_cache *svc_store_cache(const struct svc_store *st); /* NULL without one */
 const struct lg_redis *svc_store_redis(const struct svc_store *st); /* NULL without one */
 

@@ -5,38 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool hex_part(const char *s, size_t len, uint32_t *out)
-{
-	if (len == 0 || len > 8) {
-		return false;
-	}
-	uint32_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-			     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-			     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-						    : 16u;
-		if (d == 16u) {
-			return false;
-		}
-		v = v << 4 | d;
-	}
-	*out = v;
-	return true;
-}
-
-bool svc_lsn_parse(const char *text, uint64_t *out)
-{
-	const char *slash = strchr(text, '/');
-	uint32_t hi, lo;
-	if (slash == NULL || !hex_part(text, (size_t)(slash - text), &hi) ||
-	    !hex_part(slash + 1, strlen(slash + 1), &lo)) {
-		return false;
-	}
-	*out = (uint64_t)hi << 32 | lo;
-	return true;
-}
+#include <libguard/db.h>
 
 bool svc_id_parse(const char *text, size_t len, int64_t *out)
 {
@@ -70,7 +39,7 @@ bool svc_token_parse(const char *text, struct svc_token *out)
 	    used < 0 || text[used] != '\0') {
 		return false;
 	}
-	if (!svc_lsn_parse(lsn, &out->lsn) || !svc_id_parse(id, strlen(id), &out->id)) {
+	if (lg_token_parse(lsn, &out->lsn) != 0 || !svc_id_parse(id, strlen(id), &out->id)) {
 		return false;
 	}
 	if (strcmp(v, "deleted") == 0) {
