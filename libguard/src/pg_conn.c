@@ -1,5 +1,7 @@
 /*
- * The connection object: public calls, the socket poll handle, loss and close.
+ * The connection object: public calls, poll dispatch, the end-of-turn flush, loss and close.
+ * It is the top of the connection (see pg_conn_int.h): the layers below report trouble by
+ * return value and it decides that the connection failed.
  *
  * Happy path of a statement: lg_conn_query builds a statement record on the heap, queues it
  * on the connection and parks the caller; the end-of-turn flush sends everything queued in
@@ -32,67 +34,73 @@
 #define CONN_DEFAULT_PREPARED     1024
 #define CONN_DEFAULT_NOTIFY_MAX   10000
 
-void lg__pg_message(char *buf, size_t size, const char *msg)
+void lg__conn_fail(struct lg_conn *c, int code, const char *why)
 {
-	snprintf(buf, size, "%s", msg != NULL ? msg : "");
-	/* libpq's messages span lines ("...\n\tThis probably means ..."): make them one line. */
-	for (char *p = buf; *p != '\0'; p++) {
-		if (*p == '\n' || *p == '\t') {
-			*p = ' ';
-		}
-	}
-	size_t n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) {
-		buf[--n] = '\0';
-	}
-}
-
-static void conn_free(struct lg_conn *c)
-{
-	if (c->pg != NULL) {
-		PQfinish(c->pg);
-	}
-	for (size_t i = 0; c->kw != NULL && c->kw[i] != NULL; i++) {
-		lg__free(c->kw[i]);
-		lg__free(c->vals[i]);
-	}
-	lg__free(c->kw);
-	lg__free(c->vals);
-	lg__prep_free_all(c);
-	lg__sql_cache_free(c->verdicts);
-	lg__notify_free_all(c);
-	lg__free(c);
-}
-
-void lg__conn_unref(struct lg_conn *c)
-{
-	assert(c->refs > 0);
-	if (--c->refs == 0) {
-		conn_free(c);
-	}
-}
-
-static void conn_on_poll_closed(uv_handle_t *handle)
-{
-	struct lg__conn_poll *p = (struct lg__conn_poll *)handle;
-	struct lg_conn *c = p->conn;
-	lg__free(p);
-	lg__conn_unref(c);
-}
-
-void lg__conn_poll_close(struct lg_conn *c)
-{
-	if (c->poll == NULL) {
+	if (c->state != LG__CONN_READY) {
 		return;
 	}
-	uv_poll_stop(&c->poll->handle);
-	uv_close((uv_handle_t *)&c->poll->handle, conn_on_poll_closed);
-	c->poll = NULL;
+	c->state = LG__CONN_BROKEN;
+	lg__pg_message(c->lost_msg, sizeof(c->lost_msg), why);
+	lg__conn_poll_close(c);
+	lg__pipe_fail_all(c, code, c->lost_msg);
+	lg__notify_fail(c, code);
+	if (c->lost_hook != NULL) {
+		c->lost_hook(c->lost_ud, c);
+	}
 }
 
-static void conn_on_poll(uv_poll_t *handle, int status, int events)
+/*
+ * Writes what libpq buffered and watches the socket for what comes next. The layers below
+ * report trouble by their return value; the connection fails here, at the top.
+ */
+static bool conn_flush_output(struct lg_conn *c)
 {
-	struct lg_conn *c = ((struct lg__conn_poll *)handle)->conn;
+	int want = lg__pipe_flush(c);
+	if (want < 0) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return false;
+	}
+	if (want != c->poll_events) {
+		c->poll_events = want;
+		lg__conn_poll_update(c);
+	}
+	return true;
+}
+
+/* End of a loop turn: send what the turn queued (pg_pipeline.c). */
+static void conn_on_flush(struct lg__flush *f)
+{
+	struct lg_conn *c = (struct lg_conn *)((char *)f - offsetof(struct lg_conn, flush));
+	if (c->state != LG__CONN_READY) {
+		return;
+	}
+	if (lg__pipe_send(c) != 0) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return;
+	}
+	conn_flush_output(c);
+}
+
+/* Results arrived: notifications, then the statements' results (pg_results.c). */
+static bool conn_read(struct lg_conn *c)
+{
+	char why[LG_ERROR_MSG_SIZE];
+	int rc = lg__results_read(c, why, sizeof(why));
+	lg__notify_drain(c); /* libpq may buffer notifications while it parses results */
+	if (rc != 0) {
+		lg__conn_fail(c, rc, why);
+		return false;
+	}
+	if (PQstatus(c->pg) == CONNECTION_BAD) {
+		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
+		return false;
+	}
+	return true;
+}
+
+/* The poll handle's readiness (pg_conn_io.c), at every stage of the connection. */
+static void conn_on_io(struct lg_conn *c, int status, int events)
+{
 	if (c->state == LG__CONN_CONNECTING) {
 		lg__conn_connect_on_event(c);
 		return;
@@ -107,66 +115,14 @@ static void conn_on_poll(uv_poll_t *handle, int status, int events)
 	if (status < 0) {
 		events = UV_READABLE | UV_WRITABLE;
 	}
-	if ((events & UV_WRITABLE) && lg__pipe_on_writable(c) != 0) {
+	if ((events & UV_WRITABLE) && !conn_flush_output(c)) {
 		return;
 	}
-	if ((events & UV_READABLE) && lg__pipe_on_readable(c) != 0) {
+	if ((events & UV_READABLE) && !conn_read(c)) {
 		return;
 	}
-	if (status < 0 && c->state == LG__CONN_READY) {
+	if (status < 0) {
 		lg__conn_poll_update(c);
-	}
-}
-
-int lg__conn_poll_open(struct lg_conn *c)
-{
-	int fd = PQsocket(c->pg);
-	if (c->poll != NULL && c->poll->fd == fd) {
-		return 0;
-	}
-	lg__conn_poll_close(c);
-	if (fd < 0) {
-		return LG_ECONNECT;
-	}
-	struct lg__conn_poll *p = lg__calloc(1, sizeof(*p));
-	if (p == NULL) {
-		return LG_ENOMEM;
-	}
-	if (uv_poll_init_socket(lg_runtime_loop(c->rt), &p->handle, fd) != 0) {
-		lg__free(p);
-		return LG_ECONNECT;
-	}
-	p->conn = c;
-	p->fd = fd;
-	c->poll = p;
-	c->refs++;
-	return 0;
-}
-
-void lg__conn_poll_update(struct lg_conn *c)
-{
-	if (c->poll == NULL) {
-		return;
-	}
-	if (c->poll_events == 0) {
-		uv_poll_stop(&c->poll->handle);
-	} else {
-		uv_poll_start(&c->poll->handle, c->poll_events, conn_on_poll);
-	}
-}
-
-void lg__conn_fail(struct lg_conn *c, int code, const char *why)
-{
-	if (c->state != LG__CONN_READY) {
-		return;
-	}
-	c->state = LG__CONN_BROKEN;
-	lg__pg_message(c->lost_msg, sizeof(c->lost_msg), why);
-	lg__conn_poll_close(c);
-	lg__pipe_fail_all(c, code, c->lost_msg);
-	lg__notify_fail(c, code);
-	if (c->lost_hook != NULL) {
-		c->lost_hook(c->lost_ud, c);
 	}
 }
 
@@ -209,14 +165,14 @@ static int conn_connect_in_coro(void *arg)
 	}
 	c->rt = a->rt;
 	c->refs = 1;
-	c->flush.fn = lg__pipe_on_flush;
+	c->flush.fn = conn_on_flush;
+	c->on_io = conn_on_io;
+	c->prep.max = cfg->prepared_cache_max ? cfg->prepared_cache_max : CONN_DEFAULT_PREPARED;
 	c->resource.close = conn_close_resource;
 	c->statement_timeout_ms =
 	    cfg->statement_timeout_ms ? cfg->statement_timeout_ms : CONN_DEFAULT_STATEMENT_MS;
 	c->max_segment = cfg->max_segment ? cfg->max_segment : CONN_DEFAULT_SEGMENT;
 	c->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : CONN_DEFAULT_IN_FLIGHT;
-	c->prepared_cache_max =
-	    cfg->prepared_cache_max ? cfg->prepared_cache_max : CONN_DEFAULT_PREPARED;
 	c->notify_max = cfg->notify_queue_max ? cfg->notify_queue_max : CONN_DEFAULT_NOTIFY_MAX;
 	c->notice_hook = cfg->notice_hook;
 	c->notice_ud = cfg->notice_ud;

@@ -1,8 +1,17 @@
 /*
- * Private layout of a PostgreSQL connection and the pieces shared by its files:
- * pg_connect.c (resolve + connect state machine), pg_pipeline.c (segments and results),
- * pg_conn.c (public calls, poll dispatch, close), pg_notify.c (LISTEN/notifications),
- * pg_prep.c-like cache helpers inside pg_pipeline.c.
+ * Private layout of a PostgreSQL connection and the pieces shared by its files. They call
+ * one way, from the top down; a lower layer reports failure by its return value and never
+ * calls into a layer above it:
+ *
+ *   pg_query.c, pg_notify.c   public calls: build statements, park callers
+ *   pg_conn.c                 the connection: poll dispatch, flush, loss and close
+ *   pg_connect.c              resolve + connect state machine
+ *   pg_pipeline.c             sending: segments, Sync, the read-only guard
+ *   pg_results.c              receiving: matching results to statements, cancel requests
+ *   pg_prep.c                 the prepared-statement cache
+ *   pg_conn_io.c              reference count, memory and the socket's poll handle
+ *   pg_notify_queue.c         received notifications
+ *   pg_stmt.c                 statement records and their queues
  */
 #ifndef LG_PG_CONN_INT_H
 #define LG_PG_CONN_INT_H
@@ -98,6 +107,14 @@ struct lg__conn_poll {
 	int fd;
 };
 
+struct lg__prep_cache {
+	struct lg__prep **buckets;
+	size_t nbuckets;
+	size_t count;
+	size_t max; /* entries; full = statements run unprepared */
+	unsigned seq;
+};
+
 struct lg__notify_item {
 	struct lg__notify_item *next;
 	struct lg_notification n;
@@ -111,6 +128,8 @@ struct lg_conn {
 	PGconn *pg;
 	struct lg__conn_poll *poll;
 	int poll_events;
+	/* Socket readiness, from the poll handle (set by pg_conn.c). */
+	void (*on_io)(struct lg_conn *c, int status, int events);
 	int refs; /* the conn itself, the poll handle, cancel requests in flight */
 
 	/* connect */
@@ -125,7 +144,6 @@ struct lg_conn {
 	uint64_t statement_timeout_ms;
 	unsigned max_segment;
 	unsigned max_in_flight;
-	unsigned prepared_cache_max;
 	void (*notice_hook)(void *ud, const struct lg_notice *notice);
 	void *notice_ud;
 	void (*lost_hook)(void *ud, struct lg_conn *conn);
@@ -140,10 +158,7 @@ struct lg_conn {
 	bool cancel_pending;     /* a cancel request may still hit a statement */
 	bool cancel_victim_live; /* its target's segment has not completed yet */
 	int cancel_works;        /* cancel requests running on the thread pool */
-	struct lg__prep **prep_buckets;
-	size_t prep_nbuckets;
-	size_t prep_count;
-	unsigned prep_seq;
+	struct lg__prep_cache prep;
 	struct lg__sql_cache *verdicts; /* statement verdicts by SQL text (lazy) */
 	char lost_msg[LG_ERROR_MSG_SIZE];
 
@@ -158,6 +173,34 @@ struct lg_conn {
 };
 
 /* pg_conn.c */
+void lg__conn_fail(struct lg_conn *c, int code, const char *why);
+
+/* pg_connect.c */
+int lg__conn_start(struct lg_conn *c, const char *conninfo, const char *extra_options,
+		   struct lg_error *err);
+void lg__conn_connect_on_event(struct lg_conn *c);
+void lg__conn_connect_abort(struct lg__waiter *w, int status);
+
+/* pg_pipeline.c: sending */
+void lg__pipe_submit(struct lg_conn *c, struct lg__stmt *s);
+/* Sends queued statements as segments; 0, or LG_ECONNLOST (PQerrorMessage says why). */
+int lg__pipe_send(struct lg_conn *c);
+/* PQflush; returns the poll events wanted next, or -1 when the connection broke. */
+int lg__pipe_flush(struct lg_conn *c);
+
+/* pg_results.c: receiving */
+/* Reads and matches what arrived; 0, or the code to fail the connection with (why set). */
+int lg__results_read(struct lg_conn *c, char *why, size_t why_size);
+void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why);
+void lg__pipe_abandon(struct lg_conn *c, struct lg__stmt *s);
+
+/* pg_prep.c */
+struct lg__prep *lg__prep_get(struct lg__prep_cache *pc, const char *sql, const uint32_t *types,
+			      int nparams);
+void lg__prep_rename(struct lg__prep_cache *pc, struct lg__prep *p);
+void lg__prep_free_all(struct lg__prep_cache *pc);
+
+/* pg_conn_io.c */
 void lg__conn_poll_update(struct lg_conn *c);
 int lg__conn_poll_open(struct lg_conn *c);
 /*
@@ -167,36 +210,22 @@ int lg__conn_poll_open(struct lg_conn *c);
  */
 void lg__conn_poll_close(struct lg_conn *c);
 void lg__conn_unref(struct lg_conn *c);
-void lg__conn_fail(struct lg_conn *c, int code, const char *why);
 
-/* pg_connect.c */
-int lg__conn_start(struct lg_conn *c, const char *conninfo, const char *extra_options,
-		   struct lg_error *err);
-void lg__conn_connect_on_event(struct lg_conn *c);
-void lg__conn_connect_abort(struct lg__waiter *w, int status);
-
-/* pg_pipeline.c */
-void lg__pipe_submit(struct lg_conn *c, struct lg__stmt *s);
-void lg__pipe_on_flush(struct lg__flush *f);
-int lg__pipe_on_readable(struct lg_conn *c);
-int lg__pipe_on_writable(struct lg_conn *c);
-void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why);
-/* Fails s, which is in no queue any more and was never sent, with code. */
-void lg__pipe_fail_unsent(struct lg__stmt *s, int code, const char *why);
-void lg__pipe_abandon(struct lg_conn *c, struct lg__stmt *s);
-void lg__stmt_free(struct lg__stmt *s);
-void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s);
-void lg__prep_free_all(struct lg_conn *c);
-
-/* pg_notify.c */
+/* pg_notify_queue.c */
 void lg__notify_drain(struct lg_conn *c);
 void lg__notify_fail(struct lg_conn *c, int code);
 void lg__notify_free_all(struct lg_conn *c);
 
-/* pg_result.c */
-struct lg_result *lg__result_wrap(PGresult *pg);
-
+/* pg_stmt.c */
+void lg__stmt_free(struct lg__stmt *s);
+/* Ends s without a result (its caller gets code and prefix + why); frees an abandoned one. */
+void lg__stmt_fail(struct lg__stmt *s, int code, const char *prefix, const char *why);
+void lg__stmtq_push(struct lg__stmtq *q, struct lg__stmt *s);
+void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s);
 /* Copies libpq's message without its trailing newline into buf. */
 void lg__pg_message(char *buf, size_t size, const char *msg);
+
+/* pg_result.c */
+struct lg_result *lg__result_wrap(PGresult *pg);
 
 #endif

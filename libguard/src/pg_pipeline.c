@@ -37,121 +37,18 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "alloc_int.h"
 
 _Static_assert(sizeof(Oid) == sizeof(uint32_t), "Oid is 32 bits");
 
-#define PIPE_PREP_BUCKETS 256
-
-void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s)
-{
-	if (s->prev != NULL) {
-		s->prev->next = s->next;
-	} else {
-		q->head = s->next;
-	}
-	if (s->next != NULL) {
-		s->next->prev = s->prev;
-	} else {
-		q->tail = s->prev;
-	}
-	s->next = s->prev = NULL;
-	q->len--;
-}
-
-static void stmtq_push(struct lg__stmtq *q, struct lg__stmt *s)
-{
-	s->next = NULL;
-	s->prev = q->tail;
-	if (q->tail != NULL) {
-		q->tail->next = s;
-	} else {
-		q->head = s;
-	}
-	q->tail = s;
-	q->len++;
-}
-
-void lg__stmt_free(struct lg__stmt *s)
-{
-	if (s == NULL) {
-		return;
-	}
-	PQclear(s->result);
-	PQclear(s->error);
-	lg__free(s);
-}
-
-/* Prepared statement cache, keyed by SQL text and parameter types. */
-
-static uint64_t prep_hash(const char *sql, const uint32_t *types, int n)
-{
-	uint64_t h = XXH3_64bits(sql, strlen(sql));
-	return XXH3_64bits_withSeed(types, sizeof(uint32_t) * (size_t)n, h);
-}
-
-static struct lg__prep *prep_get(struct lg_conn *c, const struct lg__stmt *s)
-{
-	if (c->prep_buckets == NULL) {
-		c->prep_buckets = lg__calloc(PIPE_PREP_BUCKETS, sizeof(*c->prep_buckets));
-		if (c->prep_buckets == NULL) {
-			return NULL;
-		}
-		c->prep_nbuckets = PIPE_PREP_BUCKETS;
-	}
-	uint64_t h = prep_hash(s->sql, s->types, s->nparams);
-	struct lg__prep **b = &c->prep_buckets[h % c->prep_nbuckets];
-	for (struct lg__prep *p = *b; p != NULL; p = p->next) {
-		if (p->hash == h && p->nparams == s->nparams && strcmp(p->sql, s->sql) == 0 &&
-		    memcmp(p->types, s->types, sizeof(uint32_t) * (size_t)s->nparams) == 0) {
-			return p;
-		}
-	}
-	if (c->prep_count >= c->prepared_cache_max) {
-		return NULL; /* full: run unprepared rather than evict under the server's feet */
-	}
-	size_t sql_len = strlen(s->sql) + 1;
-	size_t types_len = sizeof(uint32_t) * (size_t)s->nparams;
-	struct lg__prep *p = lg__calloc(1, sizeof(*p) + types_len + sql_len);
-	if (p == NULL) {
-		return NULL;
-	}
-	p->types = (uint32_t *)(p + 1);
-	p->sql = (char *)p->types + types_len;
-	memcpy(p->types, s->types, types_len);
-	memcpy(p->sql, s->sql, sql_len);
-	p->nparams = s->nparams;
-	p->hash = h;
-	snprintf(p->name, sizeof(p->name), "lg_%u", ++c->prep_seq);
-	p->next = *b;
-	*b = p;
-	c->prep_count++;
-	return p;
-}
-
-void lg__prep_free_all(struct lg_conn *c)
-{
-	for (size_t i = 0; i < c->prep_nbuckets; i++) {
-		struct lg__prep *p = c->prep_buckets[i];
-		while (p != NULL) {
-			struct lg__prep *next = p->next;
-			lg__free(p);
-			p = next;
-		}
-	}
-	lg__free(c->prep_buckets);
-	c->prep_buckets = NULL;
-	c->prep_nbuckets = 0;
-	c->prep_count = 0;
-}
-
 /* Sending. */
 
 static int pipe_send_stmt(struct lg_conn *c, struct lg__stmt *s)
 {
-	s->prep = (s->flags & LG_QUERY_PREPARE) ? prep_get(c, s) : NULL;
+	s->prep = (s->flags & LG_QUERY_PREPARE)
+		      ? lg__prep_get(&c->prep, s->sql, s->types, s->nparams)
+		      : NULL;
 	s->sent_prepare = false;
 	if (s->prep == NULL) {
 		return PQsendQueryParams(c->pg, s->sql, s->nparams, (const Oid *)s->types,
@@ -219,7 +116,8 @@ static bool pipe_wants_guard(const struct lg_conn *c)
 	       first->next->shared_conn;
 }
 
-/* Sends one segment from the front of the queue; returns false when the connection broke. */
+/* Sends one segment from the front of the queue; returns false when libpq refused (the
+ * connection broke: PQerrorMessage says why). */
 static bool pipe_send_segment(struct lg_conn *c)
 {
 	struct lg__segment *seg = pipe_segment_new(c);
@@ -228,13 +126,12 @@ static bool pipe_send_segment(struct lg_conn *c)
 		 * moves on (keeping it queued would spin on the same failure). */
 		struct lg__stmt *s = c->pending.head;
 		lg__stmtq_remove(&c->pending, s);
-		lg__pipe_fail_unsent(s, LG_ENOMEM, "out of memory, not sent");
+		lg__stmt_fail(s, LG_ENOMEM, "", "out of memory, not sent");
 		return true;
 	}
 	seg->cursor_in_guard = pipe_wants_guard(c);
 	if (seg->cursor_in_guard &&
 	    !PQsendQueryParams(c->pg, pipe_guard_sql, 0, NULL, NULL, NULL, NULL, 0)) {
-		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
 		return false;
 	}
 	struct lg__stmt *s;
@@ -245,7 +142,6 @@ static bool pipe_send_segment(struct lg_conn *c)
 		s->outcome = LG__STMT_SENT;
 		c->in_flight++;
 		if (!pipe_send_stmt(c, s)) {
-			lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
 			return false;
 		}
 		if (s->alone) {
@@ -253,7 +149,6 @@ static bool pipe_send_segment(struct lg_conn *c)
 		}
 	}
 	if (!PQpipelineSync(c->pg)) {
-		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
 		return false;
 	}
 	seg->cursor = seg->head;
@@ -262,46 +157,34 @@ static bool pipe_send_segment(struct lg_conn *c)
 	return true;
 }
 
-static int pipe_flush_output(struct lg_conn *c)
+int lg__pipe_send(struct lg_conn *c)
+{
+	if (c->cancel_pending) {
+		return 0; /* held back until the cancel request is over (pg_results.c) */
+	}
+	while (c->pending.head != NULL && c->in_flight < c->max_in_flight) {
+		if (!pipe_send_segment(c)) {
+			return LG_ECONNLOST;
+		}
+	}
+	return 0;
+}
+
+int lg__pipe_flush(struct lg_conn *c)
 {
 	int rc = PQflush(c->pg);
 	/* libpq reads while it writes; on EOF it closes the socket itself and may still report
 	 * success here, so the status is the authority (a closed socket gives no more events). */
 	if (rc < 0 || PQstatus(c->pg) == CONNECTION_BAD) {
-		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
 		return -1;
 	}
-	int want = UV_READABLE | (rc == 1 ? UV_WRITABLE : 0);
-	if (want != c->poll_events) {
-		c->poll_events = want;
-		lg__conn_poll_update(c);
-	}
-	return 0;
-}
-
-void lg__pipe_on_flush(struct lg__flush *f)
-{
-	struct lg_conn *c = (struct lg_conn *)((char *)f - offsetof(struct lg_conn, flush));
-	if (c->state != LG__CONN_READY || c->cancel_pending) {
-		return; /* held back until the cancel request is over (pg_results.c) */
-	}
-	while (c->pending.head != NULL && c->in_flight < c->max_in_flight) {
-		if (!pipe_send_segment(c)) {
-			return;
-		}
-	}
-	pipe_flush_output(c);
+	return UV_READABLE | (rc == 1 ? UV_WRITABLE : 0);
 }
 
 void lg__pipe_submit(struct lg_conn *c, struct lg__stmt *s)
 {
 	s->conn = c;
 	s->outcome = LG__STMT_QUEUED;
-	stmtq_push(&c->pending, s);
+	lg__stmtq_push(&c->pending, s);
 	lg__flush_schedule(c->rt, &c->flush);
-}
-
-int lg__pipe_on_writable(struct lg_conn *c)
-{
-	return pipe_flush_output(c);
 }

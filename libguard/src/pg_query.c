@@ -233,7 +233,7 @@ static int query_run(struct lg_conn *c, const char *sql, const struct lg_param *
 		}
 	}
 	if (c->verdicts == NULL) {
-		c->verdicts = lg__sql_cache_new(c->prepared_cache_max);
+		c->verdicts = lg__sql_cache_new(c->prep.max);
 	}
 	struct lg__sql_verdict v = lg__sql_cache_get(c->verdicts, sql, NULL);
 	unsigned flags = opts != NULL ? opts->flags : 0;

@@ -75,7 +75,7 @@ static bool results_stale_prepared(struct lg_conn *c, struct lg__stmt *s)
 		return false;
 	}
 	if (changed && s->prep->state != LG__PREP_PREPARING) {
-		snprintf(s->prep->name, sizeof(s->prep->name), "lg_%u", ++c->prep_seq);
+		lg__prep_rename(&c->prep, s->prep);
 	}
 	if (s->prep->state != LG__PREP_PREPARING) {
 		s->prep->state = LG__PREP_NONE;
@@ -144,9 +144,8 @@ static void results_complete_segment(struct lg_conn *c, struct lg__segment *seg)
 	}
 }
 
-/* Returns false when the result failed the connection (which freed seg and s). */
-static bool results_store(struct lg_conn *c, struct lg__segment *seg, struct lg__stmt *s,
-			  PGresult *r)
+/* Returns false for a result a pipeline cannot carry (COPY's): the connection must fail. */
+static bool results_store(struct lg__segment *seg, struct lg__stmt *s, PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
 	if (seg->cursor_in_prepare) {
@@ -186,7 +185,6 @@ static bool results_store(struct lg_conn *c, struct lg__segment *seg, struct lg_
 	default:
 		/* COPY and other states cannot be carried in pipeline mode. */
 		PQclear(r);
-		lg__conn_fail(c, LG_EPROTO, "unexpected result status in pipeline");
 		return false;
 	}
 	PQclear(r);
@@ -250,9 +248,10 @@ static bool results_commit_error(struct lg__segment *seg, PGresult *r)
 	return true;
 }
 
-static void results_process(struct lg_conn *c)
+/* Returns 0, or the code the connection must fail with (why filled in). */
+static int results_process(struct lg_conn *c, char *why, size_t why_size)
 {
-	while (c->state == LG__CONN_READY && !PQisBusy(c->pg)) {
+	while (!PQisBusy(c->pg)) {
 		PGresult *r = PQgetResult(c->pg);
 		struct lg__segment *seg = c->seg_head;
 		if (r == NULL) {
@@ -274,11 +273,12 @@ static void results_process(struct lg_conn *c)
 		}
 		if (seg == NULL || (st != PGRES_PIPELINE_SYNC && seg->cursor == NULL)) {
 			/* An error outside any statement: the server is ending the session. */
-			char msg[LG_ERROR_MSG_SIZE];
-			lg__pg_message(msg, sizeof(msg), PQresultErrorMessage(r));
+			lg__pg_message(why, why_size, PQresultErrorMessage(r));
+			if (why[0] == '\0') {
+				snprintf(why, why_size, "unexpected result");
+			}
 			PQclear(r);
-			lg__conn_fail(c, LG_ECONNLOST, msg[0] ? msg : "unexpected result");
-			return;
+			return LG_ECONNLOST;
 		}
 		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
@@ -296,53 +296,23 @@ static void results_process(struct lg_conn *c)
 				    state == NULL || strcmp(state, SQLSTATE_QUERY_CANCELED) != 0;
 			}
 			PQclear(r);
-		} else if (!results_store(c, seg, seg->cursor, r)) {
-			return; /* the connection failed: seg and its statements are gone */
+		} else if (!results_store(seg, seg->cursor, r)) {
+			snprintf(why, why_size, "unexpected result status in pipeline");
+			return LG_EPROTO;
 		}
 		seg->awaiting_null = true;
 	}
 	results_cancel_head(c);
+	return 0;
 }
 
-int lg__pipe_on_readable(struct lg_conn *c)
+int lg__results_read(struct lg_conn *c, char *why, size_t why_size)
 {
 	if (!PQconsumeInput(c->pg)) {
-		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
-		return -1;
+		lg__pg_message(why, why_size, PQerrorMessage(c->pg));
+		return LG_ECONNLOST;
 	}
-	lg__notify_drain(c);
-	results_process(c);
-	lg__notify_drain(c);
-	if (c->state == LG__CONN_READY && PQstatus(c->pg) == CONNECTION_BAD) {
-		lg__conn_fail(c, LG_ECONNLOST, PQerrorMessage(c->pg));
-		return -1;
-	}
-	return c->state == LG__CONN_READY ? 0 : -1;
-}
-
-static void results_fail_stmt(struct lg__stmt *s, int code, const char *prefix, const char *why)
-{
-	if (s->abandoned) {
-		lg__stmt_free(s);
-		return;
-	}
-	s->fail_code = code;
-	s->outcome = LG__STMT_FAILED;
-	const char *server =
-	    s->error != NULL ? PQresultErrorField(s->error, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s%s%s%s%.300s", prefix,
-		 server != NULL ? "server said: " : "", server != NULL ? server : "",
-		 server != NULL ? "; " : "", why);
-	PQclear(s->result);
-	s->result = NULL;
-	struct lg__waiter *w = s->waiter;
-	s->waiter = NULL;
-	lg__waiter_wake(w, 0);
-}
-
-void lg__pipe_fail_unsent(struct lg__stmt *s, int code, const char *why)
-{
-	results_fail_stmt(s, code, "", why);
+	return results_process(c, why, why_size);
 }
 
 void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)
@@ -357,7 +327,7 @@ void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)
 		struct lg__stmt *s = seg->head;
 		while (s != NULL) {
 			struct lg__stmt *next = s->next;
-			results_fail_stmt(s, sent_code, sent, why);
+			lg__stmt_fail(s, sent_code, sent, why);
 			s = next;
 		}
 		lg__free(seg);
@@ -370,7 +340,7 @@ void lg__pipe_fail_all(struct lg_conn *c, int code, const char *why)
 	struct lg__stmt *s;
 	while ((s = c->pending.head) != NULL) {
 		lg__stmtq_remove(&c->pending, s);
-		results_fail_stmt(s, unsent_code, unsent, why);
+		lg__stmt_fail(s, unsent_code, unsent, why);
 	}
 }
 
