@@ -7,6 +7,7 @@
 #include "libguard/pool.h"
 #include "libguard/query.h"
 
+#include "pg_result_int.h"
 #include "query_build.h"
 
 /* Query flags of the ORM's statements: its reads share sync segments, its writes do not. */
@@ -57,8 +58,7 @@ int lg__value_decode(enum lg_type t, struct lg_result *r, int ri, int k, char *f
 size_t lg__value_copy_size(enum lg_type t, const void *field);
 char *lg__value_copy(enum lg_type t, void *field, char *mem);
 
-/* A block of n bytes freed with r (pg_result.c), aligned for any type; NULL on ENOMEM. */
-void *lg__result_keep(struct lg_result *r, size_t n);
+/* lg__result_keep: a block of n bytes freed with r, aligned for any type (pg_result_int.h). */
 
 /* The NULL bit mask and Owned memory block of a row. */
 uint64_t *lg__row_nulls(const struct lg_model *m, void *row);

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "libguard/conn.h"
+#include "pg_result_int.h"
 #include "sched_int.h"
 
 enum conn_state {
@@ -224,8 +225,5 @@ void lg__stmtq_push(struct lg__stmtq *q, struct lg__stmt *s);
 void lg__stmtq_remove(struct lg__stmtq *q, struct lg__stmt *s);
 /* Copies libpq's message without its trailing newline into buf. */
 void lg__pg_message(char *buf, size_t size, const char *msg);
-
-/* pg_result.c */
-struct lg_result *lg__result_wrap(PGresult *pg);
 
 #endif

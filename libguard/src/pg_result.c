@@ -4,7 +4,7 @@
  * in text form is decoded on first access and kept with the result, so the returned pointer
  * lives as long as the result.
  */
-#include "pg_conn_int.h"
+#include "pg_result_int.h"
 
 #include <stddef.h>
 #include <string.h>
