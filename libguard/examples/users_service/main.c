@@ -108,6 +108,9 @@ static int parse_options(int argc, char **argv, struct options *o, int *listen_p
 		case 'L':
 			lag = optarg;
 			break;
+		case 'M':
+			lag_ms = optarg;
+			break;
 		case 's':
 			pool = optarg;
 			break;
