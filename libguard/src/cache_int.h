@@ -24,6 +24,14 @@ struct lg__cache_table {
 	enum lg__contract_kind kinds[LG__CACHE_MAX_PARTS];
 };
 
+/* A model's opt-in (lg_cache_policy_set). */
+struct lg__cache_policy {
+	const struct lg_model *model;
+	struct lg_cache_policy p;
+};
+
+#define LG__CACHE_MAX_POLICIES 64
+
 struct lg_cache {
 	struct lg_pool *pool;
 	struct lg_redis *redis;
@@ -40,7 +48,36 @@ struct lg_cache {
 	struct lg_cond *loaded;           /* broadcast when a catalog lookup ends */
 	struct lg__cache_flight *flights; /* misses being read now (cache_flight.c) */
 	struct lg_cache_stats stats;
+	struct lg__cache_policy policies[LG__CACHE_MAX_POLICIES];
+	size_t npolicies;
+	uint64_t jitter_state; /* xorshift64 state of the TTL jitter */
 };
+
+/* How the database is read after a miss: runs sql with the key parameters (one row of the
+ * contract's read statement, or none). */
+typedef int (*lg__cache_reader)(void *ud, const char *sql, const struct lg_param *params, int n,
+				struct lg_result **out, struct lg_error *err);
+
+/* One lg__cache_get call's choices (lg_cache_get: the cache's defaults). */
+struct lg__cache_call {
+	uint64_t ttl_ms;        /* TTL of a row fill */
+	uint64_t absent_ttl_ms; /* TTL of an absent marker; 0 = no marker */
+	int64_t min_version;    /* a cached value below it is a miss (read-your-writes) */
+	lg__cache_reader read;  /* NULL = the cache's primary pool */
+	void *read_ud;
+};
+
+/*
+ * Decodes a row's JSON (to_jsonb text, len bytes) into the row struct *out of m with the
+ * ORM's decoder (cache_json.c): the previous lg_mem of *out is released, the new one holds
+ * the values. LG_EINVAL: not an object of m's columns in their types; LG_ENOMEM.
+ */
+int lg__cache_decode(const struct lg_model *m, const char *json, size_t len, void *out);
+
+/* lg_cache_get with per-call choices. */
+int lg__cache_get(struct lg_cache *c, const char *table, const char *const *parts, size_t nparts,
+		  const struct lg__cache_call *call, struct lg_cache_row *row,
+		  struct lg_error *err);
 
 /* The catalog entry of table, loaded on first use by one coroutine while others wait
  * (cache_table.c). LG_EINVAL: not a reflected table with a primary key. */

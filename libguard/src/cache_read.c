@@ -181,7 +181,7 @@ static bool cache_fill(struct lg_cache *c, const char *key, const char *fence,
 }
 
 static void cache_fill_row(struct lg_cache *c, const char *key, const char *fence,
-			   const char *table_fence, const struct lg_cache_row *row,
+			   const char *table_fence, const struct lg_cache_row *row, uint64_t ttl_ms,
 			   long long read_ms)
 {
 	char *value = lg__malloc(lg__contract_value_len(row->version, row->len) + 1);
@@ -189,7 +189,7 @@ static void cache_fill_row(struct lg_cache *c, const char *key, const char *fenc
 		return;
 	}
 	size_t n = lg__contract_value_write(value, row->version, row->json, row->len);
-	(void)cache_fill(c, key, fence, table_fence, row->version, value, n, c->ttl_ms, read_ms);
+	(void)cache_fill(c, key, fence, table_fence, row->version, value, n, ttl_ms, read_ms);
 	lg__free(value);
 }
 
@@ -203,7 +203,7 @@ static void cache_fill_row(struct lg_cache *c, const char *key, const char *fenc
  */
 static void cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *t,
 			      const char *const *canon, const char *key, const char *table_fence,
-			      long long read_ms)
+			      uint64_t ttl_ms, long long read_ms)
 {
 	char fence[CACHE_KEY_MAX];
 	char value[64];
@@ -212,7 +212,7 @@ static void cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *
 	    lg_cache_key(fence, sizeof(fence), c->fence_prefix, t->canon, canon, t->nkeys) != 0) {
 		return;
 	}
-	if (cache_fill(c, key, fence, table_fence, 0, value, n, c->absent_ttl_ms, read_ms)) {
+	if (cache_fill(c, key, fence, table_fence, 0, value, n, ttl_ms, read_ms)) {
 		c->stats.absent_fills++;
 	}
 }
@@ -235,7 +235,8 @@ static int cache_row_keys(const struct lg_cache *c, const struct lg__cache_table
 }
 
 /* Step 4: the row from the primary, and the keys its own key text names. */
-static int cache_read(struct lg__cache_table *t, struct lg_cache *c, const char *const *parts,
+static int cache_read(struct lg__cache_table *t, struct lg_cache *c,
+		      const struct lg__cache_call *call, const char *const *parts,
 		      struct lg_cache_row *row, char *key, char *fence, struct lg_error *err)
 {
 	struct lg_param params[CACHE_MAX_PARTS];
@@ -244,7 +245,9 @@ static int cache_read(struct lg__cache_table *t, struct lg_cache *c, const char 
 	}
 	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	struct lg_result *r = NULL;
-	int rc = lg_pool_query(c->pool, t->read_sql, params, (int)t->nkeys, &opts, &r, err);
+	int rc = call->read != NULL
+		     ? call->read(call->read_ud, t->read_sql, params, (int)t->nkeys, &r, err)
+		     : lg_pool_query(c->pool, t->read_sql, params, (int)t->nkeys, &opts, &r, err);
 	if (rc == LG_ESERVER && strncmp(err->sqlstate, "22", 2) == 0) {
 		return lg__error_set(err, LG_EINVAL, "lg_cache: key does not match %s's key types",
 				     t->canon);
@@ -292,6 +295,16 @@ static int cache_read(struct lg__cache_table *t, struct lg_cache *c, const char 
 LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const *parts,
 			size_t nparts, struct lg_cache_row *row, struct lg_error *err)
 {
+	if (c == NULL) {
+		return lg__error_set(err, LG_EINVAL, "lg_cache_get: invalid arguments");
+	}
+	struct lg__cache_call call = {.ttl_ms = c->ttl_ms, .absent_ttl_ms = c->absent_ttl_ms};
+	return lg__cache_get(c, table, parts, nparts, &call, row, err);
+}
+
+int lg__cache_get(struct lg_cache *c, const char *table, const char *const *parts, size_t nparts,
+		  const struct lg__cache_call *call, struct lg_cache_row *row, struct lg_error *err)
+{
 	if (c == NULL || table == NULL || parts == NULL || row == NULL || nparts == 0 ||
 	    nparts > CACHE_MAX_PARTS) {
 		return lg__error_set(err, LG_EINVAL, "lg_cache_get: invalid arguments");
@@ -338,6 +351,12 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	bool absent = redis_ok && !hit && v->element[1].type == LG_REDIS_STRING &&
 		      lg__contract_absent_parse(v->element[1].str, v->element[1].len, &absent_v);
 	lg_redis_reply_free(v);
+	if ((hit && row->version < call->min_version) || (absent && absent_v < call->min_version)) {
+		/* Older than the caller's own write: a miss, read from the database. */
+		lg_cache_row_clear(row);
+		hit = absent = false;
+		c->stats.stale_for_caller++;
+	}
 	if (hit) {
 		c->stats.hits++;
 		return 0;
@@ -350,8 +369,12 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 		return lg__error_set(err, LG_ENOTFOUND, "lg_cache: no such row (cached absence)");
 	}
 	c->stats.misses++;
+	/* A caller with a version to honour never joins a read that may have started before
+	 * its write; a read through a custom reader (another server) is never shared either. */
 	struct lg__cache_flight *mine = NULL;
-	rc = lg__cache_flight_join(&c->flights, c->pool->rt, key, &mine, row, err);
+	rc = call->min_version > 0 || call->read != NULL
+		 ? LG__CACHE_LOAD
+		 : lg__cache_flight_join(&c->flights, c->pool->rt, key, &mine, row, err);
 	if (rc != LG__CACHE_LOAD) {
 		c->stats.coalesced++;
 		return rc;
@@ -359,14 +382,14 @@ LG_API int lg_cache_get(struct lg_cache *c, const char *table, const char *const
 	uint64_t started = lg_now_ms();
 	char row_key[CACHE_KEY_MAX];
 	char row_fence[CACHE_KEY_MAX];
-	rc = cache_read(t, c, canon, row, row_key, row_fence, err);
-	bool fill = redis_ok && (rc == 0 || (rc == LG_ENOTFOUND && c->absent_ttl_ms != 0));
+	rc = cache_read(t, c, call, canon, row, row_key, row_fence, err);
+	bool fill = redis_ok && (rc == 0 || (rc == LG_ENOTFOUND && call->absent_ttl_ms != 0));
 	if (fill && lg_now_ms() - started >= c->fill_deadline_ms) {
 		c->stats.fills_late++;
 	} else if (fill && rc == 0) {
-		cache_fill_row(c, row_key, row_fence, table_fence, row, read_ms);
+		cache_fill_row(c, row_key, row_fence, table_fence, row, call->ttl_ms, read_ms);
 	} else if (fill) {
-		cache_fill_absent(c, t, canon, key, table_fence, read_ms);
+		cache_fill_absent(c, t, canon, key, table_fence, call->absent_ttl_ms, read_ms);
 	}
 	lg__cache_flight_publish(&c->flights, mine, rc, row, err);
 	return rc;

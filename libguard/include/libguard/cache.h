@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "libguard/error.h"
+#include "libguard/model.h"
 #include "libguard/pool.h"
 #include "libguard/redis.h"
 
@@ -86,13 +87,16 @@ LG_API void lg_cache_row_clear(struct lg_cache_row *row);
 struct lg_cache_stats {
 	uint64_t hits;
 	uint64_t misses;
-	uint64_t fills;         /* written by LG_CACHE_FILL */
-	uint64_t fills_refused; /* a fence or a newer value was there ("fenced"/"kept") */
-	uint64_t fills_late;    /* dropped: the fill deadline had passed */
-	uint64_t absent_hits;   /* hits on an absent marker (LG_ENOTFOUND from Redis) */
-	uint64_t absent_fills;  /* absent markers written (counted in fills too) */
-	uint64_t redis_errors;  /* Redis unavailable: served from the primary */
-	uint64_t coalesced;     /* misses answered by another coroutine's read of the same key */
+	uint64_t fills;            /* written by LG_CACHE_FILL */
+	uint64_t fills_refused;    /* a fence or a newer value was there ("fenced"/"kept") */
+	uint64_t fills_late;       /* dropped: the fill deadline had passed */
+	uint64_t absent_hits;      /* hits on an absent marker (LG_ENOTFOUND from Redis) */
+	uint64_t absent_fills;     /* absent markers written (counted in fills too) */
+	uint64_t stale_for_caller; /* cached values older than the caller's min_version */
+	uint64_t bypassed;         /* typed finds sent past the cache (bypass, no policy, a key
+				    * type the cache cannot name, a value that does not decode) */
+	uint64_t redis_errors;     /* Redis unavailable: served from the primary */
+	uint64_t coalesced;        /* misses answered by another coroutine's read of the same key */
 	/* The Redis client's circuit breaker (lg_redis_get_stats): while OPEN, reads skip Redis
 	 * and go straight to the database (counted in redis_errors). */
 	enum lg_redis_breaker redis_breaker;
@@ -101,6 +105,47 @@ struct lg_cache_stats {
 };
 
 LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *out);
+
+/* ---- Typed reads through the cache (libguard/model.h) ---- */
+
+/*
+ * A model's opt-in to typed reads through the cache. The model's table must be reflected
+ * (lifeguard.reflect), and its column table names the row's columns as to_jsonb spells them.
+ */
+struct lg_cache_policy {
+	uint64_t ttl_ms;        /* TTL of a filled row; 0 = the cache's ttl_ms */
+	unsigned jitter_pct;    /* each fill's TTL drawn within +-jitter_pct % (0..50), so rows
+				 * filled together do not expire together */
+	uint64_t absent_ttl_ms; /* negative caching for this model; 0 = absent rows not cached */
+};
+
+/* Registers (or replaces) model m's policy: its finds through lg_model_find_cached use the
+ * cache. m is Borrowed (static descriptors). LG_EINVAL (bad arguments, jitter over 50),
+ * LG_ERANGE (more than 64 models). */
+LG_API int lg_cache_policy_set(struct lg_cache *c, const struct lg_model *m,
+			       const struct lg_cache_policy *p, struct lg_error *err);
+
+struct lg_find_opts {
+	bool bypass; /* read the database as lg_model_find does; nothing is read or filled */
+	/* Read-your-writes: a cached value (row or absent marker) whose version is below this
+	 * is a miss, read from the database; 0 = none. */
+	int64_t min_version;
+	bool from_cache; /* out: Redis answered */
+};
+
+/*
+ * lg_model_find through the cache: Redis first, decoded into *out with the model's column
+ * table (a hit never touches the database); on a miss the row is read through db's normal
+ * statement path (db's pool, transaction or routed handle) together with its lg_version and
+ * key text, in one statement and snapshot, decoded the same way, and filled with that version
+ * (fenced: a fill older than a change the reflector processed is refused, whichever server
+ * answered). Models without a policy, opts->bypass, and keys of other types than integers,
+ * uuid, boolean and text go straight to lg_model_find. A cached absent marker answers
+ * LG_ENOTFOUND. opts may be NULL. Errors as lg_model_find; Redis trouble never fails a call.
+ */
+LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
+				const struct lg_model *m, const struct lg_param *key,
+				struct lg_find_opts *opts, void *out, struct lg_error *err);
 
 #ifdef __cplusplus
 }
