@@ -125,6 +125,7 @@ static int write_one(const struct lg_db *db, struct lg_changes *c, struct lg_sql
 	lg__enc_free(&enc);
 	if (rc == 0 && *found) {
 		c->changed = 0;
+		lg__session_note_row(db, m, c->row, false);
 	}
 	return rc;
 }
@@ -224,6 +225,9 @@ LG_API int lg_model_delete(const struct lg_db *db, const struct lg_model *m, con
 	if (rc == 0 && lg_result_affected(r) == 0) {
 		rc = lg__error_set(err, LG_ENOTFOUND, "model %s: delete: no row with that key",
 				   m->table);
+	}
+	if (rc == 0) {
+		lg__session_note_row(db, m, row, true);
 	}
 	lg_result_free(r);
 	return rc;

@@ -19,6 +19,11 @@
 int lg__db_route(const struct lg_db *db, const char *sql, const struct lg_param *params, int n,
 		 const struct lg_query_opts *o, struct lg_result **out, struct lg_error *err);
 
+/* Records in db->session (if any) the lg_version an ORM write left on row (db_orm.c);
+ * deleted: the row is gone. */
+void lg__session_note_row(const struct lg_db *db, const struct lg_model *m, const void *row,
+			  bool deleted);
+
 /* Runs sql on db (pool or transaction) after calling the on_sql hook. Inline: every ORM
  * statement passes here, and a frame of its own is one more stack line to touch again when
  * the coroutine resumes from the wait for the result. */

@@ -19,7 +19,8 @@ static char table[64];
 
 #define ROUTE_COLUMNS(X)                                                                           \
 	X(route, id, LG_INT64, LG_COL_PK)                                                          \
-	X(route, v, LG_INT64, 0)
+	X(route, v, LG_INT64, 0)                                                                   \
+	X(route, lg_version, LG_INT64, LG_COL_DEFAULT)
 LG_MODEL_DECLARE(route, ROUTE_COLUMNS);
 LG_MODEL_DEFINE(route, "public", table, ROUTE_COLUMNS);
 
@@ -109,7 +110,10 @@ static void run_body(void *arg)
 	char sql[256];
 	snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", table);
 	sql_ok(e->primary, sql);
-	snprintf(sql, sizeof(sql), "CREATE TABLE %s (id int8 PRIMARY KEY, v int8 NOT NULL)", table);
+	snprintf(sql, sizeof(sql),
+		 "CREATE TABLE %s (id int8 PRIMARY KEY, v int8 NOT NULL, "
+		 "lg_version int8 GENERATED ALWAYS AS (v * 10) STORED)",
+		 table);
 	sql_ok(e->primary, sql);
 	primary_sql(e, "INSERT INTO %s VALUES (1, %ld)", 1);
 	e->cfg.primary = e->primary;
@@ -244,6 +248,23 @@ static void ryw_body(struct env *e)
 	cr_assert_eq(got.v, 4, "the ORM read its own update's old row");
 	cr_assert_eq(lg_session_last_source(s), -1);
 	lg_row_clear(&route_model, &got);
+
+	/* The versions the ORM wrote, per table and key text (lg_version here is v * 10). */
+	char qualified[80];
+	snprintf(qualified, sizeof(qualified), "public.%s", table);
+	cr_assert_eq(lg_session_version(s, qualified, "1"), 40);
+	struct route other = {0};
+	lg_changes_init(&ch, &route_model, &other);
+	route_set_id(&ch, 2);
+	route_set_v(&ch, 7);
+	cr_assert_eq(lg_model_insert(&db, &ch, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_session_version(s, qualified, "2"), 70);
+	cr_assert_eq(lg_model_delete(&db, &route_model, &other, &err), 0, "%s", err.message);
+	cr_assert_eq(lg_session_version(s, qualified, "2"), INT64_MAX,
+		     "a delete hides every version");
+	lg_row_clear(&route_model, &other);
+	cr_assert_gt(lg_session_token(s), token);
+	token = lg_session_token(s);
 
 	/* A transaction's commit gives a token too, to a session that has none yet. */
 	struct lg_session *s2;

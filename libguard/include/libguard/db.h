@@ -127,10 +127,15 @@ LG_API void lg_session_observe(struct lg_session *s, uint64_t token);
 LG_API bool lg_session_may_share(const struct lg_session *s, uint64_t started_ms);
 
 /*
- * Versions of reflected rows the session wrote, per table ("schema.table") and canonical key
- * text (the cache key's <pk>, docs/data-contract.md). note keeps the highest (table and key
- * Copied; LG_ENOMEM, LG_EINVAL for NULL); version returns it, 0 when the session wrote none:
- * a cache holding a lower version for that key must treat it as a miss.
+ * Versions of reflected rows the session wrote, per table and canonical key text (the cache
+ * key's <pk> part: key parts joined with ':', '\' and ':' escaped, docs/data-contract.md).
+ * table is the model's schema and table joined with '.' ("public.users"; the table alone for
+ * a model without schema). note keeps the highest (table and key Copied; LG_ENOMEM, LG_EINVAL
+ * for NULL); version returns it, 0 when the session wrote none: a cached value with a lower
+ * version for that key must be treated as a miss. ORM inserts, updates and upserts on a db
+ * with a session note the row's version when the model has an int8 column named lg_version
+ * (read back by their RETURNING) and integer, text or uuid key columns; an ORM delete notes
+ * INT64_MAX (no cached value of that row may serve the session any more).
  */
 LG_API int lg_session_note_version(struct lg_session *s, const char *table, const char *key,
 				   int64_t version);
