@@ -65,6 +65,7 @@ struct lg__cache_call {
 	int64_t min_version;    /* a cached value below it is a miss (read-your-writes) */
 	lg__cache_reader read;  /* NULL = the cache's primary pool */
 	void *read_ud;
+	bool no_share; /* never wait for another caller's read of the same key */
 };
 
 /*

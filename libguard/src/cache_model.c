@@ -20,6 +20,7 @@
 
 #include "alloc_int.h"
 #include "cache_int.h"
+#include "libguard/db.h"
 #include "error_int.h"
 #include "model_int.h"
 #include "pg_oid.h"
@@ -139,7 +140,9 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	opts = opts != NULL ? opts : &none;
 	opts->from_cache = false;
 	const struct lg_cache_policy *pol = c != NULL && m != NULL ? policy_of(c, m) : NULL;
-	if (pol == NULL || opts->bypass || lg__model_check(m) != 0) {
+	/* In a transaction the cache would hide the transaction's own writes (and a fill could
+	 * publish a row that never commits): the transaction reads. */
+	if (pol == NULL || opts->bypass || db->tx != NULL || lg__model_check(m) != 0) {
 		if (c != NULL) {
 			c->stats.bypassed++;
 		}
@@ -169,6 +172,16 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	    .read = read_through_db,
 	    .read_ud = (void *)(uintptr_t)db,
 	};
+	/* Read-your-writes: the version the caller's session wrote for this key (its <pk>
+	 * part, what follows "p:t:" in a cache key). A session never shares a read either: one
+	 * that started before its write may miss it. */
+	char pk_text[LG__CACHE_KEY_MAX];
+	if (db->session != NULL &&
+	    lg_cache_key(pk_text, sizeof(pk_text), "p", "t", parts, n) == 0) {
+		int64_t mine = lg_session_version(db->session, table, pk_text + 4);
+		call.min_version = mine > call.min_version ? mine : call.min_version;
+		call.no_share = true;
+	}
 	struct lg_cache_row row;
 	int rc = lg__cache_get(c, table, parts, n, &call, &row, err);
 	opts->from_cache = row.from_cache;

@@ -370,9 +370,9 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 	}
 	c->stats.misses++;
 	/* A caller with a version to honour never joins a read that may have started before
-	 * its write; a read through a custom reader (another server) is never shared either. */
+	 * its write. */
 	struct lg__cache_flight *mine = NULL;
-	rc = call->min_version > 0 || call->read != NULL
+	rc = call->min_version > 0 || call->no_share
 		 ? LG__CACHE_LOAD
 		 : lg__cache_flight_join(&c->flights, c->pool->rt, key, &mine, row, err);
 	if (rc != LG__CACHE_LOAD) {

@@ -286,3 +286,37 @@ Test(cache_model, fills_get_a_jittered_ttl)
 	lg_row_clear(&ci_model, &got);
 	cr_assert_gt(hi - lo, 1000, "40 fills within %lld ms of each other: no jitter", hi - lo);
 }
+
+Test(cache_model, a_session_that_wrote_a_newer_version_misses_the_older_cached_row)
+{
+	struct ci got = {0};
+	struct lg_find_opts o = {0};
+	cr_assert_eq(find(1, &o, &got), 0);
+	cr_assert_eq(find(1, &o, &got), 0);
+	cr_assert(o.from_cache);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "UPDATE %s.items SET name = 'mine', lg_version = 9 WHERE id = 1",
+		 schema_name);
+	exec_ok(sql);
+	/* The session noted the version its write returned; the cache still holds version 7. */
+	struct lg_session *s = NULL;
+	cr_assert_eq(lg_session_new(&s), 0);
+	char table[64];
+	snprintf(table, sizeof(table), "%s.items", schema_name);
+	cr_assert_eq(lg_session_note_version(s, table, "1", 9), 0);
+	struct lg_db with_session = {.pool = pool, .session = s};
+	struct lg_param key[] = {lg_param_int64(1)};
+	struct lg_error err;
+	o = (struct lg_find_opts){0};
+	cr_assert_eq(lg_model_find_cached(&with_session, cache, &ci_model, key, &o, &got, &err), 0,
+		     "%s", err.message);
+	cr_assert_not(o.from_cache);
+	cr_assert_str_eq(got.name, "mine");
+	/* The fill carried version 9: every caller hits it now. */
+	o = (struct lg_find_opts){0};
+	cr_assert_eq(find(1, &o, &got), 0);
+	cr_assert(o.from_cache);
+	cr_assert_eq(got.lg_version, 9);
+	lg_row_clear(&ci_model, &got);
+	lg_session_free(s);
+}

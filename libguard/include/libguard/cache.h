@@ -139,9 +139,12 @@ struct lg_find_opts {
  * statement path (db's pool, transaction or routed handle) together with its lg_version and
  * key text, in one statement and snapshot, decoded the same way, and filled with that version
  * (fenced: a fill older than a change the reflector processed is refused, whichever server
- * answered). Models without a policy, opts->bypass, and keys of other types than integers,
- * uuid, boolean and text go straight to lg_model_find. A cached absent marker answers
- * LG_ENOTFOUND. opts may be NULL. Errors as lg_model_find; Redis trouble never fails a call.
+ * answered). Models without a policy, opts->bypass, a db in a transaction, and keys of other
+ * types than integers, uuid, boolean and text go straight to lg_model_find. With db->session
+ * (libguard/db.h), a cached value below the version the session wrote for the key
+ * (lg_session_version) is a miss, and the read is not shared with other callers. A cached absent
+ * marker answers LG_ENOTFOUND. opts may be NULL. Errors as lg_model_find; Redis trouble never fails
+ * a call.
  */
 LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 				const struct lg_model *m, const struct lg_param *key,
