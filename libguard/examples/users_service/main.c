@@ -217,8 +217,13 @@ int main(int argc, char **argv)
 	printf("users_service: listening on %s:%d (cache %s, replica %s)\n", o.listen,
 	       svc_http_port(s.http), cfg.redis_host ? "on" : "off", o.replica ? "on" : "off");
 	fflush(stdout);
-	lg_coro_spawn(rt, service_main, &s, NULL);
-	rc = lg_runtime_run(rt);
+	/* Joined rather than lg_runtime_run: the database handle's lag samplers run until
+	 * svc_store_free, so the loop is not empty when service_main returns. */
+	struct lg_coro *main_coro;
+	rc = lg_coro_spawn(rt, service_main, &s, &main_coro);
+	if (rc == 0) {
+		rc = lg_coro_join(main_coro, LG_DEADLINE_NONE);
+	}
 	lg_cond_free(s.stop);
 	svc_store_free(s.store);
 	lg_runtime_free(rt);
