@@ -26,7 +26,10 @@
  *
  * All calls follow the pool's contract: they work inside a coroutine of the handle's runtime
  * or outside any coroutine (then they run the loop). The sampler runs only while the loop
- * runs.
+ * runs. A handle belongs to one runtime (one per thread, like pools). A replica that hangs
+ * holds the reads already sent to it until their deadline (the caller's, else the replica
+ * pool's statement_timeout_ms, which bounds how late the fallback to the primary comes);
+ * new reads avoid it once its sample misses sample_max_age_ms.
  */
 #ifndef LIBGUARD_DB_H
 #define LIBGUARD_DB_H
@@ -73,7 +76,8 @@ struct lg_dbh_config {
  */
 LG_API int lg_dbh_new(struct lg_runtime *rt, const struct lg_dbh_config *cfg, struct lg_dbh **out,
 		      struct lg_error *err);
-/* Stops the samplers and frees the replica pools (not the primary, not the cache). NULL ok. */
+/* Stops the samplers and frees the replica pools (not the primary, not the cache). No call on
+ * the handle may be in progress. NULL ok. */
 LG_API void lg_dbh_free(struct lg_dbh *h);
 
 /* The primary pool (for transactions: lg_pool_begin, then lg_dbh_commit) and the cache. */
