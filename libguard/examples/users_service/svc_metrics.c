@@ -93,13 +93,17 @@ static void cache_metrics(FILE *f, const struct lg_cache *cache, const struct lg
 	lg_redis_get_stats(redis, &r);
 	metric(f, "users_service_cache_total", "counter",
 	       "lg_cache events: hits, misses, fills, refused fills (fenced or kept), late fills, "
-	       "Redis errors, coalesced misses.");
+	       "absent-marker hits and fills, bypassed finds, Redis errors, coalesced misses.");
 	fprintf(f, "users_service_cache_total{event=\"hit\"} %" PRIu64 "\n", c.hits);
 	fprintf(f, "users_service_cache_total{event=\"miss\"} %" PRIu64 "\n", c.misses);
 	fprintf(f, "users_service_cache_total{event=\"fill\"} %" PRIu64 "\n", c.fills);
 	fprintf(f, "users_service_cache_total{event=\"fill_refused\"} %" PRIu64 "\n",
 		c.fills_refused);
 	fprintf(f, "users_service_cache_total{event=\"fill_late\"} %" PRIu64 "\n", c.fills_late);
+	fprintf(f, "users_service_cache_total{event=\"absent_hit\"} %" PRIu64 "\n", c.absent_hits);
+	fprintf(f, "users_service_cache_total{event=\"absent_fill\"} %" PRIu64 "\n",
+		c.absent_fills);
+	fprintf(f, "users_service_cache_total{event=\"bypassed\"} %" PRIu64 "\n", c.bypassed);
 	fprintf(f, "users_service_cache_total{event=\"redis_error\"} %" PRIu64 "\n",
 		c.redis_errors);
 	fprintf(f, "users_service_cache_total{event=\"coalesced\"} %" PRIu64 "\n", c.coalesced);

@@ -2,10 +2,11 @@
  * The users service's reads and writes (see svc_store.h).
  *
  * A read of one user, step by step:
- *   1. with a cache and no bypass: lg_cache_get. A hit is served from Redis; a miss reads the
- *      primary and fills the key (the reflector's fences refuse a fill older than a change it
- *      already processed). A cached row older than the caller's token (a version below the
- *      token's, or any row after the caller deleted it) is not served: go to 2;
+ *   1. with a cache and no bypass: lg_model_find_cached. A hit (a row, or an absent marker:
+ *      404) is served from Redis; a miss reads the primary and fills the key (the reflector's
+ *      fences refuse a fill older than a change it already processed). A cached value older
+ *      than the caller's token (a version below the token's, a row the caller deleted, a
+ *      marker for a row it created) is not served: go to 2;
  *   2. the ORM on the database handle (lg_dbh) with a session holding the caller's token: a
  *      replica whose sampled lag is within the bounds and, with a token, whose replay position
  *      has passed it; otherwise, or when the replica read fails, the primary.
@@ -22,7 +23,6 @@
 #define LG_MODEL_IMPLEMENTATION
 #include "../models/users.h"
 
-#define USERS_TABLE "quickstart.users"
 /* read_cache: the cached row is older than the caller's token (not an LG_E* code). */
 #define STALE_FOR_CALLER (-1)
 
@@ -49,23 +49,6 @@ static json_t *user_json(const struct users *u)
 	return json_pack("{s:I,s:s,s:o,s:I}", "id", (json_int_t)u->id, "email", u->email, "name",
 			 users_name_is_null(u) ? json_null() : json_string(u->name), "version",
 			 (json_int_t)u->version);
-}
-
-/* The cached value's row (to_jsonb of the table row) as the service's user object. */
-static json_t *cached_json(const char *text, int64_t *version)
-{
-	json_t *row = json_loads(text, 0, NULL);
-	json_t *id = json_object_get(row, "id"), *email = json_object_get(row, "email");
-	json_t *name = json_object_get(row, "name"), *v = json_object_get(row, "version");
-	json_t *out = NULL;
-	if (json_is_integer(id) && json_is_string(email) && json_is_integer(v) &&
-	    (json_is_null(name) || json_is_string(name))) {
-		*version = json_integer_value(v);
-		out = json_pack("{s:O,s:O,s:O,s:O}", "id", id, "email", email, "name", name,
-				"version", v);
-	}
-	json_decref(row);
-	return out;
 }
 
 /* ---- Reads ------------------------------------------------------------------------------- */
@@ -102,34 +85,35 @@ static int read_db(struct svc_store *st, int64_t id, const struct svc_token *tok
 	return rc;
 }
 
+/*
+ * The typed find through the cache (lg_model_find_cached). Its misses read the primary, not
+ * a replica: a replica's row may be older than a change the reflector already processed
+ * (its fill would be refused, but the caller would still get it), and a cached read must
+ * never be older than that.
+ */
 static int read_cache(struct svc_store *st, int64_t id, const struct svc_token *tok, json_t **user,
 		      enum svc_source *src, struct lg_error *err)
 {
-	char idtext[24];
-	snprintf(idtext, sizeof(idtext), "%" PRId64, id);
-	const char *parts[] = {idtext};
-	struct lg_cache_row row;
-	int rc = lg_cache_get(st->cache, USERS_TABLE, parts, 1, &row, err);
-	if (rc != 0) {
-		return rc; /* LG_ENOTFOUND: the primary has no such row */
-	}
-	int64_t version = 0;
-	*user = cached_json(row.json, &version);
-	*src = row.from_cache ? SVC_SRC_CACHE : SVC_SRC_PRIMARY;
-	lg_cache_row_clear(&row);
-	if (*user == NULL) {
-		lg_error_clear(err);
-		return LG_EPROTO;
-	}
+	struct lg_db db = {.pool = st->primary};
+	struct lg_find_opts opts = {0};
+	struct users u = {0};
+	struct lg_param key = lg_param_int64(id);
+	int rc = lg_model_find_cached(&db, st->cache, &users_model, &key, &opts, &u, err);
+	*src = opts.from_cache ? SVC_SRC_CACHE : SVC_SRC_PRIMARY;
+	/* Older than the caller's own write (a row below its version, a row it deleted, an absent
+	 * marker from before it created the row): the reflector has not refreshed the key yet.
+	 * A 404 is re-read whether or not Redis gave it (an absent-marker hit may not say so). */
 	bool mine = tok->set && tok->id == id;
-	if (mine && *src == SVC_SRC_CACHE && (tok->deleted || version < tok->version)) {
-		/* Older than the caller's own write: the reflector has not refreshed it yet. */
+	if (mine && ((rc == 0 && opts.from_cache && (tok->deleted || u.version < tok->version)) ||
+		     (rc == LG_ENOTFOUND && !tok->deleted))) {
 		st->stats.token_cache_stale++;
-		json_decref(*user);
-		*user = NULL;
-		return STALE_FOR_CALLER;
+		rc = STALE_FOR_CALLER;
+	} else if (rc == 0) {
+		*user = user_json(&u);
+		rc = *user ? 0 : LG_ENOMEM;
 	}
-	return 0;
+	lg_row_clear(&users_model, &u);
+	return rc;
 }
 
 int svc_store_get(struct svc_store *st, int64_t id, const struct svc_token *tok, bool bypass_cache,
@@ -140,7 +124,7 @@ int svc_store_get(struct svc_store *st, int64_t id, const struct svc_token *tok,
 		int rc = read_cache(st, id, tok, user, src, err);
 		if (rc != STALE_FOR_CALLER) {
 			if (rc == 0 || rc == LG_ENOTFOUND) {
-				st->stats.reads[rc == 0 ? *src : SVC_SRC_PRIMARY]++;
+				st->stats.reads[*src]++;
 			}
 			return rc;
 		}
@@ -298,6 +282,10 @@ int svc_store_new(struct lg_runtime *rt, const struct svc_store_config *cfg, str
 		rc = lg_redis_new(rt, &rc_cfg, &st->redis, err);
 		struct lg_cache_config cc = {.pool = st->primary, .redis = st->redis};
 		rc = rc ? rc : lg_cache_new(&cc, &st->cache, err);
+		/* users opt in: TTL with jitter, absent ids cached as markers (negative caching).
+		 */
+		struct lg_cache_policy policy = {.jitter_pct = 10, .absent_ttl_ms = 60000};
+		rc = rc ? rc : lg_cache_policy_set(st->cache, &users_model, &policy, err);
 	}
 	if (rc == 0) {
 		struct lg_pool_config rep = {
