@@ -99,6 +99,24 @@ static void wait_for(struct env *e, bool (*pred)(struct env *e), const char *wha
 	cr_assert_fail("timed out waiting until %s", what);
 }
 
+/*
+ * Reads row 1 (always expecting v) until the replica serves one. A level replica may look
+ * behind for one sample while WAL it has not replayed yet is in flight (another test's write,
+ * a checkpoint), so a single read is not asserted on.
+ */
+static void read_until_replica(struct env *e, int64_t v, const char *what)
+{
+	uint64_t reads = rstats(e).reads;
+	for (int i = 0; i < 3000; i++) {
+		cr_assert_eq(read_v(e, NULL), v);
+		if (rstats(e).reads > reads) {
+			return;
+		}
+		cr_assert_eq(lg_sleep(20), 0);
+	}
+	cr_assert_fail("no read was served by the replica: %s", what);
+}
+
 static void run_body(void *arg)
 {
 	struct env *e = arg;
@@ -148,23 +166,24 @@ static void run(const char *name, struct env *e)
 /* Lag grows while replay is paused: reads move to the primary, and back after resume. */
 static void lag_body(struct env *e)
 {
-	cr_assert_eq(read_v(e, NULL), 1);
-	cr_assert_eq(rstats(e).reads, 1, "a level replica serves the read");
+	read_until_replica(e, 1, "a level replica serves reads");
 	sql_ok(e->ctl, "SELECT pg_wal_replay_pause()");
 	primary_sql(e, "UPDATE %s SET v = %ld WHERE id = 1", 2);
 	wait_for(e, lag_over_bound, "the lag grows past max_lag_ms");
 	struct lg_dbh_stats before;
 	lg_dbh_get_stats(e->h, &before);
+	uint64_t replica_reads = rstats(e).reads;
 	/* The paused replica still holds v = 1: only the primary answers 2. */
-	cr_assert_eq(read_v(e, NULL), 2, "a read was served by the lagging replica");
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(read_v(e, NULL), 2, "a read was served by the lagging replica");
+	}
 	struct lg_dbh_stats after;
 	lg_dbh_get_stats(e->h, &after);
-	cr_assert_eq(after.primary_reads, before.primary_reads + 1);
-	cr_assert_eq(rstats(e).reads, 1);
+	cr_assert_eq(after.primary_reads, before.primary_reads + 10);
+	cr_assert_eq(rstats(e).reads, replica_reads);
 	sql_ok(e->ctl, "SELECT pg_wal_replay_resume()");
 	wait_for(e, level_and_healthy, "the replica is level again");
-	cr_assert_eq(read_v(e, NULL), 2);
-	cr_assert_eq(rstats(e).reads, 2, "reads return to the replica after resume");
+	read_until_replica(e, 2, "reads return to the replica after resume");
 }
 
 Test(db_route, lag_moves_reads_to_primary_and_back, .timeout = 240)
@@ -176,8 +195,8 @@ Test(db_route, lag_moves_reads_to_primary_and_back, .timeout = 240)
 /* A killed replica (SIGKILL): reads keep answering (retried on the primary), then avoid it. */
 static void down_body(struct env *e)
 {
-	cr_assert_eq(read_v(e, NULL), 1);
-	cr_assert_eq(rstats(e).reads, 1);
+	read_until_replica(e, 1, "a healthy replica serves reads");
+	uint64_t replica_reads = rstats(e).reads;
 	cr_assert_eq(lg_test_services("pg kill '%s'", e->rep.dir), 0, "SIGKILL the replica");
 	for (int i = 0; i < 20; i++) {
 		cr_assert_eq(read_v(e, NULL), 1, "a read failed with the replica down");
@@ -191,7 +210,7 @@ static void down_body(struct env *e)
 	lg_dbh_get_stats(e->h, &after);
 	cr_assert_eq(after.primary_reads, before.primary_reads + 1);
 	cr_assert_eq(after.fallback_reads, before.fallback_reads, "no replica attempt once down");
-	cr_assert_eq(rstats(e).reads, 1);
+	cr_assert_eq(rstats(e).reads, replica_reads);
 }
 
 Test(db_route, killed_replica_is_routed_around, .timeout = 240)
