@@ -42,7 +42,6 @@ struct lg_cache {
 	uint64_t redis_timeout_ms;
 	uint64_t absent_ttl_ms;
 	struct lg_redis_script fill;
-	struct lg_redis_script read;
 	struct lg__cache_table **tables;
 	size_t ntables;
 	struct lg_cond *loaded;           /* broadcast when a catalog lookup ends */

@@ -8,20 +8,20 @@
  *      uuids, booleans and text, else one read that PostgreSQL renders under the contract's
  *      fixed settings), so "01", "+1" or an upper-case uuid name the key the reflector
  *      refreshes.
- *   3. GET <key_prefix>:<table>:<escaped key> (LG_CACHE_READ: the value and Redis' clock). A
- *      value {"v":V,"row":R} is a hit: R is returned.
- *   4. Otherwise read to_jsonb(row), lg_version and the row's own canonical key text from the
- *      primary (one statement, pooled); coroutines that miss the same key meanwhile wait for
- *      this read (cache_flight.c).
+ *   3. MGET <key_prefix>:<table>:<escaped key> and the table fence: one native command, so a
+ *      hit costs Redis what a GET does. A value {"v":V,"row":R} with V not below the table
+ *      fence is a hit: R is returned. (Values below it predate a TRUNCATE: absent.)
+ *   4. Otherwise take Redis' clock (TIME), then read to_jsonb(row), lg_version and the row's
+ *      own canonical key text from the primary (one statement, pooled); coroutines that miss
+ *      the same key meanwhile wait for this read (cache_flight.c).
  *   5. If the read took less than fill_deadline_ms, run LG_CACHE_FILL on the key built from
  *      the row's key text (never the caller's: for types whose equality is looser than their
  *      text, numeric 1.5 = 1.50, the row's spelling is the one the reflector refreshes) with
- *      the row's version
- *      and the GET's timestamp: Redis stores it only while its clock is less than
- *      fill_deadline_ms past that timestamp (the deadline holds even for a fill that Redis
- *      runs long after this client gave up on it), no key fence or table fence is newer and
- *      the key does not already hold a newer value. The row read is returned either way: it
- *      came from the primary.
+ *      the row's version and the clock of step 4: Redis stores it only while its clock is
+ *      less than fill_deadline_ms past that reading (the deadline holds even for a fill that
+ *      Redis runs long after this client gave up on it), no key fence or table fence is newer
+ *      and the key does not already hold a newer value. The row read is returned either way:
+ *      it came from the primary.
  *   6. Negative caching (absent_ttl_ms): a read that finds no row fills the absent marker
  *      {"v":0,"absent":true} the same way; a later GET of a marker answers LG_ENOTFOUND. The
  *      reflector refreshes a marker like any cached value, so an INSERT replaces it.
@@ -76,9 +76,6 @@ LG_API int lg_cache_new(const struct lg_cache_config *cfg, struct lg_cache **out
 		return lg__error_set(err, LG_ENOMEM, "lg_cache_new: out of memory");
 	}
 	int rc = lg_redis_script_init(&c->fill, lg_cache_script_source(LG_CACHE_FILL), err);
-	if (rc == 0) {
-		rc = lg_redis_script_init(&c->read, lg_cache_script_source(LG_CACHE_READ), err);
-	}
 	if (rc != 0) {
 		lg_cache_free(c);
 		return rc;
@@ -143,7 +140,7 @@ static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row 
 }
 
 /* The fenced fill of value (a row's or an absent marker, of version) just read from the
- * database; read_ms is Redis' clock when the GET that missed ran. True when written. */
+ * database; read_ms is Redis' clock (TIME) taken before the read. True when written. */
 static bool cache_fill(struct lg_cache *c, const char *key, const char *fence,
 		       const char *table_fence, int64_t version, const char *value, size_t len,
 		       uint64_t ttl_ms, long long read_ms)
@@ -215,6 +212,25 @@ static void cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *
 	if (cache_fill(c, key, fence, table_fence, 0, value, n, ttl_ms, read_ms)) {
 		c->stats.absent_fills++;
 	}
+}
+
+/* Redis' TIME in ms into *ms; false when Redis does not answer. */
+static bool cache_clock(struct lg_cache *c, long long *ms)
+{
+	struct lg_redis_reply *t = NULL;
+	const char *argv[] = {"TIME"};
+	struct lg_redis_opts ropts = {lg_deadline_in(c->redis_timeout_ms)};
+	bool ok = lg_redis_commandv(c->redis, &ropts, 1, argv, NULL, &t, NULL) == 0 &&
+		  t->type == LG_REDIS_ARRAY && t->elements == 2 &&
+		  t->element[0].type == LG_REDIS_STRING && t->element[1].type == LG_REDIS_STRING;
+	if (ok) {
+		*ms = strtoll(t->element[0].str, NULL, 10) * 1000 +
+		      strtoll(t->element[1].str, NULL, 10) / 1000;
+	} else {
+		c->stats.redis_errors++;
+	}
+	lg_redis_reply_free(t);
+	return ok;
 }
 
 /* The Redis key and key fence of the row read in r (its own key text). */
@@ -334,23 +350,30 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 		0) {
 		return lg__error_set(err, LG_ERANGE, "lg_cache_get: key too long");
 	}
+	/* Step 3: one native MGET of the row key and the table fence (the hit path costs Redis
+	 * what a GET does; no script). A value below the table fence predates a TRUNCATE the
+	 * reflector processed: absent, swept or not. */
 	struct lg_redis_reply *v = NULL;
 	struct lg_error rerr;
-	const char *read_keys[] = {key, table_fence};
-	bool redis_ok = lg_redis_eval(c->redis, &c->read, 2, read_keys, NULL, 0, NULL, NULL,
-				      &(struct lg_redis_opts){lg_deadline_in(c->redis_timeout_ms)},
-				      &v, &rerr) == 0 &&
-			v->type == LG_REDIS_ARRAY && v->elements == 2 &&
-			v->element[0].type == LG_REDIS_INTEGER;
+	const char *mget[] = {"MGET", key, table_fence};
+	struct lg_redis_opts ropts = {lg_deadline_in(c->redis_timeout_ms)};
+	bool redis_ok = lg_redis_commandv(c->redis, &ropts, 3, mget, NULL, &v, &rerr) == 0 &&
+			v->type == LG_REDIS_ARRAY && v->elements == 2;
 	if (!redis_ok) {
 		c->stats.redis_errors++;
 	}
-	long long read_ms = redis_ok ? v->element[0].integer : 0;
-	bool hit = redis_ok && cache_parse_hit(&v->element[1], row);
+	int64_t table_v = redis_ok && v->element[1].type == LG_REDIS_STRING
+			      ? strtoll(v->element[1].str, NULL, 10)
+			      : 0;
+	bool hit = redis_ok && cache_parse_hit(&v->element[0], row);
 	int64_t absent_v = 0;
-	bool absent = redis_ok && !hit && v->element[1].type == LG_REDIS_STRING &&
-		      lg__contract_absent_parse(v->element[1].str, v->element[1].len, &absent_v);
+	bool absent = redis_ok && !hit && v->element[0].type == LG_REDIS_STRING &&
+		      lg__contract_absent_parse(v->element[0].str, v->element[0].len, &absent_v);
 	lg_redis_reply_free(v);
+	if ((hit && row->version < table_v) || (absent && absent_v < table_v)) {
+		lg_cache_row_clear(row);
+		hit = absent = false;
+	}
 	if ((hit && row->version < call->min_version) || (absent && absent_v < call->min_version)) {
 		/* Older than the caller's own write: a miss, read from the database. */
 		lg_cache_row_clear(row);
@@ -379,6 +402,9 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 		c->stats.coalesced++;
 		return rc;
 	}
+	/* Redis' clock before the read: LG_CACHE_FILL measures the fill deadline from it. */
+	long long read_ms = 0;
+	redis_ok = redis_ok && cache_clock(c, &read_ms);
 	uint64_t started = lg_now_ms();
 	char row_key[CACHE_KEY_MAX];
 	char row_fence[CACHE_KEY_MAX];

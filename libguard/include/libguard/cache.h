@@ -30,8 +30,9 @@ extern "C" {
  * makes a read fail that PostgreSQL can answer. A fill is dropped, not written, when more than
  * fill_deadline_ms passed since the read started (the fences only cover fills that young):
  * checked here before sending, and by Redis itself against its own clock when the fill runs,
- * from a timestamp its GET returned before the read (so a fill delayed on the way, or run
- * after this client stopped waiting for it, is refused too).
+ * from its TIME taken before the read (so a fill delayed on the way, or run
+ * after this client stopped waiting for it, is refused too). A hit is one MGET of the key and
+ * its table fence (no script).
  * Coroutines that miss the same key at the same time share one read of the primary.
  */
 struct lg_cache;
