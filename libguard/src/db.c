@@ -268,6 +268,7 @@ LG_API int lg_dbh_replica_stats(const struct lg_dbh *h, size_t i, struct lg_dbh_
 	    .sampled = r->sampled_ms != 0,
 	    .lag_bytes = r->lag_bytes,
 	    .lag_ms = r->lag_ms,
+	    .replay_age_ms = r->replay_age_ms,
 	    .replay_lsn = r->replay_lsn,
 	    .sample_age_ms = r->sampled_ms != 0 ? now - r->sampled_ms : 0,
 	    .reads = r->reads,

@@ -26,6 +26,9 @@ void lg__session_token(struct lg_session *s, uint64_t token);
 /* A write of ours has no token: reads go to the primary until the next one. */
 void lg__session_pin(struct lg_session *s);
 
+/* Primary positions the sampler saw lately (route_lag.c): 64 rounds, 6.4 s by default. */
+#define LG__LAG_HIST 64
+
 /* One replica: its pool, what the sampler last saw, and what routing did with it. */
 struct lg__replica {
 	struct lg_dbh *h;
@@ -37,7 +40,13 @@ struct lg__replica {
 	uint64_t replay_lsn;
 	uint64_t lag_bytes;
 	uint64_t lag_ms;
-	bool standby; /* pg_is_in_recovery() in the last sample */
+	uint64_t replay_age_ms; /* UINT64_MAX: nothing replayed to date it */
+	bool standby;           /* pg_is_in_recovery() in the last sample */
+	/* The primary's WAL insert position at the start of recent rounds, oldest first from
+	 * hist_head (a ring of hist_n entries). */
+	uint64_t hist_lsn[LG__LAG_HIST];
+	uint64_t hist_ms[LG__LAG_HIST];
+	unsigned hist_head, hist_n;
 	/* A read failed here after the last good sample: unhealthy until the next one. */
 	bool read_failed;
 	uint64_t reads, read_failures, sample_failures;

@@ -3,12 +3,19 @@
  * within sample_timeout_ms, how far the replica's replay is behind the primary.
  *
  * Happy path, per round:
- *   1. Read the primary's current WAL position (pg_current_wal_lsn), a shared read.
+ *   1. Read the primary's WAL insert position (pg_current_wal_insert_lsn: every commit
+ *      acknowledged before the read is below it, even with synchronous_commit off), a shared
+ *      read, and remember it with the round's start time.
  *   2. Read, on the replica, whether it is still a standby, its replay position
  *      (pg_last_wal_replay_lsn) and the age of the last transaction it replayed
  *      (clock_timestamp() - pg_last_xact_replay_timestamp(), the replica's own clock).
  *   3. lag_bytes = primary position - replay position (0 when the replica is level or ahead,
- *      since the primary was read first); lag_ms = 0 when level, else the replay age. The
+ *      since the primary was read first). lag_ms = 0 when level, else the smaller of two
+ *      bounds on how old the replica's view is: the replay age (the first commit it lacks is
+ *      younger than the last one it replayed), and the time since the latest remembered
+ *      round whose primary position the replica has replayed (it holds every commit
+ *      acknowledged before that round started). The second keeps a replica that is behind
+ *      by a few records in flight from looking as old as the primary's last idle spell. The
  *      sample is stamped with the time the round started, which is conservative: the replica
  *      had replayed at least this far by then.
  *   Both reads share one deadline, the round's start + sample_timeout_ms.
@@ -27,7 +34,7 @@
 #include "db_int.h"
 #include "libguard/conn.h"
 
-static const char lag_primary_sql[] = "SELECT pg_current_wal_lsn()::text";
+static const char lag_primary_sql[] = "SELECT pg_current_wal_insert_lsn()::text";
 static const char lag_replica_sql[] =
     "SELECT pg_is_in_recovery()::text, COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), "
     "COALESCE((EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * "
@@ -54,6 +61,31 @@ static int lag_lsn(const struct lg_result *r, int col, uint64_t *lsn)
 	return lg_result_text(r, 0, col, &t, NULL) == 0 ? lg_token_parse(t, lsn) : LG_EPROTO;
 }
 
+static void lag_remember(struct lg__replica *r, uint64_t lsn, uint64_t at_ms)
+{
+	unsigned i = (r->hist_head + r->hist_n) % LG__LAG_HIST;
+	r->hist_lsn[i] = lsn;
+	r->hist_ms[i] = at_ms;
+	if (r->hist_n < LG__LAG_HIST) {
+		r->hist_n++;
+	} else {
+		r->hist_head = (r->hist_head + 1) % LG__LAG_HIST;
+	}
+}
+
+/* Time since the latest remembered round whose primary position replay has reached, as of
+ * now_ms; UINT64_MAX when none is remembered. Positions only grow: scan newest first. */
+static uint64_t lag_since_covered(const struct lg__replica *r, uint64_t replay, uint64_t now_ms)
+{
+	for (unsigned k = r->hist_n; k > 0; k--) {
+		unsigned i = (r->hist_head + k - 1) % LG__LAG_HIST;
+		if (r->hist_lsn[i] <= replay) {
+			return now_ms - r->hist_ms[i];
+		}
+	}
+	return UINT64_MAX;
+}
+
 /* One round; 0 when both sides answered. */
 static int lag_sample(struct lg__replica *r)
 {
@@ -68,6 +100,7 @@ static int lag_sample(struct lg__replica *r)
 		rc = lag_lsn(pr, 0, &primary_lsn);
 	}
 	if (rc == 0) {
+		lag_remember(r, primary_lsn, start);
 		rc = lag_read(r->pool, lag_replica_sql, deadline, &rr);
 	}
 	if (rc == 0 &&
@@ -80,8 +113,12 @@ static int lag_sample(struct lg__replica *r)
 		r->replay_lsn = replay_lsn;
 		r->standby = strcmp(standby, "true") == 0;
 		r->lag_bytes = primary_lsn > replay_lsn ? primary_lsn - replay_lsn : 0;
-		/* Behind with no replayed transaction to date it: unknown, so out of bounds. */
-		r->lag_ms = r->lag_bytes == 0 ? 0 : age_ms < 0 ? UINT64_MAX : (uint64_t)age_ms;
+		/* Behind with no replayed transaction to date it and no remembered round it
+		 * covers: unknown, so out of bounds. */
+		uint64_t age = age_ms < 0 ? UINT64_MAX : (uint64_t)age_ms;
+		uint64_t covered = lag_since_covered(r, replay_lsn, start);
+		r->lag_ms = r->lag_bytes == 0 ? 0 : age < covered ? age : covered;
+		r->replay_age_ms = age;
 		r->read_failed = false;
 	} else {
 		r->sample_failures++;

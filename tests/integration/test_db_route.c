@@ -170,6 +170,8 @@ static void lag_body(struct env *e)
 	sql_ok(e->ctl, "SELECT pg_wal_replay_pause()");
 	primary_sql(e, "UPDATE %s SET v = %ld WHERE id = 1", 2);
 	wait_for(e, lag_over_bound, "the lag grows past max_lag_ms");
+	struct lg_dbh_replica_stats lagging = rstats(e);
+	cr_assert_geq(lagging.replay_age_ms, lagging.lag_ms, "lag is bounded by the replay age");
 	struct lg_dbh_stats before;
 	lg_dbh_get_stats(e->h, &before);
 	uint64_t replica_reads = rstats(e).reads;

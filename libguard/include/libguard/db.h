@@ -63,7 +63,7 @@ struct lg_dbh_config {
 	const char *const *names;    /* Copied; replica names for stats (NULL = "replica<i>") */
 	struct lg_cache *cache;      /* Borrowed, optional: lg_dbh_cache() hands it out */
 	uint64_t max_lag_bytes;      /* replay behind the primary's WAL; 0 = 16 MiB */
-	uint64_t max_lag_ms;         /* replay age while behind; 0 = 1,000 */
+	uint64_t max_lag_ms;         /* stats lag_ms while behind; 0 = 1,000 */
 	uint64_t sample_interval_ms; /* 0 = 100 */
 	uint64_t sample_timeout_ms;  /* deadline of one sample; 0 = 500 */
 	uint64_t sample_max_age_ms;  /* older last sample: unhealthy; 0 = 4 x interval + timeout */
@@ -162,7 +162,12 @@ struct lg_dbh_replica_stats {
 	bool healthy;     /* as routing sees it now (bounds not applied) */
 	bool sampled;     /* a sample ever succeeded */
 	uint64_t lag_bytes;
+	/* How old the replica's view may be: 0 when level, else the smaller of the replay age
+	 * and the time since the latest sampled primary position it has replayed. */
 	uint64_t lag_ms;
+	/* now() - pg_last_xact_replay_timestamp() on the replica at the last sample (grows while
+	 * the primary is idle, so not a lag by itself); UINT64_MAX when nothing was replayed. */
+	uint64_t replay_age_ms;
 	uint64_t replay_lsn;    /* last sampled replay position */
 	uint64_t sample_age_ms; /* since the last good sample */
 	uint64_t reads;         /* reads served */
