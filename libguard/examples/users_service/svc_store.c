@@ -163,6 +163,20 @@ static int write_begin(struct svc_store *st, struct write_ctx *w)
 	return rc;
 }
 
+/* After an insert or update that returned rc: the token and the row as JSON; releases w. */
+static int write_end(struct write_ctx *w, int rc, struct users *u, json_t **user,
+		     struct svc_token *tok)
+{
+	if (rc == 0) {
+		write_token(w->session, u->id, u->version, false, tok);
+		*user = user_json(u);
+		rc = *user ? 0 : LG_ENOMEM;
+	}
+	lg_row_clear(&users_model, u);
+	lg_session_free(w->session);
+	return rc;
+}
+
 int svc_store_create(struct svc_store *st, const char *email, const char *name, json_t **user,
 		     struct svc_token *tok, struct lg_error *err)
 {
@@ -178,15 +192,7 @@ int svc_store_create(struct svc_store *st, const char *email, const char *name, 
 	if (name != NULL) {
 		users_set_name(&ch, name);
 	}
-	rc = lg_model_insert(&w.db, &ch, err);
-	if (rc == 0) {
-		write_token(w.session, u.id, u.version, false, tok);
-		*user = user_json(&u);
-		rc = *user ? 0 : LG_ENOMEM;
-	}
-	lg_row_clear(&users_model, &u);
-	lg_session_free(w.session);
-	return rc;
+	return write_end(&w, lg_model_insert(&w.db, &ch, err), &u, user, tok);
 }
 
 static int update_once(struct svc_store *st, int64_t id, const char *email, bool set_email,
@@ -209,15 +215,7 @@ static int update_once(struct svc_store *st, int64_t id, const char *email, bool
 	} else if (set_name) {
 		users_set_name_null(&ch);
 	}
-	rc = lg_model_update(&w.db, &ch, err);
-	if (rc == 0) {
-		write_token(w.session, u.id, u.version, false, tok);
-		*user = user_json(&u);
-		rc = *user ? 0 : LG_ENOMEM;
-	}
-	lg_row_clear(&users_model, &u);
-	lg_session_free(w.session);
-	return rc;
+	return write_end(&w, lg_model_update(&w.db, &ch, err), &u, user, tok);
 }
 
 int svc_store_update(struct svc_store *st, int64_t id, const char *email, bool set_email,
