@@ -33,7 +33,7 @@
  *   LG_CACHE_FILL            KEYS row, fence, table fence
  *                            ARGV version, value, ttl_ms, read_ms, max_age_ms
  *       A read-through fill after a miss: "late" when Redis' clock (TIME) is max_age_ms or
- *       more past read_ms, the stamp LG_CACHE_READ returned before the row was read (so the
+ *       more past read_ms, Redis' TIME taken before the row was read (so the
  *       fill deadline holds however long the fill took to reach Redis); otherwise "filled"
  *       only if no key or table fence holds a higher version and the key is absent or older;
  *       else "fenced" / "kept".
