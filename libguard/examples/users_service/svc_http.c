@@ -20,7 +20,7 @@
  *     one (its request is with the handler) closes after the reply, which is then dropped.
  * Connection memory is freed once both its handles (TCP, timer) reported closed.
  */
-#include "svc_http.h"
+#include "svc_http_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,27 +31,14 @@
 
 #include <libguard/runtime.h>
 
-enum hdr { HDR_OTHER, HDR_TOKEN, HDR_CACHE_CONTROL };
-
 struct conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	struct svc_http *srv;
 	struct conn *prev, *next;
-	http_parser parser;
-	struct svc_http_req req;
-	size_t body_cap;
-	size_t header_bytes;
-	char field[32];
-	size_t field_len;
-	bool in_value;
-	enum hdr hdr;
-	size_t value_len;
-	bool in_message; /* a request's first byte has arrived */
-	bool idle;       /* the timer measures the keep-alive wait, not a request */
+	struct svc_http_reader rd;
+	bool idle; /* the timer measures the keep-alive wait, not a request */
 	bool reading;
-	bool complete;
-	int error_status;
 	char *in; /* received, not yet parsed */
 	size_t in_len, in_cap;
 	bool busy, closing, close_after_write;
@@ -76,234 +63,7 @@ static void conn_pump(struct conn *c);
 static void conn_on_timer(uv_timer_t *t);
 static void conn_read_start(struct conn *c);
 
-const char *svc_http_status_text(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 204:
-		return "No Content";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 409:
-		return "Conflict";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 415:
-		return "Unsupported Media Type";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return status >= 500 ? "Internal Server Error" : "Error";
-	}
-}
-
-bool svc_http_reply(struct svc_http_resp *resp, int status, const char *body, size_t len)
-{
-	free(resp->body);
-	resp->body = NULL;
-	resp->body_len = 0;
-	resp->status = status;
-	if (len == 0) {
-		return true;
-	}
-	resp->body = malloc(len);
-	if (resp->body == NULL) {
-		resp->status = 500;
-		return false;
-	}
-	memcpy(resp->body, body, len);
-	resp->body_len = len;
-	return true;
-}
-
-bool svc_http_header(struct svc_http_resp *resp, const char *name, const char *value)
-{
-	size_t used = strlen(resp->headers);
-	int n =
-	    snprintf(resp->headers + used, sizeof(resp->headers) - used, "%s: %s\r\n", name, value);
-	if (n < 0 || (size_t)n >= sizeof(resp->headers) - used) {
-		resp->headers[used] = '\0';
-		return false;
-	}
-	return true;
-}
-
-/* ---- Request parsing (http-parser callbacks) ------------------------------------------- */
-
-static struct conn *conn_of(http_parser *p)
-{
-	return p->data;
-}
-
-/* Records the status to answer; the non-zero return stops http_parser_execute. */
-static int conn_fail(struct conn *c, int status)
-{
-	if (c->error_status == 0) {
-		c->error_status = status;
-	}
-	return -1;
-}
-
-static int conn_on_begin(http_parser *p)
-{
-	struct conn *c = conn_of(p);
-	c->header_bytes = 0;
-	c->field_len = 0;
-	c->in_value = false;
-	c->hdr = HDR_OTHER;
-	if (!c->in_message) {
-		c->in_message = true;
-		if (c->idle) { /* the request deadline runs from its first byte */
-			c->idle = false;
-			uv_timer_start(&c->timer, conn_on_timer, c->srv->limits.request_timeout_ms,
-				       0);
-		}
-	}
-	return 0;
-}
-
-static int conn_on_url(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	if (len > SVC_MAX_URL - c->req.url_len) {
-		return conn_fail(c, 414);
-	}
-	memcpy(c->req.url + c->req.url_len, at, len);
-	c->req.url_len += len;
-	c->req.url[c->req.url_len] = '\0';
-	return 0;
-}
-
-static int conn_count(struct conn *c, size_t len)
-{
-	if (len > c->srv->limits.max_header_bytes - c->header_bytes) {
-		return conn_fail(c, 431);
-	}
-	c->header_bytes += len;
-	return 0;
-}
-
-static int conn_on_field(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	if (conn_count(c, len) != 0) {
-		return -1;
-	}
-	if (c->in_value) {
-		c->in_value = false;
-		c->field_len = 0;
-	}
-	size_t room = sizeof(c->field) - 1 - c->field_len;
-	size_t n = len < room ? len : room;
-	memcpy(c->field + c->field_len, at, n);
-	c->field_len += n;
-	c->field[c->field_len] = '\0';
-	return 0;
-}
-
-static int conn_on_value(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	if (conn_count(c, len) != 0) {
-		return -1;
-	}
-	if (!c->in_value) {
-		c->in_value = true;
-		c->value_len = 0;
-		c->hdr = strcasecmp(c->field, "lifeguard-token") == 0 ? HDR_TOKEN
-			 : strcasecmp(c->field, "cache-control") == 0 ? HDR_CACHE_CONTROL
-								      : HDR_OTHER;
-	}
-	if (c->hdr == HDR_TOKEN) {
-		if (len > SVC_MAX_TOKEN - c->value_len) {
-			return conn_fail(c, 431);
-		}
-		memcpy(c->req.token + c->value_len, at, len);
-		c->value_len += len;
-		c->req.token[c->value_len] = '\0';
-	} else if (c->hdr == HDR_CACHE_CONTROL && len >= 8 && memmem(at, len, "no-cache", 8)) {
-		c->req.no_cache = true;
-	}
-	return 0;
-}
-
-static int conn_on_headers_complete(http_parser *p)
-{
-	struct conn *c = conn_of(p);
-	if (p->content_length != ULLONG_MAX && p->content_length > c->srv->limits.max_body) {
-		return conn_fail(c, 413);
-	}
-	return 0;
-}
-
-static int conn_on_body(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	if (len > c->srv->limits.max_body - c->req.body_len) {
-		return conn_fail(c, 413);
-	}
-	if (c->req.body_len + len + 1 > c->body_cap) {
-		size_t cap = c->body_cap ? c->body_cap * 2 : 1024;
-		while (cap < c->req.body_len + len + 1) {
-			cap *= 2;
-		}
-		char *b = realloc(c->req.body, cap);
-		if (b == NULL) {
-			return conn_fail(c, 503);
-		}
-		c->req.body = b;
-		c->body_cap = cap;
-	}
-	memcpy(c->req.body + c->req.body_len, at, len);
-	c->req.body_len += len;
-	c->req.body[c->req.body_len] = '\0';
-	return 0;
-}
-
-static int conn_on_complete(http_parser *p)
-{
-	struct conn *c = conn_of(p);
-	c->req.method = (enum http_method)p->method;
-	c->req.keep_alive = http_should_keep_alive(p) != 0;
-	c->complete = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings conn_settings = {
-    .on_message_begin = conn_on_begin,
-    .on_url = conn_on_url,
-    .on_header_field = conn_on_field,
-    .on_header_value = conn_on_value,
-    .on_headers_complete = conn_on_headers_complete,
-    .on_body = conn_on_body,
-    .on_message_complete = conn_on_complete,
-};
-
 /* ---- Replies ----------------------------------------------------------------------------- */
-
-static void conn_next_request(struct conn *c)
-{
-	free(c->req.body);
-	memset(&c->req, 0, sizeof(c->req));
-	c->body_cap = 0;
-	c->complete = false;
-	c->in_message = false;
-	http_parser_pause(&c->parser, 0);
-}
 
 static void conn_on_written(uv_write_t *wr, int status)
 {
@@ -311,12 +71,12 @@ static void conn_on_written(uv_write_t *wr, int status)
 	free(c->resp.body);
 	memset(&c->resp, 0, sizeof(c->resp));
 	c->busy = false;
-	if (status != 0 || c->closing || c->close_after_write || !c->req.keep_alive ||
+	if (status != 0 || c->closing || c->close_after_write || !c->rd.req.keep_alive ||
 	    c->srv->stopping) {
 		conn_close(c);
 		return;
 	}
-	conn_next_request(c);
+	svc_http_reader_next(&c->rd);
 	c->idle = true;
 	uv_timer_start(&c->timer, conn_on_timer, c->srv->limits.idle_timeout_ms, 0);
 	conn_pump(c);
@@ -325,7 +85,7 @@ static void conn_on_written(uv_write_t *wr, int status)
 static void conn_send(struct conn *c)
 {
 	struct svc_http_resp *r = &c->resp;
-	bool keep = c->req.keep_alive && !c->close_after_write && !c->srv->stopping;
+	bool keep = c->rd.req.keep_alive && !c->close_after_write && !c->srv->stopping;
 	int n = snprintf(c->head, sizeof(c->head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
 			 "Connection: %s\r\n\r\n",
@@ -362,7 +122,7 @@ static void conn_serve(void *arg)
 {
 	struct conn *c = arg;
 	c->resp.status = 500;
-	c->srv->handler(c->srv->ud, &c->req, &c->resp);
+	c->srv->handler(c->srv->ud, &c->rd.req, &c->resp);
 	if (c->closing) {
 		free(c->resp.body);
 		memset(&c->resp, 0, sizeof(c->resp));
@@ -376,23 +136,18 @@ static void conn_serve(void *arg)
 /* Parses buffered input; a complete request goes to a coroutine. */
 static void conn_pump(struct conn *c)
 {
-	size_t used = 0;
-	if (c->in_len > 0) {
-		used = http_parser_execute(&c->parser, &conn_settings, c->in, c->in_len);
-	}
+	size_t used = svc_http_reader_feed(&c->rd, c->in, c->in_len);
 	memmove(c->in, c->in + used, c->in_len - used);
 	c->in_len -= used;
-	if (c->error_status == 0 && !c->complete && HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-		c->error_status = 400;
-	}
-	if (c->error_status == 0 && !c->complete && c->parser.upgrade) {
-		c->error_status = 400;
-	}
-	if (c->error_status != 0) {
-		conn_reject(c, c->error_status);
+	if (c->rd.error_status != 0) {
+		conn_reject(c, c->rd.error_status);
 		return;
 	}
-	if (!c->complete) {
+	if (c->rd.in_message && c->idle) { /* the request deadline runs from its first byte */
+		c->idle = false;
+		uv_timer_start(&c->timer, conn_on_timer, c->srv->limits.request_timeout_ms, 0);
+	}
+	if (!c->rd.complete) {
 		conn_read_start(c);
 		return;
 	}
@@ -454,7 +209,7 @@ static void conn_on_timer(uv_timer_t *t)
 	if (c->busy) {
 		return;
 	}
-	if (c->in_message || !c->idle) {
+	if (c->rd.in_message || !c->idle) {
 		conn_reject(c, 408); /* a request (or the first one) did not arrive in time */
 	} else {
 		conn_close(c);
@@ -483,7 +238,7 @@ static void conn_on_closed(uv_handle_t *h)
 	if (c->next) {
 		c->next->prev = c->prev;
 	}
-	free(c->req.body);
+	svc_http_reader_close(&c->rd);
 	free(c->resp.body);
 	free(c->in);
 	free(c);
@@ -525,8 +280,7 @@ static void srv_on_connection(uv_stream_t *l, int status)
 		srv->conns->prev = c;
 	}
 	srv->conns = c;
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
+	svc_http_reader_init(&c->rd, &srv->limits);
 	if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
 		conn_close(c);
 		return;
