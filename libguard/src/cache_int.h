@@ -19,6 +19,7 @@ struct lg__cache_table {
 	char *name;      /* as the caller spelled it */
 	char *canon;     /* quote_ident(schema).quote_ident(table) */
 	char *read_sql;  /* lg__contract_read_one_sql */
+	char *batch_sql; /* lg__contract_read_batch_sql */
 	char *canon_sql; /* lg__contract_canon_sql */
 	size_t nkeys;
 	enum lg__contract_kind kinds[LG__CACHE_MAX_PARTS];
@@ -73,6 +74,29 @@ struct lg__cache_call {
  * the values. LG_EINVAL: not an object of m's columns in their types; LG_ENOMEM.
  */
 int lg__cache_decode(const struct lg_model *m, const char *json, size_t len, void *out);
+
+/* cache_read.c: Redis' TIME in ms (false: no answer, counted); the fenced fill of a value of
+ * version (true when written); of a row read; of the absent marker of a key (canon: its
+ * canonical parts). read_ms is the TIME taken before the database read. */
+bool lg__cache_clock(struct lg_cache *c, long long *ms);
+bool lg__cache_fill(struct lg_cache *c, const char *key, const char *fence, const char *table_fence,
+		    int64_t version, const char *value, size_t len, uint64_t ttl_ms,
+		    long long read_ms);
+void lg__cache_fill_row(struct lg_cache *c, const char *key, const char *fence,
+			const char *table_fence, const struct lg_cache_row *row, uint64_t ttl_ms,
+			long long read_ms);
+void lg__cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *t,
+			   const char *const *canon, const char *key, const char *table_fence,
+			   uint64_t ttl_ms, long long read_ms);
+
+/* cache_model.c: m's policy or NULL; ttl within +-pct %; a key parameter's text (false: a
+ * type the cache cannot name); the miss reader that runs sql through the lg_db ud. */
+const struct lg_cache_policy *lg__cache_policy_of(const struct lg_cache *c,
+						  const struct lg_model *m);
+uint64_t lg__cache_ttl_jitter(struct lg_cache *c, uint64_t ttl, unsigned pct);
+bool lg__cache_key_text(const struct lg_param *p, char *buf, size_t size);
+int lg__cache_read_db(void *ud, const char *sql, const struct lg_param *params, int n,
+		      struct lg_result **out, struct lg_error *err);
 
 /* lg_cache_get with per-call choices. */
 int lg__cache_get(struct lg_cache *c, const char *table, const char *const *parts, size_t nparts,

@@ -48,7 +48,8 @@ LG_API int lg_cache_policy_set(struct lg_cache *c, const struct lg_model *m,
 	return 0;
 }
 
-static const struct lg_cache_policy *policy_of(const struct lg_cache *c, const struct lg_model *m)
+const struct lg_cache_policy *lg__cache_policy_of(const struct lg_cache *c,
+						  const struct lg_model *m)
 {
 	for (size_t i = 0; i < c->npolicies; i++) {
 		if (c->policies[i].model == m) {
@@ -59,7 +60,7 @@ static const struct lg_cache_policy *policy_of(const struct lg_cache *c, const s
 }
 
 /* ttl within +-pct %, from the cache's xorshift64 state. */
-static uint64_t ttl_jitter(struct lg_cache *c, uint64_t ttl, unsigned pct)
+uint64_t lg__cache_ttl_jitter(struct lg_cache *c, uint64_t ttl, unsigned pct)
 {
 	if (pct == 0) {
 		return ttl;
@@ -85,7 +86,7 @@ static uint64_t be_bytes(const unsigned char *b, int n)
 }
 
 /* The key text of one parameter into buf; false when the cache cannot name it. */
-static bool key_text(const struct lg_param *p, char *buf, size_t size)
+bool lg__cache_key_text(const struct lg_param *p, char *buf, size_t size)
 {
 	const unsigned char *b = p->is_inline ? p->inline_buf : (const unsigned char *)p->value;
 	if (p->is_null || b == NULL) {
@@ -126,8 +127,8 @@ static bool key_text(const struct lg_param *p, char *buf, size_t size)
 }
 
 /* The reader of a miss: the ORM's statement path on db. */
-static int read_through_db(void *ud, const char *sql, const struct lg_param *params, int n,
-			   struct lg_result **out, struct lg_error *err)
+int lg__cache_read_db(void *ud, const char *sql, const struct lg_param *params, int n,
+		      struct lg_result **out, struct lg_error *err)
 {
 	return lg__db_run(ud, sql, params, n, LG__DB_READ, out, err);
 }
@@ -139,7 +140,8 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	struct lg_find_opts none = {0};
 	opts = opts != NULL ? opts : &none;
 	opts->from_cache = false;
-	const struct lg_cache_policy *pol = c != NULL && m != NULL ? policy_of(c, m) : NULL;
+	const struct lg_cache_policy *pol =
+	    c != NULL && m != NULL ? lg__cache_policy_of(c, m) : NULL;
 	/* In a transaction the cache would hide the transaction's own writes (and a fill could
 	 * publish a row that never commits): the transaction reads. */
 	if (pol == NULL || opts->bypass || db->tx != NULL || lg__model_check(m) != 0) {
@@ -153,7 +155,8 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	char text[LG__CACHE_MAX_PARTS][64];
 	const char *parts[LG__CACHE_MAX_PARTS];
 	for (size_t i = 0; i < n; i++) {
-		if (n > LG__CACHE_MAX_PARTS || !key_text(&key[i], text[i], sizeof(text[i]))) {
+		if (n > LG__CACHE_MAX_PARTS ||
+		    !lg__cache_key_text(&key[i], text[i], sizeof(text[i]))) {
 			c->stats.bypassed++;
 			return lg_model_find(db, m, key, out, err);
 		}
@@ -166,10 +169,10 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 		return lg__error_set(err, LG_ERANGE, "model %s: table name too long", m->table);
 	}
 	struct lg__cache_call call = {
-	    .ttl_ms = ttl_jitter(c, pol->ttl_ms, pol->jitter_pct),
+	    .ttl_ms = lg__cache_ttl_jitter(c, pol->ttl_ms, pol->jitter_pct),
 	    .absent_ttl_ms = pol->absent_ttl_ms,
 	    .min_version = opts->min_version,
-	    .read = read_through_db,
+	    .read = lg__cache_read_db,
 	    .read_ud = (void *)(uintptr_t)db,
 	};
 	/* Read-your-writes: the version the caller's session wrote for this key (its <pk>

@@ -141,9 +141,9 @@ static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row 
 
 /* The fenced fill of value (a row's or an absent marker, of version) just read from the
  * database; read_ms is Redis' clock (TIME) taken before the read. True when written. */
-static bool cache_fill(struct lg_cache *c, const char *key, const char *fence,
-		       const char *table_fence, int64_t version, const char *value, size_t len,
-		       uint64_t ttl_ms, long long read_ms)
+bool lg__cache_fill(struct lg_cache *c, const char *key, const char *fence, const char *table_fence,
+		    int64_t version, const char *value, size_t len, uint64_t ttl_ms,
+		    long long read_ms)
 {
 	char v[24];
 	char ttl[24];
@@ -177,16 +177,16 @@ static bool cache_fill(struct lg_cache *c, const char *key, const char *fence,
 	return a == LG__ANSWER_FILLED;
 }
 
-static void cache_fill_row(struct lg_cache *c, const char *key, const char *fence,
-			   const char *table_fence, const struct lg_cache_row *row, uint64_t ttl_ms,
-			   long long read_ms)
+void lg__cache_fill_row(struct lg_cache *c, const char *key, const char *fence,
+			const char *table_fence, const struct lg_cache_row *row, uint64_t ttl_ms,
+			long long read_ms)
 {
 	char *value = lg__malloc(lg__contract_value_len(row->version, row->len) + 1);
 	if (value == NULL) {
 		return;
 	}
 	size_t n = lg__contract_value_write(value, row->version, row->json, row->len);
-	(void)cache_fill(c, key, fence, table_fence, row->version, value, n, ttl_ms, read_ms);
+	(void)lg__cache_fill(c, key, fence, table_fence, row->version, value, n, ttl_ms, read_ms);
 	lg__free(value);
 }
 
@@ -198,9 +198,9 @@ static void cache_fill_row(struct lg_cache *c, const char *key, const char *fenc
  * every INSERT the read could not see. With 0, any key fence refuses the marker and the
  * reflector's refresh of any later INSERT replaces it (docs/read-path.md).
  */
-static void cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *t,
-			      const char *const *canon, const char *key, const char *table_fence,
-			      uint64_t ttl_ms, long long read_ms)
+void lg__cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *t,
+			   const char *const *canon, const char *key, const char *table_fence,
+			   uint64_t ttl_ms, long long read_ms)
 {
 	char fence[CACHE_KEY_MAX];
 	char value[64];
@@ -209,13 +209,13 @@ static void cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *
 	    lg_cache_key(fence, sizeof(fence), c->fence_prefix, t->canon, canon, t->nkeys) != 0) {
 		return;
 	}
-	if (cache_fill(c, key, fence, table_fence, 0, value, n, ttl_ms, read_ms)) {
+	if (lg__cache_fill(c, key, fence, table_fence, 0, value, n, ttl_ms, read_ms)) {
 		c->stats.absent_fills++;
 	}
 }
 
 /* Redis' TIME in ms into *ms; false when Redis does not answer. */
-static bool cache_clock(struct lg_cache *c, long long *ms)
+bool lg__cache_clock(struct lg_cache *c, long long *ms)
 {
 	struct lg_redis_reply *t = NULL;
 	const char *argv[] = {"TIME"};
@@ -404,7 +404,7 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 	}
 	/* Redis' clock before the read: LG_CACHE_FILL measures the fill deadline from it. */
 	long long read_ms = 0;
-	redis_ok = redis_ok && cache_clock(c, &read_ms);
+	redis_ok = redis_ok && lg__cache_clock(c, &read_ms);
 	uint64_t started = lg_now_ms();
 	char row_key[CACHE_KEY_MAX];
 	char row_fence[CACHE_KEY_MAX];
@@ -413,9 +413,9 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 	if (fill && lg_now_ms() - started >= c->fill_deadline_ms) {
 		c->stats.fills_late++;
 	} else if (fill && rc == 0) {
-		cache_fill_row(c, row_key, row_fence, table_fence, row, call->ttl_ms, read_ms);
+		lg__cache_fill_row(c, row_key, row_fence, table_fence, row, call->ttl_ms, read_ms);
 	} else if (fill) {
-		cache_fill_absent(c, t, canon, key, table_fence, call->absent_ttl_ms, read_ms);
+		lg__cache_fill_absent(c, t, canon, key, table_fence, call->absent_ttl_ms, read_ms);
 	}
 	lg__cache_flight_publish(&c->flights, mine, rc, row, err);
 	return rc;

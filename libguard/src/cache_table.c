@@ -23,6 +23,7 @@ void lg__cache_table_clear(struct lg__cache_table *t)
 	lg__free(t->name);
 	lg__free(t->canon);
 	lg__free(t->read_sql);
+	lg__free(t->batch_sql);
 	lg__free(t->canon_sql);
 }
 
@@ -71,9 +72,11 @@ static int cache_table_fill(struct lg__cache_table *t, const struct lg_result *r
 	}
 	t->nkeys = (size_t)n;
 	t->read_sql = cache_sql(lg__contract_read_one_sql, canon, cols, t->nkeys);
+	t->batch_sql = cache_sql(lg__contract_read_batch_sql, canon, cols, t->nkeys);
 	t->canon_sql = cache_sql(cache_canon_sql, canon, cols, t->nkeys);
 	t->canon = lg__strdup(canon);
-	if (t->read_sql == NULL || t->canon_sql == NULL || t->canon == NULL) {
+	if (t->read_sql == NULL || t->batch_sql == NULL || t->canon_sql == NULL ||
+	    t->canon == NULL) {
 		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
 	}
 	return 0;

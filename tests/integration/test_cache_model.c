@@ -320,3 +320,58 @@ Test(cache_model, a_session_that_wrote_a_newer_version_misses_the_older_cached_r
 	lg_row_clear(&ci_model, &got);
 	lg_session_free(s);
 }
+
+static int statements;
+
+static void count_sql(void *ud, const char *sql, int nparams)
+{
+	(void)ud;
+	(void)sql;
+	(void)nparams;
+	statements++;
+}
+
+Test(cache_model, find_many_is_one_mget_and_one_statement_for_the_misses)
+{
+	struct lg_db counted = {.pool = pool, .on_sql = count_sql};
+	struct lg_param keys[] = {lg_param_int64(1), lg_param_int64(404), lg_param_int64(2)};
+	struct ci rows[3];
+	memset(rows, 0, sizeof(rows));
+	bool found[3];
+	struct lg_find_opts o = {0};
+	struct lg_error err;
+	/* Row 2 cached beforehand: one hit, two misses read in one statement. */
+	cr_assert_eq(find(2, &o, &rows[2]), 0);
+	statements = 0;
+	cr_assert_eq(
+	    lg_model_find_many_cached(&counted, cache, &ci_model, keys, 3, rows, found, &o, &err),
+	    0, "%s", err.message);
+	cr_assert_eq(statements, 1);
+	cr_assert_not(o.from_cache);
+	cr_assert(found[0] && !found[1] && found[2]);
+	for (int i = 0; i < 3; i += 2) {
+		struct ci want = {0};
+		cr_assert_eq(lg_model_find(&db, &ci_model, &keys[i], &want, &err), 0, "%s",
+			     err.message);
+		assert_same(&want, &rows[i]);
+		lg_row_clear(&ci_model, &want);
+	}
+	/* Now all three are cached (row 404 as absent): no statement at all. */
+	statements = 0;
+	memset(found, 0, sizeof(found));
+	cr_assert_eq(
+	    lg_model_find_many_cached(&counted, cache, &ci_model, keys, 3, rows, found, &o, &err),
+	    0, "%s", err.message);
+	cr_assert_eq(statements, 0);
+	cr_assert(o.from_cache);
+	cr_assert(found[0] && !found[1] && found[2]);
+	cr_assert_str_eq(rows[0].score, "1.50");
+	cr_assert_eq(rows[2].lg_version, 8);
+	struct lg_cache_stats st;
+	lg_cache_get_stats(cache, &st);
+	cr_assert_eq(st.fills, 2 + 1); /* row 2 alone, then row 1 and the marker of 404 */
+	cr_assert_eq(st.absent_fills, 1);
+	for (int i = 0; i < 3; i++) {
+		lg_row_clear(&ci_model, &rows[i]);
+	}
+}

@@ -151,6 +151,21 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 				const struct lg_model *m, const struct lg_param *key,
 				struct lg_find_opts *opts, void *out, struct lg_error *err);
 
+/*
+ * lg_model_find_cached for n keys (keys: n * the model's key columns, key after key; n up to
+ * 1,000): one MGET for all of them, the misses read from the database in one statement
+ * through db (the contract's batch read), each found row filled with its own version. rows is
+ * an array of n row structs of m (each's previous lg_mem released); found[i] says whether key
+ * i has a row (rows[i] is cleared when not). opts applies to every key (from_cache: Redis
+ * answered them all); with db->session each key honours the session's version for it. The
+ * cases lg_model_find_cached sends past the cache run lg_model_find per key. LG_EINVAL (bad
+ * arguments), errors of the database.
+ */
+LG_API int lg_model_find_many_cached(const struct lg_db *db, struct lg_cache *c,
+				     const struct lg_model *m, const struct lg_param *keys,
+				     size_t n, void *rows, bool *found, struct lg_find_opts *opts,
+				     struct lg_error *err);
+
 #ifdef __cplusplus
 }
 #endif
