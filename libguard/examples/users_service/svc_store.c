@@ -15,6 +15,7 @@
  */
 #include "svc_store.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,13 @@ static json_t *user_json(const struct users *u)
 }
 
 /* ---- Reads ------------------------------------------------------------------------------- */
+
+/* Whether the caller's token says a read of id from Redis missed its own write. */
+static bool stale_for_caller(const struct svc_token *tok, int64_t id, bool found, int64_t version)
+{
+	return tok->set && tok->id == id &&
+	       (found ? tok->deleted || version < tok->version : !tok->deleted);
+}
 
 /* A session carrying the caller's token (none: any replica within the bounds may answer). */
 static int session_for(const struct svc_token *tok, struct lg_session **out)
@@ -103,9 +111,8 @@ static int read_cache(struct svc_store *st, int64_t id, const struct svc_token *
 	/* Older than the caller's own write (a row below its version, a row it deleted, an absent
 	 * marker from before it created the row): the reflector has not refreshed the key yet.
 	 * A 404 is re-read whether or not Redis gave it (an absent-marker hit may not say so). */
-	bool mine = tok->set && tok->id == id;
-	if (mine && ((rc == 0 && opts.from_cache && (tok->deleted || u.version < tok->version)) ||
-		     (rc == LG_ENOTFOUND && !tok->deleted))) {
+	if ((rc == 0 && opts.from_cache && stale_for_caller(tok, id, true, u.version)) ||
+	    (rc == LG_ENOTFOUND && stale_for_caller(tok, id, false, 0))) {
 		st->stats.token_cache_stale++;
 		rc = STALE_FOR_CALLER;
 	} else if (rc == 0) {
@@ -134,6 +141,56 @@ int svc_store_get(struct svc_store *st, int64_t id, const struct svc_token *tok,
 		st->stats.reads[*src]++;
 	}
 	return rc;
+}
+
+int svc_store_get_many(struct svc_store *st, const int64_t *ids, size_t n,
+		       const struct svc_token *tok, bool bypass_cache, json_t **users,
+		       enum svc_source *src, struct lg_error *err)
+{
+	assert(n <= SVC_MAX_MANY);
+	int rc = 0;
+	memset(users, 0, n * sizeof(*users));
+	if (st->cache == NULL || bypass_cache) {
+		for (size_t i = 0; i < n && (rc == 0 || rc == LG_ENOTFOUND); i++) {
+			rc = svc_store_get(st, ids[i], tok, bypass_cache, &users[i], &src[i], err);
+		}
+		return rc == LG_ENOTFOUND ? 0 : rc;
+	}
+	struct lg_param keys[SVC_MAX_MANY] = {{0}};
+	struct users rows[SVC_MAX_MANY];
+	bool found[SVC_MAX_MANY] = {0};
+	memset(rows, 0, sizeof(rows));
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = lg_param_int64(ids[i]);
+	}
+	/* Misses are read from the primary, as for one id (read_cache). */
+	struct lg_db db = {.pool = st->primary};
+	struct lg_find_opts opts = {0};
+	rc = lg_model_find_many_cached(&db, st->cache, &users_model, keys, n, rows, found, &opts,
+				       err);
+	for (size_t i = 0; i < n; i++) {
+		src[i] = opts.from_cache ? SVC_SRC_CACHE : SVC_SRC_PRIMARY;
+		if (rc != 0 && rc != LG_ENOTFOUND) {
+			/* failed: nothing more is read; rows are released below */
+		} else if (stale_for_caller(tok, ids[i], found[i], rows[i].version)) {
+			st->stats.token_cache_stale++;
+			rc = read_db(st, ids[i], tok, &users[i], &src[i], err);
+			st->stats.reads[src[i]]++;
+		} else {
+			users[i] = found[i] ? user_json(&rows[i]) : NULL;
+			rc = found[i] && users[i] == NULL ? LG_ENOMEM : 0;
+			st->stats.reads[src[i]]++;
+		}
+		lg_row_clear(&users_model, &rows[i]);
+	}
+	if (rc != 0 && rc != LG_ENOTFOUND) {
+		for (size_t i = 0; i < n; i++) {
+			json_decref(users[i]);
+			users[i] = NULL;
+		}
+		return rc;
+	}
+	return 0;
 }
 
 /* ---- Writes ------------------------------------------------------------------------------ */

@@ -51,6 +51,14 @@ void svc_store_free(struct svc_store *st);
 int svc_store_get(struct svc_store *st, int64_t id, const struct svc_token *tok, bool bypass_cache,
 		  json_t **user, enum svc_source *src, struct lg_error *err);
 
+/* Up to SVC_MAX_MANY users in one call: with the cache, one lg_model_find_many_cached (one
+ * MGET, the misses in one statement on the primary); users[i] is NULL for an id without a
+ * row. src[i] says where id i was read (cache: Redis answered every id of the call). */
+#define SVC_MAX_MANY 100
+int svc_store_get_many(struct svc_store *st, const int64_t *ids, size_t n,
+		       const struct svc_token *tok, bool bypass_cache, json_t **users,
+		       enum svc_source *src, struct lg_error *err);
+
 /* Writes. fields is the request's JSON object (Borrowed); *user as svc_store_get, *tok the
  * token to answer with. update: expect_version 0 = the current version (retried when it
  * changes meanwhile), else the version the client read (a mismatch is LG_ESERVER 40001). */
