@@ -5,8 +5,8 @@
  *   primary  the same finds with the cache bypassed, on a pool of the primary;
  *   replica  the same on a pool of a streaming replica (--replica-dsn; skipped without one);
  * and, as anchors, redis-benchmark -t get at the same concurrency against the same Redis,
- * without pipelining and with -P 16. Prints queries/s and p99 of each and the ratios
- * hit/primary and hit/redis-pipelined.
+ * without pipelining and with -P 16. Prints queries/s and p99 of each, this process' CPU
+ * per find (hits and primary), and the ratios hit/primary and hit/redis-pipelined.
  *
  *   cache_bench [--dsn DSN --redis-port P [--replica-dsn DSN]] [--clients M] [--conns N]
  *               [--seconds S] [--json]
@@ -38,6 +38,7 @@ LG_MODEL_DEFINE(bu, "public", "cache_bench_users", BU_COLUMNS);
 struct result {
 	double qps;
 	double p99;
+	double cpu_us; /* this process' CPU per find */
 	uint64_t hits;
 };
 
@@ -75,6 +76,7 @@ static void client(void *arg)
 static void run_phase(struct lg_runtime *rt, struct phase *p, int clients, int seconds,
 		      struct result *out)
 {
+	double cpu0 = bench_cpu_s();
 	uint64_t t0 = bench_now_us();
 	p->end_us = t0 + (uint64_t)seconds * 1000000u;
 	for (int i = 0; i < clients; i++) {
@@ -83,6 +85,7 @@ static void run_phase(struct lg_runtime *rt, struct phase *p, int clients, int s
 	lg_runtime_run(rt);
 	double secs = (double)(bench_now_us() - t0) / 1e6;
 	out->qps = (double)p->finds / secs;
+	out->cpu_us = p->finds > 0 ? (bench_cpu_s() - cpu0) * 1e6 / (double)p->finds : 0;
 	out->p99 = bench_lat_pct_ms(&p->lat, 99);
 	out->hits = p->hits;
 	if (p->errors > 0) {
@@ -292,14 +295,17 @@ static void print(const struct opts *o, const struct run *r, double get, double 
 		       " \"primary_qps\": %.0f, \"replica_qps\": %s, \"redis_get_qps\": %.0f,"
 		       " \"redis_get_pipelined_qps\": %.0f, \"hit_over_primary\": %.2f,"
 		       " \"hit_over_redis_pipelined\": %.3f, \"hit_p99_ms\": %.2f,"
-		       " \"primary_p99_ms\": %.2f, \"replica_p99_ms\": %.2f}\n",
+		       " \"primary_p99_ms\": %.2f, \"replica_p99_ms\": %.2f,"
+		       " \"hit_client_cpu_us\": %.1f, \"primary_client_cpu_us\": %.1f}\n",
 		       o->clients, o->conns, o->seconds, r->hit.qps, r->primary.qps,
 		       rep ? replica : "null", get, get_p, over_primary, over_pipe, r->hit.p99,
-		       r->primary.p99, r->replica.p99);
+		       r->primary.p99, r->replica.p99, r->hit.cpu_us, r->primary.cpu_us);
 		return;
 	}
-	printf("cache hits       %10.0f finds/s  p99 %.2f ms\n", r->hit.qps, r->hit.p99);
-	printf("primary (bypass) %10.0f finds/s  p99 %.2f ms\n", r->primary.qps, r->primary.p99);
+	printf("cache hits       %10.0f finds/s  p99 %.2f ms  %.1f us CPU/find\n", r->hit.qps,
+	       r->hit.p99, r->hit.cpu_us);
+	printf("primary (bypass) %10.0f finds/s  p99 %.2f ms  %.1f us CPU/find\n", r->primary.qps,
+	       r->primary.p99, r->primary.cpu_us);
 	if (rep) {
 		printf("replica (bypass) %10.0f finds/s  p99 %.2f ms\n", r->replica.qps,
 		       r->replica.p99);
