@@ -35,6 +35,7 @@
 #include <libguard/libguard.h>
 
 #include "chaos_check.h"
+#include "chaos_env.h"
 #include "chaos_load.h"
 #include "lg_test.h"
 #include "online_check.h"
@@ -132,23 +133,7 @@ static void teardown(void)
 	rc = NULL;
 	PQfinish(db);
 	db = NULL;
-	if (redis_dir[0] != '\0') {
-		lg_test_services("redis kill '%s'", redis_dir);
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redis_dir);
-		if (system(cmd) != 0) {
-			fprintf(stderr, "could not remove %s\n", redis_dir);
-		}
-		redis_dir[0] = '\0';
-	}
-	if (replica_dir[0] != '\0') {
-		lg_test_services("pg stop '%s' immediate", replica_dir);
-		replica_dir[0] = '\0';
-	}
-	if (pg_started) {
-		lg_test_pg_destroy(&pg); /* removes the replica's dir too (same parent) */
-		pg_started = false;
-	}
+	lg_test_private_destroy(redis_dir, replica_dir, &pg, &pg_started);
 }
 
 TestSuite(online_chaos, .fini = teardown);
@@ -178,14 +163,7 @@ static long long sql_int(const char *q)
 
 static void redis_ensure(void)
 {
-	if (rc != NULL && rc->err == 0) {
-		return;
-	}
-	redisFree(rc);
-	struct timeval tv = {10, 0};
-	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-	cr_assert(rc != NULL && rc->err == 0, "Redis: %s", rc != NULL ? rc->errstr : "?");
-	redisSetTimeout(rc, tv);
+	chaos_redis_ensure(&rc, redis_port);
 }
 
 static redisReply *redis_cmd(const char *fmt, ...)
@@ -201,24 +179,13 @@ static redisReply *redis_cmd(const char *fmt, ...)
 
 static void cli(const char *cmd, const char *arg)
 {
-	const char *argv[] = {rfh_bin(), cmd, "--config", cluster.nodes[0].config, arg, NULL};
-	char out[4096];
-	int st = rfh_run(argv, NULL, out, sizeof(out), WAIT_MS);
-	cr_assert_eq(st, 0, "%s %s: %s", cmd, arg != NULL ? arg : "", out);
+	chaos_cli(&cluster, cmd, arg, WAIT_MS);
 }
 
 /* Sums a /status counter over the running nodes. */
 static long long counter_sum(const char *name)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "counters.%s", name);
-	long long sum = 0;
-	for (size_t i = 0; i < 3; i++) {
-		json_t *st = cluster.nodes[i].pid > 0 ? rfh_status(&cluster, i, 2000) : NULL;
-		sum += st != NULL ? rfh_int(st, path) : 0;
-		json_decref(st);
-	}
-	return sum;
+	return chaos_counter_sum(&cluster, 3, name);
 }
 
 /* Occurrences of needle in the logs of every node. */

@@ -97,23 +97,7 @@ static void teardown(void)
 		fclose(log_file);
 		log_file = NULL;
 	}
-	if (redis_dir[0] != '\0') {
-		lg_test_services("redis kill '%s'", redis_dir);
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redis_dir);
-		if (system(cmd) != 0) {
-			fprintf(stderr, "could not remove %s\n", redis_dir);
-		}
-		redis_dir[0] = '\0';
-	}
-	if (replica_dir[0] != '\0') {
-		lg_test_services("pg stop '%s' immediate", replica_dir);
-		replica_dir[0] = '\0';
-	}
-	if (pg_started) {
-		lg_test_pg_destroy(&pg);
-		pg_started = false;
-	}
+	lg_test_private_destroy(redis_dir, replica_dir, &pg, &pg_started);
 }
 
 TestSuite(users_service, .fini = teardown);

@@ -136,3 +136,25 @@ void lg_test_pg_destroy(struct lg_test_pg *pg)
 		}
 	}
 }
+
+void lg_test_private_destroy(char *redis_dir, char *replica_dir, struct lg_test_pg *pg,
+			     bool *pg_started)
+{
+	if (redis_dir != NULL && redis_dir[0] != '\0') {
+		lg_test_services("redis kill '%s'", redis_dir);
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redis_dir);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "could not remove %s\n", redis_dir);
+		}
+		redis_dir[0] = '\0';
+	}
+	if (replica_dir != NULL && replica_dir[0] != '\0') {
+		lg_test_services("pg stop '%s' immediate", replica_dir);
+		replica_dir[0] = '\0';
+	}
+	if (pg != NULL && pg_started != NULL && *pg_started) {
+		lg_test_pg_destroy(pg);
+		*pg_started = false;
+	}
+}

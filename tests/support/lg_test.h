@@ -32,6 +32,14 @@ void lg_test_pg_destroy(struct lg_test_pg *pg);
  * pg_basebackup (scripts/services pg replica); stop and destroy it like the above. */
 bool lg_test_pg_replica_start(struct lg_test_pg *pg);
 
+/*
+ * Ends a test's private services, each only when set, and marks it gone: the Redis of
+ * redis_dir (killed, its dir removed; redis_dir[0] cleared), the replica of replica_dir
+ * (stopped; cleared), and pg (lg_test_pg_destroy; *pg_started cleared). Any may be NULL.
+ */
+void lg_test_private_destroy(char *redis_dir, char *replica_dir, struct lg_test_pg *pg,
+			     bool *pg_started);
+
 /* A TCP listener on 127.0.0.1 that never accepts: connects hang after the handshake. */
 int lg_test_blackhole_listen(int *port);
 

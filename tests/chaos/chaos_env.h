@@ -1,0 +1,24 @@
+/*
+ * Small helpers the chaos tests share: their own Redis connection, the reflector CLI and
+ * the cluster's /status counters. They assert on failure (Criterion).
+ */
+#ifndef CHAOS_ENV_H
+#define CHAOS_ENV_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "rf_harness.h"
+
+/* Keeps *rc connected to 127.0.0.1:port (10 s timeouts): reconnects after a failure. */
+void chaos_redis_ensure(redisContext **rc, int port);
+
+/* Runs `lifeguard-reflector cmd --config <node 1's config> [arg]`; asserts exit 0. */
+void chaos_cli(const struct rfh_cluster *c, const char *cmd, const char *arg, int timeout_ms);
+
+/* Sums the /status counter name over the running nodes among the first n (counters restart
+ * with a process). */
+long long chaos_counter_sum(const struct rfh_cluster *c, size_t n, const char *name);
+
+#endif
