@@ -2,6 +2,8 @@
 #include "chaos_env.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <criterion/criterion.h>
 
@@ -15,6 +17,30 @@ void chaos_redis_ensure(redisContext **rc, int port)
 	*rc = redisConnectWithTimeout("127.0.0.1", port, tv);
 	cr_assert(*rc != NULL && (*rc)->err == 0, "Redis: %s", *rc != NULL ? (*rc)->errstr : "?");
 	redisSetTimeout(*rc, tv);
+}
+
+void chaos_replica_start(const struct lg_test_pg *pg, char *dir, size_t dir_cap, int *port,
+			 char *dsn, size_t dsn_cap)
+{
+	const char *slash = strrchr(pg->dir, '/');
+	cr_assert_not_null(slash, "%s", pg->dir);
+	snprintf(dir, dir_cap, "%.*s/replica", (int)(slash - pg->dir), pg->dir);
+	*port = lg_test_free_port();
+	cr_assert_eq(lg_test_services("pg replica '%s' %d %d", dir, *port, pg->port), 0,
+		     "streaming replica");
+	snprintf(dsn, dsn_cap,
+		 "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres"
+		 " target_session_attrs=read-write",
+		 pg->port, *port);
+}
+
+void chaos_redis_start(char *dir, size_t dir_cap, int *port)
+{
+	char tmpl[] = "/tmp/rf-chaos-redis.XXXXXX";
+	cr_assert_not_null(mkdtemp(tmpl));
+	snprintf(dir, dir_cap, "%s", tmpl);
+	*port = lg_test_free_port();
+	cr_assert_eq(lg_test_services("redis start '%s' %d", dir, *port), 0);
 }
 
 void chaos_cli(const struct rfh_cluster *c, const char *cmd, const char *arg, int timeout_ms)

@@ -9,10 +9,22 @@
 
 #include <hiredis/hiredis.h>
 
+#include "lg_test.h"
 #include "rf_harness.h"
 
 /* Keeps *rc connected to 127.0.0.1:port (10 s timeouts): reconnects after a failure. */
 void chaos_redis_ensure(redisContext **rc, int port);
+
+/*
+ * Starts a streaming replica of pg in the dir beside pg's data dir (named "replica", removed
+ * with pg's temp dir) on a free port: dir and *port receive where; dsn receives a conninfo
+ * naming both servers that connects to whichever accepts writes.
+ */
+void chaos_replica_start(const struct lg_test_pg *pg, char *dir, size_t dir_cap, int *port,
+			 char *dsn, size_t dsn_cap);
+
+/* Starts a private Redis in a fresh temp dir (into dir) on a free port (into *port). */
+void chaos_redis_start(char *dir, size_t dir_cap, int *port);
 
 /* Runs `lifeguard-reflector cmd --config <node 1's config> [arg]`; asserts exit 0. */
 void chaos_cli(const struct rfh_cluster *c, const char *cmd, const char *arg, int timeout_ms);

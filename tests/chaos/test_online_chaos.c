@@ -418,20 +418,9 @@ static void env_start(void)
 {
 	pg_started = true;
 	cr_assert(lg_test_pg_start(&pg), "private PostgreSQL");
-	snprintf(replica_dir, sizeof(replica_dir), "%.*s/replica",
-		 (int)(strrchr(pg.dir, '/') - pg.dir), pg.dir);
-	replica_port = lg_test_free_port();
-	cr_assert_eq(lg_test_services("pg replica '%s' %d %d", replica_dir, replica_port, pg.port),
-		     0, "streaming replica");
-	snprintf(both_dsn, sizeof(both_dsn),
-		 "host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres"
-		 " target_session_attrs=read-write",
-		 pg.port, replica_port);
-	char tmpl[] = "/tmp/rf-online-redis.XXXXXX";
-	cr_assert_not_null(mkdtemp(tmpl));
-	snprintf(redis_dir, sizeof(redis_dir), "%s", tmpl);
-	redis_port = lg_test_free_port();
-	cr_assert_eq(lg_test_services("redis start '%s' %d", redis_dir, redis_port), 0);
+	chaos_replica_start(&pg, replica_dir, sizeof(replica_dir), &replica_port, both_dsn,
+			    sizeof(both_dsn));
+	chaos_redis_start(redis_dir, sizeof(redis_dir), &redis_port);
 	redis_ensure();
 	json_t *extra =
 	    json_pack("{ss s{sssi} si si}", "postgres", both_dsn, "redis", "host", "127.0.0.1",
