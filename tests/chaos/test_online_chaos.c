@@ -16,8 +16,14 @@
  * missing processed versions and the leader's sequence_raises). After the writes stop the
  * outbox must drain and every cached key must equal its row (end check).
  *
+ * The writers pause from the kill of the primary until the leader has raised the sequence
+ * (see phase_failover); the readers never pause. Timings are not asserted anywhere: each wait
+ * is for an event (a new term, a refusal, a log line, a counter, a confirmed floor).
+ *
  * LG_CHAOS_PLANT_STALE=1 plants an old value of items row 1 straight into Redis after phase
  * 1: the checker must then fail the test (a manual check that it can fail).
+ * LG_CHAOS_KNOWN_GAPS=1 also runs the reproduction of a gap in the set-back detection (last
+ * test of this file; skipped otherwise).
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -694,8 +700,8 @@ static void phase_failover(void)
 	/* The writers wait from the kill until the leader has raised the sequence. Were they let
 	 * loose on the promoted replica at once, its sequence could pass the version mark before
 	 * the leader's first claim there, and the set-back would go unnoticed (phantom values of
-	 * lost commits are then kept until their rows are written past them; a known gap of the
-	 * detection, reported separately, not what this test is about). */
+	 * lost commits are then kept until their rows are written past them: the gap the last test
+	 * of this file reproduces). */
 	atomic_store(&writers_held, true);
 	oc_window_open(&checker);
 	oc_reset_floors(&checker);
