@@ -154,12 +154,17 @@ Test(codegen, check_detects_an_alter_table)
 	cr_assert_not_null(strstr(e, "accounts.h would change"), "%s", e);
 	cr_assert_null(strstr(e, "memberships.h"), "%s", e);
 	/* --check wrote nothing; a normal run then writes the new column. */
-	cr_assert_null(strstr(file_text(fx.dir, "accounts.h"), "nickname"));
+	char *text = file_text(fx.dir, "accounts.h");
+	bool has_nickname = strstr(text, "nickname") != NULL;
+	free(text);
+	cr_assert_not(has_nickname, "--check wrote the header");
 	cr_assert_eq(RUN("--dsn", lg_test_pg_dsn(), "--schema", "lg_codegen", "--table", "accounts",
 			 "--out", fx.dir),
 		     0);
-	cr_assert_not_null(strstr(file_text(fx.dir, "accounts.h"),
-				  "X(accounts, nickname, LG_TEXT, LG_COL_NULLABLE)"));
+	text = file_text(fx.dir, "accounts.h");
+	has_nickname = strstr(text, "X(accounts, nickname, LG_TEXT, LG_COL_NULLABLE)") != NULL;
+	free(text);
+	cr_assert(has_nickname, "the new column is not in the header");
 	cr_assert_eq(
 	    RUN("--dsn", lg_test_pg_dsn(), "--schema", "lg_codegen", "--out", fx.dir, "--check"),
 	    0);
