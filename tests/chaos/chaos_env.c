@@ -7,6 +7,26 @@
 
 #include <criterion/criterion.h>
 
+#include "chaos_load.h"
+
+PGresult *chaos_query(PGconn **db, const char *dsn, const char *q)
+{
+	cr_assert(chaos_pg_ensure(db, dsn), "PostgreSQL: %s", PQerrorMessage(*db));
+	PGresult *r = PQexec(*db, q);
+	ExecStatusType st = PQresultStatus(r);
+	cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", q,
+		  PQresultErrorMessage(r));
+	return r;
+}
+
+long long chaos_query_int(PGconn **db, const char *dsn, const char *q)
+{
+	PGresult *r = chaos_query(db, dsn, q);
+	long long v = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : 0;
+	PQclear(r);
+	return v;
+}
+
 void chaos_redis_ensure(redisContext **rc, int port)
 {
 	if (*rc != NULL && (*rc)->err == 0) {

@@ -8,9 +8,16 @@
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
+#include <libpq-fe.h>
 
 #include "lg_test.h"
 #include "rf_harness.h"
+
+/* Runs q on *db (connected to dsn first when needed); asserts success. The result is Owned. */
+PGresult *chaos_query(PGconn **db, const char *dsn, const char *q);
+
+/* chaos_query, then the first column of the first row as an integer (0 without rows). */
+long long chaos_query_int(PGconn **db, const char *dsn, const char *q);
 
 /* Keeps *rc connected to 127.0.0.1:port (10 s timeouts): reconnects after a failure. */
 void chaos_redis_ensure(redisContext **rc, int port);

@@ -77,22 +77,12 @@ TestSuite(chaos, .fini = teardown);
 
 static void sql(const char *q)
 {
-	cr_assert(chaos_pg_ensure(&db, pg.dsn), "PostgreSQL: %s", PQerrorMessage(db));
-	PGresult *r = PQexec(db, q);
-	ExecStatusType st = PQresultStatus(r);
-	cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", q,
-		  PQresultErrorMessage(r));
-	PQclear(r);
+	PQclear(chaos_query(&db, pg.dsn, q));
 }
 
 static long long sql_int(const char *q)
 {
-	cr_assert(chaos_pg_ensure(&db, pg.dsn), "PostgreSQL: %s", PQerrorMessage(db));
-	PGresult *r = PQexec(db, q);
-	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", q, PQresultErrorMessage(r));
-	long long v = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return v;
+	return chaos_query_int(&db, pg.dsn, q);
 }
 
 /* (Re)connects rc after a Redis restart. */

@@ -146,12 +146,7 @@ TestSuite(online_chaos, .fini = teardown);
 
 static PGresult *query(const char *q)
 {
-	cr_assert(chaos_pg_ensure(&db, both_dsn), "PostgreSQL: %s", PQerrorMessage(db));
-	PGresult *r = PQexec(db, q);
-	ExecStatusType st = PQresultStatus(r);
-	cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", q,
-		  PQresultErrorMessage(r));
-	return r;
+	return chaos_query(&db, both_dsn, q);
 }
 
 static void sql(const char *q)
@@ -161,10 +156,7 @@ static void sql(const char *q)
 
 static long long sql_int(const char *q)
 {
-	PGresult *r = query(q);
-	long long v = PQntuples(r) > 0 ? atoll(PQgetvalue(r, 0, 0)) : 0;
-	PQclear(r);
-	return v;
+	return chaos_query_int(&db, both_dsn, q);
 }
 
 static void redis_ensure(void)
