@@ -1,27 +1,52 @@
 /*
- * One outbox batch, from claim to commit.
+ * Outbox batches, from claim to commit, up to COH_LANES of them in flight at once.
  *
- * Happy path:
- *   1. BEGIN on a pinned connection; claim up to batch_size outbox rows in id order with
- *      FOR UPDATE SKIP LOCKED (a deposed leader still holding rows does not block us: its
- *      rows come back when its transaction ends). idle_in_transaction_session_timeout is set
- *      for the transaction, so a paused (SIGSTOP) leader's locks are released by the server.
- *   2. Plan it (coh_plan.c): newest version per key, TRUNCATE per table, malformed rows.
- *   3. Check the version sequence against the highest version Redis has seen (timetravel.c).
- *      Raise the term key (fencing) and that mark, then TRUNCATEs' table fences, then one
- *      check-or-fence or tombstone per key, pipelined (coh_apply.c).
- *   4. Read the cached keys' rows from the primary, one statement per table (on the pool's
- *      other connection, so a failing read never aborts the claim transaction), then refresh
+ * Happy path (main claims and plans; a lane coroutine does the rest, so the next claim
+ * overlaps the Redis work, row reads and commits of the batches before it):
+ *   1. Main: BEGIN on a pinned connection (opened ahead, while idle); claim up to batch_size
+ *      outbox rows in id order with FOR UPDATE SKIP LOCKED: rows of batches in flight (and of
+ *      a deposed leader still holding rows) are skipped, never waited for.
+ *      idle_in_transaction_session_timeout is set for the transaction, so a paused (SIGSTOP)
+ *      leader's locks are released by the server. The claim waits for a free lane first: a
+ *      backlog then gathers into larger batches, while at low rates each change is claimed
+ *      (alone, at once) as soon as its NOTIFY arrives.
+ *   2. Main: plan it (coh_plan.c): newest version per key, TRUNCATE per table, malformed rows.
+ *      Changes whose key a batch in flight carries are deferred: left out of the plan, so
+ *      they stay in the outbox and this transaction's commit releases them for a later
+ *      claim. The plan's keys join the session's in-flight set; the batch goes to a lane.
+ *   3. Lane: check-or-fence or tombstone per key, pipelined with the term key (fencing) and
+ *      Redis' version mark (coh_apply.c, timetravel.c).
+ *   4. Lane: read the cached keys' rows from the primary, one statement per table (on another
+ *      pool connection, so a failing read never aborts the claim transaction), then refresh
  *      them (pipelined).
- *   5. Move malformed rows to lifeguard.outbox_dead with their reason, delete the processed
- *      rows, COMMIT. Record the propagation latency of each change. Then, outside the
- *      transaction, sweep the truncated tables' cached keys (tombstones; coh_apply.c).
+ *   5. Lane: move malformed rows to lifeguard.outbox_dead, delete the processed rows, COMMIT,
+ *      record the propagation latency of each change, leave the in-flight set. Then, outside
+ *      the transaction, sweep the truncated tables' cached keys (tombstones; coh_apply.c).
  *
- * Failure modes: any PostgreSQL or Redis failure before COMMIT rolls the transaction back:
- * the rows stay in the outbox and are processed again (every Redis write is idempotent:
- * only forward in version). A key whose text does not cast to its column types, a table that
- * is gone or not reflected: dead-lettered, never retried forever. A COMMIT whose answer was
- * lost may or may not have deleted the rows: processing them again is harmless.
+ * Ordering. At most one batch in flight carries a given key, so the changes of one key are
+ * applied batch after batch, in the order their rows were claimed. That is belt and braces:
+ * correctness does not rest on it. Every Redis write is a compare-and-set on the version
+ * (REFRESH, TOMBSTONE and the fences only move forward), and a cached key is refreshed with
+ * the row read from the primary after the change committed, whose version is at least the
+ * change's. Were two batches to carry versions v1 < v2 of one row, whichever landed last, the
+ * key would end at the highest version written, which is the newest row either batch read
+ * (or its tombstone): the same state as applying them in order. A deposed leader racing a new
+ * one already relies on this. What the rule buys is no wasted work (two reads and refreshes
+ * of one hot row at once) and per-key order in the latency record.
+ * Steps that may invalidate Redis run with no batch in flight: main drains the lanes before
+ * the time-travel checks (run id, mark; coherence.c), before a claim whose version sequence
+ * is below the mark, and before applying a batch with a TRUNCATE; so a lane never races an
+ * invalidation, and a TRUNCATE's fence and sweep never race another batch's refresh (which,
+ * by the argument above, would be harmless as well).
+ *
+ * Failure modes: any PostgreSQL or Redis failure before COMMIT rolls the lane's transaction
+ * back: the rows stay in the outbox and are processed again (every Redis write is
+ * idempotent: only forward in version). Main learns the lane's outcome (worst wins), drains
+ * every lane, then backs off, or takes a new token on STALETERM. A key whose text does not
+ * cast to its column types, a table that is gone or not reflected: dead-lettered, never
+ * retried forever. A COMMIT whose answer was lost may or may not have deleted the rows:
+ * processing them again is harmless. A session that ends leaves its lanes to finish (each
+ * holds a session reference; every wait has a deadline).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +81,13 @@ static int64_t coh_wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Whether claiming may check the version sequence (it may invalidate): then no batch may
+ * be in flight. */
+static bool coh_sequence_check_due(const struct rf_coh_session *s, int64_t seq_last)
+{
+	return !s->mark_known || seq_last < s->mark;
+}
+
 static int coh_claim(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan *p)
 {
 	struct lg_error err;
@@ -71,7 +103,12 @@ static int coh_claim(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan 
 	int rc = COH_OK;
 	int64_t seq_last = 0;
 	if (lg_result_rows(r) > 0 && lg_result_int64(r, 0, 6, &seq_last) == 0) {
-		rc = rf__coh_check_sequence(s, seq_last);
+		if (coh_sequence_check_due(s, seq_last)) {
+			rc = rf__coh_drain(s); /* it may invalidate: with no batch in flight */
+		}
+		if (rc == COH_OK) {
+			rc = rf__coh_check_sequence(s, seq_last);
+		}
 	}
 	for (int i = 0; i < lg_result_rows(r) && rc == COH_OK; i++) {
 		int64_t id = 0;
@@ -187,13 +224,9 @@ static void coh_spec_reader(void *arg)
 	rf__coh_batch_release(b);
 }
 
-/* Steps 2-4 on a claimed plan. */
+/* Steps 3-4 on a claimed, planned batch. */
 static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 {
-	const struct rf_config *cfg = s->coh->cfg;
-	if (rf_plan_build(&b->plan, cfg->key_prefix, cfg->fence_prefix) != 0) {
-		return COH_RETRY;
-	}
 	bool spec = b->plan.n_truncates == 0 && b->plan.n_keys <= COH_SPECULATE_MAX;
 	if (spec) {
 		b->refs++;
@@ -260,24 +293,160 @@ static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 	return rc;
 }
 
-/* Step 5 in the background, so the next batch's claim overlaps this one's commit. */
-static void coh_finisher(void *arg)
+/* FNV-1a: the bucket of a row key in the in-flight set. */
+static size_t coh_key_bucket(const char *key)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (const unsigned char *c = (const unsigned char *)key; *c != '\0'; c++) {
+		h = (h ^ *c) * 1099511628211ULL;
+	}
+	return (size_t)(h & (COH_INFLIGHT_BUCKETS - 1));
+}
+
+static bool coh_key_in_flight(const struct rf_coh_session *s, const char *key)
+{
+	for (const struct coh_key_node *n = s->inflight[coh_key_bucket(key)]; n != NULL;
+	     n = n->next) {
+		if (strcmp(n->key, key) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Adds the batch's keys to the in-flight set. COH_RETRY when out of memory. */
+static int coh_keys_hold(struct rf_coh_session *s, struct coh_batch *b)
+{
+	if (b->plan.n_keys == 0) {
+		return COH_OK;
+	}
+	b->nodes = calloc(b->plan.n_keys, sizeof(*b->nodes));
+	if (b->nodes == NULL) {
+		return COH_RETRY;
+	}
+	for (size_t i = 0; i < b->plan.n_keys; i++) {
+		struct coh_key_node *n = &b->nodes[i];
+		size_t h = coh_key_bucket(b->plan.keys[i].redis_key);
+		n->key = b->plan.keys[i].redis_key;
+		n->next = s->inflight[h];
+		s->inflight[h] = n;
+	}
+	b->n_nodes = b->plan.n_keys;
+	return COH_OK;
+}
+
+/* Removes the batch's keys from the in-flight set. */
+static void coh_keys_drop(struct rf_coh_session *s, struct coh_batch *b)
+{
+	for (size_t i = 0; i < b->n_nodes; i++) {
+		struct coh_key_node **at = &s->inflight[coh_key_bucket(b->nodes[i].key)];
+		while (*at != NULL && *at != &b->nodes[i]) {
+			at = &(*at)->next;
+		}
+		if (*at != NULL) {
+			*at = b->nodes[i].next;
+		}
+	}
+	free(b->nodes);
+	b->nodes = NULL;
+	b->n_nodes = 0;
+}
+
+/*
+ * Leaves in the outbox the changes whose key a batch in flight carries: the plan is built
+ * again without them, and they are neither written nor deleted (this transaction's commit
+ * releases them for a later claim). Returns COH_OK or COH_RETRY (out of memory).
+ */
+static int coh_defer_busy(struct rf_coh_session *s, struct coh_batch *b)
+{
+	const struct rf_config *cfg = s->coh->cfg;
+	struct rf_plan *p = &b->plan;
+	bool any = false;
+	for (size_t i = 0; i < p->n_keys && !any; i++) {
+		any = coh_key_in_flight(s, p->keys[i].redis_key);
+	}
+	if (!any) {
+		return COH_OK;
+	}
+	struct rf_plan kept = {0};
+	size_t deferred = 0;
+	for (size_t i = 0; i < p->n_changes; i++) {
+		const struct rf_change *c = &p->changes[i];
+		if (c->key_index != SIZE_MAX &&
+		    coh_key_in_flight(s, p->keys[c->key_index].redis_key)) {
+			deferred++;
+			continue;
+		}
+		if (rf_plan_add(&kept, c->id, c->table, c->pk, c->op, c->version, c->created_us) !=
+		    0) {
+			rf_plan_free(&kept);
+			return COH_RETRY;
+		}
+	}
+	if (rf_plan_build(&kept, cfg->key_prefix, cfg->fence_prefix) != 0) {
+		rf_plan_free(&kept);
+		return COH_RETRY;
+	}
+	rf_plan_free(p);
+	*p = kept;
+	b->deferred = deferred;
+	return COH_OK;
+}
+
+/* Records a lane's outcome for main (worst wins) and wakes it. */
+static void coh_lane_done(struct rf_coh_session *s, struct coh_batch *b, int rc)
+{
+	coh_keys_drop(s, b);
+	if (rc == COH_CANCELED) {
+		rc = COH_RETRY;
+	}
+	if (rc > s->lane_rc) {
+		s->lane_rc = rc;
+	}
+	s->in_flight--;
+	lg_cond_signal(s->finished_cv);
+	if (rc != COH_OK || b->deferred > 0) {
+		s->dirty = true; /* rows are back in the outbox: claim them again */
+		lg_cond_signal(s->wake);
+	}
+}
+
+/* A lane: steps 3-5 of one claimed batch, then the sweep of its TRUNCATEs. */
+static void coh_lane(void *arg)
 {
 	struct coh_batch *b = arg;
 	struct rf_coh_session *s = b->s;
-	size_t dead = 0;
-	bool committed = coh_finish(s, b->tx, &b->plan, &dead) == COH_OK;
-	if (committed) {
-		coh_account(s, &b->plan, dead, b->written_us);
+	int rc = coh_process(s, b);
+	if (rc == COH_OK) {
+		size_t dead = 0;
+		b->written_us = coh_wall_us();
+		rc = coh_finish(s, b->tx, &b->plan, &dead); /* commit or rollback released tx */
+		if (rc == COH_OK) {
+			coh_account(s, &b->plan, dead, b->written_us);
+			s->lane_committed = true;
+		}
 	} else {
-		s->coh->stats.errors++;
+		struct lg_error err;
+		lg_tx_rollback(b->tx, &err);
 	}
-	s->finishing--;
-	lg_cond_signal(s->finished_cv);
-	if (committed) {
+	b->tx = NULL;
+	coh_lane_done(s, b, rc);
+	if (rc == COH_OK) {
 		rf__coh_sweep_truncates(b); /* the next batches need not wait for it */
 	}
 	rf__coh_batch_release(b);
+}
+
+int rf__coh_drain(struct rf_coh_session *s)
+{
+	while (s->in_flight > 0) {
+		if (lg_cond_wait(s->finished_cv, LG_DEADLINE_NONE) == LG_ECANCELED) {
+			return COH_CANCELED;
+		}
+	}
+	int rc = s->lane_rc;
+	s->lane_rc = COH_OK;
+	return rc;
 }
 
 int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
@@ -285,11 +454,17 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	struct lg_tx *tx = NULL;
 	struct lg_error err;
 	*claimed = 0;
-	while (s->finishing >= COH_MAX_FINISHING) {
-		if (lg_cond_wait(s->finished_cv, lg_deadline_in(COH_PG_TIMEOUT_MS)) ==
-		    LG_ECANCELED) {
+	if (s->lane_rc != COH_OK) {
+		return rf__coh_drain(s); /* a lane failed: settle before anything else */
+	}
+	while (s->in_flight >= COH_LANES) {
+		if (lg_cond_wait(s->finished_cv, LG_DEADLINE_NONE) == LG_ECANCELED) {
 			return COH_RETRY;
 		}
+	}
+	if (s->inflight == NULL &&
+	    (s->inflight = calloc(COH_INFLIGHT_BUCKETS, sizeof(*s->inflight))) == NULL) {
+		return COH_RETRY;
 	}
 	struct coh_batch *b = rf__coh_batch_new(s);
 	if (b == NULL) {
@@ -306,34 +481,43 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	struct rf_plan *p = &b->plan;
 	int rc = coh_claim(s, tx, p);
 	*claimed = p->n_changes;
+	if (rc == COH_OK && p->n_changes > 0 &&
+	    rf_plan_build(p, s->coh->cfg->key_prefix, s->coh->cfg->fence_prefix) != 0) {
+		rc = COH_RETRY;
+	}
+	if (rc == COH_OK && p->n_truncates > 0) {
+		rc = rf__coh_drain(s); /* a TRUNCATE is applied with no other batch in flight */
+	}
+	if (rc == COH_OK) {
+		rc = coh_defer_busy(s, b);
+	}
 	if (rc == COH_OK && p->n_changes > 0) {
-		rc = coh_process(s, b);
+		rc = coh_keys_hold(s, b);
 	}
 	if (rc == COH_OK && p->n_changes > 0) {
 		b->tx = tx;
-		b->written_us = coh_wall_us();
 		b->refs++;
-		s->finishing++;
-		if (lg_coro_spawn(s->coh->rt, coh_finisher, b, NULL) == 0) {
+		s->in_flight++;
+		if (lg_coro_spawn(s->coh->rt, coh_lane, b, NULL) == 0) {
 			rf__coh_batch_release(b);
 			return COH_OK;
 		}
 		b->refs--;
-		s->finishing--;
-		size_t dead = 0;
-		rc = coh_finish(s, tx, p, &dead); /* commit or rollback released tx */
-		if (rc == COH_OK) {
-			coh_account(s, p, dead, b->written_us);
-			rf__coh_sweep_truncates(b);
-		}
-		tx = NULL;
+		s->in_flight--;
+		b->tx = NULL;
+		coh_keys_drop(s, b);
+		rc = COH_RETRY;
 	}
-	if (tx != NULL) {
-		if (rc == COH_OK) {
-			rc = lg_tx_commit(tx, &err) == 0 ? COH_OK : COH_RETRY;
-		} else {
-			lg_tx_rollback(tx, &err);
+	if (rc == COH_OK) {
+		/* Nothing claimed, or every change deferred: release the rows. */
+		rc = lg_tx_commit(tx, &err) == 0 ? COH_OK : COH_RETRY;
+		if (rc == COH_OK && b->deferred > 0 && s->in_flight > 0) {
+			/* Their keys are in flight: claim them again once a lane is done. */
+			lg_cond_wait(s->finished_cv, lg_deadline_in(COH_PG_TIMEOUT_MS));
+			s->dirty = true;
 		}
+	} else {
+		lg_tx_rollback(tx, &err);
 	}
 	rf__coh_batch_release(b);
 	return rc == COH_CANCELED ? COH_RETRY : rc;

@@ -26,8 +26,10 @@
 /* Batches this small read their inserts/updates speculatively, while Redis answers
  * check-or-fence (one round trip less; larger batches read only what is cached). */
 #define COH_SPECULATE_MAX 32
-/* Batches whose DELETE + COMMIT may still run while the next batch is claimed. */
-#define COH_MAX_FINISHING 1
+/* Batches applied at once, each in its own claim transaction (coh_batch.c). */
+#define COH_LANES 4
+/* Buckets of the set of keys that batches in flight carry (a power of two). */
+#define COH_INFLIGHT_BUCKETS 4096
 
 struct rf_node;
 
@@ -52,9 +54,16 @@ struct coh_table {
 	char *canon;     /* quote_ident(schema).quote_ident(table) */
 	char *read_sql;  /* rf_plan_read_sql */
 	uint64_t loaded_ms;
+	bool loading; /* a coroutine is reading the catalog for it */
 };
 
 /* One leadership term's work. Released when the last coroutine holding it lets go. */
+/* One key of a batch in flight (coh_batch.c); key is Borrowed from the batch's plan. */
+struct coh_key_node {
+	const char *key;
+	struct coh_key_node *next;
+};
+
 struct rf_coh_session {
 	struct rf_coherence *coh;
 	uint64_t term;
@@ -80,15 +89,19 @@ struct rf_coh_session {
 	bool listener_done;
 	bool sampler_started;
 	bool sampler_done;
-	struct lg_coro *sampler;  /* set by the sampler while it runs */
-	struct lg_coro *listener; /* set by the listener while it runs */
-	struct lg_cond *wake;     /* main waits here for NOTIFY, poll timer, end */
-	bool dirty;               /* work may be waiting in the outbox */
-	struct coh_table *tables;
+	struct lg_coro *sampler;   /* set by the sampler while it runs */
+	struct lg_coro *listener;  /* set by the listener while it runs */
+	struct lg_cond *wake;      /* main waits here for NOTIFY, poll timer, end */
+	bool dirty;                /* work may be waiting in the outbox */
+	struct coh_table **tables; /* Owned entries (never moved: lanes hold them) */
 	size_t n_tables;
 	struct lg_tx *next_tx;       /* opened ahead for the next batch, or NULL */
-	unsigned finishing;          /* batches committing in the background */
+	unsigned in_flight;          /* batches handed to lanes, not finished yet */
 	struct lg_cond *finished_cv; /* signaled when one of them is done */
+	int lane_rc;                 /* worst enum coh_rc of lanes since main last looked */
+	bool lane_committed;         /* a lane committed since main last looked: progress */
+	/* Row keys of the batches in flight, hashed (COH_INFLIGHT_BUCKETS; NULL until used). */
+	struct coh_key_node **inflight;
 	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
 	struct rf_audit_state audit; /* the sampler's audit rounds (audit.c) */
 	bool schema_checked;         /* rf__coh_schema_check ran for this session */
@@ -130,9 +143,14 @@ struct coh_batch {
 	bool spec_running;
 	int spec_rc;
 	int64_t mark_top; /* the highest version of the batch (Redis' mark, timetravel.c) */
-	/* Handed to the finisher: the claim transaction and when Redis was written. */
+	/* Handed to the lane: the claim transaction and when Redis was written. */
 	struct lg_tx *tx;
 	int64_t written_us;
+	/* Its keys in the session's in-flight set (n_nodes of them), and changes left in
+	 * the outbox because their key was in flight. */
+	struct coh_key_node *nodes;
+	size_t n_nodes;
+	size_t deferred;
 };
 
 /* Creates a batch holding a reference on s; NULL when out of memory. */
@@ -140,10 +158,15 @@ struct coh_batch *rf__coh_batch_new(struct rf_coh_session *s);
 void rf__coh_batch_release(struct coh_batch *b);
 
 /*
- * Runs one batch: claim, plan, Redis work, delete, commit. *claimed receives the number of
- * outbox rows claimed. Returns enum coh_rc.
+ * Claims and plans one batch, then hands it to a lane coroutine (Redis work, delete,
+ * commit) and returns, with up to COH_LANES batches in flight. *claimed receives the number
+ * of outbox rows claimed. Returns enum coh_rc, including the worst outcome of lanes that
+ * finished since the last call.
  */
 int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed);
+
+/* Waits until no batch is in flight; returns (and clears) the worst outcome of the lanes. */
+int rf__coh_drain(struct rf_coh_session *s);
 
 /*
  * Opens the next batch's transaction ahead of time (BEGIN alone holds no snapshot, lock or

@@ -32,82 +32,94 @@ int rf__coh_pg_failed(struct rf_coh_session *s, const struct lg_error *err, cons
 	return COH_RETRY;
 }
 
-/* Fills t from the contract's catalog query. COH_RETRY on transient failures. */
+/*
+ * Fills t from the contract's catalog query. COH_RETRY on transient failures (t is then left
+ * as it was). Lanes share the entry: its fields change only after the query, all at once.
+ */
 static int coh_table_load(struct rf_coh_session *s, struct coh_table *t)
 {
 	struct lg_param name = lg_param_text(t->name);
 	struct lg_result *r = NULL;
 	struct lg_error err;
 	int rc = lg_pool_query(s->pool, lg__contract_catalog_sql, &name, 1, NULL, &r, &err);
+	const char *bad = NULL;
+	char *read_sql = NULL;
 	if (rc != 0) {
 		if (!rf__coh_permanent(rc, &err)) {
 			return rf__coh_pg_failed(s, &err, "reading the catalog");
 		}
-		t->bad = "table_name does not name a table";
-		return COH_OK;
+		bad = "table_name does not name a table";
 	}
-	int n = lg_result_rows(r);
+	int n = rc == 0 ? lg_result_rows(r) : 0;
 	struct lg__contract_col cols[32];
 	const char *canon = NULL;
 	bool reflected = false;
-	if (n == 0) {
-		t->bad = "table does not exist or has no primary key";
+	if (bad != NULL) {
+		n = 0; /* the name does not parse as a table: nothing to read */
+	} else if (n == 0) {
+		bad = "table does not exist or has no primary key";
 	} else if (n > 32 || lg_result_text(r, 0, 0, &canon, NULL) != 0 ||
 		   lg_result_bool(r, 0, 3, &reflected) != 0) {
-		t->bad = "unexpected catalog answer";
+		bad = "unexpected catalog answer";
 	} else if (strcmp(canon, t->name) != 0) {
-		t->bad = "table_name is not quote_ident(schema).quote_ident(table)";
+		bad = "table_name is not quote_ident(schema).quote_ident(table)";
 	} else if (!reflected) {
-		t->bad = "table is not reflected (no lg_version column)";
+		bad = "table is not reflected (no lg_version column)";
 	}
-	for (int i = 0; t->bad == NULL && i < n; i++) {
+	for (int i = 0; bad == NULL && i < n; i++) {
 		if (lg_result_text(r, i, 1, &cols[i].name, NULL) != 0 ||
 		    lg_result_text(r, i, 2, &cols[i].type, NULL) != 0) {
-			t->bad = "unexpected catalog answer";
+			bad = "unexpected catalog answer";
 		}
-		cols[i].kind = t->bad == NULL ? lg__contract_kind(cols[i].type) : LG__KEY_DB;
+		cols[i].kind = bad == NULL ? lg__contract_kind(cols[i].type) : LG__KEY_DB;
 	}
-	if (t->bad == NULL && (t->read_sql = rf_plan_read_sql(canon, cols, (size_t)n)) == NULL) {
+	if (bad == NULL && (read_sql = rf_plan_read_sql(canon, cols, (size_t)n)) == NULL) {
 		lg_result_free(r);
 		return COH_RETRY;
 	}
 	lg_result_free(r);
+	free(t->read_sql);
+	t->read_sql = read_sql;
+	t->bad = bad;
+	t->loaded_ms = lg_now_ms();
 	return COH_OK;
 }
 
-/* The cached catalog entry for name, loading it when missing or older than the TTL. */
+/* The cached catalog entry for name, loading it when missing or older than the TTL. An
+ * entry is never moved or freed while the session lives (lanes may hold it across a wait). */
 static int coh_table_get(struct rf_coh_session *s, const char *name, struct coh_table **out)
 {
 	uint64_t now = lg_now_ms();
 	for (size_t i = 0; i < s->n_tables; i++) {
-		struct coh_table *t = &s->tables[i];
+		struct coh_table *t = s->tables[i];
 		if (strcmp(t->name, name) == 0) {
-			if (now - t->loaded_ms < COH_TABLE_TTL_MS) {
-				*out = t;
-				return COH_OK;
-			}
-			free(t->read_sql);
-			t->read_sql = NULL;
-			t->bad = NULL;
-			t->loaded_ms = now;
 			*out = t;
-			return coh_table_load(s, t);
+			if (now - t->loaded_ms < COH_TABLE_TTL_MS || t->loading) {
+				return t->read_sql != NULL || t->bad != NULL ? COH_OK : COH_RETRY;
+			}
+			t->loading = true;
+			int rc = coh_table_load(s, t);
+			t->loading = false;
+			/* A failed reload keeps the entry it had (the next read tries again). */
+			return t->read_sql != NULL || t->bad != NULL ? COH_OK : rc;
 		}
 	}
-	struct coh_table *grown = realloc(s->tables, (s->n_tables + 1) * sizeof(*grown));
+	struct coh_table **grown = realloc(s->tables, (s->n_tables + 1) * sizeof(*grown));
 	if (grown == NULL) {
 		return COH_RETRY;
 	}
 	s->tables = grown;
-	struct coh_table *t = &s->tables[s->n_tables];
-	memset(t, 0, sizeof(*t));
-	if ((t->name = strdup(name)) == NULL) {
+	struct coh_table *t = calloc(1, sizeof(*t));
+	if (t == NULL || (t->name = strdup(name)) == NULL) {
+		free(t);
 		return COH_RETRY;
 	}
-	s->n_tables++;
-	t->loaded_ms = now;
+	s->tables[s->n_tables++] = t;
 	*out = t;
-	return coh_table_load(s, t);
+	t->loading = true;
+	int rc = coh_table_load(s, t);
+	t->loading = false;
+	return rc;
 }
 
 /* Runs the read for keys idx[0..n) of one table and stores each row on its key. */
@@ -130,10 +142,18 @@ static int coh_read(struct rf_coh_session *s, struct coh_table *t, struct rf_pla
 	}
 	keys[off++] = ']';
 	keys[off] = '\0';
+	/* Copied: a lane reloading the entry meanwhile replaces its text. */
+	char *sql = strdup(t->read_sql);
+	if (sql == NULL) {
+		free(keys);
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return LG_ENOMEM;
+	}
 	struct lg_param param = lg_param_text(keys);
 	struct lg_query_opts opts = {.flags = LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
 	struct lg_result *r = NULL;
-	int rc = lg_pool_query(s->pool, t->read_sql, &param, 1, &opts, &r, err);
+	int rc = lg_pool_query(s->pool, sql, &param, 1, &opts, &r, err);
+	free(sql);
 	free(keys);
 	for (int row = 0; rc == 0 && row < lg_result_rows(r); row++) {
 		int64_t ord = 0;

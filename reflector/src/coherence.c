@@ -95,9 +95,10 @@ const struct rf_coherence_stats *rf_coherence_stats(const struct rf_coherence *c
 static void coh_tables_free(struct rf_coh_session *s)
 {
 	for (size_t i = 0; i < s->n_tables; i++) {
-		free(s->tables[i].name);
-		free(s->tables[i].canon);
-		free(s->tables[i].read_sql);
+		free(s->tables[i]->name);
+		free(s->tables[i]->canon);
+		free(s->tables[i]->read_sql);
+		free(s->tables[i]);
 	}
 	free(s->tables);
 	s->tables = NULL;
@@ -128,6 +129,7 @@ void rf__coh_session_release(struct rf_coh_session *s)
 	lg_cond_free(s->wake);
 	lg_cond_free(s->finished_cv);
 	coh_tables_free(s);
+	free(s->inflight);
 	rf_audit_state_free(&s->audit);
 	c->live_sessions--;
 	free(s);
@@ -201,7 +203,8 @@ static int coh_connect(struct rf_coh_session *s)
 		struct lg_pool_config pc = {
 		    .conninfo = cfg->postgres,
 		    .min_conns = 2,
-		    .max_conns = 4, /* claim tx, the previous batch's commit, reads, sampling */
+		    /* the next claim, a transaction per lane, a read per lane, sampling */
+		    .max_conns = 2 * COH_LANES + 2,
 		    .statement_timeout_ms = COH_PG_TIMEOUT_MS,
 		    .backoff_max_ms = COH_BACKOFF_MAX_MS,
 		};
@@ -329,6 +332,15 @@ static void coh_update_pg_state(struct rf_coh_session *s)
 	s->coh->stats.pg_connected = ps.conns_open > 0;
 }
 
+/* Whether rf__coh_check_redis may do more than return (timetravel.c decides the same). */
+static bool coh_checks_due(const struct rf_coh_session *s)
+{
+	uint64_t now = lg_now_ms();
+	return s->run_id[0] == '\0' || s->redis_suspect || !s->mark_known ||
+	       now >= s->run_id_checked_ms + s->coh->cfg->poll_interval_ms ||
+	       (s->invalidate_at_ms != 0 && now >= s->invalidate_at_ms);
+}
+
 /* One turn of main: returns false when the session must stop. */
 static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 {
@@ -358,6 +370,9 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 			rf__coh_note_failure(s, "fencing token", "Redis holds a higher token");
 		}
 	}
+	if (rc == COH_OK && coh_checks_due(s)) {
+		rc = rf__coh_drain(s); /* they may invalidate: with no batch in flight */
+	}
 	if (rc == COH_OK) {
 		rc = rf__coh_check_redis(s);
 	}
@@ -370,6 +385,11 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 		rc = rf__coh_batch_run(s, &claimed);
 		s->last_full = rc == COH_OK && claimed >= cfg->batch_size;
 		coh_update_pg_state(s);
+	}
+	if (rc != COH_OK && rc != COH_CANCELED) {
+		/* Settle every lane before backing off or taking a new token. */
+		int lanes = rf__coh_drain(s);
+		rc = lanes > rc ? lanes : rc;
 	}
 	if (rc == COH_DEPOSED) {
 		rf_log(RF_LOG_WARN, "coherence.deposed",
@@ -388,7 +408,14 @@ static bool coh_turn(struct rf_coh_session *s, uint64_t *backoff)
 		s->dirty = true;
 		return true;
 	}
-	coh_progress(s, rc == COH_OK);
+	/* A batch handed to a lane is no progress yet: its commit is (or its failure, reported
+	 * by the next claim, is not); an empty outbox is. */
+	if (rc != COH_OK) {
+		coh_progress(s, false);
+	} else if (s->lane_committed || (claimed == 0 && s->in_flight == 0)) {
+		s->lane_committed = false;
+		coh_progress(s, true);
+	}
 	if (rc != COH_OK) {
 		s->coh->stats.errors++;
 		s->dirty = true;
@@ -428,7 +455,7 @@ static void coh_main(void *arg)
 		lg_coro_cancel(s->sampler);
 	}
 	/* Main releases after the listener and the sampler: the pool and the Redis client are
-	 * then closed by main or a finisher, coroutines that were not canceled, so their
+	 * then closed by main or a lane, coroutines that were not canceled, so their
 	 * graceful close can wait. */
 	while (((s->listener_started && !s->listener_done) ||
 		(s->sampler_started && !s->sampler_done)) &&
