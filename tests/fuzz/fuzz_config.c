@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hostport.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,10 +49,11 @@ static void fuzz_check(int rc, const struct rf_config *cfg, const struct rf_conf
 	assert(rf_config_peer(cfg, cfg->node_id) != NULL);
 	assert(cfg->heartbeat_timeout_ms < cfg->election_timeout_ms);
 	assert(cfg->data_dir != NULL && cfg->data_dir[0] != '\0');
-	char ip[16];
+	/* Addresses may be host names (peers are resolved on every dial). */
+	char host[RF_HOSTPORT_MAX];
 	unsigned port;
-	assert(rf_addr_parse(cfg->raft_address, false, ip, &port) == 0);
-	assert(rf_addr_parse(cfg->http_address, true, ip, &port) == 0);
+	assert(rf_hostport_parse(cfg->raft_address, false, host, &port) == 0);
+	assert(rf_hostport_parse(cfg->http_address, true, host, &port) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
