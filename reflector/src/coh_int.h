@@ -75,8 +75,12 @@ struct rf_coh_session {
 	 * an older snapshot (timetravel.c). */
 	char run_id[48];
 	uint64_t run_id_checked_ms;
-	bool redis_suspect;        /* a Redis failure since: check the run id before a batch */
-	int64_t suspect_below;     /* changes up to this version may meet phantom values */
+	bool redis_suspect;    /* a Redis failure since: check the run id before a batch */
+	int64_t suspect_below; /* changes up to this version may meet phantom values */
+	/* The primary's history when last checked ("<system id>/<timeline>"): a new timeline
+	 * means a promoted replica or a restore, which may have lost processed commits. */
+	char pg_history[48];
+	uint64_t pg_history_checked_ms;
 	uint64_t invalidate_at_ms; /* second invalidation pass due (0 = none) */
 	int64_t mark;              /* the highest version this session knows Redis has seen */
 	int64_t mark_sent;         /* the highest mark Redis confirmed holding */

@@ -28,6 +28,17 @@
  * session every change with a version <= M drops its cached key before it fences it (a row
  * written again after the set-back carries a version that a phantom may exceed).
  *
+ * A primary with another history: a replica promoted after a crash, or a point-in-time
+ * restore, starts a new timeline and may lack commits whose changes the leader processed.
+ * The sequence check alone misses that when fewer versions were lost than PostgreSQL logs
+ * ahead for a sequence (32), or when new writes passed the mark before the next claim. So
+ * the leader keeps "<system identifier>/<timeline>" in <term_key>:pg_history and compares it
+ * at most every poll_interval_ms (and when it starts): when it changed, the sequence is
+ * raised past the mark, every cached row key is deleted, twice as for a Redis restart (the
+ * phantom values of lost commits can carry any version up to the mark), and changes up to
+ * the mark drop their key before fencing it. Bound: a phantom is readable for at most
+ * poll_interval_ms after the new primary serves the leader, plus one pass over the keyspace.
+ *
  * Failure modes: any Redis or PostgreSQL failure -> COH_RETRY (the batch waits: nothing is
  * trusted until the check passed).
  */
@@ -306,6 +317,91 @@ static int coh_check_run_id(struct rf_coh_session *s, uint64_t now)
 	return COH_OK;
 }
 
+/* Raises the sequence past the mark M and deletes every cached key; see the top. */
+static int coh_after_lost_history(struct rf_coh_session *s, const char *before, const char *now)
+{
+	int64_t mark = s->mark;
+	rf_log(RF_LOG_WARN, "coherence.timetravel",
+	       "term %llu: the primary's history changed (%s, was %s: promoted or restored):"
+	       " raising the version sequence past %lld and invalidating every cached key",
+	       (unsigned long long)s->term, now, before, (long long)mark);
+	static const char raise_sql[] =
+	    "SELECT setval('lifeguard.version_seq',"
+	    " greatest($1::bigint + 1, (SELECT last_value FROM lifeguard.version_seq)))";
+	struct lg_param p = lg_param_int64(mark);
+	struct lg_error err;
+	if (lg_pool_query(s->pool, raise_sql, &p, 1, NULL, NULL, &err) != 0) {
+		rf__coh_note_failure(s, "PostgreSQL, raising the version sequence", err.message);
+		return rf__coh_pg_failed(s, &err, "raising the version sequence");
+	}
+	s->suspect_below = mark > s->suspect_below ? mark : s->suspect_below;
+	uint64_t deleted = 0;
+	int rc = rf__coh_invalidate(s, -1, &deleted);
+	if (rc != COH_OK) {
+		return rc;
+	}
+	s->coh->stats.sequence_raises++;
+	s->invalidate_at_ms = lg_now_ms() + s->coh->cfg->fence_ttl_ms;
+	rf_log(RF_LOG_WARN, "coherence.timetravel",
+	       "term %llu: %llu cached keys deleted; a second pass follows in %u ms",
+	       (unsigned long long)s->term, (unsigned long long)deleted, s->coh->cfg->fence_ttl_ms);
+	return COH_OK;
+}
+
+/* Compares the primary's system identifier and timeline with the history key. */
+static int coh_check_pg_history(struct rf_coh_session *s, uint64_t now)
+{
+	static const char sql[] =
+	    "SELECT system_identifier::text || '/' ||"
+	    " substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) FROM pg_control_system()";
+	struct lg_result *r = NULL;
+	struct lg_error err;
+	if (lg_pool_query(s->pool, sql, NULL, 0, NULL, &r, &err) != 0) {
+		rf__coh_note_failure(s, "PostgreSQL, reading its timeline", err.message);
+		return rf__coh_pg_failed(s, &err, "reading the primary's timeline");
+	}
+	char history[48] = "";
+	const char *text = NULL;
+	if (lg_result_rows(r) == 1 && lg_result_text(r, 0, 0, &text, NULL) == 0 && text != NULL) {
+		snprintf(history, sizeof(history), "%s", text);
+	}
+	lg_result_free(r);
+	char key[600];
+	coh_aux_key(s, "pg_history", key, sizeof(key));
+	struct lg_redis_reply *stored = NULL;
+	struct lg_redis_opts o;
+	int rc = lg_redis_command(s->redis, coh_opts(&o), &stored, &err, "GET %s", key);
+	if (rc != 0) {
+		return rf__coh_redis_failed(s, rc, &err, "reading the primary's history");
+	}
+	char before[48] = "";
+	if (stored != NULL && stored->type == LG_REDIS_STRING) {
+		snprintf(before, sizeof(before), "%s", stored->str);
+	}
+	lg_redis_reply_free(stored);
+	if (history[0] == '\0') {
+		return COH_RETRY;
+	}
+	if (strcmp(before, history) != 0) {
+		if (before[0] != '\0') {
+			if (!s->mark_known && (rc = coh_read_mark(s)) != COH_OK) {
+				return rc;
+			}
+			if ((rc = coh_after_lost_history(s, before, history)) != COH_OK) {
+				return rc;
+			}
+		}
+		rc =
+		    lg_redis_command(s->redis, coh_opts(&o), NULL, &err, "SET %s %s", key, history);
+		if (rc != 0) {
+			return rf__coh_redis_failed(s, rc, &err, "recording the primary's history");
+		}
+	}
+	snprintf(s->pg_history, sizeof(s->pg_history), "%s", history);
+	s->pg_history_checked_ms = now;
+	return COH_OK;
+}
+
 int rf__coh_check_redis(struct rf_coh_session *s)
 {
 	uint64_t now = lg_now_ms();
@@ -313,6 +409,10 @@ int rf__coh_check_redis(struct rf_coh_session *s)
 	if (s->run_id[0] == '\0' || s->redis_suspect ||
 	    now >= s->run_id_checked_ms + s->coh->cfg->poll_interval_ms) {
 		rc = coh_check_run_id(s, now);
+	}
+	if (rc == COH_OK && (s->pg_history[0] == '\0' ||
+			     now >= s->pg_history_checked_ms + s->coh->cfg->poll_interval_ms)) {
+		rc = coh_check_pg_history(s, now);
 	}
 	if (rc == COH_OK && !s->mark_known) {
 		rc = coh_start_check(s);
