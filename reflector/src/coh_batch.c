@@ -1,5 +1,6 @@
 /*
- * Outbox batches, from claim to commit, up to COH_LANES of them in flight at once.
+ * Outbox batches, from claim to commit, up to COH_LANES of them in flight at once (while a
+ * backlog drains: the last claim was at least half full; COH_LANES_IDLE otherwise).
  *
  * Happy path (main claims and plans; a lane coroutine does the rest, so the next claim
  * overlaps the Redis work, row reads and commits of the batches before it):
@@ -457,7 +458,12 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	if (s->lane_rc != COH_OK) {
 		return rf__coh_drain(s); /* a lane failed: settle before anything else */
 	}
-	while (s->in_flight >= COH_LANES) {
+	/* Lanes beyond COH_LANES_IDLE only under a backlog (the last claim was at least half
+	 * full): at low rates more lanes mean more, smaller batches, each paying its own claim,
+	 * term claim and commit, for no gain in latency. */
+	unsigned lanes =
+	    s->last_claimed * 2 >= s->coh->cfg->batch_size ? COH_LANES : COH_LANES_IDLE;
+	while (s->in_flight >= lanes) {
 		if (lg_cond_wait(s->finished_cv, LG_DEADLINE_NONE) == LG_ECANCELED) {
 			return COH_RETRY;
 		}
@@ -481,6 +487,7 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 	struct rf_plan *p = &b->plan;
 	int rc = coh_claim(s, tx, p);
 	*claimed = p->n_changes;
+	s->last_claimed = p->n_changes;
 	if (rc == COH_OK && p->n_changes > 0 &&
 	    rf_plan_build(p, s->coh->cfg->key_prefix, s->coh->cfg->fence_prefix) != 0) {
 		rc = COH_RETRY;

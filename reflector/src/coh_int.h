@@ -26,8 +26,10 @@
 /* Batches this small read their inserts/updates speculatively, while Redis answers
  * check-or-fence (one round trip less; larger batches read only what is cached). */
 #define COH_SPECULATE_MAX 32
-/* Batches applied at once, each in its own claim transaction (coh_batch.c). */
-#define COH_LANES 4
+/* Batches applied at once, each in its own claim transaction (coh_batch.c): under a
+ * backlog, and otherwise. */
+#define COH_LANES      4
+#define COH_LANES_IDLE 2
 /* Buckets of the set of keys that batches in flight carry (a power of two). */
 #define COH_INFLIGHT_BUCKETS 4096
 
@@ -103,6 +105,7 @@ struct rf_coh_session {
 	unsigned in_flight;          /* batches handed to lanes, not finished yet */
 	struct lg_cond *finished_cv; /* signaled when one of them is done */
 	int lane_rc;                 /* worst enum coh_rc of lanes since main last looked */
+	size_t last_claimed;         /* outbox rows of the last claim */
 	bool lane_committed;         /* a lane committed since main last looked: progress */
 	/* Row keys of the batches in flight, hashed (COH_INFLIGHT_BUCKETS; NULL until used). */
 	struct coh_key_node **inflight;
