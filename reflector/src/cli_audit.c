@@ -82,8 +82,7 @@ static int audit_run(struct rf_coh_session *s, const char *table, uint64_t sampl
 		if (round.wrapped || *checked >= sample) {
 			break;
 		}
-		a.n_followed = 0; /* the CLI reports each key once */
-		rf_audit_state_free(&a);
+		rf_audit_state_free(&a); /* the CLI reports each key once */
 	}
 	rf_audit_state_free(&a);
 	return rc;
