@@ -201,6 +201,22 @@ static int coh_read_mark(struct rf_coh_session *s)
 	return COH_OK;
 }
 
+/* Raises the version sequence past mark; changes up to mark may meet phantom values. */
+static int coh_raise_sequence(struct rf_coh_session *s, int64_t mark)
+{
+	static const char raise_sql[] =
+	    "SELECT setval('lifeguard.version_seq',"
+	    " greatest($1::bigint + 1, (SELECT last_value FROM lifeguard.version_seq)))";
+	struct lg_param p = lg_param_int64(mark);
+	struct lg_error err;
+	if (lg_pool_query(s->pool, raise_sql, &p, 1, NULL, NULL, &err) != 0) {
+		rf__coh_note_failure(s, "PostgreSQL, raising the version sequence", err.message);
+		return rf__coh_pg_failed(s, &err, "raising the version sequence");
+	}
+	s->suspect_below = mark > s->suspect_below ? mark : s->suspect_below;
+	return COH_OK;
+}
+
 int rf__coh_check_sequence(struct rf_coh_session *s, int64_t seq_last)
 {
 	if (!s->mark_known) {
@@ -217,18 +233,12 @@ int rf__coh_check_sequence(struct rf_coh_session *s, int64_t seq_last)
 	       "term %llu: lifeguard.version_seq is at %lld, below the version %lld Redis has "
 	       "seen (restore or lost commits): raising it and invalidating",
 	       (unsigned long long)s->term, (long long)seq_last, (long long)mark);
-	static const char raise_sql[] =
-	    "SELECT setval('lifeguard.version_seq',"
-	    " greatest($1::bigint + 1, (SELECT last_value FROM lifeguard.version_seq)))";
-	struct lg_param p = lg_param_int64(mark);
-	struct lg_error err;
-	if (lg_pool_query(s->pool, raise_sql, &p, 1, NULL, NULL, &err) != 0) {
-		rf__coh_note_failure(s, "PostgreSQL, raising the version sequence", err.message);
-		return rf__coh_pg_failed(s, &err, "raising the version sequence");
+	int rc = coh_raise_sequence(s, mark);
+	if (rc != COH_OK) {
+		return rc;
 	}
-	s->suspect_below = mark > s->suspect_below ? mark : s->suspect_below;
 	uint64_t deleted = 0;
-	int rc = rf__coh_invalidate(s, seq_last, &deleted);
+	rc = rf__coh_invalidate(s, seq_last, &deleted);
 	if (rc != COH_OK) {
 		return rc;
 	}
@@ -325,18 +335,12 @@ static int coh_after_lost_history(struct rf_coh_session *s, const char *before, 
 	       "term %llu: the primary's history changed (%s, was %s: promoted or restored):"
 	       " raising the version sequence past %lld and invalidating every cached key",
 	       (unsigned long long)s->term, now, before, (long long)mark);
-	static const char raise_sql[] =
-	    "SELECT setval('lifeguard.version_seq',"
-	    " greatest($1::bigint + 1, (SELECT last_value FROM lifeguard.version_seq)))";
-	struct lg_param p = lg_param_int64(mark);
-	struct lg_error err;
-	if (lg_pool_query(s->pool, raise_sql, &p, 1, NULL, NULL, &err) != 0) {
-		rf__coh_note_failure(s, "PostgreSQL, raising the version sequence", err.message);
-		return rf__coh_pg_failed(s, &err, "raising the version sequence");
+	int rc = coh_raise_sequence(s, mark);
+	if (rc != COH_OK) {
+		return rc;
 	}
-	s->suspect_below = mark > s->suspect_below ? mark : s->suspect_below;
 	uint64_t deleted = 0;
-	int rc = rf__coh_invalidate(s, -1, &deleted);
+	rc = rf__coh_invalidate(s, -1, &deleted);
 	if (rc != COH_OK) {
 		return rc;
 	}
