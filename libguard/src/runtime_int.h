@@ -62,8 +62,9 @@ struct lg_runtime {
 	int loop_depth; /* > 0 while a scheduler callback runs */
 	int running;    /* > 0 while libguard itself drives uv_run on this loop */
 
-	uv_idle_t idle;   /* active while coroutines are ready or flushes pending */
-	uv_timer_t timer; /* armed to the heap's earliest deadline */
+	uv_idle_t idle;    /* active while coroutines are ready or flushes pending */
+	uv_timer_t timer;  /* armed at or before the heap's earliest deadline */
+	uint64_t timer_at; /* the deadline timer is armed for; 0 = stopped */
 	struct lg__timer **heap;
 	size_t heap_len;
 	size_t heap_cap;

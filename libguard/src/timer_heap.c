@@ -3,6 +3,11 @@
  * single uv_timer armed to the earliest entry. Parking with a deadline costs a heap insert and
  * removal instead of a libuv handle (whose memory could only be freed in a close callback).
  *
+ * The uv_timer is re-armed only when an entry is earlier than the time it is armed for, or
+ * the heap runs empty: removing the earliest entry (the common case: a reply before its
+ * deadline) leaves it armed early, and an early fire finds nothing expired and re-arms. This
+ * spares a clock read and a libuv timer update per parked call.
+ *
  * The uv_timer fires on the loop's cached clock; the callback re-reads the monotonic clock,
  * runs every expired entry (each callback may start or stop other timers) and re-arms for
  * the rest. An allocation failure while growing the heap is reported by lg__timer_start;
@@ -71,14 +76,18 @@ static void heap_sift_down(struct lg_runtime *rt, size_t i)
 	heap_set(rt, i, t);
 }
 
+/* Arms the uv_timer for the earliest entry; stopped when the heap is empty (an armed timer
+ * would keep the loop running). */
 static void heap_rearm(struct lg_runtime *rt)
 {
 	if (rt->heap_len == 0) {
 		uv_timer_stop(&rt->timer);
+		rt->timer_at = 0;
 		return;
 	}
 	uint64_t now = lg_now_ms();
 	uint64_t when = rt->heap[0]->when;
+	rt->timer_at = when > 0 ? when : 1;
 	uv_timer_start(&rt->timer, lg__timer_heap_on_fire, when > now ? when - now : 0, 0);
 }
 
@@ -99,7 +108,7 @@ int lg__timer_start(struct lg_runtime *rt, struct lg__timer *t, uint64_t when)
 	t->when = when;
 	heap_set(rt, rt->heap_len++, t);
 	heap_sift_up(rt, t->heap_index);
-	if (rt->heap[0] == t) {
+	if (rt->heap[0] == t && (rt->timer_at == 0 || when < rt->timer_at)) {
 		heap_rearm(rt);
 	}
 	return 0;
@@ -119,8 +128,8 @@ void lg__timer_stop(struct lg_runtime *rt, struct lg__timer *t)
 		heap_sift_down(rt, i);
 		heap_sift_up(rt, last->heap_index);
 	}
-	if (was_first) {
-		heap_rearm(rt);
+	if (was_first && rt->heap_len == 0) {
+		heap_rearm(rt); /* stops the uv_timer; otherwise it stays armed early */
 	}
 }
 
@@ -128,6 +137,7 @@ void lg__timer_heap_on_fire(uv_timer_t *handle)
 {
 	struct lg_runtime *rt = handle->data;
 	uint64_t now = lg_now_ms();
+	rt->timer_at = 0;
 	while (rt->heap_len > 0 && rt->heap[0]->when <= now) {
 		struct lg__timer *t = rt->heap[0];
 		lg__timer_stop(rt, t);
