@@ -18,6 +18,7 @@ struct lg__cache_table {
 	bool loading;    /* one coroutine reads the catalog; the others wait on loaded */
 	char *name;      /* as the caller spelled it */
 	char *canon;     /* quote_ident(schema).quote_ident(table) */
+	char *fence;     /* the table fence's key, lg__contract_table_fence */
 	char *read_sql;  /* lg__contract_read_one_sql */
 	char *batch_sql; /* lg__contract_read_batch_sql */
 	char *canon_sql; /* lg__contract_canon_sql */
@@ -25,10 +26,11 @@ struct lg__cache_table {
 	enum lg__contract_kind kinds[LG__CACHE_MAX_PARTS];
 };
 
-/* A model's opt-in (lg_cache_policy_set). */
+/* A model's opt-in (lg_cache_policy_set), with its table as lg_cache_get names it. */
 struct lg__cache_policy {
 	const struct lg_model *model;
 	struct lg_cache_policy p;
+	char table[256]; /* "schema.table" or "table" */
 };
 
 #define LG__CACHE_MAX_POLICIES 64
@@ -91,8 +93,8 @@ void lg__cache_fill_absent(struct lg_cache *c, const struct lg__cache_table *t,
 
 /* cache_model.c: m's policy or NULL; ttl within +-pct %; a key parameter's text (false: a
  * type the cache cannot name); the miss reader that runs sql through the lg_db ud. */
-const struct lg_cache_policy *lg__cache_policy_of(const struct lg_cache *c,
-						  const struct lg_model *m);
+const struct lg__cache_policy *lg__cache_policy_of(const struct lg_cache *c,
+						   const struct lg_model *m);
 uint64_t lg__cache_ttl_jitter(struct lg_cache *c, uint64_t ttl, unsigned pct);
 bool lg__cache_key_text(const struct lg_param *p, char *buf, size_t size);
 int lg__cache_read_db(void *ud, const char *sql, const struct lg_param *params, int n,

@@ -2,9 +2,9 @@
  * A cached row's JSON into a model's row struct (lg__cache_decode, cache_int.h).
  *
  * The value is to_jsonb(row): one object, a member per column. Each model column's member
- * becomes PostgreSQL's text output of that column in a one-row text-format PGresult built on
- * the client (PQmakeEmptyPGresult, PQsetvalue) with the column's type OID, and the ORM's own
- * decoder reads it, so a cached row decodes exactly as a row read from the database:
+ * becomes PostgreSQL's text output of that column in a one-row text-format local result
+ * (lg__result_row_new: one block) with the column's type OID, and the ORM's own decoder reads
+ * it, so a cached row decodes exactly as a row read from the database:
  *   null -> NULL; strings unescaped (timestamps: to_jsonb's "T" becomes the text output's
  *   space); true/false -> t/f; numbers as written (numeric keeps its digits); jsonb columns
  *   keep their JSON text; arrays become array literals ({1,2}, {"a","b"}, NULL elements).
@@ -13,24 +13,19 @@
  */
 #include <string.h>
 
-#include <libpq-fe.h>
-
-#include "alloc_int.h"
 #include "cache_int.h"
 #include "model_int.h"
 #include "pg_oid.h"
-
-/* pg_result.c: a PGresult as an lg_result (Owned by it). */
-struct lg_result *lg__result_wrap(PGresult *pg);
+#include "pg_result_int.h"
 
 #define OID_INT2        21
 #define OID_BYTEA       17
 #define OID_TIMESTAMPTZ 1184
 #define OID_JSONB       3802
 
-static Oid type_oid(enum lg_type t)
+static uint32_t type_oid(enum lg_type t)
 {
-	static const Oid oids[] = {
+	static const uint32_t oids[] = {
 	    [LG_INT32] = LG__OID_INT4,
 	    [LG_INT64] = LG__OID_INT8,
 	    [LG_FLOAT64] = LG__OID_FLOAT8,
@@ -110,7 +105,9 @@ static const char *value_end(const char *p, const char *e)
 	return p > s ? p : NULL;
 }
 
-/* Output under construction. */
+/* Output under construction: a value written into the local row's room, never past cap
+ * (a value of the JSON text never grows when rewritten as PostgreSQL text, so the room
+ * lg__cache_decode reserves always suffices; failed is a guard, not a path). */
 struct out {
 	char *b;
 	size_t n, cap;
@@ -119,22 +116,12 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
-	if (o->failed) {
+	if (o->failed || o->n + n + 1 > o->cap) {
+		o->failed = true;
 		return;
-	}
-	if (o->n + n + 1 > o->cap) {
-		size_t cap = (o->n + n + 1) * 2;
-		char *b = lg__realloc(o->b, cap);
-		if (b == NULL) {
-			o->failed = true;
-			return;
-		}
-		o->b = b;
-		o->cap = cap;
 	}
 	memcpy(o->b + o->n, s, n);
 	o->n += n;
-	o->b[o->n] = '\0';
 }
 
 static void put_utf8(struct out *o, unsigned long cp)
@@ -311,17 +298,38 @@ static bool put_value(struct out *o, enum lg_type t, const char *p, const char *
 	return true;
 }
 
-/* The member of the object [p, e) named name: its value's span, or false. */
-static bool member(const char *p, const char *e, const char *name, const char **vp, const char **ve)
+/* The model column a member key [k, ke) (quotes included) names, or -1; each column once. */
+static int member_column(const struct lg_model *m, const char *k, const char *ke, uint64_t *seen)
 {
-	size_t nl = strlen(name);
+	size_t nl = (size_t)(ke - k) - 2;
+	for (unsigned i = 0; i < m->ncols; i++) {
+		const char *name = m->cols[i].name;
+		if (!(*seen & LG_COL_BIT(i)) && name[0] == k[1] && strncmp(name, k + 1, nl) == 0 &&
+		    name[nl] == '\0') {
+			*seen |= LG_COL_BIT(i);
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* The row's columns as text values in the local row r (NULL when absent): one pass over the
+ * object's members. */
+static bool fill_row(const struct lg_model *m, const char *json, size_t len, struct lg_result *r)
+{
+	const char *e = json + len;
+	const char *p = skip_ws(json, e);
+	if (p >= e || *p != '{') {
+		return false;
+	}
+	uint64_t seen = 0;
 	p = skip_ws(p + 1, e);
 	while (p < e && *p == '"') {
 		const char *k = value_end(p, e);
 		if (k == NULL) {
 			return false;
 		}
-		bool match = (size_t)(k - p) == nl + 2 && memcmp(p + 1, name, nl) == 0;
+		int col = member_column(m, p, k, &seen);
 		p = skip_ws(k, e);
 		if (p >= e || *p != ':') {
 			return false;
@@ -331,70 +339,40 @@ static bool member(const char *p, const char *e, const char *name, const char **
 		if (v == NULL) {
 			return false;
 		}
-		if (match) {
-			*vp = p;
-			*ve = v;
-			return true;
+		if (col >= 0) {
+			struct out o = {0};
+			o.b = lg__result_row_room(r, &o.cap);
+			bool null = true;
+			if (!put_value(&o, m->cols[col].type, p, v, &null) || o.failed) {
+				return false;
+			}
+			if (!null) {
+				lg__result_row_set(r, col, o.n);
+			}
 		}
 		p = skip_ws(v, e);
 		if (p < e && *p == ',') {
 			p = skip_ws(p + 1, e);
 		}
 	}
-	return false;
-}
-
-/* The row's columns as text values in r (NULL when absent). */
-static bool fill_result(const struct lg_model *m, const char *json, size_t len, PGresult *pg)
-{
-	const char *p = skip_ws(json, json + len);
-	const char *e = json + len;
-	if (p >= e || *p != '{') {
-		return false;
-	}
-	struct out o = {0};
-	bool ok = true;
-	for (unsigned i = 0; i < m->ncols && ok; i++) {
-		const char *vp = NULL;
-		const char *ve = NULL;
-		bool null = true;
-		o.n = 0;
-		if (member(p, e, m->cols[i].name, &vp, &ve)) {
-			ok = put_value(&o, m->cols[i].type, vp, ve, &null) && !o.failed;
-		}
-		ok = ok && PQsetvalue(pg, 0, (int)i, null ? NULL : (o.b != NULL ? o.b : (char *)""),
-				      null ? -1 : (int)o.n) != 0;
-	}
-	lg__free(o.b);
-	return ok;
+	return p < e && *p == '}';
 }
 
 int lg__cache_decode(const struct lg_model *m, const char *json, size_t len, void *out)
 {
-	PGresAttDesc attrs[LG_MODEL_MAX_COLS];
 	if (m->ncols == 0 || m->ncols > LG_MODEL_MAX_COLS) {
 		return LG_EINVAL;
 	}
-	memset(attrs, 0, sizeof(attrs));
-	for (unsigned i = 0; i < m->ncols; i++) {
-		attrs[i].name = (char *)m->cols[i].name;
-		attrs[i].typid = type_oid(m->cols[i].type);
-		attrs[i].typlen = -1;
-		attrs[i].atttypmod = -1;
-	}
-	PGresult *pg = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-	if (pg == NULL || !PQsetResultAttrs(pg, (int)m->ncols, attrs)) {
-		PQclear(pg);
-		return LG_ENOMEM;
-	}
-	if (!fill_result(m, json, len, pg)) {
-		PQclear(pg);
-		return LG_EINVAL;
-	}
-	struct lg_result *r = lg__result_wrap(pg);
+	struct lg_result *r = lg__result_row_new((int)m->ncols, len + m->ncols + 1);
 	if (r == NULL) {
-		PQclear(pg);
 		return LG_ENOMEM;
+	}
+	for (unsigned i = 0; i < m->ncols; i++) {
+		lg__result_row_col(r, (int)i, m->cols[i].name, type_oid(m->cols[i].type));
+	}
+	if (!fill_row(m, json, len, r)) {
+		lg_result_free(r);
+		return LG_EINVAL;
 	}
 	struct lg__plan plan;
 	lg__plan_mask(&plan, m, lg__model_all(m), r, 0);

@@ -272,11 +272,9 @@ LG_API int lg_model_find_many_cached(const struct lg_db *db, struct lg_cache *c,
 				     "lg_model_find_many_cached: invalid arguments");
 	}
 	size_t npk = (size_t)__builtin_popcountll(lg__model_pk(m));
-	const struct lg_cache_policy *pol = c != NULL ? lg__cache_policy_of(c, m) : NULL;
-	char table[256];
-	bool schema = m->schema != NULL && m->schema[0] != '\0';
-	snprintf(table, sizeof(table), "%s%s%s", schema ? m->schema : "", schema ? "." : "",
-		 m->table);
+	const struct lg__cache_policy *cp = c != NULL ? lg__cache_policy_of(c, m) : NULL;
+	const struct lg_cache_policy *pol = cp != NULL ? &cp->p : NULL;
+	const char *table = cp != NULL ? cp->table : "";
 	struct many w = {.c = c, .m = m, .pol = pol, .n = n, .rows = rows, .found = found};
 	struct lg__cache_table *t = NULL;
 	struct lg_error terr;

@@ -39,6 +39,12 @@ LG_API int lg_cache_policy_set(struct lg_cache *c, const struct lg_model *m,
 		return lg__error_set(err, LG_ERANGE, "lg_cache_policy_set: more than %d models",
 				     LG__CACHE_MAX_POLICIES);
 	}
+	bool schema = m->schema != NULL && m->schema[0] != '\0';
+	if (snprintf(c->policies[i].table, sizeof(c->policies[i].table), "%s%s%s",
+		     schema ? m->schema : "", schema ? "." : "",
+		     m->table) >= (int)sizeof(c->policies[i].table)) {
+		return lg__error_set(err, LG_ERANGE, "model %s: table name too long", m->table);
+	}
 	c->policies[i].model = m;
 	c->policies[i].p = *p;
 	if (c->policies[i].p.ttl_ms == 0) {
@@ -48,12 +54,12 @@ LG_API int lg_cache_policy_set(struct lg_cache *c, const struct lg_model *m,
 	return 0;
 }
 
-const struct lg_cache_policy *lg__cache_policy_of(const struct lg_cache *c,
-						  const struct lg_model *m)
+const struct lg__cache_policy *lg__cache_policy_of(const struct lg_cache *c,
+						   const struct lg_model *m)
 {
 	for (size_t i = 0; i < c->npolicies; i++) {
 		if (c->policies[i].model == m) {
-			return &c->policies[i].p;
+			return &c->policies[i];
 		}
 	}
 	return NULL;
@@ -98,13 +104,13 @@ bool lg__cache_key_text(const struct lg_param *p, char *buf, size_t size)
 	switch (p->oid) {
 	case LG__OID_INT4:
 		return p->length == 4 &&
-		       snprintf(buf, size, "%d", (int32_t)(uint32_t)be_bytes(b, 4)) < (int)size;
+		       lg__contract_int_text(buf, size, (int32_t)(uint32_t)be_bytes(b, 4)) != 0;
 	case LG__OID_INT8:
 		return p->length == 8 &&
-		       snprintf(buf, size, "%lld", (long long)(int64_t)be_bytes(b, 8)) < (int)size;
+		       lg__contract_int_text(buf, size, (int64_t)be_bytes(b, 8)) != 0;
 	case 21: /* int2 */
 		return p->length == 2 &&
-		       snprintf(buf, size, "%d", (int16_t)(uint16_t)be_bytes(b, 2)) < (int)size;
+		       lg__contract_int_text(buf, size, (int16_t)(uint16_t)be_bytes(b, 2)) != 0;
 	case LG__OID_BOOL:
 		return p->length == 1 && snprintf(buf, size, "%s", b[0] ? "t" : "f") < (int)size;
 	case LG__OID_UUID: {
@@ -140,8 +146,9 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	struct lg_find_opts none = {0};
 	opts = opts != NULL ? opts : &none;
 	opts->from_cache = false;
-	const struct lg_cache_policy *pol =
+	const struct lg__cache_policy *cp =
 	    c != NULL && m != NULL ? lg__cache_policy_of(c, m) : NULL;
+	const struct lg_cache_policy *pol = cp != NULL ? &cp->p : NULL;
 	/* In a transaction the cache would hide the transaction's own writes (and a fill could
 	 * publish a row that never commits): the transaction reads. */
 	if (pol == NULL || opts->bypass || db->tx != NULL || lg__model_check(m) != 0) {
@@ -162,12 +169,7 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 		}
 		parts[i] = text[i];
 	}
-	char table[256];
-	if (snprintf(table, sizeof(table), "%s%s%s", m->schema != NULL ? m->schema : "",
-		     m->schema != NULL && m->schema[0] != '\0' ? "." : "",
-		     m->table) >= (int)sizeof(table)) {
-		return lg__error_set(err, LG_ERANGE, "model %s: table name too long", m->table);
-	}
+	const char *table = cp->table;
 	struct lg__cache_call call = {
 	    .ttl_ms = lg__cache_ttl_jitter(c, pol->ttl_ms, pol->jitter_pct),
 	    .absent_ttl_ms = pol->absent_ttl_ms,

@@ -344,10 +344,8 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 		return rc;
 	}
 	char key[CACHE_KEY_MAX];
-	char table_fence[CACHE_KEY_MAX];
-	if (lg_cache_key(key, sizeof(key), c->key_prefix, t->canon, canon, nparts) != 0 ||
-	    lg__contract_table_fence(table_fence, sizeof(table_fence), c->fence_prefix, t->canon) !=
-		0) {
+	const char *table_fence = t->fence;
+	if (lg_cache_key(key, sizeof(key), c->key_prefix, t->canon, canon, nparts) != 0) {
 		return lg__error_set(err, LG_ERANGE, "lg_cache_get: key too long");
 	}
 	/* Step 3: one native MGET of the row key and the table fence (the hit path costs Redis

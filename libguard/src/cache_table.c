@@ -22,6 +22,7 @@ void lg__cache_table_clear(struct lg__cache_table *t)
 {
 	lg__free(t->name);
 	lg__free(t->canon);
+	lg__free(t->fence);
 	lg__free(t->read_sql);
 	lg__free(t->batch_sql);
 	lg__free(t->canon_sql);
@@ -48,8 +49,8 @@ static size_t cache_canon_sql(char *buf, size_t size, const char *table,
 }
 
 /* Builds the read and canonicalization statements from the catalog rows in r. */
-static int cache_table_fill(struct lg__cache_table *t, const struct lg_result *r,
-			    struct lg_error *err)
+static int cache_table_fill(const struct lg_cache *c, struct lg__cache_table *t,
+			    const struct lg_result *r, struct lg_error *err)
 {
 	const char *canon = NULL;
 	bool versioned = false;
@@ -75,9 +76,14 @@ static int cache_table_fill(struct lg__cache_table *t, const struct lg_result *r
 	t->batch_sql = cache_sql(lg__contract_read_batch_sql, canon, cols, t->nkeys);
 	t->canon_sql = cache_sql(cache_canon_sql, canon, cols, t->nkeys);
 	t->canon = lg__strdup(canon);
+	size_t fence_len = strlen(c->fence_prefix) + 1 + strlen(canon) + 1;
+	t->fence = lg__malloc(fence_len);
 	if (t->read_sql == NULL || t->batch_sql == NULL || t->canon_sql == NULL ||
-	    t->canon == NULL) {
+	    t->canon == NULL || t->fence == NULL) {
 		return lg__error_set(err, LG_ENOMEM, "lg_cache: out of memory");
+	}
+	if (lg__contract_table_fence(t->fence, fence_len, c->fence_prefix, canon) != 0) {
+		return lg__error_set(err, LG_ERANGE, "lg_cache: table name too long");
 	}
 	return 0;
 }
@@ -102,7 +108,7 @@ static int cache_table_load(struct lg_cache *c, struct lg__cache_table *t, struc
 				     "lg_cache: table %s does not exist or has no primary key",
 				     t->name);
 	}
-	rc = cache_table_fill(t, r, err);
+	rc = cache_table_fill(c, t, r, err);
 	lg_result_free(r);
 	return rc;
 }

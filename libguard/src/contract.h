@@ -78,6 +78,10 @@ enum lg__contract_kind lg__contract_kind(const char *type);
 #define LG__CONTRACT_ASK_DB (-1)
 int lg__contract_canon(enum lg__contract_kind kind, const char *in, char *out, size_t size);
 
+/* The decimal text of v into out (size bytes, 21 is always enough): its length, or 0 when it
+ * does not fit. What snprintf("%lld") writes, without its cost on the hit path. */
+size_t lg__contract_int_text(char *out, size_t size, int64_t v);
+
 /* "<fence_prefix>:<table>" into buf: 0, LG_EINVAL (empty), LG_ERANGE (does not fit). */
 int lg__contract_table_fence(char *buf, size_t size, const char *fence_prefix, const char *table);
 

@@ -198,6 +198,36 @@ enum lg__contract_kind lg__contract_kind(const char *type)
 	return LG__KEY_DB;
 }
 
+/* n's digits into out, preceded by '-' when neg: the length, or 0 when size is too small. */
+static size_t digits_text(char *out, size_t size, uint64_t n, bool neg)
+{
+	char tmp[20];
+	size_t d = 0;
+	do {
+		tmp[d++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	size_t len = d + neg;
+	if (len + 1 > size) {
+		return 0;
+	}
+	size_t o = 0;
+	if (neg) {
+		out[o++] = '-';
+	}
+	while (d > 0) {
+		out[o++] = tmp[--d];
+	}
+	out[o] = '\0';
+	return len;
+}
+
+size_t lg__contract_int_text(char *out, size_t size, int64_t v)
+{
+	uint64_t n = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	return digits_text(out, size, n, v < 0);
+}
+
 static bool canon_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -229,9 +259,7 @@ static int canon_int(const char *in, int64_t min, int64_t max, char *out, size_t
 	if ((!neg && n > (uint64_t)max) || (neg && n > (uint64_t)(-(min + 1)) + 1)) {
 		return LG__CONTRACT_ASK_DB;
 	}
-	int w = neg && n != 0 ? snprintf(out, size, "-%" PRIu64, n)
-			      : snprintf(out, size, "%" PRIu64, n);
-	return w >= 0 && (size_t)w < size ? 0 : LG_ERANGE;
+	return digits_text(out, size, n, neg && n != 0) != 0 ? 0 : LG_ERANGE;
 }
 
 static int canon_hex(char c)

@@ -3,6 +3,11 @@
  * or binary form (decoders in pg_types.c, and libpq's PQunescapeBytea() for bytea text). bytea
  * in text form is decoded on first access and kept with the result, so the returned pointer
  * lives as long as the result.
+ *
+ * A result may also be a "local row" (lg__result_row_new): one row in text format built on
+ * the client, in a single block with its cells and their bytes. The cache decodes cached
+ * rows through it, so a cached row reads exactly as a row from the server, without the
+ * half-dozen allocations of a PGresult.
  */
 #include "pg_result_int.h"
 
@@ -42,10 +47,70 @@ struct bytea_cell {
 	_Alignas(max_align_t) uint8_t data[]; /* aligned for lg__result_keep */
 };
 
-struct lg_result {
-	PGresult *pg;
-	struct bytea_cell *decoded;
+/* A cell of a local row. */
+struct local_cell {
+	const char *name;
+	Oid type;
+	bool null;
+	const char *v; /* NUL-terminated, in the block */
+	size_t len;
 };
+
+struct lg_result {
+	PGresult *pg; /* NULL: a local row */
+	struct bytea_cell *decoded;
+	int ncols;                /* local row */
+	struct local_cell *cells; /* local row: ncols cells */
+	char *arena;              /* local row: room for the cells' bytes */
+	size_t arena_used, arena_size;
+};
+
+struct lg_result *lg__result_row_new(int ncols, size_t bytes)
+{
+	size_t head = sizeof(struct lg_result);
+	head += (_Alignof(struct local_cell) - head % _Alignof(struct local_cell)) %
+		_Alignof(struct local_cell);
+	if (ncols < 0 || (size_t)ncols > 4096 || bytes > SIZE_MAX / 2) {
+		return NULL;
+	}
+	size_t cells = (size_t)ncols * sizeof(struct local_cell);
+	char *block = lg__malloc(head + cells + bytes);
+	if (block == NULL) {
+		return NULL;
+	}
+	struct lg_result *r = (struct lg_result *)(void *)block;
+	memset(r, 0, sizeof(*r));
+	r->ncols = ncols;
+	r->cells = (struct local_cell *)(void *)(block + head);
+	r->arena = block + head + cells;
+	r->arena_size = bytes;
+	for (int i = 0; i < ncols; i++) {
+		r->cells[i] = (struct local_cell){.name = "", .null = true};
+	}
+	return r;
+}
+
+void lg__result_row_col(struct lg_result *r, int col, const char *name, uint32_t type)
+{
+	r->cells[col].name = name;
+	r->cells[col].type = type;
+}
+
+char *lg__result_row_room(struct lg_result *r, size_t *avail)
+{
+	*avail = r->arena_size - r->arena_used;
+	return r->arena + r->arena_used;
+}
+
+void lg__result_row_set(struct lg_result *r, int col, size_t len)
+{
+	struct local_cell *c = &r->cells[col];
+	c->null = false;
+	c->v = r->arena + r->arena_used;
+	c->len = len;
+	r->arena[r->arena_used + len] = '\0';
+	r->arena_used += len + 1;
+}
 
 struct lg_result *lg__result_wrap(PGresult *pg)
 {
@@ -67,7 +132,7 @@ LG_API void lg_result_free(struct lg_result *r)
 		r->decoded = next;
 	}
 	PQclear(r->pg);
-	lg__free(r);
+	lg__free(r); /* a local row's cells and bytes are in this block */
 }
 
 void *lg__result_keep(struct lg_result *r, size_t n)
@@ -87,17 +152,17 @@ void *lg__result_keep(struct lg_result *r, size_t n)
 
 LG_API int lg_result_rows(const struct lg_result *r)
 {
-	return PQntuples(r->pg);
+	return r->pg != NULL ? PQntuples(r->pg) : 1;
 }
 
 LG_API int lg_result_cols(const struct lg_result *r)
 {
-	return PQnfields(r->pg);
+	return r->pg != NULL ? PQnfields(r->pg) : r->ncols;
 }
 
 LG_API int64_t lg_result_affected(const struct lg_result *r)
 {
-	const char *n = PQcmdTuples(r->pg);
+	const char *n = r->pg != NULL ? PQcmdTuples(r->pg) : NULL;
 	int64_t v = 0;
 	if (n == NULL || n[0] == '\0' || lg__pg_parse_int64(n, strlen(n), &v) != 0) {
 		return 0;
@@ -107,19 +172,22 @@ LG_API int64_t lg_result_affected(const struct lg_result *r)
 
 LG_API const char *lg_result_command(const struct lg_result *r)
 {
-	return PQcmdStatus(r->pg);
+	return r->pg != NULL ? PQcmdStatus(r->pg) : "SELECT 1";
 }
 
 LG_API const char *lg_result_col_name(const struct lg_result *r, int col)
 {
+	if (r->pg == NULL) {
+		return col >= 0 && col < r->ncols ? r->cells[col].name : NULL;
+	}
 	return PQfname(r->pg, col);
 }
 
 LG_API int lg_result_col_index(const struct lg_result *r, const char *name)
 {
 	/* Exact match first: PQfnumber folds unquoted names to lower case. */
-	for (int i = 0; i < PQnfields(r->pg); i++) {
-		if (strcmp(PQfname(r->pg, i), name) == 0) {
+	for (int i = 0; i < lg_result_cols(r); i++) {
+		if (strcmp(lg_result_col_name(r, i), name) == 0) {
 			return i;
 		}
 	}
@@ -128,17 +196,25 @@ LG_API int lg_result_col_index(const struct lg_result *r, const char *name)
 
 LG_API uint32_t lg_result_col_type(const struct lg_result *r, int col)
 {
-	return col >= 0 && col < PQnfields(r->pg) ? PQftype(r->pg, col) : 0;
+	if (col < 0 || col >= lg_result_cols(r)) {
+		return 0;
+	}
+	return r->pg != NULL ? PQftype(r->pg, col) : r->cells[col].type;
 }
 
 static bool result_in_range(const struct lg_result *r, int row, int col)
 {
-	return row >= 0 && col >= 0 && row < PQntuples(r->pg) && col < PQnfields(r->pg);
+	return row >= 0 && col >= 0 && row < lg_result_rows(r) && col < lg_result_cols(r);
+}
+
+static bool result_null(const struct lg_result *r, int row, int col)
+{
+	return r->pg != NULL ? PQgetisnull(r->pg, row, col) != 0 : r->cells[col].null;
 }
 
 LG_API bool lg_result_is_null(const struct lg_result *r, int row, int col)
 {
-	return !result_in_range(r, row, col) || PQgetisnull(r->pg, row, col);
+	return !result_in_range(r, row, col) || result_null(r, row, col);
 }
 
 /* A non-NULL cell: its bytes, their format and the column's type. */
@@ -155,8 +231,15 @@ static int result_cell(const struct lg_result *r, int row, int col, struct resul
 	if (!result_in_range(r, row, col)) {
 		return LG_EINVAL;
 	}
-	if (PQgetisnull(r->pg, row, col)) {
+	if (result_null(r, row, col)) {
 		return LG_ENULL;
+	}
+	if (r->pg == NULL) {
+		c->v = r->cells[col].v;
+		c->len = r->cells[col].len;
+		c->bin = false;
+		c->type = r->cells[col].type;
+		return 0;
 	}
 	c->v = PQgetvalue(r->pg, row, col);
 	c->len = (size_t)PQgetlength(r->pg, row, col);
