@@ -17,6 +17,7 @@
  */
 #include "redis_int.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -71,10 +72,75 @@ static void cmd_abort(struct lg__waiter *w, int status)
 	lg__waiter_wake(w, status);
 }
 
+/* ---- RESP formatting ---- */
+
+static void wire_put(struct lg__redis_wire *w, const char *s, size_t n)
+{
+	if (w->failed) {
+		return;
+	}
+	if (w->len + n > w->cap) {
+		size_t cap = (w->len + n) * 2;
+		char *b = lg__malloc(cap);
+		if (b == NULL) {
+			w->failed = true;
+			return;
+		}
+		memcpy(b, w->b, w->len);
+		if (w->b != w->local) {
+			lg__free(w->b);
+		}
+		w->b = b;
+		w->cap = cap;
+	}
+	memcpy(w->b + w->len, s, n);
+	w->len += n;
+}
+
+/* "<mark><n>\r\n" */
+static void wire_head(struct lg__redis_wire *w, char mark, uint64_t n)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp);
+	tmp[--i] = '\n';
+	tmp[--i] = '\r';
+	do {
+		tmp[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	tmp[--i] = mark;
+	wire_put(w, tmp + i, sizeof(tmp) - i);
+}
+
+void lg__redis_wire_init(struct lg__redis_wire *w, int argc)
+{
+	w->b = w->local;
+	w->len = 0;
+	w->cap = sizeof(w->local);
+	w->failed = false;
+	wire_head(w, '*', (uint64_t)argc);
+}
+
+void lg__redis_wire_arg(struct lg__redis_wire *w, const char *s, size_t n)
+{
+	wire_head(w, '$', n);
+	wire_put(w, s, n);
+	wire_put(w, "\r\n", 2);
+}
+
+void lg__redis_wire_free(struct lg__redis_wire *w)
+{
+	if (w->b != w->local) {
+		lg__free(w->b);
+	}
+	w->b = w->local;
+	w->len = 0;
+}
+
 struct cmd_args {
 	struct lg_redis *r;
 	uint64_t deadline;
-	const char *wire; /* formatted command */
+	const char *wire; /* formatted command (Borrowed) */
 	size_t wire_len;
 	struct lg_redis_reply **out;
 	struct lg_error *err;
@@ -202,14 +268,14 @@ static bool cmd_refused(const char *wire, size_t len)
 	       cmd_arg_is(a1, n1, "REPLY");
 }
 
-static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, char *wire, int wire_len,
-		   struct lg_redis_reply **out, struct lg_error *err)
+/* Runs the formatted command wire (Borrowed). */
+static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, const char *wire,
+		   int wire_len, struct lg_redis_reply **out, struct lg_error *err)
 {
 	if (wire_len < 0) {
 		return lg__error_set(err, LG_EINVAL, "redis: invalid command format");
 	}
 	if (cmd_refused(wire, (size_t)wire_len)) {
-		redisFreeCommand(wire);
 		return lg__error_set(
 		    err, LG_EINVAL,
 		    "redis: pub/sub, MONITOR and CLIENT REPLY are not supported on "
@@ -220,7 +286,6 @@ static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, char *w
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "redis: called from a loop callback");
 	}
-	redisFreeCommand(wire);
 	return rc;
 }
 
@@ -239,7 +304,9 @@ LG_API int lg_redis_command(struct lg_redis *r, const struct lg_redis_opts *opts
 	va_start(ap, fmt);
 	int len = redisvFormatCommand(&wire, fmt, ap);
 	va_end(ap);
-	return cmd_run(r, opts, wire, len, out, err);
+	int rc = cmd_run(r, opts, wire, len, out, err);
+	redisFreeCommand(wire);
+	return rc;
 }
 
 LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opts, int argc,
@@ -253,7 +320,17 @@ LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opt
 	if (r == NULL || argc <= 0 || argv == NULL) {
 		return lg__error_set(err, LG_EINVAL, "redis: missing client or arguments");
 	}
-	char *wire = NULL;
-	int len = redisFormatCommandArgv(&wire, argc, (const char **)argv, lens);
-	return cmd_run(r, opts, wire, len, out, err);
+	struct lg__redis_wire w;
+	lg__redis_wire_init(&w, argc);
+	for (int i = 0; i < argc; i++) {
+		if (argv[i] == NULL) {
+			lg__redis_wire_free(&w);
+			return lg__error_set(err, LG_EINVAL, "redis: argument %d is NULL", i);
+		}
+		lg__redis_wire_arg(&w, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
+	}
+	int rc = w.failed || w.len > INT_MAX ? lg__error_set(err, LG_ENOMEM, "redis: out of memory")
+					     : cmd_run(r, opts, w.b, (int)w.len, out, err);
+	lg__redis_wire_free(&w);
+	return rc;
 }

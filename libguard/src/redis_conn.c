@@ -79,6 +79,7 @@ static void link_on_closed(uv_handle_t *handle)
 {
 	struct lg__redis_link *l = (struct lg__redis_link *)handle;
 	struct lg_redis *r = l->r;
+	lg__flush_cancel(r->rt, &l->flush);
 	lg__free(l);
 	lg__redis_unref(r);
 }
@@ -88,9 +89,11 @@ static void link_on_poll(uv_poll_t *handle, int status, int events);
 
 static void link_poll_apply(struct lg__redis_link *l)
 {
-	if (!l->poll_open) {
-		return;
+	if (!l->poll_open || l->events == l->applied) {
+		return; /* libuv's uv_poll_start re-registers the socket even when nothing changes
+			 */
 	}
+	l->applied = l->events;
 	if (l->events != 0) {
 		uv_poll_start(&l->poll, l->events, link_on_poll);
 	} else {
@@ -112,9 +115,32 @@ static void link_del_read(void *p)
 	link_poll_apply(l);
 }
 
+/* End of a loop turn: write what the turn's coroutines queued, in one go. */
+static void link_on_flush(struct lg__flush *f)
+{
+	struct lg__redis_link *l =
+	    (struct lg__redis_link *)((char *)f - offsetof(struct lg__redis_link, flush));
+	if (l->ac == NULL || l->state != LG__LINK_READY) {
+		return;
+	}
+	l->in_flush = true;
+	redisAsyncHandleWrite(l->ac); /* a partial write arms the write watch (in_flush) */
+	l->in_flush = false;
+}
+
+/*
+ * hiredis asks for a write watch for every command it queues. On a READY link the commands
+ * of a loop turn are written together at the end of the turn instead (the runtime's flush),
+ * so the socket is not registered and unregistered with epoll per command; the watch itself
+ * is armed only while connecting and when a write could not finish.
+ */
 static void link_add_write(void *p)
 {
 	struct lg__redis_link *l = p;
+	if (l->state == LG__LINK_READY && !l->in_flush) {
+		lg__flush_schedule(l->r->rt, &l->flush);
+		return;
+	}
 	l->events |= UV_WRITABLE;
 	link_poll_apply(l);
 }
@@ -154,6 +180,7 @@ static void link_on_poll(uv_poll_t *handle, int status, int events)
 	if (status < 0) {
 		/* libuv stopped the handle. Let hiredis find the error: a pending connect reads
 		 * SO_ERROR, a connected socket reads the reset or EOF. */
+		l->applied = 0;
 		if (!(ac->c.flags & REDIS_CONNECTED)) {
 			redisAsyncHandleWrite(ac);
 		} else {
@@ -273,6 +300,7 @@ int lg__redis_link_start(struct lg_redis *r)
 	l->r = r;
 	l->id = (uint64_t)atomic_fetch_add_explicit(&link_last_id, 1, memory_order_relaxed) + 1;
 	l->state = LG__LINK_CONNECTING;
+	l->flush.fn = link_on_flush;
 	lg__timer_init(&l->timer, link_on_timeout);
 	l->ac = redisAsyncConnect(r->host, r->port);
 	if (l->ac == NULL || l->ac->err != 0) {

@@ -36,7 +36,10 @@ struct lg__redis_link {
 	redisAsyncContext *ac; /* NULL once hiredis frees it: never touch it after that */
 	enum lg__redis_link_state state;
 	bool poll_open;
-	int events;
+	int events;  /* what hiredis wants watched */
+	int applied; /* what the poll handle watches */
+	bool in_flush;
+	struct lg__flush flush; /* writes the commands a loop turn queued */
 	struct lg__timer timer; /* connect deadline */
 };
 
@@ -110,6 +113,21 @@ struct lg_redis_reply *lg__redis_reply_copy(const redisReply *src);
 
 /* redis_cmd.c: the reply callback for commands. */
 void lg__redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/*
+ * A command in RESP form being built (argc arguments, then each with lg__redis_wire_arg): in
+ * its own buffer, or on the heap when longer. failed: out of memory. Free with
+ * lg__redis_wire_free. (hiredis' formatter costs a sprintf per argument and a malloc.)
+ */
+struct lg__redis_wire {
+	char *b;
+	size_t len, cap;
+	bool failed;
+	char local[512];
+};
+void lg__redis_wire_init(struct lg__redis_wire *w, int argc);
+void lg__redis_wire_arg(struct lg__redis_wire *w, const char *s, size_t n);
+void lg__redis_wire_free(struct lg__redis_wire *w);
 
 /* A command handed to the current link and not yet answered; lives on the caller's stack. */
 struct lg__redis_call {

@@ -255,40 +255,28 @@ static int script_ready(struct eval_args *a, uint64_t *link, uint64_t *mark)
 /* Sends EVALSHA name nkeys keys... args... on r->link (READY) and waits for the answer. */
 static int script_evalsha(struct eval_args *a)
 {
-	int argc = 3 + a->nkeys + a->nargs;
-	const char **argv = lg__calloc((size_t)argc, sizeof(*argv));
-	size_t *lens = lg__calloc((size_t)argc, sizeof(*lens));
-	if (argv == NULL || lens == NULL) {
-		lg__free(argv);
-		lg__free(lens);
-		return lg__error_set(a->err, LG_ENOMEM, "redis: out of memory");
-	}
+	struct lg__redis_wire w;
 	char nk[16];
 	snprintf(nk, sizeof(nk), "%d", a->nkeys);
-	argv[0] = "EVALSHA";
-	argv[1] = a->script->name;
-	argv[2] = nk;
-	for (int i = 0; i < 3; i++) {
-		lens[i] = strlen(argv[i]);
-	}
+	lg__redis_wire_init(&w, 3 + a->nkeys + a->nargs);
+	lg__redis_wire_arg(&w, "EVALSHA", 7);
+	lg__redis_wire_arg(&w, a->script->name, strlen(a->script->name));
+	lg__redis_wire_arg(&w, nk, strlen(nk));
 	for (int i = 0; i < a->nkeys; i++) {
-		argv[3 + i] = a->keys[i];
-		lens[3 + i] = a->key_lens != NULL ? a->key_lens[i] : strlen(a->keys[i]);
+		lg__redis_wire_arg(&w, a->keys[i],
+				   a->key_lens != NULL ? a->key_lens[i] : strlen(a->keys[i]));
 	}
 	for (int i = 0; i < a->nargs; i++) {
-		argv[3 + a->nkeys + i] = a->args[i];
-		lens[3 + a->nkeys + i] = a->arg_lens != NULL ? a->arg_lens[i] : strlen(a->args[i]);
+		lg__redis_wire_arg(&w, a->args[i],
+				   a->arg_lens != NULL ? a->arg_lens[i] : strlen(a->args[i]));
 	}
-	char *wire = NULL;
-	int len = redisFormatCommandArgv(&wire, argc, argv, lens);
-	lg__free(argv);
-	lg__free(lens);
-	if (len < 0) {
+	if (w.failed) {
+		lg__redis_wire_free(&w);
 		return lg__error_set(a->err, LG_ENOMEM, "redis: out of memory");
 	}
 	struct lg__redis_call call;
-	int rc = lg__redis_call_send(a->r, &call, wire, (size_t)len, a->err);
-	redisFreeCommand(wire);
+	int rc = lg__redis_call_send(a->r, &call, w.b, w.len, a->err);
+	lg__redis_wire_free(&w);
 	if (rc == 0) {
 		rc = lg__redis_call_wait(a->r, &call, a->deadline, a->out, a->err);
 	}

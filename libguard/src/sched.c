@@ -94,6 +94,16 @@ void lg__flush_schedule(struct lg_runtime *rt, struct lg__flush *f)
 	uv_idle_start(&rt->idle, sched_on_idle);
 }
 
+void lg__flush_cancel(struct lg_runtime *rt, struct lg__flush *f)
+{
+	for (struct lg__flush **p = &rt->flush_head; f->queued && *p != NULL; p = &(*p)->next) {
+		if (*p == f) {
+			*p = f->next;
+			f->queued = false;
+		}
+	}
+}
+
 static void sched_stack_put(struct lg_runtime *rt, struct lg__stack *stack)
 {
 	if (rt->stack_cache_len < rt->stack_cache_max) {

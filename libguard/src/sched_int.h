@@ -72,6 +72,8 @@ int lg__coro_spawn_daemon(struct lg_runtime *rt, void (*fn)(void *arg), void *ar
 struct lg_runtime *lg__runtime_of(struct lg_coro *c);
 void lg__ready(struct lg_coro *c);
 void lg__flush_schedule(struct lg_runtime *rt, struct lg__flush *f);
+/* Takes f off the runtime's queue (before its memory goes away); nothing when not queued. */
+void lg__flush_cancel(struct lg_runtime *rt, struct lg__flush *f);
 /* Counts libuv requests (thread-pool work, getaddrinfo) that lg_runtime_free must wait for. */
 void lg__runtime_req_begin(struct lg_runtime *rt);
 void lg__runtime_req_end(struct lg_runtime *rt);
