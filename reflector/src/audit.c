@@ -7,14 +7,20 @@
  *   2. Read their rows from the primary (the batch read of coh_read.c).
  *   3. Ask the outbox which of the rows' versions it still holds: a change still in the outbox
  *      may not have reached Redis yet, so a key behind it is not counted.
- *   4. Only then GET each key and the table fence: what Redis holds now must be at least every
- *      version whose change left the outbox in step 3 (the reflector writes Redis before it
- *      deletes the outbox row).
- * A key is stale when its value is readable (not a tombstone, not below its table fence) and
- *   - its version is below the row's and the row's change has left the outbox; or
- *   - its version equals the row's but its row differs (version and content); or
- *   - its version is above the row's (a value of a commit the database does not have); or
- *   - the row is gone and no change of its table waits in the outbox.
+ *   4. Only then read each key and its table fence from Redis (MGET): what Redis holds now
+ *      must be at least every version whose change left the outbox in step 3 (the reflector
+ *      writes Redis before it deletes the outbox row).
+ *   5. Steps 2-4 again for the keys that look stale (audit_suspect). Between the steps of one
+ *      look, writers commit and batches land: a row read in step 2 may be older than what
+ *      Redis holds by step 4, a row may be deleted and inserted again. A suspect counts only
+ *      when the two looks together prove it (audit_confirm).
+ * A key is stale when Redis serves a value (not a tombstone, not below its table fence) that
+ *   - is older than a change of its row that the reflector had applied (whose outbox row was
+ *     gone) before Redis was read; or
+ *   - has the row's version but other content; or
+ *   - has a version the database did not have when it was read again (a commit it lost); or
+ *   - belongs to a row that was deleted since, with the delete applied.
+ * Keys a writer is updating while they are checked are never counted: see audit_confirm.
  *
  * The leader runs a round every second for audit_keys_per_s keys (coh_watch.c); the CLI
  * `lifeguard-reflector audit` runs rounds until it has checked its sample. Failures end the
@@ -127,9 +133,9 @@ void rf_audit_state_free(struct rf_audit_state *a)
 	a->n_followed = 0;
 }
 
-/* Step 1: the next SCAN page plus the followed keys, into the plan. */
+/* Step 1: the next SCAN page plus the followed keys. */
 static int audit_scan(struct rf_coh_session *s, struct rf_audit_state *a, const char *table,
-		      size_t want, struct rf_plan *p, char ***keys, size_t *n_keys)
+		      size_t want, char ***keys, size_t *n_keys)
 {
 	const struct rf_config *cfg = s->coh->cfg;
 	char match[1200];
@@ -184,13 +190,10 @@ static int audit_scan(struct rf_coh_session *s, struct rf_audit_state *a, const 
 		if (dup) {
 			continue;
 		}
-		char *tbl = NULL;
-		char *pk = audit_key_parts(key, cfg->key_prefix, &tbl);
-		if (pk != NULL && rf_plan_add(p, (int64_t)*n_keys, tbl, pk, 'U', 1, 0) == 0) {
-			(*keys)[(*n_keys)++] = strdup(key);
+		char *k = strdup(key);
+		if (k != NULL) {
+			(*keys)[(*n_keys)++] = k;
 		}
-		free(pk);
-		free(tbl);
 	}
 	lg_redis_reply_free(r);
 	return COH_OK;
@@ -247,45 +250,227 @@ static int audit_pending(struct rf_coh_session *s, const struct rf_plan *p, bool
 	return rc;
 }
 
-/* Step 4 for one key: why it is stale, or NULL. */
-static const char *audit_judge(const struct rf_key_work *k, const struct lg_redis_reply *value,
-			       const struct lg_redis_reply *fence, bool pending, bool table_pending,
-			       int64_t *stored)
+/* One key of a pass: its row as read, whether the outbox still held its change, and what
+ * Redis held afterwards. */
+struct audit_item {
+	const struct rf_key_work *k; /* Borrowed from the pass' plan; NULL: not judged */
+	bool pending;                /* the row's version is still in the outbox */
+	bool table_pending;          /* some change of its table is still in the outbox */
+	bool readable;               /* Redis held a value readers would get (stored, row) */
+	int64_t stored;
+	const char *row; /* Borrowed from value */
+	size_t row_len;
+	struct lg_redis_reply *value; /* Owned: MGET key table-fence */
+};
+
+/* Steps 2-4 over keys[0..n): the item of keys[i] is items[i]. */
+struct audit_pass {
+	struct rf_plan plan;
+	struct audit_item *items;
+	size_t n;
+};
+
+static void audit_pass_free(struct audit_pass *ps)
 {
-	*stored = -1;
-	if (value == NULL || value->type != LG_REDIS_STRING) {
-		return NULL; /* gone meanwhile: nothing to read */
+	for (size_t i = 0; i < ps->n; i++) {
+		lg_redis_reply_free(ps->items[i].value);
 	}
-	const char *row = NULL;
-	size_t row_len = 0;
-	if (!lg__contract_value_parse(value->str, value->len, stored, &row, &row_len)) {
-		return NULL; /* a tombstone (a miss for readers) or a foreign value */
+	free(ps->items);
+	rf_plan_free(&ps->plan);
+	memset(ps, 0, sizeof(*ps));
+}
+
+/* What Redis holds for one key: a readable value (not a tombstone, not below its table fence,
+ * not a foreign value) or not. */
+static void audit_look(struct audit_item *it)
+{
+	const struct lg_redis_reply *r = it->value;
+	it->readable = false;
+	it->stored = -1;
+	if (r == NULL || r->type != LG_REDIS_ARRAY || r->elements != 2 ||
+	    r->element[0].type != LG_REDIS_STRING) {
+		return; /* gone meanwhile: nothing to read */
 	}
-	if (fence != NULL && fence->type == LG_REDIS_STRING &&
-	    *stored < strtoll(fence->str, NULL, 10)) {
-		return NULL; /* below its table fence: readers treat it as absent */
+	const struct lg_redis_reply *value = &r->element[0];
+	const struct lg_redis_reply *fence = &r->element[1];
+	if (!lg__contract_value_parse(value->str, value->len, &it->stored, &it->row,
+				      &it->row_len)) {
+		return; /* a tombstone (a miss for readers) or a foreign value */
 	}
-	if (!k->row_found) {
-		return table_pending ? NULL : "the row is gone";
+	if (fence->type == LG_REDIS_STRING && it->stored < strtoll(fence->str, NULL, 10)) {
+		return; /* below its table fence: readers treat it as absent */
 	}
-	if (*stored > k->row_version) {
-		return "version above the row's (a commit the database does not have)";
+	it->readable = true;
+}
+
+static int audit_pass_run(struct rf_coh_session *s, char *const *keys, size_t n,
+			  struct audit_pass *ps)
+{
+	const struct rf_config *cfg = s->coh->cfg;
+	memset(ps, 0, sizeof(*ps));
+	ps->items = calloc(n ? n : 1, sizeof(*ps->items));
+	if (ps->items == NULL) {
+		return COH_RETRY;
 	}
-	if (*stored < k->row_version) {
-		return pending ? NULL : "version below the row's, whose change was processed";
+	ps->n = n;
+	for (size_t i = 0; i < n; i++) {
+		char *tbl = NULL;
+		char *pk = audit_key_parts(keys[i], cfg->key_prefix, &tbl);
+		int arc = pk != NULL ? rf_plan_add(&ps->plan, (int64_t)i, tbl, pk, 'U', 1, 0) : 0;
+		free(pk);
+		free(tbl);
+		if (arc != 0) {
+			return COH_RETRY;
+		}
 	}
+	if (n == 0 || ps->plan.n_changes == 0) {
+		return COH_OK;
+	}
+	if (rf_plan_build(&ps->plan, cfg->key_prefix, cfg->fence_prefix) != 0) {
+		return COH_RETRY;
+	}
+	for (size_t i = 0; i < ps->plan.n_keys; i++) {
+		if (ps->plan.keys[i].state == RF_KEY_PENDING) {
+			ps->plan.keys[i].state = RF_KEY_CACHED;
+		}
+	}
+	int rc = rf__coh_read_rows(s, &ps->plan, false);
+	size_t nc = ps->plan.n_changes;
+	bool *pending = calloc(nc, sizeof(*pending));
+	bool *table_pending = calloc(nc, sizeof(*table_pending));
+	if (pending == NULL || table_pending == NULL) {
+		rc = COH_RETRY;
+	}
+	if (rc == COH_OK) {
+		rc = audit_pending(s, &ps->plan, pending, table_pending);
+	}
+	for (size_t i = 0; rc == COH_OK && i < nc; i++) {
+		const struct rf_change *c = &ps->plan.changes[i];
+		if (c->key_index == SIZE_MAX || c->bad != NULL) {
+			continue;
+		}
+		const struct rf_key_work *k = &ps->plan.keys[c->key_index];
+		if (k->state != RF_KEY_CACHED || k->read_bad != NULL || !k->read_done) {
+			continue;
+		}
+		char fence_key[1200];
+		if (lg__contract_table_fence(fence_key, sizeof(fence_key), cfg->fence_prefix,
+					     c->table) != 0) {
+			continue;
+		}
+		struct audit_item *it = &ps->items[c->id];
+		struct lg_error err;
+		if (lg_redis_command(s->redis,
+				     &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)},
+				     &it->value, &err, "MGET %s %s", keys[c->id], fence_key) != 0) {
+			rf_log(RF_LOG_WARN, "audit.redis", "MGET: %s", err.message);
+			rc = COH_RETRY;
+			break;
+		}
+		it->k = k;
+		it->pending = pending[i];
+		it->table_pending = table_pending[i];
+		audit_look(it);
+	}
+	free(pending);
+	free(table_pending);
+	return rc;
+}
+
+/* Whether the row read (k) and the value Redis holds (stored, row) disagree in content. */
+static bool audit_other_content(const struct rf_key_work *k, const char *row, size_t row_len)
+{
 	int64_t v = 0;
 	const char *want = NULL;
 	size_t want_len = 0;
 	if (!lg__contract_value_parse(k->value, k->value_len, &v, &want, &want_len)) {
-		return NULL;
+		return false;
 	}
 	json_t *a = json_loadb(row, row_len, 0, NULL);
 	json_t *b = json_loadb(want, want_len, 0, NULL);
 	bool same = a != NULL && b != NULL && json_equal(a, b);
 	json_decref(a);
 	json_decref(b);
-	return same ? NULL : "same version, other content";
+	return !same;
+}
+
+/* First look: why the key may be stale, or NULL. Its steps ran in order (row, outbox,
+ * Redis), so a change that lands in between can make a fresh key look stale: a suspect is
+ * only counted once audit_confirm agrees. */
+static const char *audit_suspect(const struct audit_item *it)
+{
+	const struct rf_key_work *k = it->k;
+	if (k == NULL || !it->readable) {
+		return NULL;
+	}
+	if (!k->row_found) {
+		return it->table_pending ? NULL : "the row is gone";
+	}
+	if (it->stored != k->row_version) {
+		return it->stored > k->row_version || !it->pending ? "suspect" : NULL;
+	}
+	return audit_other_content(k, it->row, it->row_len) ? "suspect" : NULL;
+}
+
+/*
+ * Second look at a suspect (b: row read at t4, outbox asked at t5, Redis read at t6), given
+ * the first look's Redis read (a, at t3 < t4). Stale (the reason), or NULL. Each rule holds
+ * whatever commits and batches land in between, because a row's version only rises (one
+ * sequence, stamped at write time) and the reflector writes Redis before it deletes a change
+ * from the outbox:
+ *   - a readable value at t3 above the row's version at t4: the database never had it;
+ *   - at t6 below the row's version at t4 whose change had left the outbox by t5: the
+ *     reflector had already applied that change, so Redis must hold at least it;
+ *   - at t6 the row's version at t4 with other content;
+ *   - the row gone at t4, no change of its table left in the outbox at t5, and Redis holding
+ *     at t6 the same readable version as at t3: that version existed before t4, so its row's
+ *     delete (a higher version) had been applied by t5.
+ */
+static const char *audit_confirm(const struct audit_item *a, const struct audit_item *b,
+				 int64_t *stored)
+{
+	const struct rf_key_work *k = b->k;
+	*stored = b->stored;
+	if (k == NULL) {
+		return NULL;
+	}
+	if (a->readable && k->row_found && a->stored > k->row_version) {
+		*stored = a->stored;
+		return "version above the row's (a commit the database does not have)";
+	}
+	if (!b->readable) {
+		return NULL;
+	}
+	if (!k->row_found) {
+		return !b->table_pending && a->readable && a->stored == b->stored
+			   ? "the row is gone and its delete was processed"
+			   : NULL;
+	}
+	if (b->stored < k->row_version) {
+		return b->pending ? NULL : "version below the row's, whose change was processed";
+	}
+	if (b->stored == k->row_version && audit_other_content(k, b->row, b->row_len)) {
+		return "same version, other content";
+	}
+	return NULL;
+}
+
+/* Counts and reports one key judged stale (why) or fresh (why NULL). */
+static void audit_record(struct rf_audit_state *a, struct rf_audit_round *out, const char *key,
+			 const struct rf_key_work *k, const char *why, int64_t stored, uint64_t now)
+{
+	audit_follow(a, key, now, why != NULL);
+	if (why == NULL) {
+		return;
+	}
+	out->stale++;
+	long long row = k->row_found ? (long long)k->row_version : 0;
+	rf_log(RF_LOG_WARN, "audit.stale", "%s: Redis holds version %lld, the row %s%lld: %s", key,
+	       (long long)stored, k->row_found ? "version " : "is gone, was ", row, why);
+	if (a->report != NULL) {
+		fprintf(a->report, "stale: %s: Redis holds version %lld, row %s%lld (%s)\n", key,
+			(long long)stored, k->row_found ? "version " : "gone ", row, why);
+	}
 }
 
 int rf__coh_audit(struct rf_coh_session *s, struct rf_audit_state *a, const char *table,
@@ -295,86 +480,57 @@ int rf__coh_audit(struct rf_coh_session *s, struct rf_audit_state *a, const char
 	if (a->cursor[0] == '\0') {
 		snprintf(a->cursor, sizeof(a->cursor), "0");
 	}
-	struct rf_plan p;
-	memset(&p, 0, sizeof(p));
 	char **keys = NULL;
 	size_t n = 0;
-	int rc = audit_scan(s, a, table, want, &p, &keys, &n);
-	const struct rf_config *cfg = s->coh->cfg;
-	if (rc == COH_OK && n > 0 && rf_plan_build(&p, cfg->key_prefix, cfg->fence_prefix) != 0) {
+	struct audit_pass first = {0};
+	struct audit_pass second = {0};
+	int rc = audit_scan(s, a, table, want, &keys, &n);
+	if (rc == COH_OK) {
+		rc = audit_pass_run(s, keys, n, &first);
+	}
+	/* The suspects, looked at again from the start. */
+	char **sus = calloc(n ? n : 1, sizeof(*sus));
+	size_t *sus_of = calloc(n ? n : 1, sizeof(*sus_of));
+	size_t n_sus = 0;
+	if (sus == NULL || sus_of == NULL) {
 		rc = COH_RETRY;
-	}
-	bool *pending = calloc(n ? n : 1, sizeof(*pending));
-	bool *table_pending = calloc(n ? n : 1, sizeof(*table_pending));
-	if (pending == NULL || table_pending == NULL) {
-		rc = COH_RETRY;
-	}
-	if (rc == COH_OK && n > 0) {
-		for (size_t i = 0; i < p.n_keys; i++) {
-			if (p.keys[i].state == RF_KEY_PENDING) {
-				p.keys[i].state = RF_KEY_CACHED;
-			}
-		}
-		rc = rf__coh_read_rows(s, &p, false);
-	}
-	if (rc == COH_OK && n > 0) {
-		rc = audit_pending(s, &p, pending, table_pending);
 	}
 	uint64_t now = lg_now_ms();
-	for (size_t i = 0; rc == COH_OK && i < p.n_changes; i++) {
-		const struct rf_change *c = &p.changes[i];
-		if (c->key_index == SIZE_MAX || c->bad != NULL) {
+	for (size_t i = 0; rc == COH_OK && i < n; i++) {
+		const struct audit_item *it = &first.items[i];
+		if (it->k == NULL) {
 			continue;
 		}
-		const struct rf_key_work *k = &p.keys[c->key_index];
-		if (k->state != RF_KEY_CACHED || k->read_bad != NULL || !k->read_done) {
-			continue;
-		}
-		char fence_key[1200];
-		if (lg__contract_table_fence(fence_key, sizeof(fence_key), cfg->fence_prefix,
-					     c->table) != 0) {
-			continue;
-		}
-		struct lg_redis_reply *value = NULL;
-		struct lg_redis_reply *fence = NULL;
-		struct lg_error err;
-		struct lg_redis_opts o = {lg_deadline_in(COH_REDIS_TIMEOUT_MS)};
-		const char *key = keys[c->id];
-		if (lg_redis_command(s->redis, &o, &value, &err, "GET %s", key) != 0 ||
-		    lg_redis_command(s->redis, &o, &fence, &err, "GET %s", fence_key) != 0) {
-			rf_log(RF_LOG_WARN, "audit.redis", "GET: %s", err.message);
-			lg_redis_reply_free(value);
-			rc = COH_RETRY;
-			break;
-		}
-		int64_t stored = -1;
-		const char *why =
-		    audit_judge(k, value, fence, pending[i], table_pending[i], &stored);
-		lg_redis_reply_free(value);
-		lg_redis_reply_free(fence);
 		out->checked++;
-		audit_follow(a, key, now, why != NULL);
-		if (why != NULL) {
-			out->stale++;
-			rf_log(RF_LOG_WARN, "audit.stale",
-			       "%s: Redis holds version %lld, the row %s%lld: %s", key,
-			       (long long)stored, k->row_found ? "version " : "is gone, was ",
-			       (long long)(k->row_found ? k->row_version : 0), why);
-			if (a->report != NULL) {
-				fprintf(a->report,
-					"stale: %s: Redis holds version %lld, row %s%lld (%s)\n",
-					key, (long long)stored, k->row_found ? "version " : "gone ",
-					(long long)(k->row_found ? k->row_version : 0), why);
-			}
+		if (audit_suspect(it) != NULL) {
+			sus_of[n_sus] = i;
+			sus[n_sus++] = keys[i];
+		} else {
+			audit_follow(a, keys[i], now, false);
 		}
 	}
+	if (rc == COH_OK && n_sus > 0) {
+		rc = audit_pass_run(s, sus, n_sus, &second);
+	}
+	for (size_t j = 0; rc == COH_OK && j < n_sus; j++) {
+		const struct audit_item *b = &second.items[j];
+		int64_t stored = -1;
+		const char *why = audit_confirm(&first.items[sus_of[j]], b, &stored);
+		audit_record(a, out, sus[j], b->k != NULL ? b->k : first.items[sus_of[j]].k, why,
+			     stored, now);
+	}
+	if (rc != COH_OK) {
+		out->checked = 0;
+		out->stale = 0;
+	}
 	out->wrapped = strcmp(a->cursor, "0") == 0;
+	audit_pass_free(&first);
+	audit_pass_free(&second);
 	for (size_t i = 0; i < n; i++) {
 		free(keys[i]);
 	}
 	free(keys);
-	free(pending);
-	free(table_pending);
-	rf_plan_free(&p);
+	free(sus);
+	free(sus_of);
 	return rc;
 }

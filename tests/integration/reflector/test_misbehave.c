@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -446,5 +447,106 @@ Test(misbehave, the_audit_finds_a_planted_stale_key)
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_audit_stale_total "));
 	cr_assert_not_null(strstr(metrics, "lifeguard_reflector_audit_oldest_stale_seconds "));
 	free(metrics);
+	RFH_PASS();
+}
+
+/* The writer of the_audit_counts_no_key_a_writer_is_updating: a child process updating
+ * items rows 1..AUDIT_HOT_ROWS one after the other, flat out, until killed. */
+#define AUDIT_HOT_ROWS 20
+static pid_t audit_writer = -1;
+
+static void audit_writer_stop(void)
+{
+	if (audit_writer > 0) {
+		kill(audit_writer, SIGKILL);
+		waitpid(audit_writer, NULL, 0);
+		audit_writer = -1;
+	}
+}
+
+static void audit_writer_fini(void)
+{
+	audit_writer_stop();
+	coh_env_teardown();
+}
+
+static void audit_writer_start(void)
+{
+	fflush(NULL);
+	audit_writer = fork();
+	cr_assert_neq(audit_writer, -1);
+	if (audit_writer != 0) {
+		return;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	PGconn *db = PQconnectdb(coh.pg.dsn);
+	if (PQstatus(db) != CONNECTION_OK) {
+		_exit(1);
+	}
+	for (unsigned long i = 0;; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "%lu", 1 + i % AUDIT_HOT_ROWS);
+		const char *params[] = {id};
+		PGresult *r = PQexecParams(db, "UPDATE items SET n = n + 1 WHERE id = $1::int", 1,
+					   NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			_exit(1);
+		}
+		PQclear(r);
+	}
+}
+
+/* A writer updates the audited rows all the time: batches land between the audit's row
+ * reads and Redis reads, and none of that is staleness. A value planted old (on a row the
+ * writer leaves alone) is still found, every time, while the writer runs. */
+Test(misbehave, the_audit_counts_no_key_a_writer_is_updating, .fini = audit_writer_fini)
+{
+	json_t *extra = json_pack("{si}", "audit_keys_per_s", 1000);
+	coh_env_start(extra, true);
+	json_decref(extra);
+	coh_sql("INSERT INTO items SELECT g, 'x', 0 FROM generate_series(1, 21) g");
+	coh_wait_drained();
+	for (int id = 1; id <= AUDIT_HOT_ROWS + 1; id++) {
+		char key[64];
+		snprintf(key, sizeof(key), "lifeguard:model:public.items:%d", id);
+		char *v = coh_items_value(id);
+		coh_rset(key, v);
+		free(v);
+	}
+	long long updated = coh_sql_int("SELECT sum(n) FROM items");
+	audit_writer_start();
+	/* The writer is under way before the audits start. */
+	while (coh_sql_int("SELECT sum(n) FROM items") < updated + 200) {
+		rfh_sleep_ms(20);
+	}
+	char out[8192];
+	for (int round = 0; round < 20; round++) {
+		int st = audit_cli(NULL, NULL, NULL, NULL, out, sizeof(out));
+		cr_assert_eq(st, 0, "round %d: keys being updated audited as stale: %s", round,
+			     out);
+		cr_assert_not_null(strstr(out, "checked 21 cached keys"), "%s", out);
+	}
+	json_t *s = leader_status();
+	cr_assert_gt(rfh_int(s, "counters.audit_checked"), 0);
+	cr_assert_eq(rfh_int(s, "counters.audit_stale"), 0,
+		     "the leader's audit counted stale keys");
+	json_decref(s);
+	long long now = coh_sql_int("SELECT sum(n) FROM items");
+	cr_assert_gt(now, updated + 200, "the writer stopped");
+
+	/* Row 21 is left alone by the writer: a value older than its row is found each time. */
+	coh_sql("UPDATE items SET name = 'y' WHERE id = 21");
+	coh_wait_drained();
+	wait_current("lifeguard:model:public.items:21", 21);
+	coh_rset("lifeguard:model:public.items:21",
+		 "{\"v\":1,\"row\":{\"id\":21,\"name\":\"x\",\"n\":0,\"lg_version\":1}}");
+	for (int round = 0; round < 5; round++) {
+		int st = audit_cli(NULL, NULL, NULL, NULL, out, sizeof(out));
+		cr_assert_eq(st, 1, "round %d: status %d: %s", round, st, out);
+		cr_assert_not_null(strstr(out, "stale: lifeguard:model:public.items:21:"), "%s",
+				   out);
+		cr_assert_not_null(strstr(out, ": 1 stale"), "%s", out);
+	}
+	audit_writer_stop();
 	RFH_PASS();
 }
