@@ -65,7 +65,7 @@ struct lg_runtime {
 	uv_idle_t idle;    /* active while coroutines are ready or flushes pending */
 	uv_timer_t timer;  /* armed at or before the heap's earliest deadline */
 	uint64_t timer_at; /* the deadline timer is armed for; 0 = stopped */
-	struct lg__timer **heap;
+	struct lg__heap_slot *heap;
 	size_t heap_len;
 	size_t heap_cap;
 	int pending_closes;
@@ -81,7 +81,13 @@ _Noreturn void lg__coro_exit(struct lg_coro *c);
 /* Entry point every coroutine runs; defined by the scheduler. */
 void lg__coro_main(struct lg_coro *c);
 
-/* Timer heap (timer_heap.c). */
+/* Timer heap (timer_heap.c): each slot carries its timer's deadline, so sifting compares
+ * without reading timers that live on other coroutines' stacks. */
+struct lg__heap_slot {
+	uint64_t when;
+	struct lg__timer *t;
+};
+
 void lg__timer_heap_on_fire(uv_timer_t *handle);
 void lg__timer_heap_free(struct lg_runtime *rt);
 

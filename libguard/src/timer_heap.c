@@ -31,49 +31,44 @@ bool lg__timer_armed(const struct lg__timer *t)
 	return t->heap_index != SIZE_MAX;
 }
 
-static bool heap_less(const struct lg__timer *a, const struct lg__timer *b)
+static void heap_set(struct lg_runtime *rt, size_t i, struct lg__heap_slot slot)
 {
-	return a->when < b->when;
-}
-
-static void heap_set(struct lg_runtime *rt, size_t i, struct lg__timer *t)
-{
-	rt->heap[i] = t;
-	t->heap_index = i;
+	rt->heap[i] = slot;
+	slot.t->heap_index = i;
 }
 
 static void heap_sift_up(struct lg_runtime *rt, size_t i)
 {
-	struct lg__timer *t = rt->heap[i];
+	struct lg__heap_slot slot = rt->heap[i];
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (!heap_less(t, rt->heap[parent])) {
+		if (slot.when >= rt->heap[parent].when) {
 			break;
 		}
 		heap_set(rt, i, rt->heap[parent]);
 		i = parent;
 	}
-	heap_set(rt, i, t);
+	heap_set(rt, i, slot);
 }
 
 static void heap_sift_down(struct lg_runtime *rt, size_t i)
 {
-	struct lg__timer *t = rt->heap[i];
+	struct lg__heap_slot slot = rt->heap[i];
 	for (;;) {
 		size_t child = 2 * i + 1;
 		if (child >= rt->heap_len) {
 			break;
 		}
-		if (child + 1 < rt->heap_len && heap_less(rt->heap[child + 1], rt->heap[child])) {
+		if (child + 1 < rt->heap_len && rt->heap[child + 1].when < rt->heap[child].when) {
 			child++;
 		}
-		if (!heap_less(rt->heap[child], t)) {
+		if (rt->heap[child].when >= slot.when) {
 			break;
 		}
 		heap_set(rt, i, rt->heap[child]);
 		i = child;
 	}
-	heap_set(rt, i, t);
+	heap_set(rt, i, slot);
 }
 
 /* Arms the uv_timer for the earliest entry; stopped when the heap is empty (an armed timer
@@ -86,7 +81,7 @@ static void heap_rearm(struct lg_runtime *rt)
 		return;
 	}
 	uint64_t now = lg_now_ms();
-	uint64_t when = rt->heap[0]->when;
+	uint64_t when = rt->heap[0].when;
 	rt->timer_at = when > 0 ? when : 1;
 	uv_timer_start(&rt->timer, lg__timer_heap_on_fire, when > now ? when - now : 0, 0);
 }
@@ -98,7 +93,7 @@ int lg__timer_start(struct lg_runtime *rt, struct lg__timer *t, uint64_t when)
 	}
 	if (rt->heap_len == rt->heap_cap) {
 		size_t cap = rt->heap_cap == 0 ? 64 : rt->heap_cap * 2;
-		struct lg__timer **heap = lg__realloc(rt->heap, cap * sizeof(*heap));
+		struct lg__heap_slot *heap = lg__realloc(rt->heap, cap * sizeof(*heap));
 		if (heap == NULL) {
 			return LG_ENOMEM;
 		}
@@ -106,9 +101,9 @@ int lg__timer_start(struct lg_runtime *rt, struct lg__timer *t, uint64_t when)
 		rt->heap_cap = cap;
 	}
 	t->when = when;
-	heap_set(rt, rt->heap_len++, t);
+	heap_set(rt, rt->heap_len++, (struct lg__heap_slot){when, t});
 	heap_sift_up(rt, t->heap_index);
-	if (rt->heap[0] == t && (rt->timer_at == 0 || when < rt->timer_at)) {
+	if (rt->heap[0].t == t && (rt->timer_at == 0 || when < rt->timer_at)) {
 		heap_rearm(rt);
 	}
 	return 0;
@@ -122,11 +117,11 @@ void lg__timer_stop(struct lg_runtime *rt, struct lg__timer *t)
 	size_t i = t->heap_index;
 	bool was_first = i == 0;
 	t->heap_index = SIZE_MAX;
-	struct lg__timer *last = rt->heap[--rt->heap_len];
+	struct lg__heap_slot last = rt->heap[--rt->heap_len];
 	if (i < rt->heap_len) {
 		heap_set(rt, i, last);
 		heap_sift_down(rt, i);
-		heap_sift_up(rt, last->heap_index);
+		heap_sift_up(rt, last.t->heap_index);
 	}
 	if (was_first && rt->heap_len == 0) {
 		heap_rearm(rt); /* stops the uv_timer; otherwise it stays armed early */
@@ -138,8 +133,8 @@ void lg__timer_heap_on_fire(uv_timer_t *handle)
 	struct lg_runtime *rt = handle->data;
 	uint64_t now = lg_now_ms();
 	rt->timer_at = 0;
-	while (rt->heap_len > 0 && rt->heap[0]->when <= now) {
-		struct lg__timer *t = rt->heap[0];
+	while (rt->heap_len > 0 && rt->heap[0].when <= now) {
+		struct lg__timer *t = rt->heap[0].t;
 		lg__timer_stop(rt, t);
 		t->cb(t);
 	}
