@@ -68,6 +68,10 @@ struct lg__cache_call {
 	lg__cache_reader read;  /* NULL = the cache's primary pool */
 	void *read_ud;
 	bool no_share; /* never wait for another caller's read of the same key */
+	/* A hit decoded where Redis' reply is (no copy of the JSON): 0 when decode took it, then
+	 * the row has no json; otherwise the hit is returned as JSON. NULL: always JSON. */
+	int (*decode)(void *ud, const char *json, size_t len);
+	void *decode_ud;
 };
 
 /*

@@ -172,10 +172,16 @@ static bool put_string(struct out *o, const char *p, const char *e, bool quote_f
 {
 	for (p++, e--; p < e; p++) {
 		if (*p != '\\') {
-			if (quote_for_array && *p == '"') {
-				put(o, "\\\"", 2);
+			/* A run of plain bytes at once. */
+			const char *q = p;
+			while (q < e && *q != '\\' && !(quote_for_array && *q == '"')) {
+				q++;
+			}
+			if (q > p) {
+				put(o, p, (size_t)(q - p));
+				p = q - 1;
 			} else {
-				put(o, p, 1);
+				put(o, "\\\"", 2);
 			}
 			continue;
 		}

@@ -139,6 +139,21 @@ int lg__cache_read_db(void *ud, const char *sql, const struct lg_param *params, 
 	return lg__db_run(ud, sql, params, n, LG__DB_READ, out, err);
 }
 
+/* A hit decoded straight from Redis' reply (lg__cache_call.decode). */
+struct find_decode {
+	const struct lg_model *m;
+	void *out;
+	bool decoded;
+};
+
+static int find_decode(void *ud, const char *json, size_t len)
+{
+	struct find_decode *d = ud;
+	int rc = lg__cache_decode(d->m, json, len, d->out);
+	d->decoded = rc == 0;
+	return rc;
+}
+
 LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 				const struct lg_model *m, const struct lg_param *key,
 				struct lg_find_opts *opts, void *out, struct lg_error *err)
@@ -170,12 +185,15 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 		parts[i] = text[i];
 	}
 	const char *table = cp->table;
+	struct find_decode dec = {.m = m, .out = out};
 	struct lg__cache_call call = {
 	    .ttl_ms = lg__cache_ttl_jitter(c, pol->ttl_ms, pol->jitter_pct),
 	    .absent_ttl_ms = pol->absent_ttl_ms,
 	    .min_version = opts->min_version,
 	    .read = lg__cache_read_db,
 	    .read_ud = (void *)(uintptr_t)db,
+	    .decode = find_decode,
+	    .decode_ud = &dec,
 	};
 	/* Read-your-writes: the version the caller's session wrote for this key (its <pk>
 	 * part, what follows "p:t:" in a cache key). A session never shares a read either: one
@@ -196,6 +214,9 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	}
 	if (rc != 0) {
 		return rc;
+	}
+	if (dec.decoded && row.json == NULL) {
+		return 0; /* a hit, decoded from the reply */
 	}
 	rc = lg__cache_decode(m, row.json, row.len, out);
 	lg_cache_row_clear(&row);

@@ -40,6 +40,7 @@
 #include "cache_int.h"
 #include "libguard/cache.h"
 #include "pool_int.h"
+#include "redis_int.h"
 
 #define CACHE_KEY_MAX   LG__CACHE_KEY_MAX
 #define CACHE_MAX_PARTS LG__CACHE_MAX_PARTS
@@ -120,23 +121,67 @@ LG_API void lg_cache_get_stats(const struct lg_cache *c, struct lg_cache_stats *
 	out->redis_breaker_opens = rs.breaker_opens;
 }
 
-/* A hit: the value is exactly {"v":<digits>,"row":<json>}. Tombstones and others: miss. */
-static bool cache_parse_hit(const struct lg_redis_reply *v, struct lg_cache_row *row)
+/* What the MGET of a key and its table fence answered (step 3). */
+struct cache_lookup {
+	const struct lg__cache_call *call;
+	struct lg_cache_row *row;
+	bool answered;       /* a two-element array came back */
+	bool hit;            /* row holds the value (json, or decoded by call->decode) */
+	bool absent;         /* an absent marker at absent_v */
+	bool stale_for_call; /* a value older than call->min_version */
+	int64_t absent_v;
+};
+
+/*
+ * Reads the MGET reply where hiredis holds it. A hit is a value exactly {"v":<digits>,
+ * "row":<json>} not below the table fence (older values predate a TRUNCATE the reflector
+ * processed: absent, swept or not) nor below the caller's own write; tombstones and others
+ * are misses. The row is decoded or copied from the reply: nothing else is copied.
+ */
+static int cache_lookup_visit(void *ud, const redisReply *rep)
 {
+	struct cache_lookup *l = ud;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+		return 0;
+	}
+	l->answered = true;
+	const redisReply *v = rep->element[0];
+	const redisReply *fence = rep->element[1];
+	int64_t table_v = fence->type == REDIS_REPLY_STRING ? strtoll(fence->str, NULL, 10) : 0;
 	const char *json = NULL;
 	size_t len = 0;
 	int64_t version = 0;
-	if (v == NULL || v->type != LG_REDIS_STRING ||
-	    !lg__contract_value_parse(v->str, v->len, &version, &json, &len) ||
-	    (row->json = lg__malloc(len + 1)) == NULL) {
-		return false;
+	if (v->type != REDIS_REPLY_STRING) {
+		return 0;
 	}
-	memcpy(row->json, json, len);
-	row->json[len] = '\0';
-	row->len = len;
-	row->version = version;
-	row->from_cache = true;
-	return true;
+	if (lg__contract_value_parse(v->str, v->len, &version, &json, &len)) {
+		if (version < table_v) {
+			return 0;
+		}
+		if (version < l->call->min_version) {
+			l->stale_for_call = true;
+			return 0;
+		}
+		l->row->version = version;
+		l->row->from_cache = true;
+		if (l->call->decode != NULL &&
+		    l->call->decode(l->call->decode_ud, json, len) == 0) {
+			l->hit = true;
+			return 0;
+		}
+		if ((l->row->json = lg__malloc(len + 1)) == NULL) {
+			return 0; /* a miss: the database answers */
+		}
+		memcpy(l->row->json, json, len);
+		l->row->json[len] = '\0';
+		l->row->len = len;
+		l->hit = true;
+	} else if (lg__contract_absent_parse(v->str, v->len, &version) && version >= table_v) {
+		l->stale_for_call = version < l->call->min_version;
+		l->absent = !l->stale_for_call;
+		l->absent_v = version;
+	}
+	return 0;
 }
 
 /* The fenced fill of value (a row's or an absent marker, of version) just read from the
@@ -349,33 +394,25 @@ int lg__cache_get(struct lg_cache *c, const char *table, const char *const *part
 		return lg__error_set(err, LG_ERANGE, "lg_cache_get: key too long");
 	}
 	/* Step 3: one native MGET of the row key and the table fence (the hit path costs Redis
-	 * what a GET does; no script). A value below the table fence predates a TRUNCATE the
-	 * reflector processed: absent, swept or not. */
-	struct lg_redis_reply *v = NULL;
+	 * what a GET does; no script). */
 	struct lg_error rerr;
 	const char *mget[] = {"MGET", key, table_fence};
-	struct lg_redis_opts ropts = {lg_deadline_in(c->redis_timeout_ms)};
-	bool redis_ok = lg_redis_commandv(c->redis, &ropts, 3, mget, NULL, &v, &rerr) == 0 &&
-			v->type == LG_REDIS_ARRAY && v->elements == 2;
+	struct cache_lookup look = {.call = call, .row = row};
+	bool redis_ok =
+	    lg__redis_commandv_visit(c->redis, lg_deadline_in(c->redis_timeout_ms), 3, mget, NULL,
+				     cache_lookup_visit, &look, &rerr) == 0 &&
+	    look.answered;
 	if (!redis_ok) {
 		c->stats.redis_errors++;
 	}
-	int64_t table_v = redis_ok && v->element[1].type == LG_REDIS_STRING
-			      ? strtoll(v->element[1].str, NULL, 10)
-			      : 0;
-	bool hit = redis_ok && cache_parse_hit(&v->element[0], row);
-	int64_t absent_v = 0;
-	bool absent = redis_ok && !hit && v->element[0].type == LG_REDIS_STRING &&
-		      lg__contract_absent_parse(v->element[0].str, v->element[0].len, &absent_v);
-	lg_redis_reply_free(v);
-	if ((hit && row->version < table_v) || (absent && absent_v < table_v)) {
-		lg_cache_row_clear(row);
-		hit = absent = false;
+	bool hit = redis_ok && look.hit;
+	bool absent = redis_ok && look.absent;
+	int64_t absent_v = look.absent_v;
+	if (!hit) {
+		lg_cache_row_clear(row); /* a failed call may have left a half-read row */
 	}
-	if ((hit && row->version < call->min_version) || (absent && absent_v < call->min_version)) {
+	if (look.stale_for_call) {
 		/* Older than the caller's own write: a miss, read from the database. */
-		lg_cache_row_clear(row);
-		hit = absent = false;
 		c->stats.stale_for_caller++;
 	}
 	if (hit) {

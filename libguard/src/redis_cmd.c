@@ -52,6 +52,12 @@ void lg__redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		if (rep->type == REDIS_REPLY_ERROR) {
 			cmd->code = LG_ESERVER;
 			snprintf(cmd->msg, sizeof(cmd->msg), "%.*s", (int)rep->len, rep->str);
+		} else if (cmd->visit != NULL) {
+			cmd->code = cmd->visit(cmd->visit_ud, rep);
+			if (cmd->code != 0) {
+				snprintf(cmd->msg, sizeof(cmd->msg), "redis: reply: %s",
+					 lg_strerror(cmd->code));
+			}
 		} else {
 			cmd->reply = lg__redis_reply_copy(rep);
 			cmd->code = cmd->reply != NULL ? 0 : LG_ENOMEM;
@@ -144,6 +150,8 @@ struct cmd_args {
 	size_t wire_len;
 	struct lg_redis_reply **out;
 	struct lg_error *err;
+	lg__redis_visit visit;
+	void *visit_ud;
 };
 
 int lg__redis_call_send(struct lg_redis *r, struct lg__redis_call *call, const char *wire,
@@ -204,6 +212,8 @@ static int cmd_send_and_wait(struct cmd_args *a)
 		rc = lg__redis_call_send(a->r, &call, a->wire, a->wire_len, a->err);
 	}
 	if (rc == 0) {
+		call.cmd->visit = a->visit; /* before parking: no reply can come earlier */
+		call.cmd->visit_ud = a->visit_ud;
 		rc = lg__redis_call_wait(a->r, &call, a->deadline, a->out, a->err);
 	}
 	return rc;
@@ -281,7 +291,8 @@ static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, const c
 		    "redis: pub/sub, MONITOR and CLIENT REPLY are not supported on "
 		    "a shared client");
 	}
-	struct cmd_args a = {r, lg__redis_deadline(r, opts), wire, (size_t)wire_len, out, err};
+	struct cmd_args a = {
+	    r, lg__redis_deadline(r, opts), wire, (size_t)wire_len, out, err, NULL, NULL};
 	int rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "redis: called from a loop callback");
@@ -331,6 +342,30 @@ LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opt
 	}
 	int rc = w.failed || w.len > INT_MAX ? lg__error_set(err, LG_ENOMEM, "redis: out of memory")
 					     : cmd_run(r, opts, w.b, (int)w.len, out, err);
+	lg__redis_wire_free(&w);
+	return rc;
+}
+
+int lg__redis_commandv_visit(struct lg_redis *r, uint64_t deadline, int argc,
+			     const char *const *argv, const size_t *lens, lg__redis_visit visit,
+			     void *ud, struct lg_error *err)
+{
+	lg_error_clear(err);
+	struct lg__redis_wire w;
+	lg__redis_wire_init(&w, argc);
+	for (int i = 0; i < argc; i++) {
+		lg__redis_wire_arg(&w, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
+	}
+	int rc = 0;
+	if (w.failed) {
+		rc = lg__error_set(err, LG_ENOMEM, "redis: out of memory");
+	} else {
+		struct cmd_args a = {r, deadline, w.b, w.len, NULL, err, visit, ud};
+		rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
+		if (rc == LG_EBUSY) {
+			lg__error_set(err, rc, "redis: called from a loop callback");
+		}
+	}
 	lg__redis_wire_free(&w);
 	return rc;
 }

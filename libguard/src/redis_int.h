@@ -82,9 +82,18 @@ struct lg__redis_load {
 	struct lg__redis_load *next;
 };
 
+/*
+ * Reads a reply where hiredis holds it, for a caller that needs a few values of it rather than
+ * a copy: called from the reply callback while the caller still waits (never after it gave
+ * up), with every reply but an error. Returns 0 or the call's error code.
+ */
+typedef int (*lg__redis_visit)(void *ud, const redisReply *rep);
+
 /* A command handed to hiredis: heap-allocated, because it outlives a caller that gave up. */
 struct lg__redis_cmd {
 	struct lg__waiter *waiter; /* NULL once abandoned: the reply callback frees the record */
+	lg__redis_visit visit;     /* NULL: the reply is copied into reply */
+	void *visit_ud;
 	struct lg_redis_reply *reply;
 	int code;
 	char msg[LG_ERROR_MSG_SIZE];
@@ -145,6 +154,12 @@ int lg__redis_call_send(struct lg_redis *r, struct lg__redis_call *call, const c
 /* Waits for the answer of a sent command: the results of lg_redis_commandv. */
 int lg__redis_call_wait(struct lg_redis *r, struct lg__redis_call *call, uint64_t deadline,
 			struct lg_redis_reply **out, struct lg_error *err);
+/* lg_redis_commandv for the library's own commands: the reply goes to visit instead of a
+ * copy (LG_ESERVER for an error reply, as lg_redis_commandv). */
+int lg__redis_commandv_visit(struct lg_redis *r, uint64_t deadline, int argc,
+			     const char *const *argv, const size_t *lens, lg__redis_visit visit,
+			     void *ud, struct lg_error *err);
+
 /* 0 (the client's default deadline, or none) as an absolute deadline. */
 uint64_t lg__redis_deadline(const struct lg_redis *r, const struct lg_redis_opts *opts);
 
