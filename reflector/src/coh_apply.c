@@ -241,6 +241,11 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 	}
 	if (rc == COH_OK) {
 		coh_count(&b->s->coh->stats, answer);
+		if (lg__contract_answer(answer) == LG__ANSWER_FENCED) {
+			b->n_miss++;
+		} else {
+			b->n_hit++;
+		}
 		k->state = RF_KEY_DONE;
 	}
 	return rc;

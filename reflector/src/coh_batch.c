@@ -15,12 +15,16 @@
  *      Changes whose key a batch in flight carries are deferred: left out of the plan, so
  *      they stay in the outbox and this transaction's commit releases them for a later
  *      claim. The plan's keys join the session's in-flight set; the batch goes to a lane.
- *   3. Lane: check-or-fence or tombstone per key, pipelined with the term key (fencing) and
- *      Redis' version mark (coh_apply.c, timetravel.c).
- *   4. Lane: read the cached keys' rows from the primary, one statement per table (on another
- *      pool connection, so a failing read never aborts the claim transaction), then refresh
- *      them (pipelined).
- *   5. Lane: move malformed rows to lifeguard.outbox_dead, delete the processed rows, COMMIT,
+ *   3. Lane, direct (a small batch, or most keys of recent batches were cached): read the
+ *      rows of every insert/update from the primary, one statement per table (on another
+ *      pool connection, so a failing read never aborts the claim transaction), then one
+ *      script per key, pipelined behind the term key (fencing) and Redis' version mark
+ *      (coh_apply.c, timetravel.c): REFRESH with the row (which fences a key that is not
+ *      cached), TOMBSTONE for a delete or a row gone by now. One Redis round trip.
+ *   3'. Lane, otherwise: check-or-fence or tombstone per key (pipelined the same way), then
+ *      read the cached keys' rows and refresh them (pipelined): rows of keys nobody caches
+ *      are not read.
+ *   4. Lane: move malformed rows to lifeguard.outbox_dead, delete the processed rows, COMMIT,
  *      record the propagation latency of each change, leave the in-flight set. Then, outside
  *      the transaction, sweep the truncated tables' cached keys (tombstones; coh_apply.c).
  *
@@ -145,7 +149,7 @@ static const char *coh_dead_reason(const struct rf_plan *p, const struct rf_chan
 	return NULL;
 }
 
-/* Step 5: dead letters, delete, commit. *dead receives the dead-lettered count. */
+/* Step 4: dead letters, delete, commit. *dead receives the dead-lettered count. */
 static int coh_finish(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan *p, size_t *dead)
 {
 	json_t *dl = json_array();
@@ -215,31 +219,45 @@ static void coh_account(struct rf_coh_session *s, const struct rf_plan *p, size_
 	}
 }
 
-/* The speculative reader: rows of every insert/update while Redis checks the keys. */
-static void coh_spec_reader(void *arg)
+/*
+ * Whether to read the rows of every insert/update before Redis is touched, and refresh them
+ * directly: REFRESH fences a key that is not cached, so each key then costs one script and
+ * one Redis round trip instead of CHECK_OR_FENCE, then REFRESH. The price is reading rows
+ * that are not cached: so small batches always, larger ones while most keys of recent
+ * batches were cached (s->cached_share).
+ */
+static bool coh_direct(const struct rf_coh_session *s, const struct coh_batch *b)
 {
-	struct coh_batch *b = arg;
-	b->spec_rc = rf__coh_read_rows(b->s, &b->plan, true);
-	b->spec_running = false;
-	lg_cond_signal(b->done);
-	rf__coh_batch_release(b);
+	return b->plan.n_truncates == 0 &&
+	       (b->plan.n_keys <= COH_SPECULATE_MAX || s->cached_share >= COH_DIRECT_SHARE);
 }
 
-/* Steps 3-4 on a claimed, planned batch. */
-static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
+/* Keys whose row was read go straight to REFRESH (or TOMBSTONE when the row is gone). Keys
+ * that could not be read, and those that may hold a phantom (timetravel.c), take the
+ * CHECK_OR_FENCE path. Returns the batch's highest version, rows included. */
+static int64_t coh_direct_keys(const struct rf_coh_session *s, struct coh_batch *b)
 {
-	bool spec = b->plan.n_truncates == 0 && b->plan.n_keys <= COH_SPECULATE_MAX;
-	if (spec) {
-		b->refs++;
-		b->spec_running = true;
-		if (lg_coro_spawn(s->coh->rt, coh_spec_reader, b, NULL) != 0) {
-			b->refs--;
-			b->spec_running = false;
-			spec = false;
+	int64_t top = b->mark_top;
+	for (size_t i = 0; i < b->plan.n_keys; i++) {
+		struct rf_key_work *k = &b->plan.keys[i];
+		if (k->state != RF_KEY_PENDING || !k->read_done || k->read_bad != NULL ||
+		    k->version <= s->suspect_below) {
+			continue;
+		}
+		k->state = RF_KEY_CACHED;
+		if (k->row_found && k->row_version > top) {
+			top = k->row_version;
 		}
 	}
-	/* The term claim travels in the same Redis pipeline as the first scripts, ahead of
-	 * them (commands of a connection run in order); every script checks the term itself. */
+	return top;
+}
+
+/* Step 3 on a claimed, planned batch. */
+static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
+{
+	/* The term claim and Redis' mark travel in the same Redis pipeline as the first
+	 * scripts, ahead of them (commands of a connection run in order); every script checks
+	 * the term itself. */
 	for (size_t i = 0; i < b->plan.n_changes; i++) {
 		if (b->plan.changes[i].version > b->mark_top) {
 			b->mark_top = b->plan.changes[i].version;
@@ -257,21 +275,23 @@ static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 		if (rc == COH_OK) {
 			rc = rf__coh_apply_keys(b, false);
 		}
+	} else if (coh_direct(s, b)) {
+		rc = rf__coh_read_rows(s, &b->plan, true);
+		if (rc == COH_OK) {
+			b->mark_top = coh_direct_keys(s, b);
+			rc = rf__coh_apply_keys(b, true);
+		}
 	} else {
 		rc = rf__coh_apply_keys(b, true);
 	}
 	if (rc == COH_CANCELED) {
 		return rc;
 	}
-	while (b->spec_running) {
-		if (lg_cond_wait(b->done, LG_DEADLINE_NONE) == LG_ECANCELED) {
-			return COH_CANCELED;
-		}
+	bool second = false;
+	for (size_t i = 0; i < b->plan.n_keys; i++) {
+		second = second || b->plan.keys[i].state == RF_KEY_CACHED;
 	}
-	if (rc == COH_OK && spec) {
-		rc = b->spec_rc;
-	}
-	if (rc == COH_OK) {
+	if (rc == COH_OK && second) {
 		rc = rf__coh_read_rows(s, &b->plan, false); /* cached keys not read yet */
 	}
 	rf__coh_read_merge(&b->plan);
@@ -288,7 +308,11 @@ static int coh_process(struct rf_coh_session *s, struct coh_batch *b)
 		b->mark_top = top;
 		rc = rf__coh_raise_mark(s, top);
 	}
-	if (rc == COH_OK) {
+	second = false;
+	for (size_t i = 0; i < b->plan.n_keys; i++) {
+		second = second || b->plan.keys[i].state == RF_KEY_CACHED;
+	}
+	if (rc == COH_OK && second) {
 		rc = rf__coh_apply_keys(b, false);
 	}
 	return rc;
@@ -412,7 +436,7 @@ static void coh_lane_done(struct rf_coh_session *s, struct coh_batch *b, int rc)
 	}
 }
 
-/* A lane: steps 3-5 of one claimed batch, then the sweep of its TRUNCATEs. */
+/* A lane: steps 3-4 of one claimed batch, then the sweep of its TRUNCATEs. */
 static void coh_lane(void *arg)
 {
 	struct coh_batch *b = arg;
@@ -425,6 +449,11 @@ static void coh_lane(void *arg)
 		if (rc == COH_OK) {
 			coh_account(s, &b->plan, dead, b->written_us);
 			s->lane_committed = true;
+			size_t seen = b->n_hit + b->n_miss;
+			if (seen > 0) {
+				s->cached_share =
+				    0.75 * s->cached_share + 0.25 * (double)b->n_hit / (double)seen;
+			}
 		}
 	} else {
 		struct lg_error err;

@@ -23,9 +23,12 @@
 #define COH_IDLE_TX_MS 10000
 /* Fan-out width: Redis commands of one loop turn travel in one pipeline write. */
 #define COH_WORKERS 128
-/* Batches this small read their inserts/updates speculatively, while Redis answers
- * check-or-fence (one round trip less; larger batches read only what is cached). */
+/* Batches this small read the rows of their inserts/updates before touching Redis, and
+ * refresh each key with one script (REFRESH fences a key that is not cached); larger ones
+ * too while at least COH_DIRECT_SHARE of recent batches' keys were cached (coh_batch.c).
+ * Otherwise CHECK_OR_FENCE first, and only the cached keys' rows are read. */
 #define COH_SPECULATE_MAX 32
+#define COH_DIRECT_SHARE  0.5
 /* Batches applied at once, each in its own claim transaction (coh_batch.c): under a
  * backlog, and otherwise. */
 #define COH_LANES      4
@@ -110,6 +113,8 @@ struct rf_coh_session {
 	/* Row keys of the batches in flight, hashed (COH_INFLIGHT_BUCKETS; NULL until used). */
 	struct coh_key_node **inflight;
 	bool last_full; /* the last batch claimed batch_size rows: a backlog is draining */
+	/* Share of recent batches' keys found cached (moving average; starts at 1). */
+	double cached_share;
 	struct rf_audit_state audit; /* the sampler's audit rounds (audit.c) */
 	bool schema_checked;         /* rf__coh_schema_check ran for this session */
 };
@@ -146,9 +151,9 @@ struct coh_batch {
 	struct lg_redis_reply *scan;
 	int64_t sweep_version;
 	char sweep_version_str[24];
-	/* Speculative read in flight (coh_batch.c). */
-	bool spec_running;
-	int spec_rc;
+	/* Keys Redis answered as cached (refreshed, kept, tombstoned) or not (fenced). */
+	size_t n_hit;
+	size_t n_miss;
 	int64_t mark_top; /* the highest version of the batch (Redis' mark, timetravel.c) */
 	/* Handed to the lane: the claim transaction and when Redis was written. */
 	struct lg_tx *tx;

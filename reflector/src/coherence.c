@@ -306,6 +306,7 @@ static struct rf_coh_session *coh_session_new(struct rf_coherence *c, uint64_t t
 	}
 	s->coh = c;
 	s->term = term;
+	s->cached_share = 1.0; /* until batches tell otherwise */
 	s->refs = 1;
 	c->live_sessions++;
 	return s;
