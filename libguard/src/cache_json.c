@@ -310,8 +310,9 @@ static int member_column(const struct lg_model *m, const char *k, const char *ke
 	size_t nl = (size_t)(ke - k) - 2;
 	for (unsigned i = 0; i < m->ncols; i++) {
 		const char *name = m->cols[i].name;
-		if (!(*seen & LG_COL_BIT(i)) && name[0] == k[1] && strncmp(name, k + 1, nl) == 0 &&
-		    name[nl] == '\0') {
+		/* memcmp, not strncmp: a key may hold a NUL byte where the name ends. */
+		if (!(*seen & LG_COL_BIT(i)) && name[0] == k[1] && strlen(name) == nl &&
+		    memcmp(name, k + 1, nl) == 0) {
 			*seen |= LG_COL_BIT(i);
 			return (int)i;
 		}
