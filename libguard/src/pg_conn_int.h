@@ -73,6 +73,8 @@ struct lg__stmt {
 	bool sent_prepare;
 	bool reprepared; /* re-sent once after its prepared statement went stale */
 	bool
+	    trailing; /* a read queued behind its caller's statement: may go later, never earlier */
+	bool
 	    shared_conn; /* sent by the pool on a shared connection: never in a transaction block */
 	enum stmt_outcome outcome;
 	PGresult *result;

@@ -157,11 +157,37 @@ static bool pipe_send_segment(struct lg_conn *c)
 	return true;
 }
 
+/*
+ * A trailing read (queued right behind its caller's statement by lg__conn_query_then: a
+ * read-your-writes token) may run later than queued, never earlier. When everything queued
+ * goes out now, the trailing reads move behind the rest, so that those of the writes sent
+ * together share one sync segment instead of taking one each: a segment is a transaction on
+ * the server. Not when some of the queue must wait: a read moved back could then keep
+ * waiting behind newer statements.
+ */
+static void pipe_defer_trailing(struct lg_conn *c)
+{
+	if (c->pending.len + c->in_flight > c->max_in_flight) {
+		return;
+	}
+	struct lg__stmt *last = c->pending.tail;
+	struct lg__stmt *s = c->pending.head;
+	while (s != NULL && s != last) {
+		struct lg__stmt *next = s->next;
+		if (s->trailing) {
+			lg__stmtq_remove(&c->pending, s);
+			lg__stmtq_push(&c->pending, s);
+		}
+		s = next;
+	}
+}
+
 int lg__pipe_send(struct lg_conn *c)
 {
 	if (c->cancel_pending) {
 		return 0; /* held back until the cancel request is over (pg_results.c) */
 	}
+	pipe_defer_trailing(c);
 	while (c->pending.head != NULL && c->in_flight < c->max_in_flight) {
 		if (!pipe_send_segment(c)) {
 			return LG_ECONNLOST;

@@ -115,6 +115,7 @@ struct query_args {
 	struct lg_error *err;
 	bool alone;
 	bool shared_conn;
+	struct lg__then *then; /* optional: a read sent right behind the statement */
 };
 
 static int query_not_ready(struct lg_conn *c, struct lg_error *err)
@@ -123,6 +124,57 @@ static int query_not_ready(struct lg_conn *c, struct lg_error *err)
 		return lg__error_set(err, LG_ECLOSED, "query: connection closed");
 	}
 	return lg__error_set(err, LG_ECONNLOST, "query: connection lost: %s", c->lost_msg);
+}
+
+/* Queues s on c with qw as its waiter. */
+static void query_submit(struct lg_conn *c, struct lg__stmt *s, struct query_wait *qw)
+{
+	*qw = (struct query_wait){.s = s};
+	lg__waiter_init(&qw->w, query_abort);
+	s->waiter = &qw->w;
+	lg__pipe_submit(c, s);
+}
+
+/* Queues the read of t right behind the statement just queued on c; false when out of
+ * memory (t->rc says so). */
+static bool then_submit(struct lg_conn *c, struct lg__then *t, bool shared_conn,
+			struct query_wait *qw)
+{
+	struct lg__stmt *s = query_stmt_new(t->sql, NULL, 0);
+	if (s == NULL) {
+		t->rc = LG_ENOMEM;
+		return false;
+	}
+	s->flags = LG_QUERY_PREPARE | LG_QUERY_SHARED_READ;
+	s->shared_conn = shared_conn;
+	s->trailing = true;
+	query_submit(c, s, qw);
+	return true;
+}
+
+/* Waits for the read of t (the statement before it has completed or been given up, so an
+ * expired deadline or a cancel takes it back at once) and stores its outcome in t. */
+static void then_finish(struct lg__then *t, struct query_wait *qw, uint64_t deadline)
+{
+	struct lg__stmt *s = qw->s;
+	int rc = lg__park(&qw->w, deadline);
+	if (rc != 0) {
+		if (qw->unsent) {
+			lg__stmt_free(s);
+		}
+		t->rc = rc; /* a sent one is the connection's now */
+		return;
+	}
+	t->rc = s->outcome == LG__STMT_OK ? 0 : s->fail_code != 0 ? s->fail_code : LG_ESERVER;
+	if (t->rc == 0) {
+		t->result = lg__result_wrap(s->result);
+		if (t->result == NULL) {
+			t->rc = LG_ENOMEM;
+		} else {
+			s->result = NULL;
+		}
+	}
+	lg__stmt_free(s);
 }
 
 static int query_in_coro(void *arg)
@@ -144,11 +196,16 @@ static int query_in_coro(void *arg)
 	uint64_t deadline = a->opts != NULL && a->opts->deadline != LG_DEADLINE_DEFAULT
 				? a->opts->deadline
 				: lg_deadline_in(c->statement_timeout_ms); /* NONE saturates */
-	struct query_wait qw = {.s = s};
-	lg__waiter_init(&qw.w, query_abort);
-	s->waiter = &qw.w;
-	lg__pipe_submit(c, s);
+	struct query_wait qw;
+	query_submit(c, s, &qw);
+	/* Queued in the same turn, so the same flush sends both, the read in a sync segment
+	 * after the statement's (pg_pipeline.c): it runs after the statement's commit. */
+	struct query_wait tw;
+	bool then = a->then != NULL && then_submit(c, a->then, a->shared_conn, &tw);
 	int rc = lg__park(&qw.w, deadline);
+	if (then) {
+		then_finish(a->then, &tw, deadline);
+	}
 	if (rc != 0) {
 		if (qw.unsent) {
 			lg__stmt_free(s); /* the connection let go of it */
@@ -208,12 +265,16 @@ static int query_check(struct lg__sql_verdict v, unsigned flags, bool shared_con
 }
 
 static int query_run(struct lg_conn *c, const char *sql, const struct lg_param *params, int nparams,
-		     const struct lg_query_opts *opts, bool shared_conn, struct lg_result **out,
-		     struct lg_error *err)
+		     const struct lg_query_opts *opts, bool shared_conn, struct lg__then *then,
+		     struct lg_result **out, struct lg_error *err)
 {
 	lg_error_clear(err);
 	if (out != NULL) {
 		*out = NULL;
+	}
+	if (then != NULL) {
+		then->result = NULL;
+		then->rc = LG_ENOTSENT;
 	}
 	if (c == NULL || sql == NULL || nparams < 0 || nparams > QUERY_MAX_PARAMS ||
 	    (nparams > 0 && params == NULL)) {
@@ -243,8 +304,9 @@ static int query_run(struct lg_conn *c, const char *sql, const struct lg_param *
 	}
 	/* Autocommit equivalence: only plain reads share a sync segment (and so an implicit
 	 * transaction) with other callers' statements; everything else gets its own Sync. */
-	struct query_args a = {
-	    c, sql, params, nparams, opts, out, err, !(flags & LG_QUERY_SHARED_READ), shared_conn};
+	struct query_args a = {c,           sql, params, nparams,
+			       opts,        out, err,    !(flags & LG_QUERY_SHARED_READ),
+			       shared_conn, then};
 	rc = lg__run_in_coro(c->rt, query_in_coro, &a);
 	if (rc == LG_EBUSY) {
 		lg__error_set(err, rc, "query: called from a loop callback");
@@ -256,14 +318,22 @@ LG_API int lg_conn_query(struct lg_conn *c, const char *sql, const struct lg_par
 			 int nparams, const struct lg_query_opts *opts, struct lg_result **out,
 			 struct lg_error *err)
 {
-	return query_run(c, sql, params, nparams, opts, false, out, err);
+	return query_run(c, sql, params, nparams, opts, false, NULL, out, err);
 }
 
 int lg__conn_query_shared(struct lg_conn *c, const char *sql, const struct lg_param *params,
 			  int nparams, const struct lg_query_opts *opts, struct lg_result **out,
 			  struct lg_error *err)
 {
-	return query_run(c, sql, params, nparams, opts, true, out, err);
+	return query_run(c, sql, params, nparams, opts, true, NULL, out, err);
+}
+
+int lg__conn_query_then(struct lg_conn *c, bool shared_conn, const char *sql,
+			const struct lg_param *params, int nparams,
+			const struct lg_query_opts *opts, struct lg__then *then,
+			struct lg_result **out, struct lg_error *err)
+{
+	return query_run(c, sql, params, nparams, opts, shared_conn, then, out, err);
 }
 
 LG_API int lg_conn_exec(struct lg_conn *c, const char *sql, struct lg_error *err)

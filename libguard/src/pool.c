@@ -297,6 +297,7 @@ struct pool_query_args {
 	const struct lg_query_opts *opts;
 	struct lg_result **out;
 	struct lg_error *err;
+	struct lg__then *then; /* optional */
 };
 
 /*
@@ -330,10 +331,16 @@ static int pool_query_in_coro(void *arg)
 		if (rc != 0) {
 			return rc;
 		}
-		rc = lg__conn_query_shared(pc->conn, a->sql, a->params, a->nparams, a->opts, a->out,
-					   e);
+		rc = lg__conn_query_then(pc->conn, true, a->sql, a->params, a->nparams, a->opts,
+					 a->then, a->out, e);
 		lg__pool_note_result(p, pc, rc);
 		lg__pool_release(p, pc);
+		if (rc != 0 && a->then != NULL) {
+			/* Sent again below, or failed: the read behind it does not count. */
+			lg_result_free(a->then->result);
+			a->then->result = NULL;
+			a->then->rc = rc;
+		}
 		/* Not sent means not executed: another connection may run it. */
 		if (rc == LG_ENOTSENT && unsent++ < POOL_MAX_UNSENT_RETRIES) {
 			continue;
@@ -360,7 +367,24 @@ LG_API int lg_pool_query(struct lg_pool *p, const char *sql, const struct lg_par
 	if (p == NULL || sql == NULL) {
 		return lg__error_set(err, LG_EINVAL, "pool: invalid arguments");
 	}
-	struct pool_query_args a = {p, sql, params, nparams, opts, out, err};
+	struct pool_query_args a = {p, sql, params, nparams, opts, out, err, NULL};
+	return lg__run_in_coro(p->rt, pool_query_in_coro, &a);
+}
+
+int lg__pool_query_then(struct lg_pool *p, const char *sql, const struct lg_param *params,
+			int nparams, const struct lg_query_opts *opts, struct lg__then *then,
+			struct lg_result **out, struct lg_error *err)
+{
+	then->result = NULL;
+	then->rc = LG_ENOTSENT;
+	lg_error_clear(err);
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (p == NULL || sql == NULL) {
+		return lg__error_set(err, LG_EINVAL, "pool: invalid arguments");
+	}
+	struct pool_query_args a = {p, sql, params, nparams, opts, out, err, then};
 	return lg__run_in_coro(p->rt, pool_query_in_coro, &a);
 }
 

@@ -3,6 +3,7 @@
 #define LG_POOL_INT_H
 
 #include "libguard/pool.h"
+#include "pg_query_int.h"
 #include "sched_int.h"
 
 struct lg__pool_conn {
@@ -61,6 +62,17 @@ void lg__pool_unpin(struct lg_pool *p, struct lg__pool_conn *pc);
 void lg__pool_note_result(struct lg_pool *p, struct lg__pool_conn *pc, int rc);
 bool lg__pool_usable(const struct lg__pool_conn *pc);
 uint32_t lg__pool_random(struct lg_pool *p);
+
+/*
+ * For the database handle (db.c): lg_pool_query, and lg_tx_commit, with then's read sent
+ * right behind on the same connection in the same flush (lg__conn_query_then). then is
+ * Borrowed for the call; its result is the caller's afterwards. When the statement fails,
+ * then->rc is its code and there is no result.
+ */
+int lg__pool_query_then(struct lg_pool *p, const char *sql, const struct lg_param *params,
+			int nparams, const struct lg_query_opts *opts, struct lg__then *then,
+			struct lg_result **out, struct lg_error *err);
+int lg__tx_commit_then(struct lg_tx *tx, struct lg__then *then, struct lg_error *err);
 
 /* pool_maint.c */
 void lg__pool_maint_main(void *arg);

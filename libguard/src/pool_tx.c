@@ -159,14 +159,15 @@ LG_API int lg_tx_rollback_to(struct lg_tx *tx, const char *name, struct lg_error
 	return tx_savepoint_sql(tx, "ROLLBACK TO SAVEPOINT", name, err);
 }
 
-static int tx_end(struct lg_tx *tx, const char *verb, struct lg_error *err)
+/* Ends tx with verb; with then, its read follows the verb on the connection (COMMIT). */
+static int tx_end(struct lg_tx *tx, const char *verb, struct lg__then *then, struct lg_error *err)
 {
 	int doomed = tx->doomed;
 	if (doomed != 0 && strcmp(verb, "COMMIT") == 0) {
 		/* A statement of it timed out or was canceled: its effect is unknown to the
 		 * caller, so committing would make an unknown outcome permanent. */
 		struct lg_error ignored;
-		int rb = tx_end(tx, "ROLLBACK", &ignored);
+		int rb = tx_end(tx, "ROLLBACK", NULL, &ignored);
 		lg_error_clear(err);
 		return lg__error_set(err, LG_ECANCELED,
 				     "tx: COMMIT refused, the transaction was rolled back: one of "
@@ -174,13 +175,27 @@ static int tx_end(struct lg_tx *tx, const char *verb, struct lg_error *err)
 				     lg_strerror(doomed), rb == 0 ? "" : " (and ROLLBACK failed)");
 	}
 	struct lg_result *r = NULL;
-	int rc = lg_tx_query(tx, verb, NULL, 0, NULL, &r, err);
+	int rc;
+	if (then == NULL) {
+		rc = lg_tx_query(tx, verb, NULL, 0, NULL, &r, err);
+	} else if (tx->pc->conn == NULL) {
+		lg_error_clear(err);
+		rc = lg__error_set(err, LG_ECLOSED, "tx: pool closed");
+	} else {
+		rc = lg__conn_query_then(tx->pc->conn, false, verb, NULL, 0, NULL, then, &r, err);
+		lg__pool_note_result(tx->pool, tx->pc, rc);
+	}
 	if (rc == 0 && strcmp(verb, "COMMIT") == 0 && strcmp(lg_result_command(r), "COMMIT") != 0) {
 		rc = lg__error_set(err, LG_ESERVER,
 				   "tx: COMMIT rolled back: the transaction had failed");
 		lg__error_set_sqlstate(err, "25P02");
 	}
 	lg_result_free(r);
+	if (rc != 0 && then != NULL) {
+		lg_result_free(then->result); /* not committed: no token */
+		then->result = NULL;
+		then->rc = rc;
+	}
 	if (rc == LG_ETIMEDOUT || rc == LG_ECANCELED || rc == LG_EUNKNOWN) {
 		tx->pc->lost = true; /* the end may still arrive: never share this session */
 	}
@@ -191,12 +206,19 @@ static int tx_end(struct lg_tx *tx, const char *verb, struct lg_error *err)
 
 LG_API int lg_tx_commit(struct lg_tx *tx, struct lg_error *err)
 {
-	return tx_end(tx, "COMMIT", err);
+	return tx_end(tx, "COMMIT", NULL, err);
+}
+
+int lg__tx_commit_then(struct lg_tx *tx, struct lg__then *then, struct lg_error *err)
+{
+	then->result = NULL;
+	then->rc = LG_ENOTSENT;
+	return tx_end(tx, "COMMIT", then, err);
 }
 
 LG_API int lg_tx_rollback(struct lg_tx *tx, struct lg_error *err)
 {
-	return tx_end(tx, "ROLLBACK", err);
+	return tx_end(tx, "ROLLBACK", NULL, err);
 }
 
 static bool tx_retryable(int rc, const struct lg_error *err)
