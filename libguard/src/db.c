@@ -8,9 +8,16 @@
  * lower bound of the replica's position now). Run the read there; with no such replica, on
  * the primary.
  *
- * Happy path of a write: run it on the primary; once confirmed, read the primary's WAL insert
- * position, which is at or past the end of every record of the write (its commit included),
- * and hand it out as the token.
+ * Happy path of a write: run it on the primary with the token read, SELECT
+ * pg_current_wal_insert_lsn(), queued right behind it on the same connection, so that one
+ * flush sends both (the read in a sync segment of its own, after the write's) and no round
+ * trip is spent on the token (pool.c, lg__pool_query_then; a commit likewise,
+ * lg__tx_commit_then). The read runs once the write's implicit transaction -- or the
+ * transaction that COMMIT ends -- has committed, so the insert position it returns is at or
+ * past the end of every record of the write, its commit record included, and it is handed out
+ * as the token. Not pg_current_wal_lsn(): that is how far WAL has been written out, which
+ * under synchronous_commit = off may still be short of the commit record, and a replica that
+ * replayed up to such a token could lack the write.
  *
  * Failure modes:
  *   - The replica read fails: unless the statement itself is at fault (LG_EINVAL) or the
@@ -27,13 +34,15 @@
 #include "db_int.h"
 #include "error_int.h"
 #include "model_int.h"
+#include "pool_int.h"
 
 #define DBH_DEFAULT_LAG_BYTES (16u << 20)
 #define DBH_DEFAULT_LAG_MS    1000
 #define DBH_DEFAULT_INTERVAL  100
 #define DBH_DEFAULT_TIMEOUT   500
 
-static const char dbh_token_sql[] = "SELECT pg_current_wal_insert_lsn()::text";
+/* Schema-qualified: a function of that name earlier in the search_path must not answer. */
+static const char dbh_token_sql[] = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text";
 
 static uint64_t or_default(uint64_t v, uint64_t d)
 {
@@ -191,19 +200,21 @@ LG_API int lg_dbh_read(struct lg_dbh *h, struct lg_session *session, const char 
 	return lg_pool_query(h->primary, sql, params, nparams, &o, out, err);
 }
 
-/* Reads the token of a confirmed write into *token and session. */
-static void dbh_take_token(struct lg_dbh *h, struct lg_session *session, uint64_t *token)
+/* Takes the token of a confirmed write from the read that followed it (then) into *token
+ * and session, and frees that read's result. */
+static void dbh_take_token(struct lg_dbh *h, struct lg_session *session, struct lg__then *then,
+			   uint64_t *token)
 {
-	struct lg_query_opts o = {.flags = LG_QUERY_PREPARE | LG_QUERY_SHARED_READ};
-	struct lg_result *r = NULL;
 	const char *t;
 	uint64_t lsn = 0;
-	int rc = lg_pool_query(h->primary, dbh_token_sql, NULL, 0, &o, &r, NULL);
-	if (rc == 0 && (lg_result_rows(r) != 1 || lg_result_text(r, 0, 0, &t, NULL) != 0 ||
-			lg_token_parse(t, &lsn) != 0)) {
+	int rc = then->rc;
+	if (rc == 0 &&
+	    (lg_result_rows(then->result) != 1 ||
+	     lg_result_text(then->result, 0, 0, &t, NULL) != 0 || lg_token_parse(t, &lsn) != 0)) {
 		rc = LG_EPROTO;
 	}
-	lg_result_free(r);
+	lg_result_free(then->result);
+	then->result = NULL;
 	h->stats.writes++;
 	if (rc != 0) {
 		h->stats.token_failures++;
@@ -224,20 +235,24 @@ LG_API int lg_dbh_write(struct lg_dbh *h, struct lg_session *session, const char
 			const struct lg_query_opts *opts, struct lg_result **out, uint64_t *token,
 			struct lg_error *err)
 {
-	int rc = lg_pool_query(h->primary, sql, params, nparams, opts, out, err);
+	struct lg__then then = {.sql = dbh_token_sql};
+	int rc = lg__pool_query_then(h->primary, sql, params, nparams, opts, &then, out, err);
 	if (rc == 0) {
-		dbh_take_token(h, session, token);
+		dbh_take_token(h, session, &then, token);
 	}
+	lg_result_free(then.result);
 	return rc;
 }
 
 LG_API int lg_dbh_commit(struct lg_dbh *h, struct lg_session *session, struct lg_tx *tx,
 			 uint64_t *token, struct lg_error *err)
 {
-	int rc = lg_tx_commit(tx, err);
+	struct lg__then then = {.sql = dbh_token_sql};
+	int rc = lg__tx_commit_then(tx, &then, err);
 	if (rc == 0) {
-		dbh_take_token(h, session, token);
+		dbh_take_token(h, session, &then, token);
 	}
+	lg_result_free(then.result);
 	return rc;
 }
 

@@ -196,3 +196,39 @@ const char *bench_reflector_bin(void)
 	snprintf(path, sizeof(path), "%s/../../reflector/lifeguard-reflector", self);
 	return path;
 }
+
+bool bench_opt(int argc, char **argv, int *i, struct bench_opts *o)
+{
+	const char *a = argv[*i];
+	bool value = *i + 1 < argc;
+	int *num = strcmp(a, "--conns") == 0     ? &o->conns
+		   : strcmp(a, "--clients") == 0 ? &o->clients
+		   : strcmp(a, "--seconds") == 0 ? &o->seconds
+		   : strcmp(a, "--rounds") == 0  ? &o->rounds
+						 : NULL;
+	if (num != NULL && value) {
+		*num = atoi(argv[++*i]);
+		return true;
+	}
+	if (strcmp(a, "--dsn") == 0 && value) {
+		o->dsn = argv[++*i];
+		return true;
+	}
+	if (strcmp(a, "--json") == 0) {
+		o->json = true;
+		return true;
+	}
+	return false;
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}

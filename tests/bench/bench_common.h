@@ -50,4 +50,24 @@ const char *bench_reflector_bin(void);
 /* Runs a shell command, capturing up to size-1 bytes of stdout; returns the exit status. */
 int bench_run(const char *cmd, char *out, size_t size);
 
+/* The options most benchmarks share; the caller sets its defaults first. */
+struct bench_opts {
+	const char *dsn; /* NULL: start a throwaway server */
+	int conns;
+	int clients;
+	int seconds;
+	int rounds;
+	bool json;
+};
+
+/*
+ * Reads argv[*i] into o when it is --dsn DSN, --conns N, --clients M, --seconds S, --rounds R
+ * or --json, and moves *i past its value; false for anything else (a program's own flag, or a
+ * usage error). Ranges are the caller's to check.
+ */
+bool bench_opt(int argc, char **argv, int *i, struct bench_opts *o);
+
+/* The median of v[0..n-1], n >= 1 (sorts v). */
+double bench_median(double *v, int n);
+
 #endif

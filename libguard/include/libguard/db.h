@@ -19,9 +19,10 @@
  * sent again to the primary: reads change nothing, so that is safe.
  *
  * Tokens: every write and commit through the handle returns a token, the primary's WAL insert
- * position read (as a shared read, so it rides the pipeline) after the write was confirmed.
- * Every record of the write is at or before it, so a replica that replayed past it shows the
- * write. A session keeps the highest token it saw, and the versions of reflected rows it wrote
+ * position, read by a statement sent in the same flush on the same connection right behind the
+ * write (or COMMIT), so it costs no round trip of its own and runs after the commit. Every
+ * record of the write is at or before it, so a replica that replayed past it shows the write. A
+ *session keeps the highest token it saw, and the versions of reflected rows it wrote
  * (lg_session_note_version) so a cache can treat an older cached value as a miss.
  *
  * All calls follow the pool's contract: they work inside a coroutine of the handle's runtime
