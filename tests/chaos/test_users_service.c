@@ -503,3 +503,117 @@ Test(users_service, reads_stay_fresh_while_the_leader_is_killed, .timeout = 600)
 	rmdir(logdir);
 	RFH_PASS();
 }
+
+/* ---- The HTTP server itself: pipelining, bursts, half-closes ------------------------------ */
+
+/* Sends all of req on a new connection, optionally half-closes, and reads until EOF. */
+static char *http_raw(const char *req, size_t len, bool half_close, size_t *got_len)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)svc_port)};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	struct timeval tv = {30, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	cr_assert_not_null(buf);
+	size_t sent = 0;
+	size_t have = 0;
+	while (sent < len) { /* the server may pause reading: keep draining replies meanwhile */
+		ssize_t w = send(fd, req + sent, len - sent, MSG_DONTWAIT);
+		if (w > 0) {
+			sent += (size_t)w;
+			continue;
+		}
+		cr_assert(w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s",
+			  strerror(errno));
+		ssize_t r = recv(fd, buf + have, cap - 1 - have, 0);
+		cr_assert_gt(r, 0, "the server stopped answering during the burst");
+		have += (size_t)r;
+	}
+	if (half_close) {
+		shutdown(fd, SHUT_WR);
+	}
+	ssize_t r;
+	while (have < cap - 1 && (r = recv(fd, buf + have, cap - 1 - have, 0)) > 0) {
+		have += (size_t)r;
+	}
+	close(fd);
+	buf[have] = '\0';
+	*got_len = have;
+	return buf;
+}
+
+/* The status codes of the replies in buf, in order. */
+static size_t statuses(const char *buf, int *out, size_t max)
+{
+	size_t n = 0;
+	for (const char *p = strstr(buf, "HTTP/1.1 "); p != NULL && n < max;
+	     p = strstr(p + 9, "HTTP/1.1 ")) {
+		out[n++] = atoi(p + 9);
+	}
+	return n;
+}
+
+Test(users_service, pipelined_bursts_and_half_closed_requests_are_all_answered, .timeout = 300)
+{
+	PGconn *db = env_start();
+	struct reply made = http("POST", "/users", NULL, "{\"email\": \"burst@example.com\"}");
+	cr_assert_eq(made.status, 201);
+	int64_t id = reply_int(&made, "id");
+	json_decref(made.body);
+
+	/* 2,000 keep-alive requests in one stream (about 90 KiB: more than the server buffers
+	 * while a handler runs), alternating an existing and a missing id, then one that asks
+	 * to close. Every one is answered, in order. */
+	enum { N = 2000 };
+	size_t cap = (size_t)(N + 1) * 128;
+	char *req = malloc(cap);
+	size_t len = 0;
+	for (int i = 0; i < N; i++) {
+		len += (size_t)snprintf(req + len, cap - len,
+					"GET /users/%" PRId64 " HTTP/1.1\r\nHost: t\r\n\r\n",
+					i % 2 == 0 ? id : id + 1000000);
+	}
+	len += (size_t)snprintf(
+	    req + len, cap - len,
+	    "GET /users/%" PRId64 " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", id);
+	size_t got = 0;
+	char *buf = http_raw(req, len, false, &got);
+	static int st[N + 8];
+	size_t n = statuses(buf, st, N + 8);
+	cr_assert_eq(n, (size_t)N + 1, "%zu replies to %d pipelined requests", n, N + 1);
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(st[i], i % 2 == 0 || i == N ? 200 : 404, "reply %zu: %d", i, st[i]);
+	}
+	free(buf);
+
+	/* A client that half-closes right after its request still gets the reply. Whether the
+	 * server sees the EOF before or after its handler finished is a race, so 100 rounds, half
+	 * of them read from the database (no-cache), which gives the EOF more time to arrive. */
+	for (int round = 0; round < 100; round++) {
+		len = (size_t)snprintf(req, cap,
+				       "GET /users/%" PRId64 " HTTP/1.1\r\nHost: t\r\n%s\r\n", id,
+				       round % 2 == 0 ? "Cache-Control: no-cache\r\n" : "");
+		buf = http_raw(req, len, true, &got);
+		n = statuses(buf, st, 4);
+		cr_assert_eq(n, 1, "round %d: half-closed request: %zu replies: %s", round, n, buf);
+		cr_assert_eq(st[0], 200);
+		cr_assert_not_null(strstr(buf, "burst@example.com"), "the reply's body: %s", buf);
+		free(buf);
+	}
+
+	/* Garbage after a good request: the good one is answered, then 400 and close. */
+	len = (size_t)snprintf(
+	    req, cap, "GET /users/%" PRId64 " HTTP/1.1\r\nHost: t\r\n\r\n\x01\x02 garbage\r\n\r\n",
+	    id);
+	buf = http_raw(req, len, false, &got);
+	n = statuses(buf, st, 4);
+	cr_assert_eq(n, 2, "%zu replies: %s", n, buf);
+	cr_assert_eq(st[0], 200);
+	cr_assert_eq(st[1], 400);
+	free(buf);
+	free(req);
+	PQfinish(db);
+}

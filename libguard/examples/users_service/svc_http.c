@@ -3,10 +3,13 @@
  *
  * Happy path per connection: accept -> read into the connection's input buffer -> http-parser
  * collects the URL, the two headers the service reads (Lifeguard-Token, Cache-Control) and
- * the body, and pauses at the end of the message -> reading stops and a detached coroutine
- * runs the handler (which may block on PostgreSQL or Redis) -> one uv_write sends head and
- * body -> with keep-alive the rest of the input (pipelined requests) is parsed and reading
- * resumes.
+ * the body, and pauses at the end of the message -> a detached coroutine runs the handler
+ * (which may block on PostgreSQL or Redis) -> one uv_write sends head and body -> with
+ * keep-alive the rest of the input (pipelined requests) is parsed. Reading goes on while the
+ * handler runs: what arrives is only buffered, up to SVC_MAX_BUFFERED bytes, where reading
+ * pauses until the reply is out (stopping and restarting the read per request would cost two
+ * epoll_ctl calls per request). A client that half-closes after its request gets the reply,
+ * then the connection closes.
  *
  * Failure modes, each answered before the connection closes ("Connection: close"):
  *   - malformed request (http-parser error, upgrade): 400;
@@ -57,6 +60,9 @@ struct svc_http {
 	struct conn *conns;
 	bool stopping, listener_closed;
 };
+
+/* Input buffered beyond the request being answered: reading pauses above it. */
+#define SVC_MAX_BUFFERED (64 * 1024)
 
 static void conn_close(struct conn *c);
 static void conn_pump(struct conn *c);
@@ -152,8 +158,6 @@ static void conn_pump(struct conn *c)
 		return;
 	}
 	c->busy = true;
-	c->reading = false;
-	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_timer_stop(&c->timer);
 	if (lg_coro_spawn(c->srv->rt, conn_serve, c, NULL) != 0) {
 		c->busy = false;
@@ -185,16 +189,33 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	struct conn *c = s->data;
 	if (nread < 0 || (nread == 0 && buf->base == NULL)) {
-		conn_close(c); /* EOF, reset, or no memory for the input */
+		if (c->busy) {
+			/* EOF (a half-close after the request), reset, or no memory while the
+			 * handler runs: its reply still goes out (a reset fails the write), then
+			 * the connection closes. */
+			c->close_after_write = true;
+			c->reading = false;
+			uv_read_stop(s);
+			return;
+		}
+		conn_close(c);
 		return;
 	}
 	c->in_len += (size_t)nread;
+	if (c->busy) {
+		/* The next request waits for this reply; stop reading if it piles up. */
+		if (c->in_len >= SVC_MAX_BUFFERED) {
+			c->reading = false;
+			uv_read_stop(s);
+		}
+		return;
+	}
 	conn_pump(c);
 }
 
 static void conn_read_start(struct conn *c)
 {
-	if (!c->reading && !c->busy && !c->closing) {
+	if (!c->reading && !c->closing && !c->close_after_write) {
 		c->reading =
 		    uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0;
 		if (!c->reading) {
