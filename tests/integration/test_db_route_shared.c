@@ -345,11 +345,12 @@ static void token_body(struct env *e)
 	struct reader r = {.e = e};
 	struct lg_coro *cr;
 	cr_assert_eq(lg_coro_spawn(e->rt, reader_main, &r, &cr), 0);
-	struct lg_pool_stats ps;
-	do {
+	struct lg_pool_stats ps = {0};
+	for (int i = 0; i < 12000 && ps.waiters == 0; i++) {
 		cr_assert_eq(lg_sleep(5), 0);
 		lg_pool_get_stats(e->primary, &ps);
-	} while (ps.waiters == 0);
+	}
+	cr_assert_eq(ps.waiters, 1, "the read did not queue for the pool's only slot in 60 s");
 	gate_open(e, 1);
 	cr_assert(wait_waiters(e, 1, 3000), "the read never reached gate A in 60 s");
 	for (int i = 0; i < 3000 && !w.done; i++) {
