@@ -50,6 +50,7 @@ void rf__coh_batch_release(struct coh_batch *b)
 		return;
 	}
 	rf_plan_free(&b->plan);
+	json_decref(b->requeue);
 	lg_redis_reply_free(b->scan);
 	lg_cond_free(b->done);
 	struct rf_coh_session *s = b->s;

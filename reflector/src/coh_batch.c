@@ -5,15 +5,17 @@
  * Happy path (main claims and plans; a lane coroutine does the rest, so the next claim
  * overlaps the Redis work, row reads and commits of the batches before it):
  *   1. Main: BEGIN on a pinned connection (opened ahead, while idle); claim up to batch_size
- *      outbox rows in id order with FOR UPDATE SKIP LOCKED: rows of batches in flight (and of
- *      a deposed leader still holding rows) are skipped, never waited for.
+ *      outbox rows in id order with FOR UPDATE SKIP LOCKED, deleting them in the same
+ *      statement (the delete shows at the batch's commit, after Redis was written; a rollback
+ *      brings the rows back): rows of batches in flight (and of a deposed leader still
+ *      holding rows) are skipped, never waited for.
  *      idle_in_transaction_session_timeout is set for the transaction, so a paused (SIGSTOP)
  *      leader's locks are released by the server. The claim waits for a free lane first: a
  *      backlog then gathers into larger batches, while at low rates each change is claimed
  *      (alone, at once) as soon as its NOTIFY arrives.
  *   2. Main: plan it (coh_plan.c): newest version per key, TRUNCATE per table, malformed rows.
- *      Changes whose key a batch in flight carries are deferred: left out of the plan, so
- *      they stay in the outbox and this transaction's commit releases them for a later
+ *      Changes whose key a batch in flight carries are deferred: left out of the plan and
+ *      put back in the outbox as they were (same id) by this transaction, for a later
  *      claim. The plan's keys join the session's in-flight set; the batch goes to a lane.
  *   3. Lane, direct (a small batch, or most keys of recent batches were cached): read the
  *      rows of every insert/update from the primary, one statement per table (on another
@@ -24,7 +26,7 @@
  *   3'. Lane, otherwise: check-or-fence or tombstone per key (pipelined the same way), then
  *      read the cached keys' rows and refresh them (pipelined): rows of keys nobody caches
  *      are not read.
- *   4. Lane: move malformed rows to lifeguard.outbox_dead, delete the processed rows, COMMIT,
+ *   4. Lane: move malformed rows to lifeguard.outbox_dead, put deferred rows back, COMMIT,
  *      record the propagation latency of each change, leave the in-flight set. Then, outside
  *      the transaction, sweep the truncated tables' cached keys (tombstones; coh_apply.c).
  *
@@ -61,23 +63,64 @@
 #include "coh_int.h"
 #include "log.h"
 
-/* The claim also sets idle_in_transaction_session_timeout for the transaction ($2 ms), and
- * reads the version sequence (checked against Redis' mark, timetravel.c), in the same round
- * trip: the one-row subqueries run once. */
+/* The claim deletes the rows it takes (the delete becomes visible at the batch's commit, after
+ * Redis was written; a rollback brings the rows back), sets idle_in_transaction_session_timeout
+ * for the transaction ($2 ms), and reads the version sequence (checked against Redis' mark,
+ * timetravel.c), in one round trip: the one-row subqueries run once. */
 static const char claim_sql[] =
-    "SELECT o.id, o.table_name, o.pk::text, o.op::text, o.version, o.created_at,"
+    "WITH c AS (SELECT id FROM lifeguard.outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),"
+    " d AS (DELETE FROM lifeguard.outbox o USING c WHERE o.id = c.id"
+    " RETURNING o.id, o.table_name, o.pk, o.op, o.version, o.created_at)"
+    " SELECT d.id, d.table_name, d.pk::text, d.op::text, d.version, d.created_at,"
     " (SELECT last_value FROM lifeguard.version_seq)"
-    " FROM lifeguard.outbox o,"
-    " (SELECT set_config('idle_in_transaction_session_timeout', $2, true)) AS cfg"
-    " ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
+    " FROM d, (SELECT set_config('idle_in_transaction_session_timeout', $2, true)) AS cfg"
+    " ORDER BY d.id";
+
+/* Claimed rows given back as they were (same id, so in the same place): changes deferred
+ * because a batch in flight carries their key. */
+static const char requeue_sql[] =
+    "INSERT INTO lifeguard.outbox (id, table_name, pk, op, version, created_at)"
+    " SELECT r.id, r.t, r.pk::jsonb, r.op::\"char\", r.v,"
+    " 'epoch'::timestamptz + r.us * interval '1 microsecond'"
+    " FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, t text, pk text, op text, v bigint,"
+    " us bigint)";
 
 static const char dead_sql[] =
     "INSERT INTO lifeguard.outbox_dead (id, table_name, pk, op, version, created_at, reason)"
-    " SELECT o.id, o.table_name, o.pk, o.op, o.version, o.created_at, r.reason"
-    " FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, reason text)"
-    " JOIN lifeguard.outbox o ON o.id = r.id ON CONFLICT (id) DO NOTHING";
+    " SELECT r.id, r.t, r.pk::jsonb, r.op::\"char\", r.v,"
+    " 'epoch'::timestamptz + r.us * interval '1 microsecond', r.reason"
+    " FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, t text, pk text, op text, v bigint,"
+    " us bigint, reason text) ON CONFLICT (id) DO NOTHING";
 
-static const char delete_sql[] = "DELETE FROM lifeguard.outbox WHERE id = ANY($1::bigint[])";
+/* A claimed row as JSON (the columns of requeue_sql and dead_sql), with reason when set. */
+static json_t *coh_change_json(const struct rf_change *c, const char *reason)
+{
+	char op[2] = {c->op, '\0'};
+	json_t *o =
+	    json_pack("{sIss?ss?sssIsI}", "id", (json_int_t)c->id, "t", c->table, "pk", c->pk, "op",
+		      op, "v", (json_int_t)c->version, "us", (json_int_t)c->created_us);
+	if (o != NULL && reason != NULL) {
+		json_object_set_new(o, "reason", json_string(reason));
+	}
+	return o;
+}
+
+/* Runs sql with rows (a JSON array, Borrowed) as $1 when it has any. */
+static int coh_rows_query(struct lg_tx *tx, const char *sql, json_t *rows, struct lg_error *err)
+{
+	if (json_array_size(rows) == 0) {
+		return 0;
+	}
+	char *text = json_dumps(rows, JSON_COMPACT);
+	if (text == NULL) {
+		*err = (struct lg_error){.code = LG_ENOMEM, .message = "out of memory"};
+		return -1;
+	}
+	struct lg_param param = lg_param_text(text);
+	int rc = lg_tx_query(tx, sql, &param, 1, NULL, NULL, err);
+	free(text);
+	return rc;
+}
 
 static int64_t coh_wall_us(void)
 {
@@ -149,50 +192,40 @@ static const char *coh_dead_reason(const struct rf_plan *p, const struct rf_chan
 	return NULL;
 }
 
-/* Step 4: dead letters, delete, commit. *dead receives the dead-lettered count. */
-static int coh_finish(struct rf_coh_session *s, struct lg_tx *tx, struct rf_plan *p, size_t *dead)
+/* Step 4: dead letters and deferred changes back to the outbox, commit (the claim deleted the
+ * batch's rows). *dead receives the dead-lettered count. */
+static int coh_finish(struct rf_coh_session *s, struct coh_batch *b, size_t *dead)
 {
+	struct lg_tx *tx = b->tx;
+	const struct rf_plan *p = &b->plan;
 	json_t *dl = json_array();
-	char *ids = malloc(p->n_changes * 21 + 3);
 	struct lg_error err;
-	if (dl == NULL || ids == NULL) {
-		json_decref(dl);
-		free(ids);
+	if (dl == NULL) {
 		lg_tx_rollback(tx, &err);
 		return COH_RETRY;
 	}
-	size_t off = 0;
-	ids[off++] = '{';
 	for (size_t i = 0; i < p->n_changes; i++) {
 		const struct rf_change *c = &p->changes[i];
-		off += (size_t)sprintf(ids + off, "%s%lld", i ? "," : "", (long long)c->id);
 		const char *why = coh_dead_reason(p, c);
 		if (why != NULL) {
-			json_array_append_new(
-			    dl, json_pack("{sIss}", "id", (json_int_t)c->id, "reason", why));
+			if (json_array_append_new(dl, coh_change_json(c, why)) != 0) {
+				json_decref(dl);
+				lg_tx_rollback(tx, &err);
+				return COH_RETRY;
+			}
 			rf_log(RF_LOG_WARN, "coherence.malformed",
 			       "outbox row %lld moved to lifeguard.outbox_dead: %s",
 			       (long long)c->id, why);
 		}
 	}
-	ids[off++] = '}';
-	ids[off] = '\0';
 	*dead = json_array_size(dl);
-	char *dl_text = *dead > 0 ? json_dumps(dl, JSON_COMPACT) : NULL;
+	int rc = coh_rows_query(tx, dead_sql, dl, &err);
 	json_decref(dl);
-	int rc = 0;
-	if (*dead > 0) {
-		struct lg_param param = lg_param_text(dl_text != NULL ? dl_text : "[]");
-		rc = lg_tx_query(tx, dead_sql, &param, 1, NULL, NULL, &err);
-	}
-	free(dl_text);
 	if (rc == 0) {
-		struct lg_param param = lg_param_text(ids);
-		rc = lg_tx_query(tx, delete_sql, &param, 1, NULL, NULL, &err);
+		rc = coh_rows_query(tx, requeue_sql, b->requeue, &err);
 	}
-	free(ids);
 	if (rc != 0) {
-		rf__coh_pg_failed(s, &err, "deleting processed outbox rows");
+		rf__coh_pg_failed(s, &err, "finishing the batch (dead letters, deferred changes)");
 		lg_tx_rollback(tx, &err);
 		return COH_RETRY;
 	}
@@ -378,9 +411,9 @@ static void coh_keys_drop(struct rf_coh_session *s, struct coh_batch *b)
 }
 
 /*
- * Leaves in the outbox the changes whose key a batch in flight carries: the plan is built
- * again without them, and they are neither written nor deleted (this transaction's commit
- * releases them for a later claim). Returns COH_OK or COH_RETRY (out of memory).
+ * Gives back to the outbox the changes whose key a batch in flight carries: the plan is built
+ * again without them, and they are not written but put back (b->requeue) by this transaction,
+ * as they were, for a later claim. Returns COH_OK or COH_RETRY (out of memory).
  */
 static int coh_defer_busy(struct rf_coh_session *s, struct coh_batch *b)
 {
@@ -399,6 +432,13 @@ static int coh_defer_busy(struct rf_coh_session *s, struct coh_batch *b)
 		const struct rf_change *c = &p->changes[i];
 		if (c->key_index != SIZE_MAX &&
 		    coh_key_in_flight(s, p->keys[c->key_index].redis_key)) {
+			if (b->requeue == NULL) {
+				b->requeue = json_array();
+			}
+			if (json_array_append_new(b->requeue, coh_change_json(c, NULL)) != 0) {
+				rf_plan_free(&kept);
+				return COH_RETRY;
+			}
 			deferred++;
 			continue;
 		}
@@ -445,7 +485,7 @@ static void coh_lane(void *arg)
 	if (rc == COH_OK) {
 		size_t dead = 0;
 		b->written_us = coh_wall_us();
-		rc = coh_finish(s, b->tx, &b->plan, &dead); /* commit or rollback released tx */
+		rc = coh_finish(s, b, &dead); /* commit or rollback released tx */
 		if (rc == COH_OK) {
 			coh_account(s, &b->plan, dead, b->written_us);
 			s->lane_committed = true;
@@ -545,8 +585,11 @@ int rf__coh_batch_run(struct rf_coh_session *s, size_t *claimed)
 		rc = COH_RETRY;
 	}
 	if (rc == COH_OK) {
-		/* Nothing claimed, or every change deferred: release the rows. */
-		rc = lg_tx_commit(tx, &err) == 0 ? COH_OK : COH_RETRY;
+		/* Nothing claimed, or every change deferred: give them back. */
+		rc = coh_rows_query(tx, requeue_sql, b->requeue, &err) == 0 &&
+			     lg_tx_commit(tx, &err) == 0
+			 ? COH_OK
+			 : COH_RETRY;
 		if (rc == COH_OK && b->deferred > 0 && s->in_flight > 0) {
 			/* Their keys are in flight: claim them again once a lane is done. */
 			lg_cond_wait(s->finished_cv, lg_deadline_in(COH_PG_TIMEOUT_MS));

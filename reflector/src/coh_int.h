@@ -163,6 +163,7 @@ struct coh_batch {
 	struct coh_key_node *nodes;
 	size_t n_nodes;
 	size_t deferred;
+	json_t *requeue; /* Owned: the deferred changes' rows (coh_batch.c), or NULL */
 };
 
 /* Creates a batch holding a reference on s; NULL when out of memory. */
