@@ -154,7 +154,7 @@ const char *const lg__contract_setup_sql[] = {
     "   cols text[];"
     "   fixed boolean;"
     "   fn text := 'lifeguard.capture_' || t::oid::text;"
-    "   f regprocedure;"
+    "   f text;"
     " BEGIN"
     "   SELECT array_agg(a.attname::text ORDER BY k.o),"
     "          bool_and(a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,"
@@ -190,12 +190,14 @@ const char *const lg__contract_setup_sql[] = {
     "   EXECUTE format('DROP TRIGGER IF EXISTS lg_capture_truncate ON %s', t);"
     "   EXECUTE format('CREATE TRIGGER lg_capture_truncate AFTER TRUNCATE ON %s"
     "     FOR EACH STATEMENT EXECUTE FUNCTION lifeguard.capture_truncate()', t);"
-    /* Capture functions of dropped tables, and the generic ones of older versions. */
-    "   FOR f IN SELECT p.oid FROM pg_proc p"
+    /* Capture functions of dropped tables, and the generic ones of older versions. The name
+     * is rendered while the function exists: a reflect() running beside this one may drop it
+     * first (a regprocedure of a dropped function prints as a bare number). */
+    "   FOR f IN SELECT p.oid::regprocedure::text FROM pg_proc p"
     "     WHERE p.pronamespace = 'lifeguard'::regnamespace"
     "       AND p.proname ~ '^(capture_[0-9]+|capture_row|capture_delete)$'"
     "       AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgfoid = p.oid) LOOP"
-    "     EXECUTE format('DROP FUNCTION %s', f);"
+    "     EXECUTE format('DROP FUNCTION IF EXISTS %s', f);"
     "   END LOOP;"
     "   RETURN cols;"
     " END $lg$",

@@ -208,3 +208,56 @@ Test(schema, bad_tables_and_missing_settings_get_clear_errors)
 	cr_assert_eq(reflector("setup", out, sizeof(out)), 1, "%s", out);
 	cr_assert_null(strstr(out, "s3cret"), "password never printed: %s", out);
 }
+
+/*
+ * Two reflect() calls at once while capture functions of dropped tables are left over: both
+ * find them, the first drops them and the second waits for its locks. The second used to
+ * print a function dropped meanwhile as a bare number ("DROP FUNCTION 18722": syntax error)
+ * or fail on a function that no longer exists; it must succeed.
+ */
+Test(schema, concurrent_reflects_both_sweep_leftover_capture_functions)
+{
+	PGconn *a = db();
+	PGconn *b = db();
+	char q[1024];
+	snprintf(q, sizeof(q),
+		 "CREATE TABLE %s.o1 (id int PRIMARY KEY); CREATE TABLE %s.o2 (id int PRIMARY KEY);"
+		 "SELECT lifeguard.reflect('%s.o1'); SELECT lifeguard.reflect('%s.o2');"
+		 "DROP TABLE %s.o1; DROP TABLE %s.o2;"
+		 "CREATE TABLE %s.b1 (id int PRIMARY KEY); CREATE TABLE %s.b2 (id int PRIMARY KEY)",
+		 schema, schema, schema, schema, schema, schema, schema, schema);
+	sql(a, q);
+	sql(a, "BEGIN");
+	snprintf(q, sizeof(q), "SELECT lifeguard.reflect('%s.b1')", schema);
+	sql(a, q); /* drops the leftovers, holds their locks until COMMIT */
+	snprintf(q, sizeof(q), "SELECT lifeguard.reflect('%s.b2')", schema);
+	cr_assert_eq(PQsendQuery(b, q), 1);
+	char wait[256];
+	snprintf(
+	    wait, sizeof(wait),
+	    "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND wait_event_type = 'Lock'",
+	    PQbackendPID(b));
+	bool waiting = false;
+	for (int i = 0; i < 300 && !waiting; i++) {
+		PGresult *r = PQexec(a, wait);
+		waiting =
+		    PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+		PQclear(r);
+		if (!waiting) {
+			usleep(10000);
+		}
+	}
+	cr_assert(waiting, "the second reflect() should wait for the first one's locks");
+	sql(a, "COMMIT");
+	PGresult *r = NULL;
+	PGresult *last = NULL;
+	while ((r = PQgetResult(b)) != NULL) {
+		PQclear(last);
+		last = r;
+	}
+	cr_assert_eq(PQresultStatus(last), PGRES_TUPLES_OK, "second reflect(): %s",
+		     PQresultErrorMessage(last));
+	PQclear(last);
+	PQfinish(a);
+	PQfinish(b);
+}
