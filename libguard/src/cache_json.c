@@ -213,6 +213,9 @@ static bool put_string(struct out *o, const char *p, const char *e, bool quote_f
 		if (cp == 0) {
 			return false;
 		}
+		if (quote_for_array && (cp == '"' || cp == '\\')) {
+			put(o, "\\", 1); /* an escaped quote or backslash inside an array element */
+		}
 		put_utf8(o, cp);
 	}
 	return true;

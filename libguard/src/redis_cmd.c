@@ -85,6 +85,10 @@ static void wire_put(struct lg__redis_wire *w, const char *s, size_t n)
 	if (w->failed) {
 		return;
 	}
+	if (n > SIZE_MAX / 4 - w->len) {
+		w->failed = true; /* no command is that long: a caller's bogus length */
+		return;
+	}
 	if (w->len + n > w->cap) {
 		size_t cap = (w->len + n) * 2;
 		char *b = lg__malloc(cap);
@@ -331,17 +335,23 @@ LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opt
 	if (r == NULL || argc <= 0 || argv == NULL) {
 		return lg__error_set(err, LG_EINVAL, "redis: missing client or arguments");
 	}
+	size_t total = 0;
+	for (int i = 0; i < argc; i++) {
+		if (argv[i] == NULL) {
+			return lg__error_set(err, LG_EINVAL, "redis: argument %d is NULL", i);
+		}
+		size_t n = lens != NULL ? lens[i] : strlen(argv[i]);
+		if (n > INT_MAX || (total += n + 32) > INT_MAX) {
+			return lg__error_set(err, LG_ERANGE, "redis: command longer than 2 GiB");
+		}
+	}
 	struct lg__redis_wire w;
 	lg__redis_wire_init(&w, argc);
 	for (int i = 0; i < argc; i++) {
-		if (argv[i] == NULL) {
-			lg__redis_wire_free(&w);
-			return lg__error_set(err, LG_EINVAL, "redis: argument %d is NULL", i);
-		}
 		lg__redis_wire_arg(&w, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
 	}
-	int rc = w.failed || w.len > INT_MAX ? lg__error_set(err, LG_ENOMEM, "redis: out of memory")
-					     : cmd_run(r, opts, w.b, (int)w.len, out, err);
+	int rc = w.failed ? lg__error_set(err, LG_ENOMEM, "redis: out of memory")
+			  : cmd_run(r, opts, w.b, (int)w.len, out, err);
 	lg__redis_wire_free(&w);
 	return rc;
 }

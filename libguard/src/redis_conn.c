@@ -93,11 +93,10 @@ static void link_poll_apply(struct lg__redis_link *l)
 		return; /* libuv's uv_poll_start re-registers the socket even when nothing changes
 			 */
 	}
-	l->applied = l->events;
-	if (l->events != 0) {
-		uv_poll_start(&l->poll, l->events, link_on_poll);
-	} else {
-		uv_poll_stop(&l->poll);
+	int rc = l->events != 0 ? uv_poll_start(&l->poll, l->events, link_on_poll)
+				: uv_poll_stop(&l->poll);
+	if (rc == 0) {
+		l->applied = l->events; /* a failed start is tried again on the next change */
 	}
 }
 

@@ -100,6 +100,7 @@ void lg__flush_cancel(struct lg_runtime *rt, struct lg__flush *f)
 		if (*p == f) {
 			*p = f->next;
 			f->queued = false;
+			return;
 		}
 	}
 }

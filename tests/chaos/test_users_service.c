@@ -604,6 +604,18 @@ Test(users_service, pipelined_bursts_and_half_closed_requests_are_all_answered, 
 		free(buf);
 	}
 
+	/* Three requests at once, then a half-close: three replies, then the close. */
+	len = 0;
+	for (int i = 0; i < 3; i++) {
+		len += (size_t)snprintf(req + len, cap - len,
+					"GET /users/%" PRId64 " HTTP/1.1\r\nHost: t\r\n%s\r\n", id,
+					i == 0 ? "Cache-Control: no-cache\r\n" : "");
+	}
+	buf = http_raw(req, len, true, &got);
+	n = statuses(buf, st, 8);
+	cr_assert_eq(n, 3, "three requests, then a half-close: %zu replies: %s", n, buf);
+	free(buf);
+
 	/* Garbage after a good request: the good one is answered, then 400 and close. */
 	len = (size_t)snprintf(
 	    req, cap, "GET /users/%" PRId64 " HTTP/1.1\r\nHost: t\r\n\r\n\x01\x02 garbage\r\n\r\n",

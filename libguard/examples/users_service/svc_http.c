@@ -8,8 +8,8 @@
  * keep-alive the rest of the input (pipelined requests) is parsed. Reading goes on while the
  * handler runs: what arrives is only buffered, up to SVC_MAX_BUFFERED bytes, where reading
  * pauses until the reply is out (stopping and restarting the read per request would cost two
- * epoll_ctl calls per request). A client that half-closes after its request gets the reply,
- * then the connection closes.
+ * epoll_ctl calls per request). A client that half-closes after its requests gets a reply to
+ * each complete one, then the connection closes.
  *
  * Failure modes, each answered before the connection closes ("Connection: close"):
  *   - malformed request (http-parser error, upgrade): 400;
@@ -45,6 +45,7 @@ struct conn {
 	char *in; /* received, not yet parsed */
 	size_t in_len, in_cap;
 	bool busy, closing, close_after_write;
+	bool peer_eof; /* the client half-closed: answer what is buffered, then close */
 	int open_handles;
 	struct svc_http_resp resp;
 	uv_write_t wr;
@@ -62,7 +63,7 @@ struct svc_http {
 };
 
 /* Input buffered beyond the request being answered: reading pauses above it. */
-#define SVC_MAX_BUFFERED (64 * 1024)
+#define SVC_MAX_BUFFERED (16 * 1024)
 
 static void conn_close(struct conn *c);
 static void conn_pump(struct conn *c);
@@ -154,6 +155,10 @@ static void conn_pump(struct conn *c)
 		uv_timer_start(&c->timer, conn_on_timer, c->srv->limits.request_timeout_ms, 0);
 	}
 	if (!c->rd.complete) {
+		if (c->peer_eof) {
+			conn_close(c); /* every complete request was answered; no more can come */
+			return;
+		}
 		conn_read_start(c);
 		return;
 	}
@@ -190,10 +195,11 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	struct conn *c = s->data;
 	if (nread < 0 || (nread == 0 && buf->base == NULL)) {
 		if (c->busy) {
-			/* EOF (a half-close after the request), reset, or no memory while the
-			 * handler runs: its reply still goes out (a reset fails the write), then
-			 * the connection closes. */
-			c->close_after_write = true;
+			/* EOF (a half-close after the requests), reset, or no memory while a
+			 * handler runs: its reply and those of the complete requests buffered
+			 * behind it still go out (a reset fails the write), then the connection
+			 * closes. */
+			c->peer_eof = true;
 			c->reading = false;
 			uv_read_stop(s);
 			return;
@@ -215,7 +221,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_read_start(struct conn *c)
 {
-	if (!c->reading && !c->closing && !c->close_after_write) {
+	if (!c->reading && !c->closing && !c->close_after_write && !c->peer_eof) {
 		c->reading =
 		    uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0;
 		if (!c->reading) {
