@@ -375,3 +375,28 @@ Test(cache_model, find_many_is_one_mget_and_one_statement_for_the_misses)
 		lg_row_clear(&ci_model, &rows[i]);
 	}
 }
+
+/* A cached value is read as PostgreSQL would print it even when its JSON escapes characters
+ * to_jsonb never escapes (another writer): \u005c and \u0022 inside array elements. */
+Test(cache_model, escaped_quotes_and_backslashes_in_array_elements_decode_exactly)
+{
+	struct ci got = {0};
+	struct lg_find_opts o = {0};
+	cr_assert_eq(find(2, &o, &got), 0); /* fills the key */
+	char key[256];
+	snprintf(key, sizeof(key), "lifeguard:model:%s.items:2", schema_name);
+	const char *value = "{\"v\":8,\"row\":{\"id\":2,\"tags\":[\"a\\u005cb\",\"q\\u0022x\","
+			    "\"\\\\\\\"\",\"\\u00e9\"],\"lg_version\":8}}";
+	const char *argv[] = {"SET", key, value};
+	struct lg_error err;
+	cr_assert_eq(lg_redis_commandv(redis, NULL, 3, argv, NULL, NULL, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(find(2, &o, &got), 0);
+	cr_assert(o.from_cache, "the planted value answers");
+	cr_assert_eq(got.tags.n, 4);
+	cr_assert_str_eq(got.tags.v[0], "a\\b");
+	cr_assert_str_eq(got.tags.v[1], "q\"x");
+	cr_assert_str_eq(got.tags.v[2], "\\\"");
+	cr_assert_str_eq(got.tags.v[3], "\xc3\xa9");
+	lg_row_clear(&ci_model, &got);
+}
