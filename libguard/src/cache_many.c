@@ -271,6 +271,9 @@ LG_API int lg_model_find_many_cached(const struct lg_db *db, struct lg_cache *c,
 		return lg__error_set(err, LG_EINVAL,
 				     "lg_model_find_many_cached: invalid arguments");
 	}
+	if (c == NULL && db->dbh != NULL) {
+		c = lg_dbh_cache(db->dbh); /* the handle's cache, when it was given one */
+	}
 	size_t npk = (size_t)__builtin_popcountll(lg__model_pk(m));
 	const struct lg__cache_policy *cp = c != NULL ? lg__cache_policy_of(c, m) : NULL;
 	const struct lg_cache_policy *pol = cp != NULL ? &cp->p : NULL;

@@ -161,6 +161,9 @@ LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 	struct lg_find_opts none = {0};
 	opts = opts != NULL ? opts : &none;
 	opts->from_cache = false;
+	if (c == NULL && db != NULL && db->dbh != NULL) {
+		c = lg_dbh_cache(db->dbh); /* the handle's cache, when it was given one */
+	}
 	const struct lg__cache_policy *cp =
 	    c != NULL && m != NULL ? lg__cache_policy_of(c, m) : NULL;
 	const struct lg_cache_policy *pol = cp != NULL ? &cp->p : NULL;

@@ -203,6 +203,28 @@ static void cache_body(struct env *e)
 	cr_assert_geq(st.misses, 2);
 }
 
+/* lg_model_find_cached without a cache reads through the handle's. */
+static void handle_cache_body(struct env *e)
+{
+	struct lg_db db = {.pool = e->primary, .dbh = e->h};
+	struct lg_param key = lg_param_int64(1);
+	struct rs row = {0};
+	struct lg_find_opts o = {0};
+	struct lg_error err;
+	cr_assert_eq(lg_model_find_cached(&db, NULL, &rs_model, &key, &o, &row, &err), 0, "%s",
+		     err.message);
+	cr_assert_not(o.from_cache, "the first find misses");
+	cr_assert_eq(lg_model_find_cached(&db, NULL, &rs_model, &key, &o, &row, &err), 0, "%s",
+		     err.message);
+	cr_assert(o.from_cache, "the second find is a hit in the handle's cache");
+	cr_assert_eq(row.v, 1);
+	lg_row_clear(&rs_model, &row);
+	struct lg_cache_stats st;
+	lg_cache_get_stats(e->cache, &st);
+	cr_assert_eq(st.hits, 1);
+	cr_assert_eq(st.fills, 1);
+}
+
 static void setup_schema(struct env *e)
 {
 	char sql[640];
@@ -376,4 +398,10 @@ Test(db_route_shared, a_token_rides_with_its_write, .timeout = 240)
 {
 	struct env e = {.max_conns = 1, .max_in_flight = 1, .body = token_body};
 	run("token", &e);
+}
+
+Test(db_route_shared, a_find_without_a_cache_uses_the_handles_cache, .timeout = 240)
+{
+	struct env e = {.body = handle_cache_body};
+	run("hcache", &e);
 }

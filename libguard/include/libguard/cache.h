@@ -145,7 +145,8 @@ struct lg_find_opts {
  * (libguard/db.h), a cached value below the version the session wrote for the key
  * (lg_session_version) is a miss, and the read is not shared with other callers. A cached absent
  * marker answers LG_ENOTFOUND. opts may be NULL. Errors as lg_model_find; Redis trouble never fails
- * a call.
+ * a call. c NULL: the cache of db's handle (lg_dbh_cache(db->dbh)), if it has one; otherwise
+ * the call is lg_model_find.
  */
 LG_API int lg_model_find_cached(const struct lg_db *db, struct lg_cache *c,
 				const struct lg_model *m, const struct lg_param *key,
