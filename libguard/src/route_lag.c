@@ -34,11 +34,14 @@
 #include "db_int.h"
 #include "libguard/conn.h"
 
-static const char lag_primary_sql[] = "SELECT pg_current_wal_insert_lsn()::text";
+/* Schema-qualified: a function of the same name earlier in a role's search_path must not
+ * answer for PostgreSQL's own. */
+static const char lag_primary_sql[] = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text";
 static const char lag_replica_sql[] =
-    "SELECT pg_is_in_recovery()::text, COALESCE(pg_last_wal_replay_lsn()::text, '0/0'), "
-    "COALESCE((EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * "
-    "1000)::int8, -1)";
+    "SELECT pg_catalog.pg_is_in_recovery()::text,"
+    " COALESCE(pg_catalog.pg_last_wal_replay_lsn()::text, '0/0'),"
+    " COALESCE((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()"
+    " - pg_catalog.pg_last_xact_replay_timestamp()) * 1000)::int8, -1)";
 
 /* Reads one pg_lsn text cell of the first row of sql on pool. */
 static int lag_read(struct lg_pool *pool, const char *sql, uint64_t deadline,
