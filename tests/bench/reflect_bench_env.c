@@ -151,18 +151,32 @@ static redisContext *env_redis(struct rb_env *e)
 	return r;
 }
 
+/* Every row cached as the reflector would cache it now ({"v":<lg_version>,"row":<to_jsonb>}),
+ * so the leader's audit finds nothing stale (a made-up value would be, rightly). */
 int rb_env_fill(struct rb_env *e, int rows)
 {
 	redisContext *r = env_redis(e);
-	if (r == NULL) {
+	PGconn *c = rb_pg_connect(e->dsn);
+	PGresult *res = c != NULL ? PQexec(c, "SELECT id, format('{\"v\":%s,\"row\":%s}',"
+					      " COALESCE(lg_version, 0), to_jsonb(b)::text)"
+					      " FROM " RB_TABLE " b ORDER BY id")
+				  : NULL;
+	if (r == NULL || res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK ||
+	    PQntuples(res) < rows) {
+		fprintf(stderr, "reflect_bench: fill: cannot read the rows: %s\n",
+			c != NULL ? PQerrorMessage(c) : "no connection");
+		PQclear(res);
+		PQfinish(c);
+		redisFree(r);
 		return -1;
 	}
 	int rc = 0;
 	for (int first = 1; first <= rows && rc == 0; first += RB_FILL_PIPE) {
 		int last = first + RB_FILL_PIPE - 1 < rows ? first + RB_FILL_PIPE - 1 : rows;
 		for (int id = first; id <= last; id++) {
-			redisAppendCommand(r, "SET " RB_KEY_PREFIX "%d %s PX %d", id,
-					   "{\"v\":0,\"row\":{}}", RB_FILL_TTL_MS);
+			redisAppendCommand(r, "SET " RB_KEY_PREFIX "%s %s PX %d",
+					   PQgetvalue(res, id - 1, 0), PQgetvalue(res, id - 1, 1),
+					   RB_FILL_TTL_MS);
 		}
 		for (int id = first; id <= last && rc == 0; id++) {
 			redisReply *rep = NULL;
@@ -175,6 +189,8 @@ int rb_env_fill(struct rb_env *e, int rows)
 			freeReplyObject(rep);
 		}
 	}
+	PQclear(res);
+	PQfinish(c);
 	redisFree(r);
 	return rc;
 }
