@@ -190,11 +190,13 @@ const char *const lg__contract_setup_sql[] = {
     "   EXECUTE format('DROP TRIGGER IF EXISTS lg_capture_truncate ON %s', t);"
     "   EXECUTE format('CREATE TRIGGER lg_capture_truncate AFTER TRUNCATE ON %s"
     "     FOR EACH STATEMENT EXECUTE FUNCTION lifeguard.capture_truncate()', t);"
-    /* Capture functions of dropped tables, and the generic ones of older versions. The name
-     * is rendered while the function exists: a reflect() running beside this one may drop it
-     * first (a regprocedure of a dropped function prints as a bare number). */
-    "   FOR f IN SELECT p.oid::regprocedure::text FROM pg_proc p"
-    "     WHERE p.pronamespace = 'lifeguard'::regnamespace"
+    /* Capture functions of dropped tables, and the generic ones of older versions: trigger
+     * functions without arguments. The name comes from the catalog row itself: a reflect()
+     * running beside this one may drop a function after this scan saw it, and anything that
+     * looks it up by oid (regprocedure, pg_get_function_identity_arguments) would then print
+     * a bare number. */
+    "   FOR f IN SELECT format('lifeguard.%I()', p.proname) FROM pg_proc p"
+    "     WHERE p.pronamespace = 'lifeguard'::regnamespace AND p.pronargs = 0"
     "       AND p.proname ~ '^(capture_[0-9]+|capture_row|capture_delete)$'"
     "       AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgfoid = p.oid) LOOP"
     "     EXECUTE format('DROP FUNCTION IF EXISTS %s', f);"
