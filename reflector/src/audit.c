@@ -22,7 +22,8 @@
  *   - belongs to a row that was deleted since, with the delete applied.
  * Keys a writer is updating while they are checked are never counted: see audit_confirm.
  *
- * The leader runs a round every second for audit_keys_per_s keys (coh_watch.c); the CLI
+ * The leader runs audit_keys_per_s keys a second, in up to ten rounds per sampler period
+ * spread over the period (coh_watch.c); the CLI
  * `lifeguard-reflector audit` runs rounds until it has checked its sample. Failures end the
  * round (counted as nothing checked).
  */
