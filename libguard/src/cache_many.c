@@ -136,7 +136,7 @@ struct many {
 	size_t n;
 	void *rows;
 	bool *found;
-	char table_fence[LG__CACHE_KEY_MAX];
+	const char *table_fence; /* t->fence */
 };
 
 /* Step 2: one MGET; hits and markers are done. False when Redis did not answer. */
@@ -290,8 +290,8 @@ LG_API int lg_model_find_many_cached(const struct lg_db *db, struct lg_cache *c,
 		return each_uncached(db, m, keys, n, npk, rows, found, err);
 	}
 	w.t = t;
-	bool named = lg__contract_table_fence(w.table_fence, sizeof(w.table_fence), c->fence_prefix,
-					      t->canon) == 0;
+	w.table_fence = t->fence;
+	bool named = true;
 	for (size_t i = 0; named && i < n; i++) {
 		w.ks[i].min_version = opts->min_version;
 		named = many_name(c, t, table, db, keys + i * npk, &w.ks[i]);

@@ -283,6 +283,16 @@ static bool cmd_refused(const char *wire, size_t len)
 }
 
 /* Runs the formatted command wire (Borrowed). */
+/* Sends and waits inside a coroutine (the caller's, or one run to completion). */
+static int cmd_exec(struct cmd_args *a)
+{
+	int rc = lg__run_in_coro(a->r->rt, cmd_in_coro, a);
+	if (rc == LG_EBUSY) {
+		lg__error_set(a->err, rc, "redis: called from a loop callback");
+	}
+	return rc;
+}
+
 static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, const char *wire,
 		   int wire_len, struct lg_redis_reply **out, struct lg_error *err)
 {
@@ -297,11 +307,18 @@ static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, const c
 	}
 	struct cmd_args a = {
 	    r, lg__redis_deadline(r, opts), wire, (size_t)wire_len, out, err, NULL, NULL};
-	int rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
-	if (rc == LG_EBUSY) {
-		lg__error_set(err, rc, "redis: called from a loop callback");
+	return cmd_exec(&a);
+}
+
+/* argv (lens, or NUL-terminated when NULL) as one RESP command in w; false: out of memory. */
+static bool cmd_wire_argv(struct lg__redis_wire *w, int argc, const char *const *argv,
+			  const size_t *lens)
+{
+	lg__redis_wire_init(w, argc);
+	for (int i = 0; i < argc; i++) {
+		lg__redis_wire_arg(w, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
 	}
-	return rc;
+	return !w->failed;
 }
 
 LG_API int lg_redis_command(struct lg_redis *r, const struct lg_redis_opts *opts,
@@ -346,12 +363,9 @@ LG_API int lg_redis_commandv(struct lg_redis *r, const struct lg_redis_opts *opt
 		}
 	}
 	struct lg__redis_wire w;
-	lg__redis_wire_init(&w, argc);
-	for (int i = 0; i < argc; i++) {
-		lg__redis_wire_arg(&w, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
-	}
-	int rc = w.failed ? lg__error_set(err, LG_ENOMEM, "redis: out of memory")
-			  : cmd_run(r, opts, w.b, (int)w.len, out, err);
+	int rc = !cmd_wire_argv(&w, argc, argv, lens)
+		     ? lg__error_set(err, LG_ENOMEM, "redis: out of memory")
+		     : cmd_run(r, opts, w.b, (int)w.len, out, err);
 	lg__redis_wire_free(&w);
 	return rc;
 }
@@ -362,19 +376,14 @@ int lg__redis_commandv_visit(struct lg_redis *r, uint64_t deadline, int argc,
 {
 	lg_error_clear(err);
 	struct lg__redis_wire w;
-	lg__redis_wire_init(&w, argc);
-	for (int i = 0; i < argc; i++) {
-		lg__redis_wire_arg(&w, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
-	}
+	struct cmd_args a = {r, deadline, NULL, 0, NULL, err, visit, ud};
 	int rc = 0;
-	if (w.failed) {
+	if (!cmd_wire_argv(&w, argc, argv, lens)) {
 		rc = lg__error_set(err, LG_ENOMEM, "redis: out of memory");
 	} else {
-		struct cmd_args a = {r, deadline, w.b, w.len, NULL, err, visit, ud};
-		rc = lg__run_in_coro(r->rt, cmd_in_coro, &a);
-		if (rc == LG_EBUSY) {
-			lg__error_set(err, rc, "redis: called from a loop callback");
-		}
+		a.wire = w.b;
+		a.wire_len = w.len;
+		rc = cmd_exec(&a);
 	}
 	lg__redis_wire_free(&w);
 	return rc;
