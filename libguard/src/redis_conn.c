@@ -89,9 +89,9 @@ static void link_on_poll(uv_poll_t *handle, int status, int events);
 
 static void link_poll_apply(struct lg__redis_link *l)
 {
+	/* Unchanged: nothing to do (libuv's uv_poll_start re-registers the socket anyway). */
 	if (!l->poll_open || l->events == l->applied) {
-		return; /* libuv's uv_poll_start re-registers the socket even when nothing changes
-			 */
+		return;
 	}
 	int rc = l->events != 0 ? uv_poll_start(&l->poll, l->events, link_on_poll)
 				: uv_poll_stop(&l->poll);

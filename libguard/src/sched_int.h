@@ -15,8 +15,8 @@
 
 /* A one-shot timer in the runtime's heap; cb runs on the scheduler stack. */
 struct lg__timer {
-	uint64_t when;     /* absolute lg_now_ms() time */
-	size_t heap_index; /* position in the heap, SIZE_MAX when not armed */
+	size_t heap_index; /* position in the heap (whose slot holds the deadline), SIZE_MAX when
+			    * not armed */
 	void (*cb)(struct lg__timer *timer);
 };
 

@@ -21,7 +21,6 @@
 
 void lg__timer_init(struct lg__timer *t, void (*cb)(struct lg__timer *t))
 {
-	t->when = 0;
 	t->heap_index = SIZE_MAX;
 	t->cb = cb;
 }
@@ -100,7 +99,6 @@ int lg__timer_start(struct lg_runtime *rt, struct lg__timer *t, uint64_t when)
 		rt->heap = heap;
 		rt->heap_cap = cap;
 	}
-	t->when = when;
 	heap_set(rt, rt->heap_len++, (struct lg__heap_slot){when, t});
 	heap_sift_up(rt, t->heap_index);
 	if (rt->heap[0].t == t && (rt->timer_at == 0 || when < rt->timer_at)) {
