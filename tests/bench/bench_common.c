@@ -71,6 +71,24 @@ double bench_cpu_s(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
+double bench_machine_busy_s(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	if (f == NULL) {
+		return -1;
+	}
+	unsigned long long user = 0, nice = 0, sys = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+			   steal = 0;
+	int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+		       &iowait, &irq, &softirq, &steal);
+	fclose(f);
+	long hz = sysconf(_SC_CLK_TCK);
+	if (n < 8 || hz <= 0) {
+		return -1;
+	}
+	return (double)(user + nice + sys + irq + softirq + steal) / (double)hz;
+}
+
 int bench_run(const char *cmd, char *out, size_t size)
 {
 	FILE *f = popen(cmd, "r");

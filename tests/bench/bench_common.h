@@ -22,6 +22,12 @@ void bench_lat_free(struct bench_lat *l);
 uint64_t bench_now_us(void);
 /* User + system CPU seconds of this process so far. */
 double bench_cpu_s(void);
+/*
+ * Busy CPU seconds of the whole machine so far, summed over every CPU (/proc/stat: user, nice,
+ * system, irq, softirq, steal), or -1. The difference of two samples over the wall time between
+ * them is the number of cores kept busy, by every process.
+ */
+double bench_machine_busy_s(void);
 
 /*
  * Starts an ephemeral PostgreSQL through scripts/services (found via $LG_SCRIPTS_DIR or the

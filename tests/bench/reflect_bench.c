@@ -101,6 +101,27 @@ static void set_int(json_t *j, const char *key, int64_t v)
 	json_object_set_new(j, key, json_integer((json_int_t)v));
 }
 
+static int cpu_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+/*
+ * The best sustained_over_anchor this machine allows at the sustained phase's cost per change:
+ * every core busy for nothing but writing and reflecting (cores / CPU per change), over the
+ * anchor. Writing and reflecting share the cores, so when the anchor alone keeps every core
+ * busy, no reflector that costs CPU can reach 1.0. 0 when unknown.
+ */
+static double cpu_ceiling(const struct results *r)
+{
+	double per = r->sustained.cpu.us_per_change;
+	if (per <= 0 || r->anchors.batched <= 0) {
+		return 0;
+	}
+	return (double)cpu_cores() * 1e6 / per / r->anchors.batched;
+}
+
 static json_t *report_json(const struct rb_opts *o, struct results *r)
 {
 	const struct rb_sustained *s = &r->sustained;
@@ -136,6 +157,12 @@ static json_t *report_json(const struct rb_opts *o, struct results *r)
 	set_real(j, "sustained_over_anchor",
 		 r->anchors.batched > 0 ? s->rate / r->anchors.batched : 0);
 	set_int(j, "sustained_changes", (int64_t)s->changes);
+	set_int(j, "cpu_cores", cpu_cores());
+	set_real(j, "anchor_busy_cores", r->anchors.batched_cpu.busy_cores);
+	set_real(j, "sustained_busy_cores", s->cpu.busy_cores);
+	set_real(j, "cpu_us_per_change_anchor", r->anchors.batched_cpu.us_per_change);
+	set_real(j, "cpu_us_per_change_sustained", s->cpu.us_per_change);
+	set_real(j, "sustained_over_anchor_cpu_ceiling", cpu_ceiling(r));
 	set_real(j, "drain_changes_per_s", s->drain_rate);
 	set_real(j, "leader_cpu_sustained", s->leader_cpu);
 	set_int(j, "leader_changes_delta", s->after.changes - s->before.changes);
@@ -171,6 +198,11 @@ static void report(const struct rb_opts *o, struct results *r)
 	       s->write_rate, r->anchors.batched > 0 ? s->rate / r->anchors.batched : 0,
 	       (unsigned long long)s->pending_at_stop, s->drain_s, s->drain_rate,
 	       100 * s->leader_cpu);
+	printf("  machine CPU (every process, %d cores): anchor %.2f cores busy, %.1f µs per "
+	       "change; sustained %.2f cores busy, %.1f µs per change (writing and reflecting); "
+	       "best sustained/anchor at that cost with every core busy: %.2f\n",
+	       cpu_cores(), r->anchors.batched_cpu.busy_cores, r->anchors.batched_cpu.us_per_change,
+	       s->cpu.busy_cores, s->cpu.us_per_change, cpu_ceiling(r));
 	printf("  leader counters: changes +%lld, batches +%lld (%.0f per batch), notifications "
 	       "+%lld, errors +%lld, term %s\n",
 	       (long long)dchanges, (long long)dbatches,
@@ -199,8 +231,9 @@ static int run_baseline(struct rb_ctx *c, struct results *r)
 		       (unsigned long long)r->notify.received, (unsigned long long)r->notify.sent);
 	}
 	r->anchors.single_writers = rb_paced_writers(o, 5000, 1);
-	if (rb_phase_anchor(c, o->writers, o->batch, &r->anchors.batched) != 0 ||
-	    rb_phase_anchor(c, r->anchors.single_writers, 1, &r->anchors.single) != 0) {
+	if (rb_phase_anchor(c, o->writers, o->batch, &r->anchors.batched,
+			    &r->anchors.batched_cpu) != 0 ||
+	    rb_phase_anchor(c, r->anchors.single_writers, 1, &r->anchors.single, NULL) != 0) {
 		return -1;
 	}
 	/* The cluster starts from an empty outbox and a vacuumed table. */

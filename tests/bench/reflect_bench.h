@@ -161,10 +161,18 @@ struct rb_ctx {
 	int leader;              /* index of the leader node once the cluster is up */
 };
 
+/* What the whole machine spent on a phase (every process: PostgreSQL, Redis, the daemons, this
+ * program), from /proc/stat. */
+struct rb_cpu {
+	double busy_cores;    /* busy CPU seconds / wall seconds */
+	double us_per_change; /* busy CPU µs / changes */
+};
+
 struct rb_anchors {
 	double batched; /* --writers x --batch, like the sustained phase */
 	double single;  /* single-row UPDATEs */
 	int single_writers;
+	struct rb_cpu batched_cpu;
 };
 
 struct rb_paced {
@@ -180,14 +188,16 @@ struct rb_paced {
 struct rb_sustained {
 	double rate, write_rate, drain_rate, drain_s, leader_cpu;
 	uint64_t changes, pending_at_stop;
+	struct rb_cpu cpu; /* first write .. outbox empty */
 	struct rb_counters before, after;
 };
 
 /* Writer connections for a paced phase and rows per UPDATE (see reflect_bench_phase.c). */
 int rb_paced_writers(const struct rb_opts *o, double rate, int batch);
 int rb_paced_batch(double rate, const struct rb_anchors *a);
-/* Writers flat out without the cluster; *rate in changes/s. */
-int rb_phase_anchor(struct rb_ctx *c, int writers, int batch, double *rate);
+/* Writers flat out without the cluster; *rate in changes/s; cpu (may be NULL) gets the
+ * machine's CPU over the phase. */
+int rb_phase_anchor(struct rb_ctx *c, int writers, int batch, double *rate, struct rb_cpu *cpu);
 /* Paced writers with latency tracking; prints a line unless --json. */
 int rb_phase_paced(struct rb_ctx *c, double rate, int batch, struct rb_paced *out);
 /* Writers flat out for 2 x seconds, then waits for the outbox to empty. */

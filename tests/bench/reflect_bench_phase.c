@@ -91,14 +91,31 @@ int rb_paced_batch(double rate, const struct rb_anchors *a)
 	return (double)b * commits < rate ? b + 1 : b < 1 ? 1 : b;
 }
 
-int rb_phase_anchor(struct rb_ctx *c, int writers, int batch, double *rate)
+/* The machine's CPU between two samples (busy seconds, monotonic µs) for changes. */
+static void phase_cpu(struct rb_cpu *out, double busy0, uint64_t t0, double busy1, uint64_t t1,
+		      uint64_t changes)
+{
+	memset(out, 0, sizeof(*out));
+	if (busy0 < 0 || busy1 < busy0 || t1 <= t0 || changes == 0) {
+		return;
+	}
+	out->busy_cores = (busy1 - busy0) / ((double)(t1 - t0) / 1e6);
+	out->us_per_change = (busy1 - busy0) * 1e6 / (double)changes;
+}
+
+int rb_phase_anchor(struct rb_ctx *c, int writers, int batch, double *rate, struct rb_cpu *cpu)
 {
 	struct rb_load l = {.dsn = c->env->dsn,
 			    .rows = c->o->rows,
 			    .writers = writers,
 			    .batch = batch,
 			    .seconds = c->o->seconds};
+	double busy0 = bench_machine_busy_s();
+	uint64_t t0 = bench_now_us();
 	int rc = rb_load_run(&l);
+	if (cpu != NULL) {
+		phase_cpu(cpu, busy0, t0, bench_machine_busy_s(), bench_now_us(), l.changes);
+	}
 	*rate = l.elapsed_s > 0 ? (double)l.changes / l.elapsed_s : 0;
 	bench_lat_free(&l.rtt);
 	if (!c->o->json) {
@@ -194,6 +211,8 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 	memset(s, 0, sizeof(*s));
 	rb_env_counters(c->env, c->leader, &s->before);
 	double cpu0 = rb_env_node_cpu_s(c->env, c->leader);
+	double busy0 = bench_machine_busy_s();
+	uint64_t t0 = bench_now_us();
 	struct rb_load l = {.dsn = c->env->dsn,
 			    .rows = c->o->rows,
 			    .writers = c->o->writers,
@@ -215,6 +234,7 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 		}
 	}
 	double cpu1 = rb_env_node_cpu_s(c->env, c->leader);
+	double busy1 = bench_machine_busy_s();
 	rb_env_counters(c->env, c->leader, &s->after);
 	bench_lat_free(&l.rtt);
 	s->changes = l.changes;
@@ -223,6 +243,7 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 		fprintf(stderr, "reflect_bench: the outbox did not empty within 120 s\n");
 		return -1;
 	}
+	phase_cpu(&s->cpu, busy0, t0, busy1, empty_us, l.changes);
 	s->rate = (double)l.changes / ((double)(empty_us - l.first_us) / 1e6);
 	s->drain_s = (double)(empty_us - l.last_us) / 1e6;
 	s->drain_rate = s->drain_s > 0 ? (double)s->pending_at_stop / s->drain_s : 0;
