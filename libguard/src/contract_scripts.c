@@ -131,6 +131,54 @@ static const char *const cache_sources[LG_CACHE__SCRIPT_COUNT] = {
 						      "ARGV[3])\n"
 						      "return 'filled'\n",
 
+    /*
+     * REFRESH for many keys: the per-call cost of a script (parsing the command, entering Lua,
+     * the reply) is paid once for the whole chunk instead of once per key. A key whose
+     * commands fail (a value of another type) answers its error text in its place, caught
+     * by pcall, so one foreign value neither hides the other keys' answers nor stops them.
+     */
+    /* A Lua program, one of its lines per line here. */
+    /* clang-format off */
+    [LG_CACHE_REFRESH_MANY] =
+	"if #KEYS % 2 ~= 1 or #ARGV ~= #KEYS + 1 then\n"
+	"  return redis.error_reply('ERR REFRESH_MANY wants KEYS term, row, fence, ... and ARGV '\n"
+	"                           .. 'term, fence_ttl, version, value, ...')\n"
+	"end\n"
+	"local stored_term = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"if tonumber(ARGV[1]) < stored_term then\n"
+	"  return redis.error_reply('STALETERM writer term ' .. ARGV[1] ..\n"
+	"                           ' is below ' .. stored_term)\n"
+	"end\n"
+	"local ttl = ARGV[2]\n"
+	"local function refresh(row, fkey, version, value)\n"
+	"  local v = tonumber(version)\n"
+	"  local fence = tonumber(redis.call('GET', fkey) or '0')\n"
+	"  if fence < v then\n"
+	"    redis.call('SET', fkey, version, 'PX', ttl)\n"
+	"  else\n"
+	"    redis.call('PEXPIRE', fkey, ttl)\n"
+	"  end\n"
+	"  if redis.call('EXISTS', row) == 0 then return 'fenced' end\n"
+	STORED_VERSION("stored", "row")
+	"  if stored >= v then return 'kept' end\n"
+	"  redis.call('SET', row, value, 'KEEPTTL')\n"
+	"  return 'refreshed'\n"
+	"end\n"
+	"local out = {}\n"
+	"for i = 1, (#KEYS - 1) / 2 do\n"
+	"  local ok, answer = pcall(refresh, KEYS[2 * i], KEYS[2 * i + 1],\n"
+	"                           ARGV[2 * i + 1], ARGV[2 * i + 2])\n"
+	"  if ok then\n"
+	"    out[i] = answer\n"
+	"  elseif type(answer) == 'table' then\n"
+	"    out[i] = tostring(answer.err or answer.message or 'ERR script error')\n"
+	"  else\n"
+	"    out[i] = tostring(answer)\n"
+	"  end\n"
+	"end\n"
+	"return out\n",
+    /* clang-format on */
+
     /* The read of a cached row, stamped with Redis' clock for LG_CACHE_FILL's deadline. A
      * value below the table fence predates a TRUNCATE the reflector processed and reads as
      * absent, whether or not its sweep has tombstoned it yet. */

@@ -6,9 +6,11 @@
  * Happy path per key:
  *   phase 1: a delete runs TOMBSTONE (cached -> tombstone, uncached -> fence); an insert or
  *            update runs CHECK_OR_FENCE (uncached -> fence; cached -> read it, phase 2).
- *   phase 2: a cached key whose row was read runs REFRESH with the row's own version (kept
- *            when Redis already holds it or newer, fenced if the key vanished meanwhile); a
- *            cached key whose row is gone by now runs TOMBSTONE.
+ *   phase 2: cached keys whose row was read run REFRESH_MANY, up to COH_REFRESH_CHUNK keys per
+ *            script, each with its row's own version (kept when Redis already holds it or
+ *            newer, fenced if the key vanished meanwhile); a cached key whose row is gone by
+ *            now runs TOMBSTONE. A script per chunk rather than per key halves Redis' CPU per
+ *            key: the per-call cost (command parsing, entering Lua, the reply) is paid once.
  * TRUNCATE: TABLE_FENCE before the batch commits; once it has committed, SCAN the table's row
  * keys page by page and TOMBSTONE each with the TRUNCATE's version (keys already holding a
  * newer row are kept). The fence alone keeps the guarantee (readers treat values below it as
@@ -50,6 +52,7 @@ void rf__coh_batch_release(struct coh_batch *b)
 		return;
 	}
 	rf_plan_free(&b->plan);
+	free(b->refresh);
 	json_decref(b->requeue);
 	lg_redis_reply_free(b->scan);
 	lg_cond_free(b->done);
@@ -188,12 +191,107 @@ static int coh_tombstone(struct coh_batch *b, const char *row_key, const char *f
 	return coh_eval(b, LG_CACHE_TOMBSTONE, 3, keys, 4, args, NULL, answer, cap);
 }
 
+/* A key's answer: counted, and the key done. */
+static void coh_answered(struct coh_batch *b, struct rf_key_work *k, const char *answer)
+{
+	coh_count(&b->s->coh->stats, answer);
+	if (lg__contract_answer(answer) == LG__ANSWER_FENCED) {
+		b->n_miss++;
+	} else {
+		b->n_hit++;
+	}
+	k->state = RF_KEY_DONE;
+}
+
+/* A key Redis refused for its own value (WRONGTYPE): dead-lettered, the batch goes on. */
+static void coh_key_refused(struct rf_key_work *k, const char *message)
+{
+	rf_log(RF_LOG_WARN, "coherence.key", "%s: %s", k->redis_key, message);
+	k->state = RF_KEY_BAD;
+	k->bad = "Redis refused the cache script for this key (foreign value?)";
+}
+
+/* Whether key k is refreshed by a REFRESH_MANY chunk: cached, with its row read. */
+static bool coh_refreshed_in_chunk(const struct rf_key_work *k)
+{
+	return k->state == RF_KEY_CACHED && k->row_found;
+}
+
+/* Chunk c of b->refresh: one REFRESH_MANY script for its keys. */
+static int coh_chunk_item(struct coh_batch *b, size_t c)
+{
+	const struct rf_config *cfg = b->s->coh->cfg;
+	size_t from = c * COH_REFRESH_CHUNK;
+	size_t n =
+	    b->n_refresh - from < COH_REFRESH_CHUNK ? b->n_refresh - from : COH_REFRESH_CHUNK;
+	const char *keys[1 + 2 * COH_REFRESH_CHUNK];
+	const char *args[2 + 2 * COH_REFRESH_CHUNK];
+	size_t lens[2 + 2 * COH_REFRESH_CHUNK];
+	char versions[COH_REFRESH_CHUNK][24];
+	char fence_ttl[24];
+	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
+	keys[0] = cfg->term_key;
+	args[0] = b->s->token_str;
+	lens[0] = strlen(b->s->token_str);
+	args[1] = fence_ttl;
+	lens[1] = strlen(fence_ttl);
+	for (size_t j = 0; j < n; j++) {
+		const struct rf_key_work *k = &b->plan.keys[b->refresh[from + j]];
+		keys[1 + 2 * j] = k->redis_key;
+		keys[2 + 2 * j] = k->fence_key;
+		int len =
+		    snprintf(versions[j], sizeof(versions[j]), "%lld", (long long)k->row_version);
+		args[2 + 2 * j] = versions[j];
+		lens[2 + 2 * j] = (size_t)len;
+		args[3 + 2 * j] = k->value;
+		lens[3 + 2 * j] = k->value_len;
+	}
+	struct rf_coh_session *s = b->s;
+	struct lg_redis_reply *reply = NULL;
+	struct lg_error err;
+	int rc = lg_redis_eval(s->redis, &s->coh->scripts[LG_CACHE_REFRESH_MANY], (int)(1 + 2 * n),
+			       keys, NULL, (int)(2 + 2 * n), args, lens,
+			       &(struct lg_redis_opts){lg_deadline_in(COH_REDIS_TIMEOUT_MS)},
+			       &reply, &err);
+	if (rc != 0) {
+		return rf__coh_redis_failed(s, rc, &err, "running a cache script");
+	}
+	s->coh->stats.redis_connected = true;
+	if (reply == NULL || reply->type != LG_REDIS_ARRAY || reply->elements != n) {
+		lg_redis_reply_free(reply);
+		err = (struct lg_error){.code = LG_EPROTO};
+		snprintf(err.message, sizeof(err.message),
+			 "REFRESH_MANY answered something other than %zu answers", n);
+		return rf__coh_redis_failed(s, LG_EPROTO, &err, "running a cache script");
+	}
+	rc = COH_OK;
+	for (size_t j = 0; j < n; j++) {
+		struct rf_key_work *k = &b->plan.keys[b->refresh[from + j]];
+		const struct lg_redis_reply *e = &reply->element[j];
+		char answer[320];
+		snprintf(answer, sizeof(answer), "%.*s", (int)(e->str != NULL ? e->len : 0),
+			 e->str != NULL ? e->str : "");
+		if (lg__contract_answer(answer) != LG__ANSWER_OTHER) {
+			coh_answered(b, k, answer);
+		} else if (coh_key_error(answer)) {
+			coh_key_refused(k, answer);
+		} else if (rc == COH_OK) {
+			/* Any other error of one key (MISCONF, OOM, ...) retries the batch. */
+			err = (struct lg_error){.code = LG_ESERVER};
+			snprintf(err.message, sizeof(err.message), "%s", answer);
+			rc = rf__coh_redis_failed(s, LG_ESERVER, &err, "running a cache script");
+		}
+	}
+	lg_redis_reply_free(reply);
+	return rc;
+}
+
 static int coh_key_item(struct coh_batch *b, size_t i)
 {
 	struct rf_key_work *k = &b->plan.keys[i];
 	const struct rf_config *cfg = b->s->coh->cfg;
 	bool second = k->state == RF_KEY_CACHED;
-	if (k->state != RF_KEY_PENDING && !second) {
+	if ((k->state != RF_KEY_PENDING && !second) || coh_refreshed_in_chunk(k)) {
 		return COH_OK;
 	}
 	if (!second && k->version <= b->s->suspect_below) {
@@ -215,13 +313,7 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 	snprintf(fence_ttl, sizeof(fence_ttl), "%u", cfg->fence_ttl_ms);
 	const char *keys[] = {k->redis_key, k->fence_key, cfg->term_key};
 	int rc;
-	if (second && k->row_found) {
-		snprintf(version, sizeof(version), "%lld", (long long)k->row_version);
-		const char *args[] = {version, k->value, fence_ttl, b->s->token_str};
-		const size_t lens[] = {strlen(version), k->value_len, strlen(fence_ttl),
-				       strlen(b->s->token_str)};
-		rc = coh_eval(b, LG_CACHE_REFRESH, 3, keys, 4, args, lens, answer, sizeof(answer));
-	} else if (second || k->op == 'D') {
+	if (second || k->op == 'D') {
 		snprintf(version, sizeof(version), "%lld", (long long)k->version);
 		rc = coh_tombstone(b, k->redis_key, k->fence_key, version, answer, sizeof(answer));
 	} else {
@@ -235,27 +327,45 @@ static int coh_key_item(struct coh_batch *b, size_t i)
 		}
 	}
 	if (rc == -1) {
-		rf_log(RF_LOG_WARN, "coherence.key", "%s: %s", k->redis_key, answer);
-		k->state = RF_KEY_BAD;
-		k->bad = "Redis refused the cache script for this key (foreign value?)";
+		coh_key_refused(k, answer);
 		return COH_OK;
 	}
 	if (rc == COH_OK) {
-		coh_count(&b->s->coh->stats, answer);
-		if (lg__contract_answer(answer) == LG__ANSWER_FENCED) {
-			b->n_miss++;
-		} else {
-			b->n_hit++;
-		}
-		k->state = RF_KEY_DONE;
+		coh_answered(b, k, answer);
 	}
 	return rc;
+}
+
+/* Items [0, n_chunks) are REFRESH_MANY chunks; the rest are keys, one script each. */
+static int coh_apply_item(struct coh_batch *b, size_t i)
+{
+	return i < b->n_chunks ? coh_chunk_item(b, i) : coh_key_item(b, i - b->n_chunks);
 }
 
 int rf__coh_apply_keys(struct coh_batch *b, bool with_claim)
 {
 	/* Each key's state says which phase it is in. */
-	return coh_fanout(b, b->plan.n_keys, coh_key_item, with_claim);
+	free(b->refresh);
+	b->refresh = NULL;
+	b->n_refresh = 0;
+	b->n_chunks = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < b->plan.n_keys; i++) {
+		n += coh_refreshed_in_chunk(&b->plan.keys[i]);
+	}
+	if (n > 0) {
+		b->refresh = malloc(n * sizeof(*b->refresh));
+		if (b->refresh == NULL) {
+			return COH_RETRY;
+		}
+		for (size_t i = 0; i < b->plan.n_keys; i++) {
+			if (coh_refreshed_in_chunk(&b->plan.keys[i])) {
+				b->refresh[b->n_refresh++] = i;
+			}
+		}
+		b->n_chunks = (n + COH_REFRESH_CHUNK - 1) / COH_REFRESH_CHUNK;
+	}
+	return coh_fanout(b, b->n_chunks + b->plan.n_keys, coh_apply_item, with_claim);
 }
 
 /* Tombstones one scanned row key with the sweep's version. */

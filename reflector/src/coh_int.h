@@ -23,6 +23,10 @@
 #define COH_IDLE_TX_MS 10000
 /* Fan-out width: Redis commands of one loop turn travel in one pipeline write. */
 #define COH_WORKERS 128
+/* Keys per REFRESH_MANY script (coh_apply.c): large enough that the per-call cost in Redis is
+ * small beside the keys' own, small enough that one script holds Redis for well under a
+ * millisecond and a batch still spreads over several workers. */
+#define COH_REFRESH_CHUNK 32
 /* Batches this small read the rows of their inserts/updates before touching Redis, and
  * refresh each key with one script (REFRESH fences a key that is not cached); larger ones
  * too while at least COH_DIRECT_SHARE of recent batches' keys were cached (coh_batch.c).
@@ -151,6 +155,10 @@ struct coh_batch {
 	struct lg_redis_reply *scan;
 	int64_t sweep_version;
 	char sweep_version_str[24];
+	/* Keys whose row was read, refreshed COH_REFRESH_CHUNK to a script (coh_apply.c). */
+	size_t *refresh;
+	size_t n_refresh;
+	size_t n_chunks;
 	/* Keys Redis answered as cached (refreshed, kept, tombstoned) or not (fenced). */
 	size_t n_hit;
 	size_t n_miss;

@@ -382,3 +382,58 @@ Test(cache, keys_escape_separators_so_composite_keys_never_collide)
 	cr_assert_eq(lg_cache_key(a, sizeof(a), "p", "s.t", p3, 0), LG_EINVAL);
 	cr_assert_null(lg_cache_script_source(LG_CACHE__SCRIPT_COUNT));
 }
+
+/* REFRESH_MANY: each key answers as REFRESH would (refreshed / kept / fenced), in key order;
+ * a key holding another type answers its own error while the keys after it still run; a
+ * deposed writer writes nothing; a malformed call is refused whole. */
+Test(cache, refresh_many_answers_each_key_like_refresh_and_isolates_a_foreign_value)
+{
+	claim("3");
+	char rows[4][160], fences[4][160];
+	for (int i = 0; i < 4; i++) {
+		snprintf(rows[i], sizeof(rows[i]), "%s:m%d", row, i);
+		snprintf(fences[i], sizeof(fences[i]), "%s:m%d", fence, i);
+	}
+	cmd("SET %s %s PX 60000", rows[0], "{\"v\":1,\"row\":{}}"); /* older: refreshed */
+	cmd("SET %s %s PX 60000", rows[1], "{\"v\":9,\"row\":{}}"); /* newer: kept */
+	cmd("HSET %s not %s", rows[2], "ours");                     /* foreign value */
+	/* rows[3] absent: fenced */
+	const char *k[] = {term,    rows[0],   fences[0], rows[1],  fences[1],
+			   rows[2], fences[2], rows[3],   fences[3]};
+	const char *a[] = {"3", "60000",
+			   "5", "{\"v\":5,\"row\":{\"a\":1}}",
+			   "5", "{\"v\":5,\"row\":{}}",
+			   "5", "{\"v\":5,\"row\":{}}",
+			   "5", "{\"v\":5,\"row\":{}}"};
+	struct lg_redis_reply *r = NULL;
+	struct lg_error err;
+	cr_assert_eq(lg_redis_eval(redis, &scripts[LG_CACHE_REFRESH_MANY], 9, k, NULL, 10, a, NULL,
+				   &(struct lg_redis_opts){lg_deadline_in(5000)}, &r, &err),
+		     0, "%s", err.message);
+	cr_assert_eq(r->type, LG_REDIS_ARRAY);
+	cr_assert_eq(r->elements, 4);
+	cr_assert_str_eq(r->element[0].str, "refreshed");
+	cr_assert_str_eq(r->element[1].str, "kept");
+	cr_assert(strncmp(r->element[2].str, "WRONGTYPE", 9) == 0, "%s", r->element[2].str);
+	cr_assert_str_eq(r->element[3].str, "fenced");
+	lg_redis_reply_free(r);
+	cr_assert_str_eq(get(rows[0]), "{\"v\":5,\"row\":{\"a\":1}}");
+	cr_assert(pttl(rows[0]) > 0, "the refresh kept the TTL");
+	cr_assert_str_eq(get(rows[1]), "{\"v\":9,\"row\":{}}");
+	cr_assert_str_eq(get(rows[3]), "(nil)", "an uncached key is not created");
+	for (int i = 0; i < 4; i++) {
+		cr_assert_str_eq(get(fences[i]), "5", "key %d fenced at the version", i);
+	}
+
+	/* A deposed writer (term 2 < 3) writes nothing, not even a fence. */
+	cmd("DEL %s%s", fences[3], "");
+	a[0] = "2";
+	a[2] = "7";
+	cr_assert_not_null(strstr(run(LG_CACHE_REFRESH_MANY, 9, k, 10, a), "STALETERM"));
+	cr_assert_str_eq(get(rows[0]), "{\"v\":5,\"row\":{\"a\":1}}");
+	cr_assert_str_eq(get(fences[3]), "(nil)");
+	/* KEYS and ARGV that do not pair up are refused whole. */
+	a[0] = "3";
+	cr_assert_not_null(strstr(run(LG_CACHE_REFRESH_MANY, 9, k, 9, a), "REFRESH_MANY wants"));
+	cr_assert_str_eq(get(rows[0]), "{\"v\":5,\"row\":{\"a\":1}}");
+}

@@ -21,6 +21,12 @@
  *       Raises the fence to version; overwrites a cached row whose stored version is lower,
  *       keeping its TTL ("refreshed"); "kept" when the stored version is not lower; "fenced"
  *       when the key vanished meanwhile.
+ *   LG_CACHE_REFRESH_MANY    KEYS term, row1, fence1, ..., rowN, fenceN
+ *                            ARGV term, fence_ttl_ms, version1, value1, ..., versionN, valueN
+ *       LG_CACHE_REFRESH for N keys in one call (one term check, one script run): an array of
+ *       N answers in key order, each "refreshed", "kept" or "fenced", or the error text of that
+ *       key alone (a WRONGTYPE value, say; the other keys are still processed). STALETERM and
+ *       a malformed call fail the whole call.
  *   LG_CACHE_TOMBSTONE       KEYS row, fence, term ARGV version, tomb_ttl_ms, fence_ttl_ms, term
  *       A delete: raises the fence to version; a cached row becomes a short-lived tombstone
  *       ("tombstoned", or "kept" when newer); an uncached one answers "fenced".
@@ -62,6 +68,7 @@ enum lg_cache_script {
 	LG_CACHE_TABLE_FENCE,
 	LG_CACHE_FILL,
 	LG_CACHE_READ,
+	LG_CACHE_REFRESH_MANY,
 	LG_CACHE__SCRIPT_COUNT
 };
 
