@@ -223,8 +223,13 @@ static int audit_pending(struct rf_coh_session *s, const struct rf_plan *p, bool
 		 */
 		vt[0] = '{';
 		vt[strlen(vt) - 1] = '}';
+		/* The versions are looked up in one pass over the outbox (it has no index on
+		 * version: writers would pay for one): an uncorrelated IN runs its subquery
+		 * once, filtered by the few audited versions, where a correlated EXISTS had
+		 * PostgreSQL hash every pending version for each round. */
 		static const char sql_t[] =
-		    "SELECT x.v, EXISTS (SELECT 1 FROM lifeguard.outbox o WHERE o.version = x.v),"
+		    "SELECT x.v, x.v IN (SELECT o.version FROM lifeguard.outbox o"
+		    " WHERE o.version = ANY($1::bigint[])),"
 		    " EXISTS (SELECT 1 FROM lifeguard.outbox o WHERE o.table_name = x.t)"
 		    " FROM unnest($1::bigint[], ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))"
 		    " WITH ORDINALITY AS x(v, t, i) ORDER BY x.i";
