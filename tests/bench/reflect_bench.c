@@ -162,6 +162,8 @@ static json_t *report_json(const struct rb_opts *o, struct results *r)
 	set_real(j, "sustained_busy_cores", s->cpu.busy_cores);
 	set_real(j, "cpu_us_per_change_anchor", r->anchors.batched_cpu.us_per_change);
 	set_real(j, "cpu_us_per_change_sustained", s->cpu.us_per_change);
+	set_real(j, "redis_cpu_us_per_change", s->redis_us_per_change);
+	set_real(j, "leader_cpu_us_per_change", s->leader_us_per_change);
 	set_real(j, "sustained_over_anchor_cpu_ceiling", cpu_ceiling(r));
 	set_real(j, "drain_changes_per_s", s->drain_rate);
 	set_real(j, "leader_cpu_sustained", s->leader_cpu);
@@ -200,9 +202,11 @@ static void report(const struct rb_opts *o, struct results *r)
 	       100 * s->leader_cpu);
 	printf("  machine CPU (every process, %d cores): anchor %.2f cores busy, %.1f µs per "
 	       "change; sustained %.2f cores busy, %.1f µs per change (writing and reflecting); "
-	       "best sustained/anchor at that cost with every core busy: %.2f\n",
+	       "best sustained/anchor at that cost with every core busy: %.2f; of it Redis %.1f "
+	       "µs, the leader %.1f µs\n",
 	       cpu_cores(), r->anchors.batched_cpu.busy_cores, r->anchors.batched_cpu.us_per_change,
-	       s->cpu.busy_cores, s->cpu.us_per_change, cpu_ceiling(r));
+	       s->cpu.busy_cores, s->cpu.us_per_change, cpu_ceiling(r), s->redis_us_per_change,
+	       s->leader_us_per_change);
 	printf("  leader counters: changes +%lld, batches +%lld (%.0f per batch), notifications "
 	       "+%lld, errors +%lld, term %s\n",
 	       (long long)dchanges, (long long)dbatches,

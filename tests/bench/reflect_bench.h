@@ -72,6 +72,8 @@ int rb_env_counters(struct rb_env *e, int node, struct rb_counters *out);
 void rb_env_log_summary(struct rb_env *e, FILE *out);
 /* User + system CPU seconds of node's daemon so far (from /proc), or -1. */
 double rb_env_node_cpu_s(struct rb_env *e, int node);
+/* User + system CPU seconds of redis-server so far (INFO cpu), or -1. */
+double rb_env_redis_cpu_s(struct rb_env *e);
 /* SIGKILLs the daemons (async-signal-safe). */
 void rb_env_kill_nodes(struct rb_env *e);
 /* Kills the daemons, stops the services, removes the temp dir (unless keep). Idempotent. */
@@ -189,6 +191,8 @@ struct rb_sustained {
 	double rate, write_rate, drain_rate, drain_s, leader_cpu;
 	uint64_t changes, pending_at_stop;
 	struct rb_cpu cpu; /* first write .. outbox empty */
+	/* CPU µs per change over the same span: Redis and the leader's daemon. */
+	double redis_us_per_change, leader_us_per_change;
 	struct rb_counters before, after;
 };
 

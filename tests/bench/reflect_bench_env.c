@@ -211,6 +211,27 @@ int rb_env_keyspace_events(struct rb_env *e, const char *flags)
 	return rc;
 }
 
+double rb_env_redis_cpu_s(struct rb_env *e)
+{
+	redisContext *r = env_redis(e);
+	if (r == NULL) {
+		return -1;
+	}
+	redisReply *rep = redisCommand(r, "INFO cpu");
+	double cpu = -1;
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+		const char *u = strstr(rep->str, "used_cpu_user:");
+		const char *s = strstr(rep->str, "used_cpu_sys:");
+		if (u != NULL && s != NULL) {
+			cpu =
+			    atof(u + strlen("used_cpu_user:")) + atof(s + strlen("used_cpu_sys:"));
+		}
+	}
+	freeReplyObject(rep);
+	redisFree(r);
+	return cpu;
+}
+
 int rb_env_cluster_start(struct rb_env *e)
 {
 	for (int i = 0; i < RB_NODES; i++) {

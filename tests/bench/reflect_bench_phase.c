@@ -212,6 +212,7 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 	rb_env_counters(c->env, c->leader, &s->before);
 	double cpu0 = rb_env_node_cpu_s(c->env, c->leader);
 	double busy0 = bench_machine_busy_s();
+	double redis0 = rb_env_redis_cpu_s(c->env);
 	uint64_t t0 = bench_now_us();
 	struct rb_load l = {.dsn = c->env->dsn,
 			    .rows = c->o->rows,
@@ -235,6 +236,7 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 	}
 	double cpu1 = rb_env_node_cpu_s(c->env, c->leader);
 	double busy1 = bench_machine_busy_s();
+	double redis1 = rb_env_redis_cpu_s(c->env);
 	rb_env_counters(c->env, c->leader, &s->after);
 	bench_lat_free(&l.rtt);
 	s->changes = l.changes;
@@ -244,6 +246,12 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 		return -1;
 	}
 	phase_cpu(&s->cpu, busy0, t0, busy1, empty_us, l.changes);
+	if (l.changes > 0 && redis0 >= 0 && redis1 >= redis0) {
+		s->redis_us_per_change = (redis1 - redis0) * 1e6 / (double)l.changes;
+	}
+	if (l.changes > 0 && cpu0 >= 0 && cpu1 >= cpu0) {
+		s->leader_us_per_change = (cpu1 - cpu0) * 1e6 / (double)l.changes;
+	}
 	s->rate = (double)l.changes / ((double)(empty_us - l.first_us) / 1e6);
 	s->drain_s = (double)(empty_us - l.last_us) / 1e6;
 	s->drain_rate = s->drain_s > 0 ? (double)s->pending_at_stop / s->drain_s : 0;
