@@ -3,7 +3,7 @@
  * lifeguard-reflector cluster, against this machine's own limits, in one run.
  *
  *   reflect_bench [--seconds N] [--json] [--reflector PATH] [--rows N] [--writers N]
- *                 [--batch N] [--keep]
+ *                 [--batch N] [--audit-keys-per-s N] [--keep]
  *
  * Steps (each phase lasts --seconds, default 5):
  *   1. Ephemeral PostgreSQL + Redis (scripts/services), table public.bench (--rows rows, default
@@ -67,6 +67,8 @@ static int parse(int argc, char **argv, struct rb_opts *o)
 			o->writers = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--batch") == 0 && more) {
 			o->batch = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--audit-keys-per-s") == 0 && more) {
+			env.audit_keys_per_s = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--reflector") == 0 && more) {
 			env.bin = argv[++i];
 		} else if (strcmp(argv[i], "--json") == 0) {
@@ -79,7 +81,7 @@ static int parse(int argc, char **argv, struct rb_opts *o)
 	}
 	bool ok = o->seconds >= 1 && o->seconds <= 600 && o->rows >= 1000 && o->rows <= 10000000 &&
 		  o->writers >= 1 && o->writers <= 64 && o->batch >= 1 && o->batch <= 1000 &&
-		  access(env.bin, X_OK) == 0;
+		  env.audit_keys_per_s >= -1 && access(env.bin, X_OK) == 0;
 	return ok ? 0 : -1;
 }
 
@@ -291,10 +293,11 @@ int main(int argc, char **argv)
 {
 	struct rb_opts o = {.seconds = 5, .rows = 20000, .writers = 4, .batch = 20};
 	env.bin = bench_reflector_bin();
+	env.audit_keys_per_s = -1;
 	if (parse(argc, argv, &o) != 0) {
 		fprintf(stderr,
 			"usage: reflect_bench [--seconds N] [--json] [--reflector PATH] "
-			"[--rows N] [--writers N] [--batch N] [--keep]\n"
+			"[--rows N] [--writers N] [--batch N] [--audit-keys-per-s N] [--keep]\n"
 			"(daemon: %s; needs 1..600 s, >= 1000 rows, 1..64 writers, "
 			"1..1000 rows per UPDATE)\n",
 			env.bin);

@@ -41,8 +41,9 @@ struct rb_env {
 	const char *bin; /* Borrowed (argv or static): the lifeguard-reflector daemon */
 	char dsn[512];
 	int redis_port;
-	char root[64]; /* temp dir: node configs, data dirs, logs */
-	bool keep;     /* keep root (the node logs) at teardown */
+	char root[64];        /* temp dir: node configs, data dirs, logs */
+	bool keep;            /* keep root (the node logs) at teardown */
+	int audit_keys_per_s; /* the nodes' audit_keys_per_s; -1 = the daemon's default */
 	struct rb_node nodes[RB_NODES];
 };
 

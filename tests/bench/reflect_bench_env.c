@@ -64,6 +64,10 @@ static int env_write_configs(struct rb_env *e)
 		json_t *cfg = json_pack("{s:i, s:s, s:O, s:s, s:{s:s, s:i}}", "node_id", i + 1,
 					"data_dir", dir, "peers", peers, "postgres", e->dsn,
 					"redis", "host", "127.0.0.1", "port", e->redis_port);
+		if (cfg != NULL && e->audit_keys_per_s >= 0) {
+			json_object_set_new(cfg, "audit_keys_per_s",
+					    json_integer(e->audit_keys_per_s));
+		}
 		if (cfg == NULL || json_dump_file(cfg, e->nodes[i].config, JSON_INDENT(2)) != 0) {
 			fprintf(stderr, "reflect_bench: cannot write %s\n", e->nodes[i].config);
 			rc = -1;
