@@ -191,7 +191,8 @@ struct rb_paced {
 struct rb_sustained {
 	double rate, write_rate, drain_rate, drain_s, leader_cpu;
 	uint64_t changes, pending_at_stop;
-	struct rb_cpu cpu; /* first write .. outbox empty */
+	struct rb_cpu cpu;       /* first write .. outbox empty */
+	struct rb_cpu drain_cpu; /* writers stopped .. outbox empty: reflecting alone */
 	/* CPU µs per change over the same span: Redis and the leader's daemon. */
 	double redis_us_per_change, leader_us_per_change;
 	struct rb_counters before, after;

@@ -222,6 +222,8 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 	if (rb_load_run(&l) != 0) {
 		return -1;
 	}
+	double busy_stop = bench_machine_busy_s();
+	uint64_t stop_us = bench_now_us();
 	int64_t pending = rb_pg_int(c->pg, "SELECT count(*) FROM lifeguard.outbox");
 	s->pending_at_stop = pending > 0 ? (uint64_t)pending : 0;
 	uint64_t deadline = bench_now_us() + 120000000, empty_us = 0;
@@ -246,6 +248,7 @@ int rb_phase_sustained(struct rb_ctx *c, struct rb_sustained *s)
 		return -1;
 	}
 	phase_cpu(&s->cpu, busy0, t0, busy1, empty_us, l.changes);
+	phase_cpu(&s->drain_cpu, busy_stop, stop_us, busy1, empty_us, s->pending_at_stop);
 	if (l.changes > 0 && redis0 >= 0 && redis1 >= redis0) {
 		s->redis_us_per_change = (redis1 - redis0) * 1e6 / (double)l.changes;
 	}
