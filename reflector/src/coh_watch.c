@@ -104,24 +104,6 @@ static void coh_sample(struct rf_coh_session *s)
 	lg_result_free(r);
 }
 
-/* Copies the value of "name:" from an INFO reply into out (cap bytes); false if absent. */
-bool rf__coh_info_field(const struct lg_redis_reply *r, const char *name, char *out, size_t cap)
-{
-	if (r == NULL || r->type != LG_REDIS_STRING) {
-		return false;
-	}
-	size_t nl = strlen(name);
-	for (const char *p = r->str; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
-		p += *p == '\n';
-		if (strncmp(p, name, nl) == 0 && p[nl] == ':') {
-			size_t n = strcspn(p + nl + 1, "\r\n");
-			snprintf(out, cap, "%.*s", (int)n, p + nl + 1);
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Samples Redis' eviction state: an evicted fence lets an older fill through. */
 static void coh_sample_redis(struct rf_coh_session *s)
 {
