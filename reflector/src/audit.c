@@ -223,16 +223,21 @@ static int audit_pending(struct rf_coh_session *s, const struct rf_plan *p, bool
 		 */
 		vt[0] = '{';
 		vt[strlen(vt) - 1] = '}';
-		/* The versions are looked up in one pass over the outbox (it has no index on
-		 * version: writers would pay for one): an uncorrelated IN runs its subquery
-		 * once, filtered by the few audited versions, where a correlated EXISTS had
-		 * PostgreSQL hash every pending version for each round. */
+		/* One statement (one snapshot) and few passes over the outbox, which has no index
+		 * on version or table (writers would pay for one): the audited versions are
+		 * looked up with an uncorrelated IN, one filtered pass (a correlated EXISTS had
+		 * PostgreSQL hash every pending version each round), and each distinct table is
+		 * asked once whether it has a change pending (EXISTS: it stops at the first),
+		 * not once per key (a full scan per key when nothing of it is pending). */
 		static const char sql_t[] =
-		    "SELECT x.v, x.v IN (SELECT o.version FROM lifeguard.outbox o"
-		    " WHERE o.version = ANY($1::bigint[])),"
-		    " EXISTS (SELECT 1 FROM lifeguard.outbox o WHERE o.table_name = x.t)"
-		    " FROM unnest($1::bigint[], ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))"
-		    " WITH ORDINALITY AS x(v, t, i) ORDER BY x.i";
+		    "WITH x AS (SELECT * FROM unnest($1::bigint[],"
+		    " ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))"
+		    " WITH ORDINALITY AS x(v, t, i)),"
+		    " tp AS (SELECT d.t, EXISTS (SELECT 1 FROM lifeguard.outbox o"
+		    " WHERE o.table_name = d.t) AS pending FROM (SELECT DISTINCT t FROM x) AS d)"
+		    " SELECT x.v, x.v IN (SELECT o.version FROM lifeguard.outbox o"
+		    " WHERE o.version = ANY($1::bigint[])), tp.pending"
+		    " FROM x JOIN tp ON tp.t = x.t ORDER BY x.i";
 		struct lg_param params[] = {lg_param_text(vt), lg_param_text(tt)};
 		struct lg_result *r = NULL;
 		struct lg_error err;
