@@ -19,13 +19,14 @@
  *      claim. The plan's keys join the session's in-flight set; the batch goes to a lane.
  *   3. Lane, direct (a small batch, or most keys of recent batches were cached): read the
  *      rows of every insert/update from the primary, one statement per table (on another
- *      pool connection, so a failing read never aborts the claim transaction), then one
- *      script per key, pipelined behind the term key (fencing) and Redis' version mark
- *      (coh_apply.c, timetravel.c): REFRESH with the row (which fences a key that is not
- *      cached), TOMBSTONE for a delete or a row gone by now. One Redis round trip.
+ *      pool connection, so a failing read never aborts the claim transaction), then the
+ *      scripts, pipelined behind the term key (fencing) and Redis' version mark
+ *      (coh_apply.c, timetravel.c): REFRESH_MANY with the rows, 32 keys per script (which
+ *      fences a key that is not cached), TOMBSTONE for a delete or a row gone by now. One
+ *      Redis round trip.
  *   3'. Lane, otherwise: check-or-fence or tombstone per key (pipelined the same way), then
- *      read the cached keys' rows and refresh them (pipelined): rows of keys nobody caches
- *      are not read.
+ *      read the cached keys' rows and refresh them (REFRESH_MANY, pipelined): rows of keys
+ *      nobody caches are not read, but every key costs a script of its own first.
  *   4. Lane: move malformed rows to lifeguard.outbox_dead, put deferred rows back, COMMIT,
  *      record the propagation latency of each change, leave the in-flight set. Then, outside
  *      the transaction, sweep the truncated tables' cached keys (tombstones; coh_apply.c).
@@ -254,10 +255,12 @@ static void coh_account(struct rf_coh_session *s, const struct rf_plan *p, size_
 
 /*
  * Whether to read the rows of every insert/update before Redis is touched, and refresh them
- * directly: REFRESH fences a key that is not cached, so each key then costs one script and
- * one Redis round trip instead of CHECK_OR_FENCE, then REFRESH. The price is reading rows
- * that are not cached: so small batches always, larger ones while most keys of recent
- * batches were cached (s->cached_share).
+ * directly: REFRESH_MANY fences a key that is not cached, so the batch then costs one Redis
+ * round trip and a script per 32 keys, instead of CHECK_OR_FENCE per key, then the refresh.
+ * The price is reading rows that are not cached: so small batches always, larger ones while
+ * most keys of recent batches were cached (s->cached_share). The threshold was chosen when
+ * the refresh took a script per key too; with chunks the direct path is cheaper in Redis
+ * than that, and a lower threshold may pay off (not measured).
  */
 static bool coh_direct(const struct rf_coh_session *s, const struct coh_batch *b)
 {

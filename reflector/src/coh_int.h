@@ -28,7 +28,7 @@
  * millisecond and a batch still spreads over several workers. */
 #define COH_REFRESH_CHUNK 32
 /* Batches this small read the rows of their inserts/updates before touching Redis, and
- * refresh each key with one script (REFRESH fences a key that is not cached); larger ones
+ * refresh them a chunk per script (REFRESH_MANY fences a key that is not cached); larger ones
  * too while at least COH_DIRECT_SHARE of recent batches' keys were cached (coh_batch.c).
  * Otherwise CHECK_OR_FENCE first, and only the cached keys' rows are read. */
 #define COH_SPECULATE_MAX 32
