@@ -196,6 +196,18 @@ static void assert_row_cached(const char *key, const char *where)
 	free(v);
 }
 
+/* Asserts that the keys of items first..last hold their rows exactly. */
+static void assert_items_cached(int first, int last)
+{
+	for (int i = first; i <= last; i++) {
+		char key[64];
+		char where[64];
+		snprintf(key, sizeof(key), "lifeguard:model:public.items:%d", i);
+		snprintf(where, sizeof(where), "items t WHERE id = %d", i);
+		assert_row_cached(key, where);
+	}
+}
+
 static long long tombstone_version(const char *key)
 {
 	char *v = rget(key);
@@ -258,13 +270,7 @@ Test(coherence, cached_keys_follow_every_write_and_uncached_are_never_created)
 	sql("UPDATE items SET name = 'twice' WHERE id IN (2, 7)");
 	sql("INSERT INTO items VALUES (11, 'new', 0)");
 	wait_drained();
-	for (int i = 1; i <= 5; i++) {
-		char key[64];
-		char where[64];
-		snprintf(key, sizeof(key), "lifeguard:model:public.items:%d", i);
-		snprintf(where, sizeof(where), "items t WHERE id = %d", i);
-		assert_row_cached(key, where);
-	}
+	assert_items_cached(1, 5);
 	for (int i = 6; i <= 11; i++) {
 		char key[64];
 		snprintf(key, sizeof(key), "lifeguard:model:public.items:%d", i);
@@ -468,13 +474,7 @@ Test(coherence, cached_keys_refresh_a_chunk_per_script_and_a_foreign_value_stays
 	long long calls = redis_script_calls();
 	sql("UPDATE items SET n = n + 1"); /* one transaction: 65 changes, one batch */
 	wait_drained();
-	for (int i = 1; i <= 64; i++) {
-		char key[64];
-		char where[64];
-		snprintf(key, sizeof(key), "lifeguard:model:public.items:%d", i);
-		snprintf(where, sizeof(where), "items t WHERE id = %d", i);
-		assert_row_cached(key, where);
-	}
+	assert_items_cached(1, 64);
 	long long scripts = redis_script_calls() - calls;
 	/* A script per key ran at least 65; chunks of 32 take 3, plus the term claim and
 	 * Redis' version mark. */
