@@ -282,7 +282,6 @@ static bool cmd_refused(const char *wire, size_t len)
 	       cmd_arg_is(a1, n1, "REPLY");
 }
 
-/* Runs the formatted command wire (Borrowed). */
 /* Sends and waits inside a coroutine (the caller's, or one run to completion). */
 static int cmd_exec(struct cmd_args *a)
 {
@@ -293,6 +292,7 @@ static int cmd_exec(struct cmd_args *a)
 	return rc;
 }
 
+/* Runs the formatted command wire (Borrowed). */
 static int cmd_run(struct lg_redis *r, const struct lg_redis_opts *opts, const char *wire,
 		   int wire_len, struct lg_redis_reply **out, struct lg_error *err)
 {

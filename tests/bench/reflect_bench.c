@@ -192,7 +192,9 @@ static json_t *report_json(const struct rb_opts *o, struct results *r)
 	set_int(j, "writers", o->writers);
 	set_int(j, "batch", o->batch);
 	json_object_set_new(j, "target_p99_ms_at_1k_met", json_boolean(r->at_1k.p99 <= 5.0));
-	json_object_set_new(j, "target_sustained_met", json_boolean(s->rate >= 10000));
+	json_object_set_new(j, "target_p99_ms_at_5k_met", json_boolean(r->at_5k.p99 <= 15.0));
+	json_object_set_new(j, "target_sustained_met",
+			    json_boolean(r->anchors.batched > 0 && s->rate >= r->anchors.batched));
 	return j;
 }
 
@@ -208,15 +210,15 @@ static void report(const struct rb_opts *o, struct results *r)
 	}
 	int64_t dchanges = s->after.changes - s->before.changes;
 	int64_t dbatches = s->after.batches - s->before.batches;
-	printf("sustained: %llu changes, %.0f changes/s first write -> outbox empty (target >= "
-	       "10000: %s); writers meanwhile %.0f/s (sustained/that %.2f); sustained/anchor %.2f; "
-	       "drain after the "
-	       "writers stopped: %llu pending in %.2f s = %.0f/s; leader CPU %.0f%%\n",
-	       (unsigned long long)s->changes, s->rate, s->rate >= 10000 ? "met" : "MISSED",
-	       s->write_rate, s->write_rate > 0 ? s->rate / s->write_rate : 0,
-	       r->anchors.batched > 0 ? s->rate / r->anchors.batched : 0,
-	       (unsigned long long)s->pending_at_stop, s->drain_s, s->drain_rate,
-	       100 * s->leader_cpu);
+	double over_anchor = r->anchors.batched > 0 ? s->rate / r->anchors.batched : 0;
+	printf("sustained: %llu changes, %.0f changes/s first write -> outbox empty; writers "
+	       "meanwhile %.0f/s (sustained/that %.2f); sustained/anchor %.2f (target >= 1.0: %s); "
+	       "drain after the writers stopped: %llu pending in %.2f s = %.0f/s; leader CPU "
+	       "%.0f%%\n",
+	       (unsigned long long)s->changes, s->rate, s->write_rate,
+	       s->write_rate > 0 ? s->rate / s->write_rate : 0, over_anchor,
+	       over_anchor >= 1.0 ? "met" : "MISSED", (unsigned long long)s->pending_at_stop,
+	       s->drain_s, s->drain_rate, 100 * s->leader_cpu);
 	printf("  machine CPU (every process, %d cores): anchor %.2f cores busy, %.1f µs per "
 	       "change; sustained %.2f cores busy, %.1f µs per change (writing and reflecting); "
 	       "best sustained/anchor at that cost with every core busy: %.2f; of it Redis %.1f "
@@ -234,7 +236,8 @@ static void report(const struct rb_opts *o, struct results *r)
 	printf("max rate kept up with (last event within 500 ms of the last write): %.0f/s "
 	       "(0: not even at 0.35 x sustained); p50 %.2f ms, p99 %.2f ms there\n",
 	       r->kept_up, r->at_max.p50, r->at_max.p99);
-	printf("target p99 <= 5 ms at 1k/s: %s\n", r->at_1k.p99 <= 5.0 ? "met" : "MISSED");
+	printf("target p99 <= 5 ms at 1k/s: %s; p99 <= 15 ms at 5k/s: %s\n",
+	       r->at_1k.p99 <= 5.0 ? "met" : "MISSED", r->at_5k.p99 <= 15.0 ? "met" : "MISSED");
 }
 
 /* Steps 1-3, without the cluster. */
